@@ -1,0 +1,42 @@
+# Two commands for a newcomer (see README):
+#   make demo   — set up, index SciFact (or DATA=...) into 16 k-means shards, query, print the evaluation table
+#   make test   — set up, lint, type-check and run the tests
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= ../shared/data/scifact
+SHARDS ?= 16
+NAME ?= $(notdir $(abspath $(DATA)))
+INDEX ?= indexes/$(basename $(basename $(NAME)))-k$(SHARDS)
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint clean-venv
+
+setup: $(STAMP)
+
+# torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@if [ -f $(INDEX)/manifest.json ]; then echo "reusing $(INDEX) (delete it to rebuild)"; \
+	else $(VENV)/bin/selectsearch index $(DATA) --out $(INDEX) --shards $(SHARDS) --partitioner kmeans; fi
+	$(VENV)/bin/selectsearch info $(INDEX)
+	$(VENV)/bin/selectsearch search $(INDEX) --query "vitamin D deficiency and fractures" --route centroid@2 --k 5
+	$(VENV)/bin/selectsearch eval $(INDEX) --data $(DATA) --split test \
+		--route all --route random@2 --route centroid@1 --route centroid@2 --route centroid@4 --route oracle@1 \
+		--measures nDCG@10 R@100 R@1000
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check selectsearch tests eval tools
+	$(VENV)/bin/mypy
+
+test: lint
+	$(PY) -m pytest tests
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,94 @@
+"""The ``selectsearch`` command line: one verb per module, ``main(argv) -> int``.
+
+Each verb module defines ``add_arguments(parser)`` and ``execute(args) -> int``. Verb modules
+are imported only when their verb runs, so ``selectsearch search`` never imports torch.
+Errors that are :class:`~selectsearch.errors.SelectSearchError` print one line to stderr and
+exit with 2 (add ``-v`` for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# verb -> (module, one-line help). Keep alphabetical within groups.
+VERBS: dict[str, tuple[str, str]] = {
+    "index": ("selectsearch.cli.index", "build a sharded index from a corpus"),
+    "search": ("selectsearch.cli.search", "search a sharded index (one query or a query set)"),
+    "eval": ("selectsearch.cli.eval", "evaluate routes: TREC metrics next to cost"),
+    "info": ("selectsearch.cli.info", "describe a built index"),
+    "plot": ("selectsearch.cli.plot", "plot cost-quality curves from eval JSON"),
+    "bench": ("selectsearch.cli.bench", "run a benchmark definition (TOML) end to end"),
+    "train-mico": ("selectsearch.cli.train_mico", "train a MICO partitioner/router from logs"),
+    "distill": ("selectsearch.cli.distill", "ReAugKD: distil a teacher into a small student"),
+    "train-classifier": (
+        "selectsearch.cli.train_classifier",
+        "train a DynaMaR or fine-tuned text classifier",
+    ),
+    "classify": ("selectsearch.cli.classify", "run a trained classifier over texts"),
+    "train-mtl": ("selectsearch.cli.train_mtl", "multi-task training (async-KD and baselines)"),
+}
+
+
+def _available_verbs() -> dict[str, tuple[str, str]]:
+    """Verbs whose module exists in this installation (later issues add more)."""
+    import importlib.util
+
+    return {v: mh for v, mh in VERBS.items() if importlib.util.find_spec(mh[0]) is not None}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per available verb."""
+    parser = argparse.ArgumentParser(
+        prog="selectsearch",
+        description=(
+            "Selective search: split a collection into topical shards, route each query to a "
+            "few shards, search them with collection-wide BM25 statistics and merge exactly."
+        ),
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more; show tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb, (module_name, help_text) in _available_verbs().items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(
+            verb,
+            help=help_text,
+            description=(module.__doc__ or help_text).strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (without the program name); return the exit code."""
+    from selectsearch.errors import SelectSearchError
+
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else (logging.WARNING if args.quiet else logging.INFO),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args._module.execute(args))
+    except SelectSearchError as exc:
+        if args.verbose:
+            raise
+        print(f"selectsearch {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"selectsearch {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+def run() -> None:  # console-script entry point
+    sys.exit(main())

@@ -1,0 +1,3 @@
+from selectsearch.cli import run
+
+run()

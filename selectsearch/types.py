@@ -1,0 +1,83 @@
+"""Plain records passed between the parts of selectsearch.
+
+Field names follow ir_datasets / ir_measures: ``doc_id``, ``query_id``, ``score``,
+``shard_id``, ``relevance``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+__all__ = ["Document", "Query", "Hit", "SearchTrace", "SearchResult", "Qrels", "Run"]
+
+#: ``{query_id: {doc_id: relevance}}`` — the shape ir_measures accepts.
+Qrels = dict[str, dict[str, int]]
+#: ``{query_id: {doc_id: score}}`` — the shape ir_measures accepts.
+Run = dict[str, dict[str, float]]
+
+
+class Document(NamedTuple):
+    """A corpus document. ``contents`` is what gets indexed: title and text in one field."""
+
+    doc_id: str
+    title: str
+    text: str
+
+    @property
+    def contents(self) -> str:
+        """Title and text joined by a newline (BEIR "flat" convention); no title gives the text."""
+        return f"{self.title}\n{self.text}" if self.title else self.text
+
+
+class Query(NamedTuple):
+    """A query with its id."""
+
+    query_id: str
+    text: str
+
+
+class Hit(NamedTuple):
+    """One search result."""
+
+    doc_id: str
+    score: float
+    shard_id: int
+
+
+@dataclass
+class SearchTrace:
+    """What one query cost: which shards, how many documents, and time per stage (ms).
+
+    ``docs_scored`` counts the documents in the searched shards — the standard
+    selective-search cost measure (Lucene's dynamic pruning may skip some of them).
+    ``timings_ms`` has at least ``route`` and ``search``; rerankers and classifiers add
+    their own stages. ``extra`` carries stage outputs such as query-classifier predictions.
+    """
+
+    query_id: str
+    route: str
+    shards: list[int]
+    docs_scored: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    missing_shards: list[int] = field(default_factory=list)
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-serialisable dict (one line of a ``--trace`` file)."""
+        return {
+            "query_id": self.query_id,
+            "route": self.route,
+            "shards": list(self.shards),
+            "docs_scored": self.docs_scored,
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "missing_shards": list(self.missing_shards),
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+class SearchResult(NamedTuple):
+    """Hits of one query, best first, with the trace of how they were found."""
+
+    hits: list[Hit]
+    trace: SearchTrace
