@@ -40,22 +40,27 @@ def _available_verbs() -> dict[str, tuple[str, str]]:
     return {v: mh for v, mh in VERBS.items() if importlib.util.find_spec(mh[0]) is not None}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one sub-parser per available verb."""
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser. Only the module of ``verb`` is imported (others stay one-line
+    stubs), so a verb's start-up cost never includes another verb's heavy imports."""
     parser = argparse.ArgumentParser(
         prog="selectsearch",
         description=(
             "Selective search: split a collection into topical shards, route each query to a "
             "few shards, search them with collection-wide BM25 statistics and merge exactly."
         ),
+        epilog="Run `selectsearch VERB --help` for a verb's options and examples.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more; show tracebacks")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for verb, (module_name, help_text) in _available_verbs().items():
+    for name, (module_name, help_text) in _available_verbs().items():
+        if name != verb:
+            sub.add_parser(name, help=help_text, add_help=False)
+            continue
         module = importlib.import_module(module_name)
         p = sub.add_parser(
-            verb,
+            name,
             help=help_text,
             description=(module.__doc__ or help_text).strip(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -65,13 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _find_verb(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in VERBS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (without the program name); return the exit code."""
     from selectsearch.errors import SelectSearchError
 
-    parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    if args.verb is None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_find_verb(argv))
+    args = parser.parse_args(argv)
+    if args.verb is None or not hasattr(args, "_module"):
         parser.print_help()
         return 2
     logging.basicConfig(

@@ -1,0 +1,74 @@
+"""Evaluate routes on a judged query set: TREC metrics (ir-measures) next to cost.
+
+Every --route is run on the same queries (those judged in --split) and scored with every
+--measure; cost columns are mean shards searched, documents scored, fraction of the collection
+scored, router and search milliseconds per query. Budget ranges expand to one row per budget
+(centroid@1:16).
+
+examples:
+  selectsearch eval indexes/scifact-k16 --data ../shared/data/scifact --split test \\
+      --route all --route centroid@1 --route centroid@4 --measures nDCG@10 R@100 R@1000 --json results.json
+  selectsearch eval indexes/scifact-k16 --queries q.tsv --qrels q.qrels --route random@1:16 --run-dir runs/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from selectsearch.cli._common import progress_enabled
+from selectsearch.errors import SelectSearchError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("index", help="index folder")
+    parser.add_argument("--data", metavar="BEIR", help="BEIR folder with queries and qrels/<split>.tsv")
+    parser.add_argument("--split", default="test", help="qrels split (default test)")
+    parser.add_argument("--queries", metavar="SOURCE", help="queries (instead of --data): .jsonl, .tsv, topics, irds:")
+    parser.add_argument("--qrels", metavar="SOURCE", help="qrels (instead of --data): TREC qrels or BEIR tsv")
+    parser.add_argument("--route", action="append", dest="routes", metavar="SPEC",
+                        help="route spec, repeatable (default: all)")
+    parser.add_argument("--measures", nargs="+", default=["nDCG@10", "R@100", "R@1000"],
+                        help="ir-measures names (default nDCG@10 R@100 R@1000)")
+    parser.add_argument("--k", type=int, default=1000, help="hits retrieved per query (default 1000)")
+    parser.add_argument("--json", metavar="FILE", help="write rows {route, metrics, cost} as JSON here")
+    parser.add_argument("--run-dir", metavar="DIR", help="write one TREC run file per route here")
+    parser.add_argument("--seed", type=int, default=0, help="seed of random@M")
+    parser.add_argument("--threads", type=int, default=1, metavar="N", help="Java search threads (default 1)")
+
+
+def execute(args: argparse.Namespace) -> int:
+    from selectsearch.data import load_qrels, load_queries, write_run
+    from selectsearch.evaluation import evaluate, format_table, parse_measures
+    from selectsearch.search import SelectiveSearcher
+
+    if args.data is None and (args.queries is None or args.qrels is None):
+        raise SelectSearchError("pass --data BEIR_FOLDER (with --split), or both --queries and --qrels")
+    parse_measures(args.measures)  # fail fast, before opening anything
+    qrels = load_qrels(args.qrels or args.data, split=None if args.qrels else args.split)
+    queries = load_queries(args.queries or args.data, split=None if args.queries else args.split)
+    queries = {qid: text for qid, text in queries.items() if qid in qrels}
+    if not queries:
+        raise SelectSearchError("none of the queries has judgements; check --split/--qrels")
+    searcher = SelectiveSearcher.open(args.index, route="all", threads=args.threads)
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    if run_dir:
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    def save_run(spec: object, results: dict) -> None:  # type: ignore[type-arg]
+        if run_dir:
+            name = str(spec).replace("@", "-at-").replace(":", "-")
+            write_run({q: [(h.doc_id, h.score) for h in r.hits] for q, r in results.items()},
+                      run_dir / f"{name}.trec", tag=str(spec).replace("@", "_at_"))
+
+    rows = evaluate(searcher, queries, qrels, args.routes or ["all"], args.measures, k=args.k, seed=args.seed,
+                    on_results=save_run, progress=progress_enabled(args))
+    print(format_table(rows))
+    if args.json:
+        tmp = f"{args.json}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(rows, f, indent=2)
+        os.replace(tmp, args.json)
+    return 0

@@ -1,0 +1,41 @@
+"""Describe a built index: corpus, partition and balance, shard sizes, versions, build command.
+
+examples:
+  selectsearch info indexes/scifact-k16
+  selectsearch info indexes/scifact-k16 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("index", help="index folder")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def execute(args: argparse.Namespace) -> int:
+    from selectsearch.index.sharded import ShardedIndex
+
+    index = ShardedIndex.open(args.index)
+    info = index.describe()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    part = info["partition"]
+    balance = part.get("balance", {})
+    sizes = info["shard_sizes"] or []
+    print(f"index       {info['path']}  (format {info['format_version']}, built {info['created']})")
+    print(f"corpus      {info['corpus']['n_docs']} documents from {', '.join(info['corpus']['sources'] or [])}")
+    print(f"fingerprint {info['corpus']['fingerprint']}")
+    print(f"partition   {part.get('kind')}  {len(sizes)} shards  seed {part.get('seed')}")
+    if balance:
+        print(f"balance     max/mean {balance['max_over_mean']:.2f}  min/mean {balance['min_over_mean']:.2f}  "
+              f"entropy {balance['entropy_normalised']:.3f} (1 = perfectly even)  empty {balance['empty_shards']}")
+    print(f"shard sizes {' '.join(str(s) for s in sizes)}")
+    print(f"built by    {info['command']}  in {info['build_seconds']} s")
+    versions = info.get("versions") or {}
+    print("versions    " + "  ".join(f"{k} {v}" for k, v in versions.items()))
+    return 0

@@ -1,0 +1,100 @@
+"""Multi-task training: one shared encoder, one head per task, async-KD or a baseline.
+
+Tasks come from a TOML file (see selectsearch.mtl.tasks). The output folder gets log.jsonl
+(config, every evaluation, convergence/switch events, summary), results.json (per task: metric
+at the final checkpoint and at its own best validation point, averages), the trained model
+(model/, all heads served from one encoder pass) and, with --checkpoint-every, checkpoints to
+resume from.
+
+Examples:
+  selectsearch train-mtl eval/mtl/setup_b.toml --method async-kd --out runs/b-akd \\
+      --steps 600 --eval-every 40 --frozen-layers 5 --sampling temperature
+  selectsearch train-mtl eval/mtl/setup_b.toml --method pcgrad --out runs/b-pcgrad \\
+      --resume runs/b-pcgrad/checkpoint-000300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["add_arguments", "execute"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the ``train-mtl`` options."""
+    parser.add_argument("tasks", help="task declaration file (TOML)")
+    parser.add_argument("--method", default="async-kd",
+                        choices=["async-kd", "equal", "uncertainty", "dwa", "gradnorm", "pcgrad"])
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--data", default=None, help="data root (default: $SELECTSEARCH_DATA)")
+    parser.add_argument("--encoder", default=None,
+                        help="local model folder (default: packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--frozen-layers", type=int, default=0,
+                        help="freeze embeddings + bottom N layers (outputs cached)")
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--head-lr", type=float, default=1e-3)
+    parser.add_argument("--schedule", choices=["linear", "constant"], default="linear")
+    parser.add_argument("--warmup", type=float, default=0.06)
+    parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--min-delta", type=float, default=0.0,
+                        help="improvement (metric points) that resets patience")
+    parser.add_argument("--min-evals", type=int, default=0)
+    parser.add_argument("--sampling", choices=["proportional", "temperature", "round-robin"],
+                        default="proportional")
+    parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--checkpoint-every", type=int, default=0)
+    parser.add_argument("--resume", default=None, help="checkpoint folder to continue from")
+    parser.add_argument("--no-save-model", action="store_true", help="skip writing model/")
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Train and write log, results and model; print the averages as JSON."""
+    import torch
+
+    from selectsearch.mtl.tasks import load_task_file, prepare_tasks
+    from selectsearch.mtl.trainer import (
+        JsonLogCallback,
+        MultiTaskTrainer,
+        ProgressCallback,
+        TrainConfig,
+        build_model,
+    )
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = prepare_tasks(load_task_file(args.tasks), args.data)
+    config = TrainConfig(
+        method=args.method, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        head_lr=args.head_lr, schedule=args.schedule, warmup=args.warmup,
+        eval_every=args.eval_every, patience=args.patience, min_delta=args.min_delta,
+        min_evals=args.min_evals, sampling=args.sampling, temperature=args.temperature,
+        seed=args.seed, checkpoint_every=args.checkpoint_every,
+    )
+    model = build_model(tasks, encoder=args.encoder, frozen_layers=args.frozen_layers,
+                        max_length=args.max_length, seed=args.seed)
+    quiet = bool(getattr(args, "quiet", False)) or not sys.stderr.isatty()
+    trainer = MultiTaskTrainer(model, tasks, config, callbacks=[
+        JsonLogCallback(out / "log.jsonl"), ProgressCallback(disable=quiet)])
+    if args.resume:
+        trainer.load_checkpoint(args.resume)
+    summary = trainer.train(output_dir=out)
+    command = "selectsearch train-mtl " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])
+    summary["command"] = command
+    summary["config"] = {**config.__dict__, "frozen_layers": args.frozen_layers,
+                         "max_length": args.max_length, "tasks_file": args.tasks}
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if not args.no_save_model:
+        model.save(out / "model", extra={"method": args.method, "seed": args.seed})
+    print(json.dumps({"method": args.method, "seed": args.seed, **summary["average"]}))
+    return 0

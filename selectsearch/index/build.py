@@ -1,0 +1,364 @@
+"""Build a sharded index: scan the corpus, fit the partition, write shards, index them.
+
+Three streaming passes, never the whole corpus in memory:
+
+1. **scan** — count, fingerprint (sha256 of the ordered ids), duplicate-id check (naming both
+   positions), seeded reservoir sample for partitioners that fit on a sample;
+2. **fit + write** — fit the partitioner, then assign documents in batches and append each to
+   its shard's ``docs.jsonl`` (Anserini JSON; kept as the shard's document store);
+3. **index** — one Lucene index per shard with Anserini (shards in parallel with ``threads``),
+   then ``doc_ids.txt`` in Lucene's doc order and the store offsets aligned with it.
+
+Everything is built in ``<out>.partial/`` and renamed to ``<out>`` after the manifest is
+written, so an interrupted build (Ctrl-C, crash) never leaves a folder that opens as an index,
+and an existing index is only replaced with ``overwrite=True``.
+
+Layout::
+
+    <out>/manifest.json                 written last
+    <out>/partition/                    fitted partition (config.json + model files)
+    <out>/shards/007/docs/docs.jsonl    {"id", "contents", "shard"} per line (document store)
+    <out>/shards/007/docs.offsets.npy   byte offset of each doc_ids.txt row in docs.jsonl
+    <out>/shards/007/doc_ids.txt        doc ids in Lucene doc order (FAISS rows follow it)
+    <out>/shards/007/lucene/            Lucene index (positions + document vectors)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selectsearch.data.ids import DuplicateDocIdError, corpus_fingerprint
+from selectsearch.errors import IndexExistsError, SelectSearchError
+from selectsearch.index.manifest import command_line, library_versions, write_manifest
+from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner, reservoir_sample
+from selectsearch.types import Document
+
+__all__ = ["BuildConfig", "build_index", "make_partitioner", "PARTITIONERS", "shard_dir_name"]
+
+log = logging.getLogger(__name__)
+
+PARTITIONERS = ("random", "kmeans", "mico")
+_PARTIAL_MARKER = ".selectsearch-partial"
+
+
+def shard_dir_name(shard: int) -> str:
+    """``shards/007`` style folder name of a shard."""
+    return f"{shard:03d}"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Options of a build (recorded in the manifest).
+
+    Args:
+        n_shards: number of shards K.
+        partitioner: ``random``, ``kmeans`` or ``mico``.
+        space: feature space of ``kmeans``: ``lexical`` (TF-IDF) or ``dense`` (encoder embeddings).
+        seed: seeds sampling, k-means and random assignment.
+        threads: shards indexed concurrently.
+        dedupe: ``error`` (default), ``first`` or ``last`` occurrence of a repeated doc id kept.
+        overwrite: replace an existing index at the output path.
+        partitioner_options: extra keyword options of the partitioner (e.g. ``sample_size``).
+    """
+
+    n_shards: int = 16
+    partitioner: str = "kmeans"
+    space: str = "lexical"
+    seed: int = 0
+    threads: int = 2
+    dedupe: str = "error"
+    overwrite: bool = False
+    batch_size: int = 1024
+    memory_mb: int = 256
+    partitioner_options: dict[str, Any] = field(default_factory=dict)
+
+
+def make_partitioner(config: BuildConfig) -> Partitioner:
+    """The :class:`Partitioner` named by ``config``."""
+    opts = dict(config.partitioner_options)
+    if config.partitioner == "random":
+        from selectsearch.partition.random_ import RandomPartitioner
+
+        return RandomPartitioner(seed=config.seed)
+    if config.partitioner == "kmeans" and config.space == "lexical":
+        from selectsearch.partition.lexical import LexicalKMeansPartitioner
+
+        return LexicalKMeansPartitioner(seed=config.seed, **opts)
+    if config.partitioner == "kmeans" and config.space == "dense":
+        from selectsearch.partition.dense import DenseKMeansPartitioner
+
+        return DenseKMeansPartitioner(seed=config.seed, **opts)
+    if config.partitioner == "mico":
+        try:
+            from selectsearch.partition.mico import MicoPartitioner  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise SelectSearchError("the mico partitioner is not available in this version") from exc
+        return MicoPartitioner(**opts)  # type: ignore[no-any-return]
+    raise SelectSearchError(
+        f"unknown partitioner {config.partitioner!r} (space {config.space!r}); "
+        f"choose one of {', '.join(PARTITIONERS)} with --space lexical|dense"
+    )
+
+
+class _KeptCorpus:
+    """Re-iterable view of the corpus without the dropped duplicate positions."""
+
+    def __init__(self, corpus: Any, drop: set[int]) -> None:
+        self._corpus = corpus
+        self._drop = drop
+
+    def __iter__(self) -> Iterator[Document]:
+        for raw_position, (doc, _, _) in enumerate(self._corpus.iter_with_positions()):
+            if raw_position not in self._drop:
+                yield doc
+
+
+def _bar(total: int | None, desc: str, unit: str, progress: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not progress, dynamic_ncols=True)
+
+
+def scan_corpus(corpus: Any, *, dedupe: str, sample_size: int, seed: int, progress: bool) -> CorpusScan:
+    """Pass 1: count, check ids, fingerprint and sample (see module docs)."""
+    first_seen: dict[str, tuple[int, str, int | None]] = {}
+    drop: set[int] = set()
+    with _bar(None, "scan", "doc", progress) as bar:
+        for raw_position, (doc, where, line) in enumerate(corpus.iter_with_positions()):
+            previous = first_seen.get(doc.doc_id)
+            if previous is None:
+                first_seen[doc.doc_id] = (raw_position, where, line)
+            elif dedupe == "first":
+                drop.add(raw_position)
+            elif dedupe == "last":
+                drop.add(previous[0])
+                first_seen[doc.doc_id] = (raw_position, where, line)
+            else:
+                raise DuplicateDocIdError(doc.doc_id, (previous[1], previous[2]), (where, line))
+            bar.update(1)
+    kept = _KeptCorpus(corpus, drop)
+    n_docs = len(first_seen)
+    if n_docs == 0:
+        raise SelectSearchError(f"the corpus {corpus!r} has no documents; check the path and file format")
+    fingerprint = corpus_fingerprint(d.doc_id for d in kept)
+    sample, positions = reservoir_sample(kept, sample_size, seed) if sample_size else ([], [])
+    if drop:
+        log.warning("dropped %d repeated doc ids (--dedupe %s)", len(drop), dedupe)
+    return CorpusScan(n_docs=n_docs, fingerprint=fingerprint, sample=sample, sample_positions=positions,
+                      corpus=kept, extra={"duplicates_dropped": len(drop)})
+
+
+def _batches(docs: Any, size: int) -> Iterator[list[Document]]:
+    batch: list[Document] = []
+    for doc in docs:
+        batch.append(doc)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def write_shards(fitted: FittedPartition, scan: CorpusScan, root: Path, *, batch_size: int,
+                 progress: bool) -> list[int]:
+    """Pass 2: assign every document and append it to its shard's ``docs.jsonl``.
+
+    Returns the number of documents of each shard.
+    """
+    k = fitted.n_shards
+    counts = [0] * k
+    files = []
+    for s in range(k):
+        (root / "shards" / shard_dir_name(s) / "docs").mkdir(parents=True, exist_ok=True)
+        files.append((root / "shards" / shard_dir_name(s) / "docs" / "docs.jsonl").open("wb"))
+    try:
+        position = 0
+        assert scan.corpus is not None
+        with _bar(scan.n_docs, "assign", "doc", progress) as bar:
+            for batch in _batches(scan.corpus, batch_size):
+                positions = np.arange(position, position + len(batch))
+                shards = fitted.assign(batch, positions)
+                if shards.shape != (len(batch),) or (len(batch) and (shards.min() < 0 or shards.max() >= k)):
+                    raise SelectSearchError(f"partitioner returned invalid shards {shards!r}")
+                for doc, s in zip(batch, shards.tolist(), strict=True):
+                    line = json.dumps({"id": doc.doc_id, "contents": doc.contents, "shard": str(s)},
+                                      ensure_ascii=False).encode("utf-8") + b"\n"
+                    files[s].write(line)
+                    counts[s] += 1
+                position += len(batch)
+                bar.update(len(batch))
+    finally:
+        for f in files:
+            f.close()
+    return counts
+
+
+def _store_ids_and_offsets(path: Path) -> tuple[list[str], list[int]]:
+    ids: list[str] = []
+    offsets: list[int] = []
+    position = 0
+    with path.open("rb") as f:
+        for line in f:
+            ids.append(json.loads(line)["id"])
+            offsets.append(position)
+            position += len(line)
+    return ids, offsets
+
+
+def index_one_shard(root: Path, shard: int, memory_mb: int) -> dict[str, Any]:
+    """Index shard ``shard`` of the build at ``root``; write ``doc_ids.txt`` and store offsets."""
+    from selectsearch.lucene.indexer import index_shard, read_lucene_ids
+
+    folder = root / "shards" / shard_dir_name(shard)
+    ids, offsets = _store_ids_and_offsets(folder / "docs" / "docs.jsonl")
+    entry: dict[str, Any] = {"shard_id": shard, "path": f"shards/{shard_dir_name(shard)}", "n_docs": len(ids)}
+    if not ids:
+        # An empty shard has no Lucene index; it is recorded and never searched.
+        (folder / "doc_ids.txt").write_text("")
+        np.save(folder / "docs.offsets.npy", np.empty(0, np.int64))
+        return {**entry, "backends": []}
+    n = index_shard(folder / "docs", folder / "lucene", threads=1, memory_mb=memory_mb)
+    lucene_ids = read_lucene_ids(folder / "lucene")
+    if n != len(ids) or len(lucene_ids) != len(ids):
+        raise SelectSearchError(
+            f"shard {shard}: wrote {len(ids)} documents but Lucene indexed {n} ({len(lucene_ids)} readable); "
+            "empty documents are not indexable — remove them from the corpus"
+        )
+    row_of = {doc_id: i for i, doc_id in enumerate(ids)}
+    order = np.fromiter((row_of[d] for d in lucene_ids), dtype=np.int64, count=len(lucene_ids))
+    np.save(folder / "docs.offsets.npy", np.asarray(offsets, dtype=np.int64)[order])
+    (folder / "doc_ids.txt").write_text("\n".join(lucene_ids) + "\n", encoding="utf-8")
+    return {**entry, "backends": ["lucene"]}
+
+
+def index_shards(root: Path, sizes: list[int], *, threads: int, memory_mb: int,
+                 progress: bool) -> list[dict[str, Any]]:
+    """Pass 3: one Lucene index per shard, ``threads`` shards at a time.
+
+    Parallel shards run in worker *processes* (``python -m selectsearch.lucene.index_worker``),
+    each with its own JVM: pyjnius is not safe for concurrent calls from several Python threads
+    (a method's target object is shared state; pyjnius issues 287 and 563).
+    """
+    jobs = sorted(range(len(sizes)), key=lambda s: -sizes[s])  # largest first: better packing
+    results: list[dict[str, Any]] = []
+    with _bar(len(sizes), "index", "shard", progress) as bar:
+        if threads <= 1 or len(sizes) == 1:
+            from selectsearch.lucene.jvm import start_jvm
+
+            start_jvm()
+            for s in jobs:
+                results.append(index_one_shard(root, s, memory_mb))
+                bar.update(1)
+        else:
+            from selectsearch.lucene.index_worker import run_workers
+
+            queues = [jobs[i::threads] for i in range(min(threads, len(jobs)))]
+            for result in run_workers(root, queues, memory_mb):
+                results.append(result)
+                bar.update(1)
+    return sorted(results, key=lambda r: int(r["shard_id"]))
+
+
+def balance_stats(sizes: Sequence[int]) -> dict[str, float]:
+    """max/mean shard size and the normalised entropy of the size histogram."""
+    arr = np.asarray(sizes, dtype=np.float64)
+    p = arr / arr.sum()
+    nz = p[p > 0]
+    entropy = float(-(nz * np.log(nz)).sum())
+    return {"max_over_mean": float(arr.max() / arr.mean()), "min_over_mean": float(arr.min() / arr.mean()),
+            "entropy": entropy, "entropy_normalised": entropy / float(np.log(len(arr))) if len(arr) > 1 else 1.0,
+            "empty_shards": int((arr == 0).sum())}
+
+
+def _prepare_output(out: Path, overwrite: bool) -> Path:
+    if out.exists() and not overwrite:
+        raise IndexExistsError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists():
+        if not (partial / _PARTIAL_MARKER).exists():
+            raise IndexExistsError(f"{partial} exists and was not made by selectsearch; move it away")
+        shutil.rmtree(partial)  # left by an interrupted build
+    partial.mkdir(parents=True)
+    (partial / _PARTIAL_MARKER).write_text(f"pid {os.getpid()}\n")
+    return partial
+
+
+def _publish(partial: Path, out: Path) -> None:
+    (partial / _PARTIAL_MARKER).unlink()
+    if out.exists():
+        trash = out.with_name(f"{out.name}.old-{os.getpid()}")
+        os.replace(out, trash)
+        os.replace(partial, out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(partial, out)
+
+
+def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | None = None, *,
+                progress: bool = False) -> Path:
+    """Build a sharded index of ``corpus`` at ``out`` and return its path.
+
+    Args:
+        corpus: a :class:`selectsearch.data.Corpus` (or anything with ``iter_with_positions``
+            and ``describe``), e.g. ``open_corpus("../shared/data/scifact")``.
+        out: output folder; must not exist unless ``config.overwrite``.
+        config: build options.
+        progress: show progress bars.
+
+    Example:
+        >>> from selectsearch.data import open_corpus
+        >>> build_index(open_corpus("../shared/data/scifact"), "indexes/scifact-k16",
+        ...             BuildConfig(n_shards=16, partitioner="kmeans"))  # doctest: +SKIP
+    """
+    config = config or BuildConfig()
+    if config.n_shards < 1:
+        raise SelectSearchError(f"--shards must be at least 1, got {config.n_shards}")
+    out = Path(out)
+    partitioner = make_partitioner(config)
+    started = time.time()
+    partial = _prepare_output(out, config.overwrite)
+    try:
+        scan = scan_corpus(corpus, dedupe=config.dedupe, sample_size=partitioner.sample_size, seed=config.seed,
+                           progress=progress)
+        if scan.n_docs < config.n_shards and config.partitioner != "random":
+            raise SelectSearchError(f"{scan.n_docs} documents cannot fill {config.n_shards} shards; use fewer --shards")
+        t0 = time.time()
+        fitted = partitioner.fit(scan, n_shards=config.n_shards, progress=progress)
+        fit_seconds = time.time() - t0
+        (partial / "partition").mkdir()
+        partition_config = fitted.save(partial / "partition")
+        counts = write_shards(fitted, scan, partial, batch_size=config.batch_size, progress=progress)
+        shards = index_shards(partial, counts, threads=config.threads, memory_mb=config.memory_mb,
+                              progress=progress)
+        sizes = [s["n_docs"] for s in shards]
+        manifest = {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": command_line(),
+            "versions": library_versions(),
+            "corpus": {**corpus.describe(), "n_docs": scan.n_docs, "fingerprint": scan.fingerprint,
+                       "duplicates_dropped": scan.extra.get("duplicates_dropped", 0)},
+            "build": {k: v for k, v in asdict(config).items() if k not in ("overwrite",)},
+            "partition": {**partition_config, "sizes": sizes, "balance": balance_stats(sizes),
+                          "fit_seconds": round(fit_seconds, 3)},
+            "lucene": {"analyzer": "DefaultEnglishAnalyzer (Porter, Lucene stop words)", "field": "contents",
+                       "contents": "title + newline + text", "similarity": "BM25",
+                       "bm25": {"k1": 0.9, "b": 0.4}, "positions": True, "docvectors": True},
+            "shards": shards,
+            "build_seconds": round(time.time() - started, 3),
+        }
+        write_manifest(partial, manifest)
+        _publish(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return out

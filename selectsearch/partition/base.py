@@ -1,0 +1,129 @@
+"""The partitioner interface: fit on a corpus scan, then assign every document to a shard.
+
+A :class:`Partitioner` is a configuration (frozen, recorded in the manifest). ``fit`` returns a
+:class:`FittedPartition` that assigns documents in batches and is saved inside the index
+folder, so that routers can reuse its feature space (e.g. ``centroid@m`` scores queries against
+the k-means centroids). MICO plugs in through the same two classes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from selectsearch.types import Document
+
+__all__ = ["CorpusScan", "Partitioner", "FittedPartition", "QuerySpace", "reservoir_sample",
+           "register_partition", "load_partition"]
+
+
+@dataclass
+class CorpusScan:
+    """What one streaming pass over the corpus learned: size, fingerprint and a seeded sample.
+
+    Attributes:
+        n_docs: number of documents.
+        fingerprint: sha256 of the ordered doc ids.
+        sample: up to ``sample_size`` documents drawn uniformly (reservoir sampling, seeded).
+        sample_positions: stream positions of the sampled documents.
+        corpus: a re-iterable corpus (for partitioners that need every document, e.g. dense).
+    """
+
+    n_docs: int
+    fingerprint: str
+    sample: list[Document]
+    sample_positions: list[int]
+    corpus: Iterable[Document] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def reservoir_sample(stream: Iterable[Document], size: int, seed: int) -> tuple[list[Document], list[int]]:
+    """Uniform sample of ``size`` items (Algorithm R), returned in stream order."""
+    rng = random.Random(seed)
+    sample: list[tuple[int, Document]] = []
+    for i, doc in enumerate(stream):
+        if i < size:
+            sample.append((i, doc))
+        else:
+            j = rng.randint(0, i)
+            if j < size:
+                sample[j] = (i, doc)
+    sample.sort(key=lambda t: t[0])
+    return [d for _, d in sample], [i for i, _ in sample]
+
+
+class QuerySpace(ABC):
+    """A feature space in which queries can be scored against shards (centroid routing)."""
+
+    @abstractmethod
+    def query_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Similarity of each query to each shard centroid, shape ``(len(texts), n_shards)``."""
+
+
+class FittedPartition(ABC):
+    """A fitted partition: assigns documents to shards; saved in ``<index>/partition/``."""
+
+    kind: ClassVar[str]
+    n_shards: int
+
+    @abstractmethod
+    def assign(self, docs: Sequence[Document], positions: np.ndarray) -> np.ndarray:
+        """Shard of each document (int32). ``positions`` are their 0-based stream positions."""
+
+    @abstractmethod
+    def save(self, folder: Path) -> dict[str, Any]:
+        """Write the model files into ``folder``; return the JSON config (kind included)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, folder: Path, config: dict[str, Any]) -> FittedPartition:
+        """Inverse of :meth:`save`."""
+
+    def query_space(self) -> QuerySpace | None:
+        """The space for centroid routing, or ``None`` when the partition has none (random)."""
+        return None
+
+
+class Partitioner(ABC):
+    """Partitioner configuration. Subclasses are frozen dataclasses (recorded in manifests)."""
+
+    name: ClassVar[str]
+    #: documents to sample in the scan pass (0: no sample needed)
+    sample_size: int = 0
+
+    @abstractmethod
+    def fit(self, scan: CorpusScan, *, n_shards: int, progress: bool = False) -> FittedPartition:
+        """Learn the partition from the scan (and, if needed, a pass over ``scan.corpus``)."""
+
+
+_REGISTRY: dict[str, type[FittedPartition]] = {}
+
+
+def register_partition(cls: type[FittedPartition]) -> type[FittedPartition]:
+    """Class decorator: make a fitted partition loadable by its ``kind``."""
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def load_partition(folder: Path, loaders: dict[str, Callable[[], None]] | None = None) -> FittedPartition:
+    """Load the fitted partition saved in ``folder`` (reads ``config.json``)."""
+    config = json.loads((folder / "config.json").read_text())
+    kind = config["kind"]
+    if kind not in _REGISTRY:
+        _import_kind(kind)
+    return _REGISTRY[kind].load(folder, config)
+
+
+def _import_kind(kind: str) -> None:
+    import importlib
+
+    module = {"random": "random_", "kmeans-lexical": "lexical", "kmeans-dense": "dense",
+              "mico": "mico"}.get(kind, kind)
+    importlib.import_module(f"selectsearch.partition.{module}")

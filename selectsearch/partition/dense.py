@@ -1,0 +1,131 @@
+"""``kmeans`` in the dense space: FAISS spherical k-means over encoder embeddings.
+
+Every document is embedded once with the default encoder (the packaged all-MiniLM-L6-v2) into
+the embedding cache (:mod:`selectsearch.encode`), k-means is fitted on (a sample of) those
+vectors, and each document goes to the centroid with the largest inner product. Queries are
+routed by embedding them with the same encoder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from selectsearch.encode import EmbeddingCache, TextEncoder, default_cache_dir
+from selectsearch.models.encoder import DEFAULT_ENCODER
+from selectsearch.partition.base import (
+    CorpusScan,
+    FittedPartition,
+    Partitioner,
+    QuerySpace,
+    register_partition,
+)
+from selectsearch.types import Document
+
+__all__ = ["DenseKMeansPartitioner", "DenseKMeansPartition", "DenseSpace"]
+
+
+class DenseSpace(QuerySpace):
+    """Queries embedded by ``model`` and scored by inner product with unit centroids."""
+
+    def __init__(self, model: str, centroids: np.ndarray, max_length: int) -> None:
+        self.model = model
+        self.centroids = centroids.astype(np.float32)
+        self.max_length = max_length
+        self._encoder: TextEncoder | None = None
+
+    def encoder(self) -> TextEncoder:
+        if self._encoder is None:
+            self._encoder = TextEncoder(None if self.model == DEFAULT_ENCODER else self.model,
+                                        max_length=self.max_length)
+        return self._encoder
+
+    def query_scores(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder().encode(list(texts)) @ self.centroids.T
+
+
+@register_partition
+class DenseKMeansPartition(FittedPartition):
+    """Nearest-centroid assignment of cached document embeddings."""
+
+    kind: ClassVar[str] = "kmeans-dense"
+
+    def __init__(self, space: DenseSpace, params: dict[str, Any], embeddings: np.ndarray | None = None) -> None:
+        self.space = space
+        self.n_shards = space.centroids.shape[0]
+        self.params = params
+        self._embeddings = embeddings  # rows in corpus stream order, during a build
+
+    def assign(self, docs: Sequence[Document], positions: np.ndarray) -> np.ndarray:
+        if self._embeddings is not None:
+            vectors = np.asarray(self._embeddings[np.asarray(positions)])
+        else:
+            vectors = self.space.encoder().encode([d.contents for d in docs])
+        return np.argmax(vectors @ self.space.centroids.T, axis=1).astype(np.int32)
+
+    def query_space(self) -> DenseSpace:
+        return self.space
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        np.save(folder / "centroids.npy", self.space.centroids)
+        config = {"kind": self.kind, "n_shards": self.n_shards, "model": self.space.model,
+                  "max_length": self.space.max_length, **self.params}
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+        return config
+
+    @classmethod
+    def load(cls, folder: Path, config: dict[str, Any]) -> DenseKMeansPartition:
+        space = DenseSpace(config["model"], np.load(folder / "centroids.npy"), int(config["max_length"]))
+        params = {k: v for k, v in config.items() if k not in ("kind", "n_shards", "model", "max_length")}
+        return cls(space, params)
+
+
+@dataclass(frozen=True)
+class DenseKMeansPartitioner(Partitioner):
+    """Spherical FAISS k-means on embeddings of every document.
+
+    Args:
+        seed: k-means seed.
+        model: encoder (default: packaged all-MiniLM-L6-v2) — a local folder otherwise.
+        max_length: tokens per document when embedding.
+        train_size: vectors used to fit k-means (all if the corpus is smaller).
+        cache_dir: embedding cache root (default ``~/.cache/selectsearch/embeddings``).
+    """
+
+    seed: int = 0
+    model: str = DEFAULT_ENCODER
+    max_length: int = 256
+    train_size: int = 100_000
+    niter: int = 25
+    cache_dir: str | None = None
+    name: ClassVar[str] = "kmeans-dense"
+
+    def fit(self, scan: CorpusScan, *, n_shards: int, progress: bool = False) -> DenseKMeansPartition:
+        import faiss
+
+        if scan.corpus is None:
+            raise ValueError("the dense partitioner needs scan.corpus")
+        root = Path(self.cache_dir) if self.cache_dir else default_cache_dir() / "embeddings"
+        model_tag = Path(self.model).name if self.model != DEFAULT_ENCODER else self.model
+        cache = EmbeddingCache(root / f"{model_tag}-{self.max_length}-{scan.fingerprint[:16]}")
+        if cache.matches(model=self.model, fingerprint=scan.fingerprint, n=scan.n_docs):
+            embeddings = cache.load()
+        else:
+            encoder = TextEncoder(None if self.model == DEFAULT_ENCODER else self.model, max_length=self.max_length)
+            embeddings = cache.build(encoder, (d.contents for d in scan.corpus), n=scan.n_docs,
+                                     fingerprint=scan.fingerprint, progress=progress)
+        rng = np.random.default_rng(self.seed)
+        rows = np.sort(rng.choice(scan.n_docs, size=min(self.train_size, scan.n_docs), replace=False))
+        train = np.ascontiguousarray(embeddings[rows], dtype=np.float32)
+        kmeans = faiss.Kmeans(train.shape[1], n_shards, niter=self.niter, seed=self.seed, spherical=True,
+                              verbose=False, min_points_per_centroid=1, max_points_per_centroid=10**9)
+        kmeans.train(train)
+        centroids = kmeans.centroids / np.maximum(np.linalg.norm(kmeans.centroids, axis=1, keepdims=True), 1e-12)
+        params = {"seed": self.seed, "train_size": int(len(rows)), "niter": self.niter, "space": "dense",
+                  "embedding_cache": str(cache.folder)}
+        return DenseKMeansPartition(DenseSpace(self.model, centroids, self.max_length), params, embeddings)

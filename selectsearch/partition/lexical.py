@@ -1,0 +1,168 @@
+"""``kmeans`` in the lexical space: TF-IDF vectors, k-means fitted on a document sample.
+
+As in Kulkarni & Callan's topical shards: fit k-means on a sample of the collection (cheap, no
+neural model), then assign every document to its nearest centroid. We use spherical k-means on
+L2-normalised sublinear TF-IDF vectors (cosine similarity), which handles the very different
+lengths of documents and queries better than raw Euclidean k-means.
+
+The fitted space (vocabulary, idf, centroids, stop words) is saved as plain files, and
+:class:`LexicalSpace.transform` reproduces scikit-learn's ``TfidfVectorizer.transform`` with
+numpy/scipy only, so routing a query never imports scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from selectsearch.partition.base import (
+    CorpusScan,
+    FittedPartition,
+    Partitioner,
+    QuerySpace,
+    register_partition,
+)
+from selectsearch.types import Document
+
+__all__ = ["LexicalKMeansPartitioner", "LexicalKMeansPartition", "LexicalSpace", "tokenize"]
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def tokenize(text: str, stop_words: frozenset[str] = frozenset()) -> list[str]:
+    """Lower-cased alphanumeric tokens of two or more characters, stop words removed."""
+    return [t for t in _TOKEN.findall(text.lower()) if len(t) > 1 and t not in stop_words]
+
+
+class LexicalSpace(QuerySpace):
+    """Sublinear TF-IDF (L2-normalised) over a fixed vocabulary, scored against unit centroids."""
+
+    def __init__(self, vocabulary: list[str], idf: np.ndarray, centroids: np.ndarray,
+                 stop_words: frozenset[str]) -> None:
+        if idf.shape != (len(vocabulary),) or centroids.shape[1] != len(vocabulary):
+            raise ValueError(
+                f"vocabulary {len(vocabulary)}, idf {idf.shape}, centroids {centroids.shape} disagree"
+            )
+        self.vocabulary = vocabulary
+        self.index = {t: i for i, t in enumerate(vocabulary)}
+        self.idf = idf.astype(np.float32)
+        self.centroids = centroids.astype(np.float32)
+        self.stop_words = stop_words
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        """``scipy.sparse.csr_matrix`` of L2-normalised sublinear TF-IDF rows."""
+        from scipy import sparse
+
+        indptr, indices, values = [0], [], []
+        for text in texts:
+            counts = Counter(self.index[t] for t in tokenize(text, self.stop_words) if t in self.index)
+            if counts:
+                cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+                tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+                w = (1.0 + np.log(tf)) * self.idf[cols]
+                w /= np.linalg.norm(w)
+                order = np.argsort(cols)
+                indices.extend(cols[order].tolist())
+                values.extend(w[order].tolist())
+            indptr.append(len(indices))
+        return sparse.csr_matrix(
+            (np.asarray(values, np.float32), np.asarray(indices, np.int64), np.asarray(indptr, np.int64)),
+            shape=(len(texts), len(self.vocabulary)),
+        )
+
+    def query_scores(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.transform(texts) @ self.centroids.T, dtype=np.float32)
+
+
+@register_partition
+class LexicalKMeansPartition(FittedPartition):
+    """Nearest-centroid assignment in :class:`LexicalSpace`."""
+
+    kind: ClassVar[str] = "kmeans-lexical"
+
+    def __init__(self, space: LexicalSpace, params: dict[str, Any]) -> None:
+        self.space = space
+        self.n_shards = space.centroids.shape[0]
+        self.params = params
+
+    def assign(self, docs: Sequence[Document], positions: np.ndarray) -> np.ndarray:
+        scores = self.space.query_scores([d.contents for d in docs])
+        # ties (e.g. an empty document) go to the lowest shard id: argmax is first-max
+        return np.argmax(scores, axis=1).astype(np.int32)
+
+    def query_space(self) -> LexicalSpace:
+        return self.space
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        (folder / "vocabulary.txt").write_text("\n".join(self.space.vocabulary) + "\n", encoding="utf-8")
+        (folder / "stop_words.txt").write_text("\n".join(sorted(self.space.stop_words)) + "\n")
+        np.save(folder / "idf.npy", self.space.idf)
+        np.save(folder / "centroids.npy", self.space.centroids)
+        config = {"kind": self.kind, "n_shards": self.n_shards, **self.params}
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+        return config
+
+    @classmethod
+    def load(cls, folder: Path, config: dict[str, Any]) -> LexicalKMeansPartition:
+        vocabulary = (folder / "vocabulary.txt").read_text(encoding="utf-8").split("\n")[:-1]
+        stop_words = frozenset((folder / "stop_words.txt").read_text().split())
+        space = LexicalSpace(vocabulary, np.load(folder / "idf.npy"), np.load(folder / "centroids.npy"),
+                             stop_words)
+        params = {k: v for k, v in config.items() if k not in ("kind", "n_shards")}
+        return cls(space, params)
+
+
+@dataclass(frozen=True)
+class LexicalKMeansPartitioner(Partitioner):
+    """Spherical k-means on TF-IDF vectors of a document sample.
+
+    Args:
+        seed: seeds the sample and k-means.
+        sample_size: documents sampled to fit the vocabulary, idf and centroids.
+        vocab_size: most frequent terms kept (document frequency >= 2, <= 50% of the sample).
+        n_init: k-means restarts (best inertia kept).
+    """
+
+    seed: int = 0
+    sample_size: int = 20_000
+    vocab_size: int = 50_000
+    n_init: int = 2
+    name: ClassVar[str] = "kmeans-lexical"
+
+    def fit(self, scan: CorpusScan, *, n_shards: int, progress: bool = False) -> LexicalKMeansPartition:
+        from sklearn.cluster import KMeans
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+        if len(scan.sample) < n_shards:
+            from selectsearch.errors import SelectSearchError
+
+            raise SelectSearchError(
+                f"k-means needs at least as many documents as shards ({len(scan.sample)} < {n_shards}); "
+                "use fewer --shards"
+            )
+        stop_words = frozenset(ENGLISH_STOP_WORDS)
+        vectorizer = TfidfVectorizer(
+            tokenizer=lambda t: tokenize(t, stop_words), lowercase=False, token_pattern=None,
+            min_df=2 if len(scan.sample) >= 100 else 1, max_df=0.5 if len(scan.sample) >= 100 else 1.0,
+            max_features=self.vocab_size, sublinear_tf=True, dtype=np.float32,
+        )
+        vectorizer.fit([d.contents for d in scan.sample])
+        vocabulary = [str(t) for t in vectorizer.get_feature_names_out()]
+        idf = vectorizer.idf_.astype(np.float32)
+        space = LexicalSpace(vocabulary, idf, np.zeros((n_shards, len(vocabulary)), np.float32), stop_words)
+        x = space.transform([d.contents for d in scan.sample])
+        km = KMeans(n_clusters=n_shards, n_init=self.n_init, random_state=self.seed, max_iter=100)
+        km.fit(x)
+        centroids = km.cluster_centers_.astype(np.float32)
+        centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+        space.centroids = centroids
+        params = {"seed": self.seed, "sample_size": self.sample_size, "vocab_size": len(vocabulary),
+                  "n_init": self.n_init, "space": "lexical", "features": "tfidf-sublinear-l2"}
+        return LexicalKMeansPartition(space, params)

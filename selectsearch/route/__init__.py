@@ -1,0 +1,48 @@
+"""Routers: which shards each query searches.
+
+Example:
+    >>> from selectsearch.route import parse_route
+    >>> str(parse_route("centroid@2"))
+    'centroid@2'
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from selectsearch.errors import RouteSpecError
+from selectsearch.route.base import ROUTERS, Router, RouteSpec, parse_route, rank_by_scores
+from selectsearch.types import Qrels
+
+if TYPE_CHECKING:  # pragma: no cover
+    from selectsearch.index.sharded import ShardedIndex
+
+__all__ = ["ROUTERS", "Router", "RouteSpec", "parse_route", "rank_by_scores", "make_router"]
+
+
+def make_router(spec: RouteSpec | str, index: ShardedIndex, *, qrels: Qrels | None = None, seed: int = 0,
+                **options: Any) -> Router:
+    """The router a spec names, set up for ``index``.
+
+    Raises:
+        RouteSpecError: unknown router, or one the index cannot serve (e.g. ``centroid`` on a
+            random partition).
+    """
+    from selectsearch.route import simple
+
+    spec = parse_route(spec) if isinstance(spec, str) else spec
+    if spec.name == "all":
+        return simple.ExhaustiveRouter(index.n_shards)
+    if spec.name == "random":
+        return simple.RandomRouter(index.n_shards, seed=seed)
+    if spec.name == "centroid":
+        space = index.partition.query_space()
+        if space is None:
+            raise RouteSpecError(
+                f"'centroid' needs a partition with centroids; {index.path} was built with "
+                f"{index.manifest['partition']['kind']!r} — use random@m/all or rebuild with --partitioner kmeans"
+            )
+        return simple.CentroidRouter(space)
+    if spec.name == "oracle":
+        return simple.OracleRouter(qrels or {}, index.shard_of_doc, index.shard_sizes)
+    raise RouteSpecError(f"router {spec.name!r} is not available in this version")

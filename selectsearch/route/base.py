@@ -1,0 +1,113 @@
+"""Route specs (``centroid@2``, ``redde@1:16``) and the :class:`Router` interface.
+
+A router ranks ALL shards for each query, best first; a budget ``m`` searches the first ``m``.
+Routing is therefore nested by construction: the shards chosen at ``m`` are among those chosen
+at ``m + 1``. Ties are broken by shard id, so rankings are deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from selectsearch.errors import RouteSpecError
+from selectsearch.types import Query
+
+__all__ = ["RouteSpec", "parse_route", "Router", "rank_by_scores", "ROUTERS"]
+
+#: router names and what they need; later issues add more
+ROUTERS: dict[str, str] = {
+    "all": "exhaustive: every shard",
+    "random": "seeded random shards (per query)",
+    "centroid": "nearest k-means centroids in the partition's feature space",
+    "oracle": "shards holding most relevant documents (evaluation only, needs qrels)",
+}
+
+_SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9_-]*)(?:@(?P<lo>\d+)(?::(?P<hi>\d+))?)?$")
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """A parsed route spec. ``budget`` is ``None`` for ``all`` (every shard).
+
+    ``budgets`` holds the range of a sweep spec such as ``redde@1:16``.
+    """
+
+    name: str
+    budget: int | None
+    budgets: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        if self.name == "all" or self.budget is None:
+            return self.name
+        return f"{self.name}@{self.budget}"
+
+    def expand(self, n_shards: int | None = None) -> list[RouteSpec]:
+        """One spec per budget of a range (``centroid@1:4`` -> 4 specs), budgets capped at K."""
+        if not self.budgets:
+            return [self]
+        budgets = [b for b in self.budgets if n_shards is None or b <= n_shards]
+        return [RouteSpec(self.name, b) for b in budgets]
+
+
+def parse_route(spec: str) -> RouteSpec:
+    """Parse ``all``, ``NAME@M`` or ``NAME@LO:HI``.
+
+    Raises:
+        RouteSpecError: malformed spec, unknown router, or a budget below 1.
+
+    Example:
+        >>> parse_route("centroid@2")
+        RouteSpec(name='centroid', budget=2, budgets=())
+        >>> [str(s) for s in parse_route("random@1:3").expand()]
+        ['random@1', 'random@2', 'random@3']
+    """
+    m = _SPEC.match(spec.strip().lower())
+    if not m:
+        raise RouteSpecError(f"malformed route spec {spec!r}; write NAME@M (e.g. centroid@2), NAME@LO:HI or 'all'")
+    name = m.group("name")
+    if name not in ROUTERS:
+        raise RouteSpecError(f"unknown router {name!r} in {spec!r}; known: {', '.join(sorted(ROUTERS))}")
+    if name == "all":
+        if m.group("lo"):
+            raise RouteSpecError(f"'all' takes no budget (got {spec!r}); write 'all'")
+        return RouteSpec("all", None)
+    if m.group("lo") is None:
+        raise RouteSpecError(f"route {spec!r} needs a budget: {name}@M (shards per query), e.g. {name}@2")
+    lo = int(m.group("lo"))
+    hi = int(m.group("hi")) if m.group("hi") else None
+    if lo < 1 or (hi is not None and hi < lo):
+        raise RouteSpecError(f"bad budget in {spec!r}: budgets start at 1 and ranges are LO:HI with LO <= HI")
+    if hi is None:
+        return RouteSpec(name, lo)
+    return RouteSpec(name, lo, tuple(range(lo, hi + 1)))
+
+
+def rank_by_scores(scores: np.ndarray) -> np.ndarray:
+    """Shard ids sorted by descending score, ties by ascending shard id. Shape ``(n, K)``."""
+    scores = np.asarray(scores, dtype=np.float64)
+    # lexsort: last key is primary; stable on shard id
+    ids = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    return np.lexsort((ids, -scores), axis=1).astype(np.int32)
+
+
+class Router(ABC):
+    """Ranks every shard for each query."""
+
+    #: router name, as in route specs
+    name: str = ""
+
+    @abstractmethod
+    def rank(self, queries: Sequence[Query]) -> np.ndarray:
+        """``(len(queries), n_shards)`` int32: a permutation of the shard ids per query, best first."""
+
+    def select(self, queries: Sequence[Query], budget: int | None) -> list[list[int]]:
+        """The first ``budget`` shards of each query's ranking (all when ``budget`` is None)."""
+        ranking = self.rank(queries)
+        if budget is None:
+            return [sorted(r) for r in ranking.tolist()]
+        return [r[:budget] for r in ranking.tolist()]
