@@ -33,7 +33,22 @@ _LAZY = {
     "SelectSearchError": "selectsearch.errors",
 }
 
-__all__ = sorted([*_LAZY, "__version__"])
+__all__ = [
+    "BuildConfig",
+    "Document",
+    "Hit",
+    "Query",
+    "SearchResult",
+    "SearchTrace",
+    "SelectSearchError",
+    "SelectiveSearcher",
+    "ShardedIndex",
+    "__version__",
+    "build_index",
+    "evaluate",
+    "make_router",
+    "parse_route",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.errors import SelectSearchError

@@ -20,7 +20,7 @@ import numpy as np
 from selectsearch.errors import ModelError
 from selectsearch.models.encoder import DEFAULT_ENCODER
 
-__all__ = ["TextEncoder", "EmbeddingCache", "default_cache_dir"]
+__all__ = ["EmbeddingCache", "TextEncoder", "default_cache_dir"]
 
 
 def default_cache_dir() -> Path:

@@ -7,16 +7,16 @@ do next. The CLI prints the message on one line to stderr and exits with code 2.
 from __future__ import annotations
 
 __all__ = [
-    "SelectSearchError",
     "DataFormatError",
     "DataNotFoundError",
-    "IndexError_",
-    "NotAnIndexError",
+    "DependencyError",
     "IndexExistsError",
     "ManifestVersionError",
-    "RouteSpecError",
-    "DependencyError",
     "ModelError",
+    "NotAnIndexError",
+    "RouteSpecError",
+    "SelectSearchError",
+    "ShardedIndexError",
 ]
 
 
@@ -39,19 +39,19 @@ class DataNotFoundError(SelectSearchError):
     """A data file, folder, split or dataset id that does not exist."""
 
 
-class IndexError_(SelectSearchError):  # noqa: N801 - avoid shadowing the builtin IndexError
+class ShardedIndexError(SelectSearchError):
     """Problems with a built index."""
 
 
-class NotAnIndexError(IndexError_):
+class NotAnIndexError(ShardedIndexError):
     """A folder that has no selectsearch manifest."""
 
 
-class IndexExistsError(IndexError_):
+class IndexExistsError(ShardedIndexError):
     """Refusing to overwrite an existing index."""
 
 
-class ManifestVersionError(IndexError_):
+class ManifestVersionError(ShardedIndexError):
     """The index was written by a newer selectsearch."""
 
 

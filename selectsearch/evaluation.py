@@ -24,7 +24,7 @@ from selectsearch.types import Qrels, SearchResult
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.search import SelectiveSearcher
 
-__all__ = ["parse_measures", "evaluate", "cost_summary", "results_to_run", "format_table"]
+__all__ = ["cost_summary", "evaluate", "format_table", "parse_measures", "results_to_run"]
 
 
 def parse_measures(names: Sequence[str]) -> list[Any]:
@@ -122,7 +122,9 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
                  *[fmt.format(row["cost"].get(key, float("nan"))) for _, key, fmt in cost_cols]]
         lines.append(cells)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=True)]
-    out = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))]
-    for cells in lines:
-        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))))
-    return "\n".join(out)
+
+    def fmt_line(cells: Sequence[str]) -> str:
+        padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "  ".join(padded)
+
+    return "\n".join([fmt_line(header), *(fmt_line(cells) for cells in lines)])

@@ -19,7 +19,7 @@ from selectsearch.index.sharded import ShardedIndex
 from selectsearch.route import Router, RouteSpec, make_router, parse_route
 from selectsearch.types import Hit, Qrels, Query, SearchResult, SearchTrace
 
-__all__ = ["SelectiveSearcher", "Reranker"]
+__all__ = ["Reranker", "SelectiveSearcher"]
 
 
 class Reranker(Protocol):

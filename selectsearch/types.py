@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-__all__ = ["Document", "Query", "Hit", "SearchTrace", "SearchResult", "Qrels", "Run"]
+__all__ = ["Document", "Hit", "Qrels", "Query", "Run", "SearchResult", "SearchTrace"]
 
 #: ``{query_id: {doc_id: relevance}}`` — the shape ir_measures accepts.
 Qrels = dict[str, dict[str, int]]

@@ -7,7 +7,8 @@ for stdin). Output: one JSON line per input with "label" and "scores" (classific
 
 Examples:
   selectsearch classify models/trec-dynamar --input questions.txt
-  selectsearch classify models/qrel-dynamar --input pairs.jsonl --output scored.jsonl --inference single
+  selectsearch classify models/qrel-dynamar --input pairs.jsonl --output scored.jsonl \\
+      --inference single
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="model folder written by train-classifier")
     parser.add_argument("--input", required=True, help="JSON lines, text lines, or - for stdin")
     parser.add_argument("--output", type=Path, help="JSON lines to write (default stdout)")
-    parser.add_argument("--inference", choices=("pool", "single"),
-                        help="DynaMaR: mean over the template pool or the first template "
-                             "(default: as trained)")
+    parser.add_argument(
+        "--inference",
+        choices=("pool", "single"),
+        help="DynaMaR: mean over the template pool or the first template (default: as trained)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, help="torch threads")
 
@@ -78,11 +81,17 @@ def execute(args: argparse.Namespace) -> int:
     clf = TextClassifier.load(args.model)
     rows, ids = _read(args.input)
     if rows and len(rows[0]) != len(clf.config.slots):
-        raise ModelError(f"the model reads {len(clf.config.slots)} field(s) {clf.config.slots}, "
-                         f"the input has {len(rows[0])}")
+        raise ModelError(
+            f"the model reads {len(clf.config.slots)} field(s) {clf.config.slots}, "
+            f"the input has {len(rows[0])}"
+        )
     mode = args.inference or clf.config.inference
-    outs = clf.view_outputs(rows, batch_size=args.batch_size,
-                            views=[0] if mode == "single" else None, progress=not args.quiet)
+    outs = clf.view_outputs(
+        rows,
+        batch_size=args.batch_size,
+        views=[0] if mode == "single" else None,
+        progress=not args.quiet,
+    )
     mean = outs.mean(axis=0)
     preds = clf.decide(mean)
     out: TextIO = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
@@ -92,10 +101,14 @@ def execute(args: argparse.Namespace) -> int:
                 rec: dict[str, Any] = {"id": rid, "score": float(preds[i])}
             else:
                 probs = torch.softmax(torch.from_numpy(mean[i]), dim=0).tolist()
-                rec = {"id": rid, "label": clf.config.label_names[int(preds[i])],
-                       "label_id": int(preds[i]),
-                       "scores": dict(zip(clf.config.label_names, (round(p, 6) for p in probs),
-                                          strict=True))}
+                rec = {
+                    "id": rid,
+                    "label": clf.config.label_names[int(preds[i])],
+                    "label_id": int(preds[i]),
+                    "scores": dict(
+                        zip(clf.config.label_names, (round(p, 6) for p in probs), strict=True)
+                    ),
+                }
             out.write(json.dumps(rec) + "\n")
     finally:
         if args.output:

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from selectsearch.cli._common import progress_enabled
 from selectsearch.errors import SelectSearchError
@@ -57,7 +58,7 @@ def execute(args: argparse.Namespace) -> int:
     if run_dir:
         run_dir.mkdir(parents=True, exist_ok=True)
 
-    def save_run(spec: object, results: dict) -> None:  # type: ignore[type-arg]
+    def save_run(spec: object, results: dict[str, Any]) -> None:
         if run_dir:
             name = str(spec).replace("@", "-at-").replace(":", "-")
             write_run({q: [(h.doc_id, h.score) for h in r.hits] for q, r in results.items()},

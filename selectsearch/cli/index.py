@@ -52,7 +52,9 @@ def execute(args: argparse.Namespace) -> int:
         if not args.mico_model:
             from selectsearch.errors import SelectSearchError
 
-            raise SelectSearchError("--partitioner mico needs --mico-model DIR (train one with `selectsearch train-mico`)")
+            raise SelectSearchError(
+                "--partitioner mico needs --mico-model DIR (train one with `selectsearch train-mico`)"
+            )
         options["model"] = args.mico_model
     config = BuildConfig(n_shards=args.shards, partitioner=args.partitioner, space=args.space, seed=args.seed,
                          threads=args.threads, dedupe=args.dedupe, overwrite=args.overwrite,

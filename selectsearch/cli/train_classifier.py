@@ -29,25 +29,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``train-classifier``."""
     src = parser.add_argument_group("data")
     one = src.add_mutually_exclusive_group(required=True)
-    one.add_argument("--task", help="task name from the shared data (sst2, mr, trec-coarse, stsb, ...)")
+    one.add_argument(
+        "--task", help="task name from the shared data (sst2, mr, trec-coarse, stsb, ...)"
+    )
     one.add_argument("--train", type=Path, help="JSON lines with text fields and 'label'")
-    src.add_argument("--regression", action="store_true",
-                     help="--train labels are numbers to regress (default: class names)")
-    src.add_argument("--data", help="shared data folder (default $SELECTSEARCH_DATA or ../shared/data)")
-    src.add_argument("--k-shot", type=int, help="sample K training examples per class (K for regression)")
+    src.add_argument(
+        "--regression",
+        action="store_true",
+        help="--train labels are numbers to regress (default: class names)",
+    )
+    src.add_argument(
+        "--data", help="shared data folder (default $SELECTSEARCH_DATA or ../shared/data)"
+    )
+    src.add_argument(
+        "--k-shot", type=int, help="sample K training examples per class (K for regression)"
+    )
     src.add_argument("--sample-seed", type=int, help="seed of the --k-shot sample (default --seed)")
     m = parser.add_argument_group("model")
     m.add_argument("--method", choices=("dynamar", "finetune"), required=True)
-    m.add_argument("--encoder", default="all-MiniLM-L6-v2", help="local model folder or all-MiniLM-L6-v2")
+    m.add_argument(
+        "--encoder", default="all-MiniLM-L6-v2", help="local model folder or all-MiniLM-L6-v2"
+    )
     m.add_argument("--max-length", type=int, default=128)
     m.add_argument("--dropout", type=float, default=0.1)
     m.add_argument("--pooling", choices=("mean", "cls"), default="mean", help="finetune only")
     m.add_argument("--pool-size", type=int, default=4, help="dynamar: templates in the pool (M)")
-    m.add_argument("--template", action="append", default=[],
-                   help="dynamar: seed template, repeatable (default: built-in seeds)")
+    m.add_argument(
+        "--template",
+        action="append",
+        default=[],
+        help="dynamar: seed template, repeatable (default: built-in seeds)",
+    )
     m.add_argument("--no-variants", action="store_true", help="dynamar: only the seed templates")
-    m.add_argument("--inference", choices=("pool", "single"), default="pool",
-                   help="dynamar: default inference (mean over the pool or the first template)")
+    m.add_argument(
+        "--inference",
+        choices=("pool", "single"),
+        default="pool",
+        help="dynamar: default inference (mean over the pool or the first template)",
+    )
     t = parser.add_argument_group("training")
     t.add_argument("--steps", type=int, default=100)
     t.add_argument("--batch-size", type=int, default=8)
@@ -79,22 +98,32 @@ def _read_jsonl(path: Path, regression: bool) -> tuple[list[Any], tuple[str, ...
                 raise DataFormatError(path, n, f"not JSON ({exc})") from exc
             keys = next((k for k in _PAIR_KEYS[::-1] if all(x in obj for x in k)), None)
             if keys is None or "label" not in obj:
-                raise DataFormatError(path, n, "needs 'label' and 'text' (or text_a/text_b, query/doc)")
+                raise DataFormatError(
+                    path, n, "needs 'label' and 'text' (or text_a/text_b, query/doc)"
+                )
             rows.append((keys, obj, n))
     if not rows:
         raise DataFormatError(path, None, "no examples")
     slots = rows[0][0]
     if any(r[0] != slots for r in rows):
-        raise DataFormatError(path, None, f"every line must have the same fields as line 1: {slots}")
+        raise DataFormatError(
+            path, None, f"every line must have the same fields as line 1: {slots}"
+        )
     if regression:
         names = ["score"]
-        examples = [TextExample(o[slots[0]], float(o["label"]), o[slots[1]] if len(slots) > 1 else None)
-                    for _, o, _ in rows]
+        examples = [
+            TextExample(o[slots[0]], float(o["label"]), o[slots[1]] if len(slots) > 1 else None)
+            for _, o, _ in rows
+        ]
     else:
         names = sorted({str(o["label"]) for _, o, _ in rows})
         index = {lab: i for i, lab in enumerate(names)}
-        examples = [TextExample(o[slots[0]], index[str(o["label"])],
-                                o[slots[1]] if len(slots) > 1 else None) for _, o, _ in rows]
+        examples = [
+            TextExample(
+                o[slots[0]], index[str(o["label"])], o[slots[1]] if len(slots) > 1 else None
+            )
+            for _, o, _ in rows
+        ]
     return examples, slots, names
 
 
@@ -119,7 +148,9 @@ def execute(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.output.exists() and not args.overwrite:
-        raise SelectSearchError(f"{args.output} exists; choose another --output or pass --overwrite")
+        raise SelectSearchError(
+            f"{args.output} exists; choose another --output or pass --overwrite"
+        )
     task = None
     if args.task:
         task = load_task(args.task, args.data)
@@ -134,23 +165,42 @@ def execute(args: argparse.Namespace) -> int:
         seed = args.seed if args.sample_seed is None else args.sample_seed
         examples = sample_few_shot(examples, k=args.k_shot, kind=kind, seed=seed)
     config = ModelConfig(
-        method=args.method, kind=kind, label_names=tuple(names), slots=slots,
-        encoder=args.encoder, max_length=args.max_length, dropout=args.dropout,
-        pooling=args.pooling, pool_size=args.pool_size, templates=tuple(args.template),
-        variants=not args.no_variants, inference=args.inference,
+        method=args.method,
+        kind=kind,
+        label_names=tuple(names),
+        slots=slots,
+        encoder=args.encoder,
+        max_length=args.max_length,
+        dropout=args.dropout,
+        pooling=args.pooling,
+        pool_size=args.pool_size,
+        templates=tuple(args.template),
+        variants=not args.no_variants,
+        inference=args.inference,
     )
-    train = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
-                        head_learning_rate=args.head_lr, seed=args.seed)
-    callbacks: list[Any] = [ProgressCallback(disable=True if args.quiet else None, desc=args.method)]
+    train = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        head_learning_rate=args.head_lr,
+        seed=args.seed,
+    )
+    callbacks: list[Any] = [
+        ProgressCallback(disable=True if args.quiet else None, desc=args.method)
+    ]
     if args.log:
         callbacks.append(JsonLogCallback(args.log))
     clf: TextClassifier = train_classifier(examples, config, train, callbacks=callbacks)
     clf.extra = {"task": args.task, "n_train": len(examples)}
     command = "selectsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     clf.save(args.output, command=command, overwrite=args.overwrite)
-    summary: dict[str, Any] = {"output": str(args.output), "method": args.method,
-                               "n_train": len(examples), "steps": args.steps,
-                               "pool": [t.source for t in clf.pool]}
+    summary: dict[str, Any] = {
+        "output": str(args.output),
+        "method": args.method,
+        "n_train": len(examples),
+        "steps": args.steps,
+        "pool": [t.source for t in clf.pool],
+    }
     if args.eval and task is not None:
         test = list(task.test)
         if args.max_test and len(test) > args.max_test:

@@ -26,7 +26,7 @@ import numpy as np
 
 from selectsearch.errors import DataFormatError, DataNotFoundError
 
-__all__ = ["TextExample", "TaskData", "TASKS", "load_task", "compute_metrics", "data_root"]
+__all__ = ["TASKS", "TaskData", "TextExample", "compute_metrics", "data_root", "load_task"]
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def _glue(root: Path, name: str) -> TaskData:
 def _split(examples: list[TextExample], test_fraction: float, seed: int) -> tuple[list[TextExample], list[TextExample]]:
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
-    n_test = int(round(len(examples) * test_fraction))
+    n_test = round(len(examples) * test_fraction)
     test = [examples[i] for i in order[:n_test]]
     train = [examples[i] for i in order[n_test:]]
     return train, test
@@ -179,7 +179,7 @@ def _toys(root: Path, name: str, seed: int) -> TaskData:
     rows = _jsonl_labelled(root / "classification" / "products" / "amazon-toys.jsonl", "text", key)
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
-    n_test = int(round(len(rows) * 0.2))
+    n_test = round(len(rows) * 0.2)
     test = [rows[i] for i in order[:n_test]]
     train = [rows[i] for i in order[n_test:]]
     return _labelled_task(name, train, test, {"split_seed": seed})

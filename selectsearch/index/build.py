@@ -43,7 +43,7 @@ from selectsearch.index.manifest import command_line, library_versions, write_ma
 from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner, reservoir_sample
 from selectsearch.types import Document
 
-__all__ = ["BuildConfig", "build_index", "make_partitioner", "PARTITIONERS", "shard_dir_name"]
+__all__ = ["PARTITIONERS", "BuildConfig", "build_index", "make_partitioner", "shard_dir_name"]
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +100,10 @@ def make_partitioner(config: BuildConfig) -> Partitioner:
         return DenseKMeansPartitioner(seed=config.seed, **opts)
     if config.partitioner == "mico":
         try:
-            from selectsearch.partition.mico import MicoPartitioner  # type: ignore[import-not-found]
+            from selectsearch.partition.mico import MicoPartitioner
         except ImportError as exc:
             raise SelectSearchError("the mico partitioner is not available in this version") from exc
-        return MicoPartitioner(**opts)  # type: ignore[no-any-return]
+        return MicoPartitioner(**opts)
     raise SelectSearchError(
         f"unknown partitioner {config.partitioner!r} (space {config.space!r}); "
         f"choose one of {', '.join(PARTITIONERS)} with --space lexical|dense"

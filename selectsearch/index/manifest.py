@@ -6,6 +6,7 @@ A folder without ``manifest.json`` is not an index. A manifest with a newer
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -15,7 +16,7 @@ from typing import Any
 
 from selectsearch.errors import ManifestVersionError, NotAnIndexError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "write_manifest", "read_manifest", "library_versions"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "library_versions", "read_manifest", "write_manifest"]
 
 FORMAT = "selectsearch-sharded-index"
 FORMAT_VERSION = 1
@@ -28,10 +29,8 @@ def library_versions() -> dict[str, str]:
 
     versions = {"python": platform.python_version()}
     for dist in ("selectsearch", "pyserini", "numpy", "scikit-learn", "faiss-cpu", "torch", "transformers"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     try:
         from selectsearch.lucene.jvm import anserini_jar
 

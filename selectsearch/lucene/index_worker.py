@@ -19,7 +19,7 @@ from typing import Any
 
 from selectsearch.errors import SelectSearchError
 
-__all__ = ["run_workers", "main"]
+__all__ = ["main", "run_workers"]
 
 
 def run_workers(root: Path, queues: list[list[int]], memory_mb: int) -> Iterator[dict[str, Any]]:

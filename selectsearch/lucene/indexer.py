@@ -12,10 +12,11 @@ the sharded collection is a filter on that field (see :mod:`selectsearch.lucene.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from selectsearch.lucene.jvm import jclass
 
-__all__ = ["index_shard", "read_lucene_ids", "SHARD_FIELD", "CONTENTS_FIELD", "ID_FIELD"]
+__all__ = ["CONTENTS_FIELD", "ID_FIELD", "SHARD_FIELD", "index_shard", "read_lucene_ids"]
 
 SHARD_FIELD = "shard"
 CONTENTS_FIELD = "contents"
@@ -62,7 +63,7 @@ def read_lucene_ids(index_dir: Path) -> list[str]:
         reader.close()
 
 
-def open_directory_reader(index_dir: Path):  # type: ignore[no-untyped-def]
+def open_directory_reader(index_dir: Path) -> Any:
     """A Lucene ``DirectoryReader`` on ``index_dir`` (memory-mapped)."""
     fs_directory = jclass("org.apache.lucene.store.FSDirectory")
     paths = jclass("java.nio.file.Paths")

@@ -22,7 +22,7 @@ from typing import Any
 
 from selectsearch.errors import DependencyError
 
-__all__ = ["anserini_jar", "start_jvm", "jclass", "jvm_started"]
+__all__ = ["anserini_jar", "jclass", "jvm_started", "start_jvm"]
 
 _LOCK = threading.Lock()
 _STARTED = False

@@ -31,7 +31,7 @@ import numpy as np
 from selectsearch.lucene.indexer import CONTENTS_FIELD, SHARD_FIELD, open_directory_reader
 from selectsearch.lucene.jvm import jclass
 
-__all__ = ["ShardedLuceneSearcher", "Bm25Params"]
+__all__ = ["Bm25Params", "ShardedLuceneSearcher"]
 
 
 class Bm25Params:

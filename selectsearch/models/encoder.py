@@ -16,8 +16,15 @@ from selectsearch.errors import DependencyError, ModelError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["DEFAULT_ENCODER", "default_encoder_path", "resolve_model_path", "load_encoder",
-           "load_tokenizer", "tiny_encoder", "mean_pool"]
+__all__ = [
+    "DEFAULT_ENCODER",
+    "default_encoder_path",
+    "load_encoder",
+    "load_tokenizer",
+    "mean_pool",
+    "resolve_model_path",
+    "tiny_encoder",
+]
 
 #: Name recorded in configs and manifests for the packaged default encoder.
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"

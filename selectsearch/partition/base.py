@@ -20,8 +20,15 @@ import numpy as np
 
 from selectsearch.types import Document
 
-__all__ = ["CorpusScan", "Partitioner", "FittedPartition", "QuerySpace", "reservoir_sample",
-           "register_partition", "load_partition"]
+__all__ = [
+    "CorpusScan",
+    "FittedPartition",
+    "Partitioner",
+    "QuerySpace",
+    "load_partition",
+    "register_partition",
+    "reservoir_sample",
+]
 
 
 @dataclass

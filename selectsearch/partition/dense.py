@@ -27,7 +27,7 @@ from selectsearch.partition.base import (
 )
 from selectsearch.types import Document
 
-__all__ = ["DenseKMeansPartitioner", "DenseKMeansPartition", "DenseSpace"]
+__all__ = ["DenseKMeansPartition", "DenseKMeansPartitioner", "DenseSpace"]
 
 
 class DenseSpace(QuerySpace):
@@ -125,7 +125,8 @@ class DenseKMeansPartitioner(Partitioner):
         kmeans = faiss.Kmeans(train.shape[1], n_shards, niter=self.niter, seed=self.seed, spherical=True,
                               verbose=False, min_points_per_centroid=1, max_points_per_centroid=10**9)
         kmeans.train(train)
-        centroids = kmeans.centroids / np.maximum(np.linalg.norm(kmeans.centroids, axis=1, keepdims=True), 1e-12)
-        params = {"seed": self.seed, "train_size": int(len(rows)), "niter": self.niter, "space": "dense",
+        raw = np.asarray(kmeans.centroids, dtype=np.float32)
+        centroids = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+        params = {"seed": self.seed, "train_size": len(rows), "niter": self.niter, "space": "dense",
                   "embedding_cache": str(cache.folder)}
         return DenseKMeansPartition(DenseSpace(self.model, centroids, self.max_length), params, embeddings)

@@ -31,7 +31,7 @@ from selectsearch.partition.base import (
 )
 from selectsearch.types import Document
 
-__all__ = ["LexicalKMeansPartitioner", "LexicalKMeansPartition", "LexicalSpace", "tokenize"]
+__all__ = ["LexicalKMeansPartition", "LexicalKMeansPartitioner", "LexicalSpace", "tokenize"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 

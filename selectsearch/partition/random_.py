@@ -11,7 +11,7 @@ import numpy as np
 
 from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner, register_partition
 
-__all__ = ["RandomPartitioner", "RandomPartition"]
+__all__ = ["RandomPartition", "RandomPartitioner"]
 
 
 @register_partition

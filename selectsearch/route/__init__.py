@@ -17,7 +17,7 @@ from selectsearch.types import Qrels
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
 
-__all__ = ["ROUTERS", "Router", "RouteSpec", "parse_route", "rank_by_scores", "make_router"]
+__all__ = ["ROUTERS", "RouteSpec", "Router", "make_router", "parse_route", "rank_by_scores"]
 
 
 def make_router(spec: RouteSpec | str, index: ShardedIndex, *, qrels: Qrels | None = None, seed: int = 0,

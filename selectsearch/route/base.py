@@ -17,7 +17,7 @@ import numpy as np
 from selectsearch.errors import RouteSpecError
 from selectsearch.types import Query
 
-__all__ = ["RouteSpec", "parse_route", "Router", "rank_by_scores", "ROUTERS"]
+__all__ = ["ROUTERS", "RouteSpec", "Router", "parse_route", "rank_by_scores"]
 
 #: router names and what they need; later issues add more
 ROUTERS: dict[str, str] = {

@@ -12,7 +12,7 @@ from selectsearch.partition.base import QuerySpace
 from selectsearch.route.base import Router, rank_by_scores
 from selectsearch.types import Qrels, Query
 
-__all__ = ["ExhaustiveRouter", "RandomRouter", "CentroidRouter", "OracleRouter"]
+__all__ = ["CentroidRouter", "ExhaustiveRouter", "OracleRouter", "RandomRouter"]
 
 
 class ExhaustiveRouter(Router):
