@@ -41,6 +41,7 @@ from selectsearch.data.ids import DuplicateDocIdError, corpus_fingerprint
 from selectsearch.errors import IndexExistsError, SelectSearchError
 from selectsearch.index.manifest import command_line, library_versions, write_manifest
 from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner, reservoir_sample
+from selectsearch.selective_metrics import partition_balance
 from selectsearch.types import Document
 
 __all__ = ["PARTITIONERS", "BuildConfig", "build_index", "make_partitioner", "shard_dir_name"]
@@ -269,17 +270,6 @@ def index_shards(root: Path, sizes: list[int], *, threads: int, memory_mb: int,
     return sorted(results, key=lambda r: int(r["shard_id"]))
 
 
-def balance_stats(sizes: Sequence[int]) -> dict[str, float]:
-    """max/mean shard size and the normalised entropy of the size histogram."""
-    arr = np.asarray(sizes, dtype=np.float64)
-    p = arr / arr.sum()
-    nz = p[p > 0]
-    entropy = float(-(nz * np.log(nz)).sum())
-    return {"max_over_mean": float(arr.max() / arr.mean()), "min_over_mean": float(arr.min() / arr.mean()),
-            "entropy": entropy, "entropy_normalised": entropy / float(np.log(len(arr))) if len(arr) > 1 else 1.0,
-            "empty_shards": int((arr == 0).sum())}
-
-
 def _prepare_output(out: Path, overwrite: bool) -> Path:
     if out.exists() and not overwrite:
         raise IndexExistsError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
@@ -348,7 +338,7 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             "corpus": {**corpus.describe(), "n_docs": scan.n_docs, "fingerprint": scan.fingerprint,
                        "duplicates_dropped": scan.extra.get("duplicates_dropped", 0)},
             "build": {k: v for k, v in asdict(config).items() if k not in ("overwrite",)},
-            "partition": {**partition_config, "sizes": sizes, "balance": balance_stats(sizes),
+            "partition": {**partition_config, "sizes": sizes, "balance": partition_balance(np.asarray(sizes)),
                           "fit_seconds": round(fit_seconds, 3)},
             "lucene": {"analyzer": "DefaultEnglishAnalyzer (Porter, Lucene stop words)", "field": "contents",
                        "contents": "title + newline + text", "similarity": "BM25",

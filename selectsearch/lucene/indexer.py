@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from selectsearch.lucene.jvm import jclass
+from selectsearch.lucene.jvm import jclass, quiet_logging
 
 __all__ = ["CONTENTS_FIELD", "ID_FIELD", "SHARD_FIELD", "index_shard", "read_lucene_ids"]
 
@@ -28,6 +28,7 @@ def index_shard(input_dir: Path, index_dir: Path, *, threads: int = 1, memory_mb
 
     Returns the number of documents indexed. ``threads`` > 1 only helps with several input files.
     """
+    quiet_logging()
     args = jclass("io.anserini.index.IndexCollection$Args")()
     # args4j parses the same flags as Anserini's command line (array fields cannot be set
     # through jnius); constructing IndexCollection ourselves avoids main()'s System.exit paths.

@@ -71,16 +71,33 @@ def start_jvm(heap: str = DEFAULT_HEAP) -> None:
                 raise DependencyError("pyjnius is missing: pip install 'pyserini==1.6.0'") from exc
             if not jnius_config.vm_running:
                 # -Xrs: leave SIGINT to Python, so Ctrl-C raises KeyboardInterrupt and builds clean up.
+                # --sun-misc-unsafe-memory-access=allow: Lucene's MappedByteBuffer path (used on
+                # Java 22+ by this Lucene) would otherwise print deprecation warnings.
                 jnius_config.add_options(f"-Xmx{heap}", "-Xrs", "-Dlog4j2.level=WARN",
-                                         "--enable-native-access=ALL-UNNAMED")
+                                         "--enable-native-access=ALL-UNNAMED",
+                                         "--sun-misc-unsafe-memory-access=allow")
                 jnius_config.set_classpath(str(anserini_jar()))
             import jnius  # noqa: F401  (starts the VM)
-        _quiet_logging()
+            _silence_lucene_notice()
         _STARTED = True
 
 
-def _quiet_logging() -> None:
-    # Anserini logs every indexing step at INFO through log4j2; keep warnings only.
+_KEEP: list[Any] = []  # java.util.logging keeps loggers weakly: hold the one we configure
+
+
+def _silence_lucene_notice() -> None:
+    # Lucene logs "please update Apache Lucene" through java.util.logging on Java 22+ when it
+    # falls back to MappedByteBuffer; harmless here, and it would clutter every CLI call.
+    from jnius import autoclass
+
+    logger = autoclass("java.util.logging.Logger").getLogger("org.apache.lucene.store.MMapDirectory")
+    logger.setLevel(autoclass("java.util.logging.Level").SEVERE)
+    _KEEP.append(logger)
+
+
+def quiet_logging() -> None:
+    """Keep Anserini's log4j output to warnings (its indexer logs every step at INFO)."""
+    start_jvm()
     from jnius import autoclass
 
     try:

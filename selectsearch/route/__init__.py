@@ -45,4 +45,27 @@ def make_router(spec: RouteSpec | str, index: ShardedIndex, *, qrels: Qrels | No
         return simple.CentroidRouter(space)
     if spec.name == "oracle":
         return simple.OracleRouter(qrels or {}, index.shard_of_doc, index.shard_sizes)
-    raise RouteSpecError(f"router {spec.name!r} is not available in this version")
+    target = ROUTER_FACTORIES.get(spec.name)
+    if target is None:
+        raise RouteSpecError(f"router {spec.name!r} is not available in this version")
+    import importlib
+
+    module_name, _, function = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise RouteSpecError(f"router {spec.name!r} is not available in this version ({exc})") from exc
+    router: Router = getattr(module, function)(spec, index, qrels=qrels, seed=seed, **options)
+    return router
+
+
+#: routers implemented in their own modules: name -> "module:factory". A factory is called as
+#: ``factory(spec, index, *, qrels, seed, **options)`` and returns a :class:`Router`.
+ROUTER_FACTORIES: dict[str, str] = {
+    "redde": "selectsearch.route.sample:make_sample_router",
+    "ranks": "selectsearch.route.sample:make_sample_router",
+    "taily": "selectsearch.route.stats:make_stats_router",
+    "cori": "selectsearch.route.stats:make_stats_router",
+    "mico": "selectsearch.route.mico:make_mico_router",
+    "distilled": "selectsearch.route.distilled:make_distilled_router",
+}

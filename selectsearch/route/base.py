@@ -25,6 +25,12 @@ ROUTERS: dict[str, str] = {
     "random": "seeded random shards (per query)",
     "centroid": "nearest k-means centroids in the partition's feature space",
     "oracle": "shards holding most relevant documents (evaluation only, needs qrels)",
+    "redde": "ReDDE on the central sample index (Si & Callan 2003)",
+    "ranks": "Rank-S on the central sample index (Kulkarni et al. 2012)",
+    "taily": "Taily: Gamma-fitted shard score distributions (Aly et al. 2013)",
+    "cori": "CORI on shard term statistics (Callan et al. 1995)",
+    "mico": "MICO query-routing head (learned from search logs)",
+    "distilled": "ReAugKD-distilled student of the MICO router",
 }
 
 _SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9_-]*)(?:@(?P<lo>\d+)(?::(?P<hi>\d+))?)?$")

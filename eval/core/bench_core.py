@@ -1,0 +1,287 @@
+"""Speed benchmark of the core issue, measured side by side in one run (ratios).
+
+Measures:
+  * ``import selectsearch`` wall time (fresh interpreter, median of 7) — target < 0.3 s;
+  * cold ``selectsearch search INDEX --query ... --route all`` wall time (median of 3) — < 3 s;
+  * ``--route all`` batch search over ONE shard vs pyserini's ``LuceneSearcher.batch_search`` on
+    the same single index, k=100 and k=1000, same threads, alternating runs — ratio >= 1.0;
+  * indexing documents/s with the random partitioner vs pyserini's ``LuceneIndexer`` alone on
+    the same corpus (SciFact + 200k Wikipedia passages), same threads — ratio >= 0.8;
+  * peak resident memory (whole process tree) of a 32-shard lexical k-means build — < 4 GiB.
+
+Usage (from the repository root):
+  .venv/bin/python eval/core/bench_core.py --data ../shared/data --out eval/results/core
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PY = sys.executable
+CLI = str(Path(PY).with_name("selectsearch"))
+
+
+def wall(cmd: list[str], **kw: object) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)  # type: ignore[call-overload]
+    return time.perf_counter() - t
+
+
+class TreeRss:
+    """Samples the resident memory of a process and all its descendants (from /proc)."""
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        self.pid, self.every, self.peak, self._stop = pid, every, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _children(self) -> dict[int, list[int]]:
+        kids: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                kids.setdefault(ppid, []).append(int(entry))
+        return kids
+
+    def _rss(self, pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            kids = self._children()
+            stack, total = [self.pid], 0
+            while stack:
+                p = stack.pop()
+                total += self._rss(p)
+                stack.extend(kids.get(p, []))
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> TreeRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def bench_import() -> dict[str, float]:
+    base = [wall([PY, "-c", "pass"]) for _ in range(7)]
+    imp = [wall([PY, "-c", "import selectsearch"]) for _ in range(7)]
+    return {"python_startup_s": statistics.median(base), "import_selectsearch_s": statistics.median(imp)}
+
+
+def bench_cold_search(index: Path) -> dict[str, float]:
+    times = [wall([CLI, "search", str(index), "--query", "vitamin D deficiency and fractures", "--route", "all",
+                   "--k", "10"]) for _ in range(3)]
+    return {"cold_search_all_s": statistics.median(times), "cold_search_all_runs_s": times}  # type: ignore[dict-item]
+
+
+SEARCH_RACE = r"""
+import json, sys, time, statistics
+from selectsearch.lucene.jvm import start_jvm
+start_jvm()
+from pyserini.search.lucene import LuceneSearcher
+from selectsearch.search import SelectiveSearcher
+index, pyserini_index, queries_path, threads, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+queries = json.load(open(queries_path))
+qids = list(queries); texts = [queries[q] for q in qids]
+ours = SelectiveSearcher.open(index, route="all", threads=threads)
+theirs = LuceneSearcher(pyserini_index); theirs.set_bm25(0.9, 0.4)
+def run_ours(k):
+    res = ours.batch_search(queries, k=k)
+    return {q: [(h.doc_id, h.score) for h in r.hits] for q, r in res.items()}
+def run_theirs(k):
+    res = theirs.batch_search(texts, qids, k=k, threads=threads)
+    return {q: [(h.docid, h.score) for h in hs] for q, hs in res.items()}
+out = {}
+for k in (100, 1000):
+    run_ours(k); run_theirs(k)  # warm-up (JIT, page cache)
+    t_o, t_t = [], []
+    for _ in range(rounds):
+        t = time.perf_counter(); run_ours(k); t_o.append(time.perf_counter() - t)
+        t = time.perf_counter(); run_theirs(k); t_t.append(time.perf_counter() - t)
+    n = len(texts)
+    out[f"k{k}"] = {"queries": n, "ours_qps": n / statistics.median(t_o), "pyserini_qps": n / statistics.median(t_t),
+                    "ratio": statistics.median(t_t) / statistics.median(t_o), "ours_s": t_o, "pyserini_s": t_t}
+print(json.dumps(out))
+"""
+
+
+def write_flat_jsonl(sources: list[Path], folder: Path) -> int:
+    sys.path.insert(0, str(REPO))
+    from selectsearch.data import open_corpus
+
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with (folder / "docs.jsonl").open("w") as f:
+        for doc in open_corpus(sources):
+            f.write(json.dumps({"id": doc.doc_id, "contents": doc.contents}) + "\n")
+            n += 1
+    return n
+
+
+PYSERINI_INDEXER = r"""
+import json, sys, time
+from selectsearch.lucene.jvm import start_jvm
+start_jvm()
+from pyserini.index.lucene import LuceneIndexer
+from selectsearch.data import open_corpus
+out, threads = sys.argv[1], int(sys.argv[2])
+sources = sys.argv[3:]
+t = time.perf_counter()
+indexer = LuceneIndexer(out, threads=threads)
+batch, n = [], 0
+for doc in open_corpus(sources):
+    batch.append({"id": doc.doc_id, "contents": doc.contents})
+    if len(batch) == 1000:
+        indexer.add_batch_dict(batch); n += len(batch); batch = []
+if batch:
+    indexer.add_batch_dict(batch); n += len(batch)
+indexer.close()
+print(json.dumps({"docs": n, "seconds": time.perf_counter() - t}))
+"""
+
+
+def run_build(cmd: list[str]) -> tuple[float, int]:
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with TreeRss(proc.pid) as rss:
+        out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{err[-2000:]}")
+    return time.perf_counter() - t, rss.peak
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--out", default=str(REPO / "eval" / "results" / "core"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--skip-indexing", action="store_true")
+    args = ap.parse_args()
+    data, out = Path(args.data), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    scifact, wiki = data / "scifact", data / "wikipedia"
+    work = Path(tempfile.mkdtemp(prefix="bench-core-"))
+    results: dict[str, object] = {
+        "command": " ".join([Path(PY).name, *sys.argv]), "machine": platform.platform(),
+        "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    try:
+        print("import ...", flush=True)
+        results["import"] = bench_import()
+        print(results["import"], flush=True)
+        k1 = work / "scifact-k1"
+        subprocess.run([CLI, "-q", "index", str(scifact), "--out", str(k1), "--shards", "1", "--partitioner", "random"],
+                       check=True, capture_output=True)
+        k16 = work / "scifact-k16"
+        subprocess.run([CLI, "-q", "index", str(scifact), "--out", str(k16), "--shards", "16"], check=True,
+                       capture_output=True)
+        results["cold_search"] = bench_cold_search(k16)
+        print(results["cold_search"], flush=True)
+        # single pyserini index on the same documents (same analyzer and BM25)
+        flat = work / "flat"
+        write_flat_jsonl([scifact], flat)
+        pyserini_index = work / "pyserini-scifact"
+        subprocess.run([PY, "-c", "from selectsearch.lucene.jvm import start_jvm, jclass; start_jvm();"
+                        "import sys; jclass('io.anserini.index.IndexCollection').main(sys.argv[1:])",
+                        "-collection", "JsonCollection", "-input", str(flat), "-index", str(pyserini_index),
+                        "-generator", "DefaultLuceneDocumentGenerator", "-threads", "1", "-storePositions",
+                        "-storeDocvectors", "-storeRaw", "-optimize"], check=True, capture_output=True)
+        sys.path.insert(0, str(REPO))
+        from selectsearch.data import load_queries
+
+        queries = load_queries(scifact)  # all 1,109 SciFact queries
+        (work / "q.json").write_text(json.dumps(queries))
+        race = {}
+        for threads in sorted({1, args.threads}):
+            print(f"search race threads={threads} ...", flush=True)
+            proc = subprocess.run([PY, "-c", SEARCH_RACE, str(k1), str(pyserini_index), str(work / "q.json"),
+                                   str(threads), str(args.rounds)], check=True, capture_output=True, text=True)
+            race[f"threads{threads}"] = json.loads(proc.stdout.strip().splitlines()[-1])
+            print({k: round(v["ratio"], 2) for k, v in race[f"threads{threads}"].items()}, flush=True)
+        results["search_vs_pyserini"] = race
+        if not args.skip_indexing:
+            sources = [str(scifact), str(wiki)]
+            idx = {}
+            for rnd in range(2):  # alternate: ours, pyserini, ours, pyserini
+                ours_dir, theirs_dir = work / f"ours-rand32-{rnd}", work / f"pyserini-{rnd}"
+                print(f"indexing round {rnd} ...", flush=True)
+                secs, peak = run_build([CLI, "-q", "index", *sources, "--out", str(ours_dir), "--shards", "32",
+                                        "--partitioner", "random", "--threads", str(args.threads)])
+                idx.setdefault("ours_random32_s", []).append(secs)
+                idx.setdefault("ours_random32_peak_rss_bytes", []).append(peak)
+                shutil.rmtree(ours_dir)
+                secs, peak = run_build([PY, "-c", PYSERINI_INDEXER, str(theirs_dir), str(args.threads), *sources])
+                idx.setdefault("pyserini_luceneindexer_s", []).append(secs)
+                idx.setdefault("pyserini_peak_rss_bytes", []).append(peak)
+                shutil.rmtree(theirs_dir)
+                print(idx, flush=True)
+            n_docs = 205_183
+            ours_s = statistics.median(idx["ours_random32_s"])
+            theirs_s = statistics.median(idx["pyserini_luceneindexer_s"])
+            idx.update({"docs": n_docs, "ours_docs_per_s": n_docs / ours_s, "pyserini_docs_per_s": n_docs / theirs_s,
+                        "ratio": theirs_s / ours_s})
+            print("kmeans 32 build ...", flush=True)
+            km_dir = work / "ours-kmeans32"
+            secs, peak = run_build([CLI, "-q", "index", *sources, "--out", str(km_dir), "--shards", "32",
+                                    "--partitioner", "kmeans", "--threads", str(args.threads)])
+            idx.update({"ours_kmeans32_s": secs, "ours_kmeans32_peak_rss_bytes": peak})
+            results["indexing"] = idx
+            print(idx, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    (out / "core-speed.json").write_text(json.dumps(results, indent=2))
+    (out / "core-speed.md").write_text(render(results))
+    print((out / "core-speed.md").read_text())
+    return 0
+
+
+def render(r: dict) -> str:  # type: ignore[type-arg]
+    lines = ["# Core speed benchmark", "", f"Command: `{r['command']}`  ", f"Machine: {r['machine']}, {r['cpus']} CPUs,"
+             f" {r['date']}", "", "| measure | value | target | met |", "|---|---|---|---|"]
+    imp = r["import"]["import_selectsearch_s"]
+    lines.append(f"| `import selectsearch` (fresh interpreter, median of 7) | {imp:.3f} s | < 0.3 s | {imp < 0.3} |")
+    cold = r["cold_search"]["cold_search_all_s"]
+    lines.append(f"| cold `selectsearch search ... --route all` (SciFact, 16 shards) | {cold:.2f} s | < 3 s | {cold < 3} |")
+    for tkey, race in r["search_vs_pyserini"].items():
+        for kkey, v in race.items():
+            lines.append(f"| batch search `all`, 1 shard, {kkey.replace('k', 'k=')}, {tkey.replace('threads', '')} thread(s):"
+                         f" ours {v['ours_qps']:.0f} q/s vs pyserini {v['pyserini_qps']:.0f} q/s | {v['ratio']:.2f}x"
+                         f" | >= 1.0x | {v['ratio'] >= 1.0} |")
+    if "indexing" in r:
+        i = r["indexing"]
+        lines.append(f"| indexing SciFact+200k wiki, random 32 shards: ours {i['ours_docs_per_s']:.0f} docs/s vs"
+                     f" pyserini LuceneIndexer {i['pyserini_docs_per_s']:.0f} docs/s | {i['ratio']:.2f}x | >= 0.8x |"
+                     f" {i['ratio'] >= 0.8} |")
+        peak = i["ours_kmeans32_peak_rss_bytes"] / 2**30
+        lines.append(f"| peak RSS (process tree), 32-shard lexical k-means build ({i['ours_kmeans32_s']:.0f} s) |"
+                     f" {peak:.2f} GiB | < 4 GiB | {peak < 4} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
