@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--checkpoint-every", type=int, default=0)
+    parser.add_argument("--keep-checkpoints", type=int, default=1)
     parser.add_argument("--resume", default=None, help="checkpoint folder to continue from")
     parser.add_argument("--no-save-model", action="store_true", help="skip writing model/")
 
@@ -80,6 +81,7 @@ def execute(args: argparse.Namespace) -> int:
         eval_every=args.eval_every, patience=args.patience, min_delta=args.min_delta,
         min_evals=args.min_evals, sampling=args.sampling, temperature=args.temperature,
         seed=args.seed, checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
     )
     model = build_model(tasks, encoder=args.encoder, frozen_layers=args.frozen_layers,
                         max_length=args.max_length, seed=args.seed)
