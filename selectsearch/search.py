@@ -13,8 +13,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-import numpy as np
-
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.route import Router, RouteSpec, make_router, parse_route
 from selectsearch.types import Hit, Qrels, Query, SearchResult, SearchTrace
@@ -102,44 +100,45 @@ class SelectiveSearcher:
 
         Routing runs once for the whole batch; its time is split evenly over the queries.
         """
-        qs = [Query(qid, text) for qid, text in queries.items()] if isinstance(queries, Mapping) else list(queries)
+        qs = as_queries(queries)
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         if not qs:
             return {}
-        lucene = self.lucene  # open before timing: a one-off cost, not a per-query one
+        self.lucene  # noqa: B018  (open before timing: a one-off cost, not a per-query one)
         t0 = time.perf_counter()
         selected = self.router.select(qs, self.budget)
         route_ms = _ms(time.perf_counter() - t0) / len(qs)
-        # shards without a Lucene index (empty) are never searched
-        lucene_pos = {s: i for i, s in enumerate(self.index.lucene_shards)}
-        all_selected = len(lucene_pos) if self.budget is None else None
-        shard_lists = [None if all_selected is not None else [lucene_pos[s] for s in sel if s in lucene_pos]
-                       for sel in selected]
+        return self.search_selected(qs, selected, k=k, route_ms=route_ms)
+
+    def search_selected(self, queries: Sequence[Query], selected: Sequence[Sequence[int]], *, k: int,
+                        route_ms: float = 0.0, route_name: str | None = None) -> dict[str, SearchResult]:
+        """Search each query over the shards chosen for it (routing already done).
+
+        ``route_ms`` is recorded as each query's routing time; evaluation sweeps use this to
+        route once and search at many budgets.
+        """
+        lucene = self.lucene
+        lucene_pos = {s: i for i, s in enumerate(self.index.lucene_shards)}  # empty shards have no index
         depth = max(k, self.rerank_depth) if self.reranker is not None else k
-
-        def run_one(i: int) -> tuple[np.ndarray, np.ndarray, float]:
-            t = time.perf_counter()
-            docids, scores = lucene.search(qs[i].text, depth, shard_lists[i])
-            return docids, scores, _ms(time.perf_counter() - t)
-
-        # one query after the other from Python; Lucene searches its shards with `threads` in Java
-        raw = [run_one(i) for i in range(len(qs))]
-
         doc_ids = self.index.global_doc_ids
         shard_ids = self.index.global_shard_ids
         sizes = self.index.shard_sizes
         out: dict[str, SearchResult] = {}
-        for q, sel, (docids, scores, search_ms) in zip(qs, selected, raw, strict=True):
+        # one query after the other from Python; Lucene searches a query's shards with `threads` in Java
+        for q, sel in zip(queries, selected, strict=True):
+            searched = sorted(int(s) for s in sel)
+            t = time.perf_counter()
+            docids, scores = lucene.search(q.text, depth, [lucene_pos[s] for s in searched if s in lucene_pos])
+            search_ms = _ms(time.perf_counter() - t)
             t = time.perf_counter()
             ids = doc_ids[docids]
             # deterministic tie-break: (-score, doc_id)
             order = sorted(range(len(ids)), key=lambda j: (-float(scores[j]), ids[j]))
             hits = [Hit(str(ids[j]), float(scores[j]), int(shard_ids[docids[j]])) for j in order]
             merge_ms = _ms(time.perf_counter() - t)
-            searched = sorted(sel) if self.budget is not None else list(range(self.index.n_shards))
             trace = SearchTrace(
-                query_id=q.query_id, route=self.route_name, shards=searched,
+                query_id=q.query_id, route=route_name or self.route_name, shards=searched,
                 docs_scored=int(sizes[searched].sum()) if searched else 0,
                 timings_ms={"route": route_ms, "search": search_ms, "merge": merge_ms},
             )
@@ -150,3 +149,10 @@ class SelectiveSearcher:
                 trace.timings_ms["rerank"] = _ms(time.perf_counter() - t)
             out[q.query_id] = SearchResult(hits[:k], trace)
         return out
+
+
+def as_queries(queries: Mapping[str, str] | Sequence[Query]) -> list[Query]:
+    """``{query_id: text}`` or a sequence of :class:`Query` as a list of :class:`Query`."""
+    if isinstance(queries, Mapping):
+        return [Query(str(qid), text) for qid, text in queries.items()]
+    return list(queries)

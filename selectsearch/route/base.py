@@ -33,7 +33,10 @@ ROUTERS: dict[str, str] = {
     "distilled": "ReAugKD-distilled student of the MICO router",
 }
 
-_SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9_-]*)(?:@(?P<lo>\d+)(?::(?P<hi>\d+))?)?$")
+#: routers that may be used without a budget: they pick the number of shards per query
+VARIABLE_BUDGET = frozenset({"ranks", "taily"})
+
+_SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9_-]*)(?:@(?P<lo>\d+)(?::(?P<hi>\d+)|(?P<list>(?:,\d+)+))?)?$")
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class RouteSpec:
 
 
 def parse_route(spec: str) -> RouteSpec:
-    """Parse ``all``, ``NAME@M`` or ``NAME@LO:HI``.
+    """Parse ``all``, ``NAME@M``, a range ``NAME@LO:HI`` or a list ``NAME@1,2,4,8``.
 
     Raises:
         RouteSpecError: malformed spec, unknown router, or a budget below 1.
@@ -74,7 +77,9 @@ def parse_route(spec: str) -> RouteSpec:
     """
     m = _SPEC.match(spec.strip().lower())
     if not m:
-        raise RouteSpecError(f"malformed route spec {spec!r}; write NAME@M (e.g. centroid@2), NAME@LO:HI or 'all'")
+        raise RouteSpecError(
+            f"malformed route spec {spec!r}; write NAME@M (e.g. centroid@2), NAME@LO:HI, NAME@1,2,4 or 'all'"
+        )
     name = m.group("name")
     if name not in ROUTERS:
         raise RouteSpecError(f"unknown router {name!r} in {spec!r}; known: {', '.join(sorted(ROUTERS))}")
@@ -82,9 +87,16 @@ def parse_route(spec: str) -> RouteSpec:
         if m.group("lo"):
             raise RouteSpecError(f"'all' takes no budget (got {spec!r}); write 'all'")
         return RouteSpec("all", None)
+    if m.group("lo") is None and name in VARIABLE_BUDGET:
+        return RouteSpec(name, None)
     if m.group("lo") is None:
         raise RouteSpecError(f"route {spec!r} needs a budget: {name}@M (shards per query), e.g. {name}@2")
     lo = int(m.group("lo"))
+    if m.group("list"):
+        budgets = tuple(sorted({lo, *(int(x) for x in m.group("list").split(",")[1:])}))
+        if budgets[0] < 1:
+            raise RouteSpecError(f"bad budget in {spec!r}: budgets start at 1")
+        return RouteSpec(name, budgets[0], budgets)
     hi = int(m.group("hi")) if m.group("hi") else None
     if lo < 1 or (hi is not None and hi < lo):
         raise RouteSpecError(f"bad budget in {spec!r}: budgets start at 1 and ranges are LO:HI with LO <= HI")
@@ -111,9 +123,20 @@ class Router(ABC):
     def rank(self, queries: Sequence[Query]) -> np.ndarray:
         """``(len(queries), n_shards)`` int32: a permutation of the shard ids per query, best first."""
 
+    def cutoffs(self, queries: Sequence[Query]) -> np.ndarray | None:
+        """Shards to search per query when no budget is given (``None``: every shard).
+
+        Routers with their own cut-off rule (Rank-S, Taily) override this.
+        """
+        return None
+
     def select(self, queries: Sequence[Query], budget: int | None) -> list[list[int]]:
-        """The first ``budget`` shards of each query's ranking (all when ``budget`` is None)."""
+        """The first ``budget`` shards of each query's ranking; without a budget, the router's
+        own cut-off (or every shard)."""
         ranking = self.rank(queries)
-        if budget is None:
+        if budget is not None:
+            return [r[:budget] for r in ranking.tolist()]
+        cut = self.cutoffs(queries)
+        if cut is None:
             return [sorted(r) for r in ranking.tolist()]
-        return [r[:budget] for r in ranking.tolist()]
+        return [r[: max(1, int(c))] for r, c in zip(ranking.tolist(), cut.tolist(), strict=True)]

@@ -1,0 +1,124 @@
+"""Benchmark definitions (TOML) run end to end: build or reuse indexes, evaluate, report.
+
+A definition names the data, the judged split, the measures, and one ``[[index]]`` table per
+partition to compare, each with its routes::
+
+    name = "scifact"
+    corpus = ["scifact"]            # sources, relative to the data root (SELECTSEARCH_DATA)
+    queries = "scifact"             # BEIR folder with queries.jsonl and qrels/<split>.tsv
+    split = "test"
+    measures = ["nDCG@10", "R@100", "R@1000"]
+    k = 1000
+
+    [[index]]
+    name = "scifact-kmeans16"       # built under the indexes root if missing, reused otherwise
+    partitioner = "kmeans"
+    shards = 16
+    routes = ["all", "random@1:16", "centroid@1:16", "redde@1:16", "oracle@1:16"]
+
+Results go to ``<out>/<index name>.json`` (rows plus the command), a Markdown report with the
+tables, the budget-to-target answers and the plot of each index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from selectsearch.errors import DataNotFoundError, SelectSearchError
+
+__all__ = ["load_definition", "run_benchmark"]
+
+
+def load_definition(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a benchmark TOML file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataNotFoundError(f"benchmark definition {path} not found (see eval/benchmarks/*.toml)")
+    try:
+        spec = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SelectSearchError(f"{path}: invalid TOML ({exc})") from exc
+    for key in ("name", "corpus", "queries", "index"):
+        if key not in spec:
+            raise SelectSearchError(f"{path}: missing key {key!r}")
+    for i, idx in enumerate(spec["index"]):
+        for key in ("name", "shards", "routes"):
+            if key not in idx:
+                raise SelectSearchError(f"{path}: [[index]] number {i + 1} lacks {key!r}")
+    return spec
+
+
+def _resolve(data_root: Path, item: str) -> str:
+    if item.startswith("irds:") or Path(item).is_absolute():
+        return item
+    return str(data_root / item)
+
+
+def run_benchmark(definition: str | os.PathLike[str], *, data_root: Path, indexes_root: Path, out: Path,
+                  threads: int = 2, only: list[str] | None = None, progress: bool = False) -> list[Path]:
+    """Run every ``[[index]]`` of a definition; return the written result files."""
+    from selectsearch.data import load_qrels, load_queries, open_corpus
+    from selectsearch.evaluation import evaluate
+    from selectsearch.index.build import BuildConfig, build_index
+    from selectsearch.reports.curves import markdown_table, plot_curves, targets_table
+    from selectsearch.search import SelectiveSearcher
+
+    spec = load_definition(definition)
+    command = " ".join(["selectsearch", *sys.argv[1:]]) if sys.argv and "selectsearch" in sys.argv[0] \
+        else f"selectsearch bench {definition}"
+    sources = [_resolve(data_root, c) for c in spec["corpus"]]
+    queries_src = _resolve(data_root, spec["queries"])
+    split = spec.get("split", "test")
+    measures = spec.get("measures", ["nDCG@10", "R@100", "R@1000"])
+    k = int(spec.get("k", 1000))
+    queries = load_queries(queries_src, split=split)
+    qrels = load_qrels(queries_src, split=split)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    report = [f"# Benchmark: {spec['name']}", "", f"Command: `{command}`", "",
+              f"Data: {', '.join(spec['corpus'])}; queries and qrels: {spec['queries']} ({split}, "
+              f"{len(queries)} queries); measures {', '.join(measures)}; k={k}.", ""]
+    for idx in spec["index"]:
+        if only and idx["name"] not in only:
+            continue
+        path = indexes_root / idx["name"]
+        build_s = None
+        if not (path / "manifest.json").exists():
+            t = time.time()
+            options = dict(idx.get("options", {}))
+            build_index(open_corpus(sources), path,
+                        BuildConfig(n_shards=int(idx["shards"]), partitioner=idx.get("partitioner", "kmeans"),
+                                    space=idx.get("space", "lexical"), seed=int(idx.get("seed", 0)),
+                                    threads=threads, partitioner_options=options), progress=progress)
+            build_s = time.time() - t
+        t = time.time()
+        searcher = SelectiveSearcher.open(path)
+        rows = evaluate(searcher, queries, qrels, idx["routes"], measures, k=k,
+                        router_options=idx.get("router_options"), progress=progress)
+        eval_s = time.time() - t
+        result = {"benchmark": spec["name"], "index": idx["name"], "command": command, "definition": str(definition),
+                  "date": time.strftime("%Y-%m-%d %H:%M:%S"), "build_seconds": build_s, "eval_seconds": eval_s,
+                  "partition": searcher.index.manifest["partition"], "rows": rows}
+        file = out / f"{idx['name']}.json"
+        file.write_text(json.dumps(result, indent=2))
+        plot = plot_curves(rows, out / f"{idx['name']}.png", title=f"{spec['name']}: {idx['name']}")
+        written += [file, plot]
+        balance = result["partition"]["balance"]
+        report += [f"## {idx['name']} ({idx.get('partitioner', 'kmeans')}, {idx['shards']} shards)", "",
+                   f"Partition balance: max/mean {balance['max_over_mean']:.2f}, normalised entropy "
+                   f"{balance['entropy_normalised']:.3f}. Evaluation took {eval_s:.0f} s"
+                   + (f", build {build_s:.0f} s." if build_s else " (index reused)."), "",
+                   f"![curves]({plot.name})", "",
+                   "Fraction of the collection scored at which each router first reaches 95% / 99% of "
+                   "exhaustive quality:", "", targets_table(rows), "", markdown_table(rows, [*measures, "coverage",
+                   "coverage_auc", "overlap@10", "overlap@100"]), ""]
+    md = out / "README.md"
+    md.write_text("\n".join(report))
+    written.append(md)
+    return written

@@ -1,0 +1,148 @@
+"""Per-shard term statistics for Taily and CORI, built once and cached in ``<index>/termstats/``.
+
+Every stored document is analysed with the same Anserini analyzer as the Lucene index (so terms
+are the indexed, stemmed terms). For each (shard, term) we keep the document frequency and the
+sum and sum of squares of the term's BM25 contribution in the documents containing it, computed
+with collection-wide idf and average length (``s_t(d) = idf(t) * tf (k1+1) / (tf + k1 (1 - b + b
+dl/avgdl))``), plus each shard's total term count. Built atomically like the index itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from selectsearch.index.sharded import ShardedIndex
+
+__all__ = ["Analyzer", "TermStats", "build_term_stats", "ensure_term_stats"]
+
+log = logging.getLogger(__name__)
+
+
+class Analyzer:
+    """Anserini's default English analyzer (what the shard indexes use), from Python."""
+
+    def __init__(self) -> None:
+        from selectsearch.lucene.jvm import jclass
+
+        self._utils = jclass("io.anserini.analysis.AnalyzerUtils")
+        self._analyzer = jclass("io.anserini.analysis.DefaultEnglishAnalyzer").newDefaultInstance()
+
+    def __call__(self, text: str) -> list[str]:
+        return [str(t) for t in self._utils.analyze(self._analyzer, text).toArray()]
+
+
+@dataclass
+class TermStats:
+    """Loaded statistics. ``df``/``sum``/``sumsq`` are ``(K, V)`` sparse CSR matrices."""
+
+    vocabulary: dict[str, int]
+    df: Any
+    score_sum: Any
+    score_sumsq: Any
+    shard_tokens: np.ndarray
+    shard_docs: np.ndarray
+    config: dict[str, Any]
+
+    def term_ids(self, terms: Sequence[str]) -> np.ndarray:
+        """Ids of the known terms among ``terms`` (repeats kept, unknown dropped)."""
+        return np.asarray([self.vocabulary[t] for t in terms if t in self.vocabulary], dtype=np.int64)
+
+    def columns(self, term_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Dense ``(K, len(term_ids))`` df, score sum and score sum-of-squares."""
+        return (self.df[:, term_ids].toarray(), self.score_sum[:, term_ids].toarray(),
+                self.score_sumsq[:, term_ids].toarray())
+
+
+def build_term_stats(index: ShardedIndex, *, k1: float = 0.9, b: float = 0.4, progress: bool = False) -> Path:
+    """Analyse every stored document and write ``<index>/termstats``."""
+    from scipy import sparse
+    from tqdm import tqdm
+
+    analyzer = Analyzer()
+    vocabulary: dict[str, int] = {}
+    postings: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per shard: term ids, tf, doc length
+    shard_tokens = np.zeros(index.n_shards, np.int64)
+    with tqdm(total=index.n_docs, desc="term stats", unit="doc", disable=not progress) as bar:
+        for shard in range(index.n_shards):
+            terms_col: list[int] = []
+            tf_col: list[int] = []
+            dl_col: list[int] = []
+            path = index.shard_path(shard) / "docs" / "docs.jsonl"
+            if path.exists():
+                with path.open("rb") as f:
+                    for line in f:
+                        tokens = analyzer(json.loads(line)["contents"])
+                        counts: dict[int, int] = {}
+                        for tok in tokens:
+                            tid = vocabulary.setdefault(tok, len(vocabulary))
+                            counts[tid] = counts.get(tid, 0) + 1
+                        terms_col.extend(counts.keys())
+                        tf_col.extend(counts.values())
+                        dl_col.extend([len(tokens)] * len(counts))
+                        shard_tokens[shard] += len(tokens)
+                        bar.update(1)
+            postings.append((np.asarray(terms_col, np.int64), np.asarray(tf_col, np.float64),
+                             np.asarray(dl_col, np.float64)))
+    n_terms = len(vocabulary)
+    n_docs = float(index.n_docs)
+    global_df = np.zeros(n_terms, np.float64)
+    for terms, _, _ in postings:
+        global_df += np.bincount(terms, minlength=n_terms)
+    idf = np.log(1.0 + (n_docs - global_df + 0.5) / (global_df + 0.5))
+    avgdl = shard_tokens.sum() / max(n_docs, 1.0)
+    rows_df, rows_sum, rows_sq = [], [], []
+    for terms, tf, dl in postings:
+        score = idf[terms] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)) if len(terms) else np.empty(0)
+        rows_df.append(sparse.csr_matrix(np.bincount(terms, minlength=n_terms).astype(np.float32)))
+        rows_sum.append(sparse.csr_matrix(np.bincount(terms, weights=score, minlength=n_terms).astype(np.float32)))
+        rows_sq.append(sparse.csr_matrix(np.bincount(terms, weights=score**2, minlength=n_terms).astype(np.float32)))
+    final = index.path / "termstats"
+    partial = index.path / "termstats.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        sparse.save_npz(partial / "df.npz", sparse.vstack(rows_df).tocsr())
+        sparse.save_npz(partial / "score_sum.npz", sparse.vstack(rows_sum).tocsr())
+        sparse.save_npz(partial / "score_sumsq.npz", sparse.vstack(rows_sq).tocsr())
+        np.save(partial / "shard_tokens.npy", shard_tokens)
+        terms_sorted = sorted(vocabulary, key=vocabulary.__getitem__)
+        (partial / "vocabulary.txt").write_text("\n".join(terms_sorted) + "\n", encoding="utf-8")
+        (partial / "config.json").write_text(json.dumps({"k1": k1, "b": b, "avgdl": float(avgdl),
+                                                         "n_terms": n_terms, "n_docs": int(n_docs)}))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return final
+
+
+def ensure_term_stats(index: ShardedIndex, *, progress: bool = False) -> TermStats:
+    """Load ``<index>/termstats``, building it first if missing."""
+    from scipy import sparse
+
+    folder = index.path / "termstats"
+    if not (folder / "config.json").exists():
+        log.info("building per-shard term statistics for %s (once)", index.path)
+        build_term_stats(index, progress=progress)
+    words = (folder / "vocabulary.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    return TermStats(
+        vocabulary={w: i for i, w in enumerate(words)},
+        df=sparse.load_npz(folder / "df.npz").tocsc(),
+        score_sum=sparse.load_npz(folder / "score_sum.npz").tocsc(),
+        score_sumsq=sparse.load_npz(folder / "score_sumsq.npz").tocsc(),
+        shard_tokens=np.load(folder / "shard_tokens.npy"),
+        shard_docs=np.asarray(index.shard_sizes, dtype=np.int64),
+        config=json.loads((folder / "config.json").read_text()),
+    )

@@ -1,0 +1,118 @@
+"""Cost-quality curves and the questions the benchmark tables answer.
+
+Rows are the dicts written by ``selectsearch eval --json`` (one per route and budget).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["budget_to_reach", "markdown_table", "plot_curves", "targets_table"]
+
+Row = Mapping[str, Any]
+
+
+def _families(rows: Sequence[Row]) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = {}
+    for row in rows:
+        out.setdefault(row.get("router", row["route"].split("@")[0]), []).append(row)
+    for family in out.values():
+        family.sort(key=lambda r: r["cost"]["fraction_scored"])
+    return out
+
+
+def plot_curves(rows: Sequence[Row], out: str | Path, *, metrics: Sequence[str] = ("nDCG@10", "R@100", "coverage"),
+                title: str | None = None) -> Path:
+    """Quality against fraction of the collection scored, one line per router.
+
+    ``all`` (exhaustive) is drawn as a horizontal dashed line, ``oracle`` as a dotted reference.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in metrics if any(m in r["metrics"] for r in rows)]
+    families = _families(rows)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for name, family in sorted(families.items()):
+            pts = [(r["cost"]["fraction_scored"], r["metrics"][metric]) for r in family if metric in r["metrics"]]
+            if not pts:
+                continue
+            if name == "all":
+                ax.axhline(pts[0][1], color="black", linestyle="--", linewidth=1, label="exhaustive")
+                continue
+            xs, ys = zip(*pts, strict=True)
+            style = {"linestyle": ":", "color": "grey"} if name == "oracle" else {}
+            ax.plot(xs, ys, marker="o", markersize=3, label=name, **style)
+        ax.set_xscale("log")
+        ax.set_xlabel("fraction of collection scored")
+        ax.set_ylabel(metric)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def budget_to_reach(rows: Sequence[Row], metric: str, share: float) -> dict[str, dict[str, float] | None]:
+    """Per router, the cheapest budget whose ``metric`` reaches ``share`` of exhaustive's.
+
+    Returns ``{router: {"budget", "fraction_scored", "value"} or None (never reached)}``.
+    """
+    families = _families(rows)
+    if "all" not in families:
+        raise ValueError("budget_to_reach needs the 'all' row as the exhaustive reference")
+    target = share * families["all"][0]["metrics"][metric]
+    out: dict[str, dict[str, float] | None] = {}
+    for name, family in families.items():
+        if name == "all":
+            continue
+        reached = [r for r in family if r["budget"] is not None and r["metrics"].get(metric, -1) >= target]
+        best = min(reached, key=lambda r: r["cost"]["fraction_scored"]) if reached else None
+        out[name] = None if best is None else {"budget": best["budget"], "fraction_scored":
+                                               best["cost"]["fraction_scored"], "value": best["metrics"][metric]}
+    return out
+
+
+def targets_table(rows: Sequence[Row], metrics: Sequence[str] = ("nDCG@10", "R@100"),
+                  shares: Sequence[float] = (0.95, 0.99)) -> str:
+    """Markdown: at what fraction of the collection each router reaches each share of exhaustive."""
+    header = ["router", *[f"{int(s * 100)}% {m}" for m in metrics for s in shares]]
+    answers = {(m, s): budget_to_reach(rows, m, s) for m in metrics for s in shares}
+    routers = sorted({r for a in answers.values() for r in a})
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for router in routers:
+        cells = [router]
+        for m in metrics:
+            for s in shares:
+                hit = answers[(m, s)].get(router)
+                cells.append("not reached" if hit is None else f"{hit['fraction_scored']:.3f} (m={hit['budget']})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_table(rows: Sequence[Row], metrics: Sequence[str] | None = None) -> str:
+    """All rows as a Markdown table: quality, selective-search measures and cost."""
+    if not rows:
+        return "(no rows)"
+    metrics = list(metrics or rows[0]["metrics"])
+    cost = [("shards", "shards_searched", "{:.2f}"), ("frac scored", "fraction_scored", "{:.3f}"),
+            ("largest shard", "largest_shard_fraction", "{:.3f}"), ("route ms", "router_ms", "{:.2f}"),
+            ("search ms p50", "search_ms_p50", "{:.2f}"), ("total ms p95", "total_ms_p95", "{:.2f}")]
+    header = ["route", *metrics, *[c[0] for c in cost]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["route"]]
+        cells += [f"{row['metrics'][m]:.4f}" if m in row["metrics"] else "" for m in metrics]
+        cells += [fmt.format(row["cost"][key]) if key in row["cost"] else "" for _, key, fmt in cost]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""Taily and CORI: shard selection from per-shard term statistics (no sample index).
+
+Both read the statistics of :mod:`selectsearch.index.termstats` (built once per index) and
+analyse the query with the index's own analyzer.
+
+**CORI** (Callan, Lu & Croft, SIGIR 1995), per query term ``t`` and shard ``i``::
+
+    T = df_i(t) / (df_i(t) + 50 + 150 * cw_i / avg_cw)
+    I = log((K + 0.5) / cf(t)) / log(K + 1.0)
+    p(t | i) = b + (1 - b) * T * I                 (b = 0.4, the default belief)
+
+and ``score(i)`` is the mean of ``p(t | i)`` over the query terms (``cw_i``: tokens in shard i,
+``cf(t)``: shards containing t, K shards).
+
+**Taily** (Aly, Hiemstra & Demeester, SIGIR 2013): a document's score is the sum of its query
+term scores; in shard ``i`` that sum is modelled by a Gamma distribution with mean
+``sum_t E_i[s_t]`` and variance ``sum_t Var_i[s_t]`` (moments of the BM25 term score over the
+shard's documents containing ``t``), over ``n_i = |D_i| * prod_t df_i(t) / |D_i|`` documents
+(those expected to contain all the query terms). The same model over the whole collection gives
+the score ``s_c`` above which about ``v`` documents lie (default ``v`` = 50); a shard's estimate
+is ``n_i * P_i(score > s_c)`` and shards are ranked by it. Its cut-off (spec ``taily`` without
+``@M``) searches shards whose estimate is at least ``n_min`` (default 1). Terms unknown to the
+collection are ignored; a query with no known term ranks shards by size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from selectsearch.index.termstats import Analyzer, TermStats, ensure_term_stats
+from selectsearch.route.base import Router, RouteSpec, rank_by_scores
+from selectsearch.types import Query
+
+if TYPE_CHECKING:  # pragma: no cover
+    from selectsearch.index.sharded import ShardedIndex
+
+__all__ = ["CoriRouter", "TailyRouter", "make_stats_router"]
+
+
+class _StatsRouter(Router):
+    def __init__(self, stats: TermStats) -> None:
+        self.stats = stats
+        self.analyzer = Analyzer()
+        sizes = stats.shard_docs.astype(np.float64)
+        self._prior = 1e-12 * sizes / max(sizes.max(), 1.0)  # ties: larger shards first
+        self._last: tuple[tuple[str, ...], np.ndarray] | None = None
+
+    def query_scores(self, term_ids: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def scores(self, queries: Sequence[Query]) -> np.ndarray:
+        key = tuple(q.text for q in queries)
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        out = np.tile(self._prior, (len(queries), 1))
+        for i, q in enumerate(queries):
+            ids = self.stats.term_ids(self.analyzer(q.text))
+            if len(ids):
+                out[i] += self.query_scores(ids)
+        self._last = (key, out)
+        return out
+
+    def rank(self, queries: Sequence[Query]) -> np.ndarray:
+        return rank_by_scores(self.scores(queries))
+
+
+class CoriRouter(_StatsRouter):
+    """CORI shard ranking (see module docs)."""
+
+    name = "cori"
+
+    def __init__(self, stats: TermStats, *, belief: float = 0.4) -> None:
+        super().__init__(stats)
+        self.belief = belief
+        self._cw_ratio = stats.shard_tokens / max(stats.shard_tokens.mean(), 1.0)
+
+    def query_scores(self, term_ids: np.ndarray) -> np.ndarray:
+        df, _, _ = self.stats.columns(term_ids)  # (K, T)
+        k = df.shape[0]
+        cf = (df > 0).sum(axis=0)
+        t = df / (df + 50.0 + 150.0 * self._cw_ratio[:, None])
+        idf = np.log((k + 0.5) / np.maximum(cf, 1)) / np.log(k + 1.0)
+        belief = self.belief + (1.0 - self.belief) * t * idf[None, :]
+        return np.asarray(belief.mean(axis=1))
+
+
+class TailyRouter(_StatsRouter):
+    """Taily shard ranking and cut-off (see module docs)."""
+
+    name = "taily"
+
+    def __init__(self, stats: TermStats, *, v: float = 50.0, n_min: float = 1.0) -> None:
+        super().__init__(stats)
+        self.v = v
+        self.n_min = n_min
+
+    @staticmethod
+    def _moments(df: np.ndarray, s: np.ndarray, s2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        safe = np.maximum(df, 1.0)
+        mean = s / safe
+        var = np.maximum(s2 / safe - mean**2, 0.0)
+        return mean.sum(axis=-1), var.sum(axis=-1)
+
+    def query_scores(self, term_ids: np.ndarray) -> np.ndarray:
+        from scipy import stats as st
+
+        term_ids = np.unique(term_ids)
+        df, s, s2 = self.stats.columns(term_ids)  # (K, T)
+        sizes = np.maximum(self.stats.shard_docs.astype(np.float64), 1.0)
+        # documents expected to contain all query terms (independence), per shard and overall
+        with np.errstate(divide="ignore"):
+            n_shard = np.exp(np.log(sizes) + np.log(df / sizes[:, None]).sum(axis=1))
+            total = sizes.sum()
+            df_c = df.sum(axis=0)
+            n_coll = float(np.exp(np.log(total) + np.log(df_c / total).sum()))
+        mean_i, var_i = self._moments(df, s, s2)
+        mean_c, var_c = self._moments(df_c[None, :], s.sum(axis=0)[None, :], s2.sum(axis=0)[None, :])
+        mean_c_f, var_c_f = float(mean_c[0]), float(var_c[0])
+        if n_coll <= self.v or mean_c_f <= 0 or var_c_f <= 0:
+            cutoff = 0.0  # fewer candidates than wanted: every candidate counts
+        else:
+            cutoff = float(st.gamma.isf(self.v / n_coll, a=mean_c_f**2 / var_c_f, scale=var_c_f / mean_c_f))
+        est = np.zeros(len(sizes))
+        ok = (mean_i > 0) & (var_i > 0) & (n_shard > 0)
+        est[ok] = n_shard[ok] * st.gamma.sf(cutoff, a=mean_i[ok] ** 2 / var_i[ok], scale=var_i[ok] / mean_i[ok])
+        # shards where every matching document has the same score: all above or all below
+        flat = (mean_i > 0) & (var_i == 0) & (n_shard > 0)
+        est[flat] = np.where(mean_i[flat] >= cutoff, n_shard[flat], 0.0)
+        # keep the ranking informative when estimates underflow: fall back on n_i, far below
+        return np.asarray(est + 1e-9 * n_shard / max(n_shard.max(), 1e-300))
+
+    def cutoffs(self, queries: Sequence[Query]) -> np.ndarray | None:
+        return np.maximum(1, (self.scores(queries) >= self.n_min).sum(axis=1))
+
+
+def make_stats_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Any = None, seed: int = 0,
+                      taily_v: float = 50.0, taily_n_min: float = 1.0, cori_belief: float = 0.4,
+                      **_: Any) -> Router:
+    """Factory used by :func:`selectsearch.route.make_router` for ``taily`` and ``cori``."""
+    stats = ensure_term_stats(index)
+    if spec.name == "cori":
+        return CoriRouter(stats, belief=cori_belief)
+    return TailyRouter(stats, v=taily_v, n_min=taily_n_min)

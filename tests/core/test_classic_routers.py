@@ -1,0 +1,114 @@
+"""ReDDE, Rank-S, Taily and CORI on a real (tiny) sharded index, and the evaluation sweep."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from selectsearch.data import load_qrels, load_queries
+from selectsearch.evaluation import evaluate
+from selectsearch.route import make_router, parse_route
+from selectsearch.search import SelectiveSearcher
+from selectsearch.types import Query
+
+from .conftest import TOPICS
+
+ROUTERS = ["random", "centroid", "redde", "ranks", "taily", "cori", "oracle"]
+
+
+@pytest.fixture(scope="module")
+def searcher(tiny_index: Path) -> SelectiveSearcher:
+    return SelectiveSearcher.open(tiny_index)
+
+
+@pytest.mark.parametrize("name", ROUTERS)
+def test_router_returns_m_distinct_valid_shards_deterministically(name: str, searcher: SelectiveSearcher,
+                                                                  tiny_beir: Path) -> None:
+    qrels = load_qrels(tiny_beir, split="test")
+    queries = [Query(q, t) for q, t in load_queries(tiny_beir, split="test").items()] + [Query("x", "zzz unknown")]
+    router = make_router(parse_route(f"{name}@1"), searcher.index, qrels=qrels)
+    k = searcher.index.n_shards
+    for m in range(1, k + 1):
+        selected = router.select(queries, m)
+        assert all(len(s) == m == len(set(s)) and all(0 <= x < k for x in s) for s in selected)
+        again = make_router(parse_route(f"{name}@1"), searcher.index, qrels=qrels).select(queries, m)
+        assert again == selected
+
+
+@pytest.mark.parametrize("name", ["redde", "ranks", "taily", "cori", "centroid"])
+def test_classic_routers_find_the_topical_shard(name: str, searcher: SelectiveSearcher) -> None:
+    index = searcher.index
+    router = make_router(parse_route(f"{name}@1"), index)
+    hits = 0
+    for topic, words in TOPICS.items():
+        [best] = router.select([Query(topic, " ".join(words[:4]))], 1)
+        shard_docs = index.shard_doc_ids(best[0])
+        hits += sum(d.startswith(topic) for d in shard_docs) / max(len(shard_docs), 1) > 0.5
+    assert hits >= 3, f"{name} found the topical shard for {hits}/4 topics"
+
+
+def test_csi_and_term_stats_are_built_inside_the_index(searcher: SelectiveSearcher) -> None:
+    make_router(parse_route("redde@1"), searcher.index)
+    make_router(parse_route("taily@1"), searcher.index)
+    csi = json.loads((searcher.index.path / "csi" / "config.json").read_text())
+    assert len(csi["sample_sizes"]) == searcher.index.n_shards
+    assert all(0 < s <= n for s, n in zip(csi["sample_sizes"], searcher.index.shard_sizes.tolist(), strict=True))
+    assert (searcher.index.path / "termstats" / "df.npz").exists()
+    assert not list(searcher.index.path.glob("*.partial"))
+
+
+def test_rank_s_cutoff_picks_per_query_budgets(searcher: SelectiveSearcher, tiny_beir: Path) -> None:
+    queries = load_queries(tiny_beir, split="test")
+    qrels = load_qrels(tiny_beir, split="test")
+    [row] = evaluate(searcher, queries, qrels, ["ranks"], ["R@100"])
+    assert 1 <= row["cost"]["shards_searched"] <= searcher.index.n_shards
+    assert row["budget"] is None
+
+
+def test_sweep_metrics(searcher: SelectiveSearcher, tiny_beir: Path) -> None:
+    queries = load_queries(tiny_beir, split="test")
+    qrels = load_qrels(tiny_beir, split="test")
+    k = searcher.index.n_shards
+    rows = evaluate(searcher, queries, qrels, ["all", f"oracle@1:{k}", f"random@1:{k}", f"redde@1:{k}"],
+                    ["nDCG@10", "R@100"], k=100)
+    by = {r["route"]: r for r in rows}
+    assert by["all"]["metrics"]["overlap@10"] == 1.0 and by["all"]["metrics"]["overlap@100"] == 1.0
+    assert by["all"]["metrics"]["coverage"] == 1.0
+    for name in ("oracle", "random", "redde"):
+        assert by[f"{name}@{k}"]["metrics"]["coverage"] == pytest.approx(1.0)  # coverage@K = 1
+        assert by[f"{name}@{k}"]["metrics"]["overlap@100"] == pytest.approx(1.0)
+        coverages = [by[f"{name}@{m}"]["metrics"]["coverage"] for m in range(1, k + 1)]
+        assert coverages == sorted(coverages)
+    for m in range(1, k + 1):
+        for name in ("random", "redde"):
+            assert by[f"oracle@{m}"]["metrics"]["coverage"] >= by[f"{name}@{m}"]["metrics"]["coverage"] - 1e-12
+    cost = by["redde@1"]["cost"]
+    assert {"router_ms", "search_ms_p50", "total_ms_p95", "largest_shard", "fraction_scored"} <= set(cost)
+    assert np.isclose(by["all"]["cost"]["fraction_scored"], 1.0)
+
+
+def test_bench_and_plot(tiny_beir: Path, tmp_path: Path) -> None:
+    from selectsearch.cli import main
+
+    definition = tmp_path / "tiny.toml"
+    definition.write_text(
+        'name = "tiny"\ncorpus = ["beir"]\nqueries = "beir"\nsplit = "test"\nmeasures = ["nDCG@10", "R@100"]\n'
+        'k = 100\n[[index]]\nname = "tiny-k3"\npartitioner = "kmeans"\nshards = 3\n'
+        'routes = ["all", "centroid@1:3", "redde@1:3", "oracle@1:3"]\n[index.options]\nsample_size = 500\n')
+    out = tmp_path / "results"
+    assert main(["-q", "bench", str(definition), "--data", str(tiny_beir.parent), "--indexes",
+                 str(tmp_path / "idx"), "--out", str(out), "--threads", "1"]) == 0
+    result = json.loads((out / "tiny-k3.json").read_text())
+    assert len(result["rows"]) == 10 and result["command"].startswith("selectsearch")
+    report = (out / "README.md").read_text()
+    assert "95% nDCG@10" in report and "tiny-k3.png" in report
+    assert (out / "tiny-k3.png").stat().st_size > 1000
+    # a second run reuses the index
+    assert main(["-q", "bench", str(definition), "--data", str(tiny_beir.parent), "--indexes",
+                 str(tmp_path / "idx"), "--out", str(out)]) == 0
+    assert "index reused" in (out / "README.md").read_text()
+    assert main(["plot", str(out / "tiny-k3.json"), "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").exists()
