@@ -132,10 +132,12 @@ class SelectiveSearcher:
             docids, scores = lucene.search(q.text, depth, [lucene_pos[s] for s in searched if s in lucene_pos])
             search_ms = _ms(time.perf_counter() - t)
             t = time.perf_counter()
-            ids = doc_ids[docids]
+            ids = doc_ids[docids].tolist()
+            score_list = scores.tolist()
+            shard_list = shard_ids[docids].tolist()
             # deterministic tie-break: (-score, doc_id)
-            order = sorted(range(len(ids)), key=lambda j: (-float(scores[j]), ids[j]))
-            hits = [Hit(str(ids[j]), float(scores[j]), int(shard_ids[docids[j]])) for j in order]
+            order = sorted(range(len(ids)), key=lambda j: (-score_list[j], ids[j]))
+            hits = [Hit(ids[j], score_list[j], shard_list[j]) for j in order]
             merge_ms = _ms(time.perf_counter() - t)
             trace = SearchTrace(
                 query_id=q.query_id, route=route_name or self.route_name, shards=searched,

@@ -120,12 +120,9 @@ class ShardedLuceneSearcher:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         top = self._searcher.search(self.build_query(text, shards), int(k))
         score_docs = top.scoreDocs
-        n = len(score_docs)
-        docids = np.empty(n, np.int64)
-        scores = np.empty(n, np.float32)
-        for i, sd in enumerate(score_docs):
-            docids[i] = sd.doc
-            scores[i] = sd.score
+        # two attribute reads per hit is all that crosses JNI; plain lists are the fastest sink
+        docids = np.fromiter((sd.doc for sd in score_docs), dtype=np.int64, count=len(score_docs))
+        scores = np.fromiter((sd.score for sd in score_docs), dtype=np.float32, count=len(score_docs))
         return docids, scores
 
     def batch_search(self, texts: Sequence[str], k: int,
