@@ -61,8 +61,12 @@ def _resolve(data_root: Path, item: str) -> str:
 
 
 def run_benchmark(definition: str | os.PathLike[str], *, data_root: Path, indexes_root: Path, out: Path,
-                  threads: int = 2, only: list[str] | None = None, progress: bool = False) -> list[Path]:
-    """Run every ``[[index]]`` of a definition; return the written result files."""
+                  threads: int = 2, only: list[str] | None = None, report_only: bool = False,
+                  progress: bool = False) -> list[Path]:
+    """Run every ``[[index]]`` of a definition; return the written result files.
+
+    With ``report_only`` nothing is run: the Markdown report is rebuilt from the JSON results.
+    """
     from selectsearch.data import load_qrels, load_queries, open_corpus
     from selectsearch.evaluation import evaluate
     from selectsearch.index.build import BuildConfig, build_index
@@ -81,11 +85,8 @@ def run_benchmark(definition: str | os.PathLike[str], *, data_root: Path, indexe
     qrels = load_qrels(queries_src, split=split)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    report = [f"# Benchmark: {spec['name']}", "", f"Command: `{command}`", "",
-              f"Data: {', '.join(spec['corpus'])}; queries and qrels: {spec['queries']} ({split}, "
-              f"{len(queries)} queries); measures {', '.join(measures)}; k={k}.", ""]
     for idx in spec["index"]:
-        if only and idx["name"] not in only:
+        if report_only or (only and idx["name"] not in only):
             continue
         path = indexes_root / idx["name"]
         build_s = None
@@ -109,15 +110,27 @@ def run_benchmark(definition: str | os.PathLike[str], *, data_root: Path, indexe
         file.write_text(json.dumps(result, indent=2))
         plot = plot_curves(rows, out / f"{idx['name']}.png", title=f"{spec['name']}: {idx['name']}")
         written += [file, plot]
+    # the report covers every index of the definition that has results (runs with --only accumulate)
+    report = [f"# Benchmark: {spec['name']}", "",
+              f"Data: {', '.join(spec['corpus'])}; queries and qrels: {spec['queries']} ({split}, "
+              f"{len(queries)} queries); measures {', '.join(measures)}; k={k}. Definition: `{definition}`.", ""]
+    for idx in spec["index"]:
+        file = out / f"{idx['name']}.json"
+        if not file.exists():
+            continue
+        result = json.loads(file.read_text())
+        rows = result["rows"]
         balance = result["partition"]["balance"]
+        built = result.get("build_seconds")
         report += [f"## {idx['name']} ({idx.get('partitioner', 'kmeans')}, {idx['shards']} shards)", "",
+                   f"Command: `{result['command']}` ({result['date']})", "",
                    f"Partition balance: max/mean {balance['max_over_mean']:.2f}, normalised entropy "
-                   f"{balance['entropy_normalised']:.3f}. Evaluation took {eval_s:.0f} s"
-                   + (f", build {build_s:.0f} s." if build_s else " (index reused)."), "",
-                   f"![curves]({plot.name})", "",
+                   f"{balance['entropy_normalised']:.3f}. Evaluation took {result['eval_seconds']:.0f} s"
+                   + (f", build {built:.0f} s." if built else " (index reused)."), "",
+                   f"![curves]({idx['name']}.png)", "",
                    "Fraction of the collection scored at which each router first reaches 95% / 99% of "
-                   "exhaustive quality:", "", targets_table(rows), "", markdown_table(rows, [*measures, "coverage",
-                   "coverage_auc", "overlap@10", "overlap@100"]), ""]
+                   "exhaustive quality (m = shards per query):", "", targets_table(rows), "",
+                   markdown_table(rows, [*measures, "coverage", "coverage_auc", "overlap@10", "overlap@100"]), ""]
     md = out / "README.md"
     md.write_text("\n".join(report))
     written.append(md)

@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--indexes", default="indexes", help="where indexes are built/reused (default indexes/)")
     parser.add_argument("--threads", type=int, default=2, help="shards indexed in parallel when building")
     parser.add_argument("--only", nargs="+", metavar="INDEX", help="run only these [[index]] names")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild README.md from the JSON results")
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -32,7 +33,8 @@ def execute(args: argparse.Namespace) -> int:
     from selectsearch.data import resolve_data_dir
 
     files = run_benchmark(args.definition, data_root=resolve_data_dir(args.data), indexes_root=Path(args.indexes),
-                          out=Path(args.out), threads=args.threads, only=args.only, progress=progress_enabled(args))
+                          out=Path(args.out), threads=args.threads, only=args.only,
+                          report_only=args.report_only, progress=progress_enabled(args))
     for f in files:
         print(f)
     return 0
