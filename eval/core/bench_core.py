@@ -149,10 +149,13 @@ from selectsearch.lucene.jvm import start_jvm
 start_jvm()
 from pyserini.index.lucene import LuceneIndexer
 from selectsearch.data import open_corpus
-out, threads = sys.argv[1], int(sys.argv[2])
-sources = sys.argv[3:]
+out, threads, same_options = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "same"
+sources = sys.argv[4:]
 t = time.perf_counter()
-indexer = LuceneIndexer(out, threads=threads)
+args = ["-input", "", "-collection", "JsonCollection", "-threads", str(threads), "-index", out]
+if same_options:  # the index selectsearch builds: positions and document vectors stored
+    args += ["-storePositions", "-storeDocvectors"]
+indexer = LuceneIndexer(out, args=args, threads=threads)
 batch, n = [], 0
 for doc in open_corpus(sources):
     batch.append({"id": doc.doc_id, "contents": doc.contents})
@@ -175,17 +178,88 @@ def run_build(cmd: list[str]) -> tuple[float, int]:
     return time.perf_counter() - t, rss.peak
 
 
+def search_part(work: Path, scifact: Path, threads: int, rounds: int) -> dict[str, object]:
+    """Cold start and the batch-search race against pyserini (same single index)."""
+    results: dict[str, object] = {}
+    k1 = work / "scifact-k1"
+    subprocess.run([CLI, "-q", "index", str(scifact), "--out", str(k1), "--shards", "1", "--partitioner", "random"],
+                   check=True, capture_output=True)
+    k16 = work / "scifact-k16"
+    subprocess.run([CLI, "-q", "index", str(scifact), "--out", str(k16), "--shards", "16"], check=True,
+                   capture_output=True)
+    results["cold_search"] = bench_cold_search(k16)
+    print(results["cold_search"], flush=True)
+    # a single index of the same documents built by Anserini directly, searched by pyserini
+    flat = work / "flat"
+    write_flat_jsonl([scifact], flat)
+    pyserini_index = work / "pyserini-scifact"
+    subprocess.run([PY, "-c", "from selectsearch.lucene.jvm import start_jvm, jclass; start_jvm();"
+                    "import sys; jclass('io.anserini.index.IndexCollection').main(sys.argv[1:])",
+                    "-collection", "JsonCollection", "-input", str(flat), "-index", str(pyserini_index),
+                    "-generator", "DefaultLuceneDocumentGenerator", "-threads", "1", "-storePositions",
+                    "-storeDocvectors", "-storeRaw", "-optimize"], check=True, capture_output=True)
+    sys.path.insert(0, str(REPO))
+    from selectsearch.data import load_queries
+
+    queries = load_queries(scifact, split="test")  # the 300 test queries
+    (work / "q.json").write_text(json.dumps(queries))
+    race = {}
+    for n_threads in sorted({1, threads}):
+        print(f"search race threads={n_threads} ...", flush=True)
+        proc = subprocess.run([PY, "-c", SEARCH_RACE, str(k1), str(pyserini_index), str(work / "q.json"),
+                               str(n_threads), str(rounds)], check=True, capture_output=True, text=True)
+        race[f"threads{n_threads}"] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print({k: round(v["ratio"], 2) for k, v in race[f"threads{n_threads}"].items()}, flush=True)
+    results["search_vs_pyserini"] = race
+    return results
+
+
+def indexing_part(work: Path, sources: list[str], threads: int) -> dict[str, object]:
+    """Documents/s against pyserini's LuceneIndexer (alternating runs) and peak memory."""
+    idx: dict[str, list[float]] = {}
+    for rnd in range(2):  # alternate: ours, pyserini (same options), pyserini (defaults), ...
+        ours_dir, theirs_dir = work / f"ours-rand32-{rnd}", work / f"pyserini-{rnd}"
+        print(f"indexing round {rnd} ...", flush=True)
+        secs, peak = run_build([CLI, "-q", "index", *sources, "--out", str(ours_dir), "--shards", "32",
+                                "--partitioner", "random", "--threads", str(threads)])
+        idx.setdefault("ours_random32_s", []).append(secs)
+        idx.setdefault("ours_random32_peak_rss_bytes", []).append(peak)
+        shutil.rmtree(ours_dir)
+        for variant, key in (("same", "pyserini_luceneindexer_s"), ("default", "pyserini_default_options_s")):
+            secs, peak = run_build([PY, "-c", PYSERINI_INDEXER, str(theirs_dir), str(threads), variant, *sources])
+            idx.setdefault(key, []).append(secs)
+            idx.setdefault(key.replace("_s", "_peak_rss_bytes"), []).append(peak)
+            shutil.rmtree(theirs_dir)
+        print(idx, flush=True)
+    n_docs = 205_183
+    ours_s = statistics.median(idx["ours_random32_s"])
+    theirs_s = statistics.median(idx["pyserini_luceneindexer_s"])
+    default_s = statistics.median(idx["pyserini_default_options_s"])
+    result: dict[str, object] = {**idx, "docs": n_docs, "ours_docs_per_s": n_docs / ours_s,
+                                 "pyserini_docs_per_s": n_docs / theirs_s, "ratio": theirs_s / ours_s,
+                                 "pyserini_default_docs_per_s": n_docs / default_s,
+                                 "ratio_vs_default_options": default_s / ours_s}
+    print("kmeans 32 build ...", flush=True)
+    km_dir = work / "ours-kmeans32"
+    secs, peak = run_build([CLI, "-q", "index", *sources, "--out", str(km_dir), "--shards", "32",
+                            "--partitioner", "kmeans", "--threads", str(threads)])
+    result.update({"ours_kmeans32_s": secs, "ours_kmeans32_peak_rss_bytes": peak})
+    return result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--out", default=str(REPO / "eval" / "results" / "core"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--skip-indexing", action="store_true")
+    ap.add_argument("--skip-indexing", action="store_true", help="keep the last indexing measurements")
+    ap.add_argument("--skip-search", action="store_true", help="keep the last search measurements")
     args = ap.parse_args()
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    scifact, wiki = data / "scifact", data / "wikipedia"
+    previous_file = out / "core-speed.json"
+    previous = json.loads(previous_file.read_text()) if previous_file.exists() else {}
     work = Path(tempfile.mkdtemp(prefix="bench-core-"))
     results: dict[str, object] = {
         "command": " ".join([Path(PY).name, *sys.argv]), "machine": platform.platform(),
@@ -195,67 +269,17 @@ def main() -> int:
         print("import ...", flush=True)
         results["import"] = bench_import()
         print(results["import"], flush=True)
-        k1 = work / "scifact-k1"
-        subprocess.run([CLI, "-q", "index", str(scifact), "--out", str(k1), "--shards", "1", "--partitioner", "random"],
-                       check=True, capture_output=True)
-        k16 = work / "scifact-k16"
-        subprocess.run([CLI, "-q", "index", str(scifact), "--out", str(k16), "--shards", "16"], check=True,
-                       capture_output=True)
-        results["cold_search"] = bench_cold_search(k16)
-        print(results["cold_search"], flush=True)
-        # single pyserini index on the same documents (same analyzer and BM25)
-        flat = work / "flat"
-        write_flat_jsonl([scifact], flat)
-        pyserini_index = work / "pyserini-scifact"
-        subprocess.run([PY, "-c", "from selectsearch.lucene.jvm import start_jvm, jclass; start_jvm();"
-                        "import sys; jclass('io.anserini.index.IndexCollection').main(sys.argv[1:])",
-                        "-collection", "JsonCollection", "-input", str(flat), "-index", str(pyserini_index),
-                        "-generator", "DefaultLuceneDocumentGenerator", "-threads", "1", "-storePositions",
-                        "-storeDocvectors", "-storeRaw", "-optimize"], check=True, capture_output=True)
-        sys.path.insert(0, str(REPO))
-        from selectsearch.data import load_queries
-
-        queries = load_queries(scifact, split="test")  # the 300 test queries
-        (work / "q.json").write_text(json.dumps(queries))
-        race = {}
-        for threads in sorted({1, args.threads}):
-            print(f"search race threads={threads} ...", flush=True)
-            proc = subprocess.run([PY, "-c", SEARCH_RACE, str(k1), str(pyserini_index), str(work / "q.json"),
-                                   str(threads), str(args.rounds)], check=True, capture_output=True, text=True)
-            race[f"threads{threads}"] = json.loads(proc.stdout.strip().splitlines()[-1])
-            print({k: round(v["ratio"], 2) for k, v in race[f"threads{threads}"].items()}, flush=True)
-        results["search_vs_pyserini"] = race
-        if not args.skip_indexing:
-            sources = [str(scifact), str(wiki)]
-            idx = {}
-            for rnd in range(2):  # alternate: ours, pyserini, ours, pyserini
-                ours_dir, theirs_dir = work / f"ours-rand32-{rnd}", work / f"pyserini-{rnd}"
-                print(f"indexing round {rnd} ...", flush=True)
-                secs, peak = run_build([CLI, "-q", "index", *sources, "--out", str(ours_dir), "--shards", "32",
-                                        "--partitioner", "random", "--threads", str(args.threads)])
-                idx.setdefault("ours_random32_s", []).append(secs)
-                idx.setdefault("ours_random32_peak_rss_bytes", []).append(peak)
-                shutil.rmtree(ours_dir)
-                secs, peak = run_build([PY, "-c", PYSERINI_INDEXER, str(theirs_dir), str(args.threads), *sources])
-                idx.setdefault("pyserini_luceneindexer_s", []).append(secs)
-                idx.setdefault("pyserini_peak_rss_bytes", []).append(peak)
-                shutil.rmtree(theirs_dir)
-                print(idx, flush=True)
-            n_docs = 205_183
-            ours_s = statistics.median(idx["ours_random32_s"])
-            theirs_s = statistics.median(idx["pyserini_luceneindexer_s"])
-            idx.update({"docs": n_docs, "ours_docs_per_s": n_docs / ours_s, "pyserini_docs_per_s": n_docs / theirs_s,
-                        "ratio": theirs_s / ours_s})
-            print("kmeans 32 build ...", flush=True)
-            km_dir = work / "ours-kmeans32"
-            secs, peak = run_build([CLI, "-q", "index", *sources, "--out", str(km_dir), "--shards", "32",
-                                    "--partitioner", "kmeans", "--threads", str(args.threads)])
-            idx.update({"ours_kmeans32_s": secs, "ours_kmeans32_peak_rss_bytes": peak})
-            results["indexing"] = idx
-            print(idx, flush=True)
+        if args.skip_search:
+            results.update({k: previous[k] for k in ("cold_search", "search_vs_pyserini") if k in previous})
+        else:
+            results.update(search_part(work, data / "scifact", args.threads, args.rounds))
+        if args.skip_indexing:
+            results.update({k: previous[k] for k in ("indexing",) if k in previous})
+        else:
+            results["indexing"] = indexing_part(work, [str(data / "scifact"), str(data / "wikipedia")], args.threads)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    (out / "core-speed.json").write_text(json.dumps(results, indent=2))
+    previous_file.write_text(json.dumps(results, indent=2))
     (out / "core-speed.md").write_text(render(results))
     print((out / "core-speed.md").read_text())
     return 0
@@ -278,8 +302,11 @@ def render(r: dict) -> str:  # type: ignore[type-arg]
     if "indexing" in r:
         i = r["indexing"]
         lines.append(f"| indexing SciFact+200k wiki, random 32 shards: ours {i['ours_docs_per_s']:.0f} docs/s vs"
-                     f" pyserini LuceneIndexer {i['pyserini_docs_per_s']:.0f} docs/s | {i['ratio']:.2f}x | >= 0.8x |"
-                     f" {i['ratio'] >= 0.8} |")
+                     f" pyserini LuceneIndexer {i['pyserini_docs_per_s']:.0f} docs/s (same index options: positions +"
+                     f" document vectors) | {i['ratio']:.2f}x | >= 0.8x | {i['ratio'] >= 0.8} |")
+        lines.append(f"| same, vs LuceneIndexer with its default options (no positions, no document vectors):"
+                     f" {i['pyserini_default_docs_per_s']:.0f} docs/s | {i['ratio_vs_default_options']:.2f}x |"
+                     f" >= 0.8x | {i['ratio_vs_default_options'] >= 0.8} |")
         peak = i["ours_kmeans32_peak_rss_bytes"] / 2**30
         lines.append(f"| peak RSS (process tree), 32-shard lexical k-means build ({i['ours_kmeans32_s']:.0f} s) |"
                      f" {peak:.2f} GiB | < 4 GiB | {peak < 4} |")

@@ -104,6 +104,9 @@ class Partitioner(ABC):
     name: ClassVar[str]
     #: documents to sample in the scan pass (0: no sample needed)
     sample_size: int = 0
+    #: whether ``fit`` needs the scan pass (size, sample, corpus); if not, the build reads the
+    #: corpus once and ``fit`` gets an empty scan
+    needs_scan: ClassVar[bool] = True
 
     @abstractmethod
     def fit(self, scan: CorpusScan, *, n_shards: int, progress: bool = False) -> FittedPartition:

@@ -16,30 +16,40 @@ __all__ = ["RandomPartition", "RandomPartitioner"]
 
 @register_partition
 class RandomPartition(FittedPartition):
-    """Document at stream position ``i`` goes to shard ``perm[i] % n_shards``.
+    """Streaming, exactly balanced random shards.
 
-    ``perm`` is a seeded permutation of ``range(n_docs)``, so shard sizes differ by at most one.
+    Documents are taken in blocks of ``n_shards`` consecutive stream positions; each block is
+    dealt over the shards by its own seeded permutation. Every shard gets one document of every
+    complete block, so sizes differ by at most one, and no corpus size is needed up front (the
+    build reads the corpus once).
     """
 
     kind: ClassVar[str] = "random"
 
-    def __init__(self, n_shards: int, n_docs: int, seed: int) -> None:
+    def __init__(self, n_shards: int, seed: int) -> None:
         self.n_shards = n_shards
-        self.n_docs = n_docs
         self.seed = seed
-        self._perm = np.random.default_rng(seed).permutation(n_docs)
+
+    def _block(self, block: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, block]).permutation(self.n_shards)
 
     def assign(self, docs: Any, positions: np.ndarray) -> np.ndarray:
-        return (self._perm[np.asarray(positions, dtype=np.int64)] % self.n_shards).astype(np.int32)
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.empty(len(positions), np.int32)
+        blocks = positions // self.n_shards
+        for block in np.unique(blocks).tolist():
+            mask = blocks == block
+            out[mask] = self._block(block)[positions[mask] % self.n_shards]
+        return out
 
     def save(self, folder: Path) -> dict[str, Any]:
-        config = {"kind": self.kind, "n_shards": self.n_shards, "n_docs": self.n_docs, "seed": self.seed}
+        config = {"kind": self.kind, "n_shards": self.n_shards, "seed": self.seed, "scheme": "seeded-blocks"}
         (folder / "config.json").write_text(json.dumps(config, indent=2))
         return config
 
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any]) -> RandomPartition:
-        return cls(int(config["n_shards"]), int(config["n_docs"]), int(config["seed"]))
+        return cls(int(config["n_shards"]), int(config["seed"]))
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,8 @@ class RandomPartitioner(Partitioner):
     seed: int = 0
     name: ClassVar[str] = "random"
 
+    needs_scan: ClassVar[bool] = False
+
     def fit(self, scan: CorpusScan, *, n_shards: int, progress: bool = False) -> RandomPartition:
-        return RandomPartition(n_shards, scan.n_docs, self.seed)
+        return RandomPartition(n_shards, self.seed)
 

@@ -17,8 +17,11 @@ from .conftest import make_docs
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 500), st.integers(1, 40), st.integers(0, 10))
 def test_random_partition_is_balanced_and_total(n: int, k: int, seed: int) -> None:
-    part = RandomPartition(k, n, seed)
+    part = RandomPartition(k, seed)
     shards = part.assign([], np.arange(n))
+    # batching does not change the assignment
+    halves = np.concatenate([part.assign([], np.arange(n // 2)), part.assign([], np.arange(n // 2, n))])
+    assert np.array_equal(shards, halves)
     assert shards.shape == (n,) and shards.min() >= 0 and shards.max() < k
     sizes = np.bincount(shards, minlength=k)
     assert sizes.max() - sizes.min() <= 1
