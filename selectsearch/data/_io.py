@@ -28,7 +28,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 try:  # optional speed-up; the standard library is the fallback
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 #: Parse one JSON document (``orjson.loads`` when installed, else ``json.loads``).
 json_loads: Callable[[str | bytes], Any] = _orjson.loads if _orjson is not None else json.loads

@@ -45,9 +45,18 @@ def plot_curves(rows: Sequence[Row], out: str | Path, *, metrics: Sequence[str] 
             if name == "all":
                 ax.axhline(pts[0][1], color="black", linestyle="--", linewidth=1, label="exhaustive")
                 continue
-            xs, ys = zip(*pts, strict=True)
+            swept = [(r["cost"]["fraction_scored"], r["metrics"][metric]) for r in family
+                     if metric in r["metrics"] and r["budget"] is not None]
+            own_cutoff = [(r["cost"]["fraction_scored"], r["metrics"][metric]) for r in family
+                          if metric in r["metrics"] and r["budget"] is None]
             style = {"linestyle": ":", "color": "grey"} if name == "oracle" else {}
-            ax.plot(xs, ys, marker="o", markersize=3, label=name, **style)
+            line = None
+            if swept:
+                xs, ys = zip(*swept, strict=True)
+                [line] = ax.plot(xs, ys, marker="o", markersize=3, label=name, **style)
+            for x, y in own_cutoff:  # a router's own cut-off rule (e.g. `ranks`): one point
+                ax.plot([x], [y], marker="*", markersize=10, linestyle="none",
+                        color=line.get_color() if line is not None else None, label=f"{name} (own cut-off)")
         ax.set_xscale("log")
         ax.set_xlabel("fraction of collection scored")
         ax.set_ylabel(metric)
