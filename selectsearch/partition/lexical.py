@@ -55,6 +55,7 @@ class LexicalSpace(QuerySpace):
         self.idf = idf.astype(np.float32)
         self.centroids = centroids.astype(np.float32)
         self.stop_words = stop_words
+        import scipy.sparse  # noqa: F401  (loaded with the space, not on the first routed query)
 
     def transform(self, texts: Sequence[str]) -> Any:
         """``scipy.sparse.csr_matrix`` of L2-normalised sublinear TF-IDF rows."""
