@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -41,8 +40,9 @@ import numpy as np
 
 from selectsearch.data.ids import DuplicateDocIdError, corpus_fingerprint
 from selectsearch.errors import IndexExistsError, SelectSearchError
+from selectsearch.index.atomic import replace_dir
 from selectsearch.index.manifest import command_line, library_versions, write_manifest
-from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner, reservoir_sample
+from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner, Reservoir, reservoir_sample
 from selectsearch.selective_metrics import partition_balance
 from selectsearch.types import Document
 
@@ -174,20 +174,11 @@ def scan_corpus(corpus: Any, *, dedupe: str, sample_size: int, seed: int, progre
     only at the end).
     """
     checker = _IdChecker(dedupe)
-    rng = random.Random(seed)
-    sample: list[tuple[int, Document]] = []
-    position = 0
+    reservoir = Reservoir(sample_size, seed)
     with _bar(None, "scan", "doc", progress) as bar:
         for raw_position, (doc, where, line) in enumerate(corpus.iter_with_positions()):
             if checker.keep(raw_position, doc, where, line):
-                if sample_size:  # reservoir sampling (Algorithm R) over kept documents
-                    if position < sample_size:
-                        sample.append((position, doc))
-                    else:
-                        j = rng.randint(0, position)
-                        if j < sample_size:
-                            sample[j] = (position, doc)
-                position += 1
+                reservoir.offer(doc)
             bar.update(1)
     drop = checker.drop
     kept = _KeptCorpus(corpus, drop)
@@ -199,8 +190,7 @@ def scan_corpus(corpus: Any, *, dedupe: str, sample_size: int, seed: int, progre
         docs, positions = reservoir_sample(kept, sample_size, seed) if sample_size else ([], [])
     else:
         fingerprint = checker.fingerprint
-        sample.sort(key=lambda t: t[0])
-        docs, positions = [d for _, d in sample], [i for i, _ in sample]
+        docs, positions = reservoir.result()
     if drop:
         log.warning("dropped %d repeated doc ids (--dedupe %s)", len(drop), dedupe)
     return CorpusScan(n_docs=n_docs, fingerprint=fingerprint, sample=docs, sample_positions=positions,
@@ -350,13 +340,7 @@ def _prepare_output(out: Path, overwrite: bool) -> Path:
 
 def _publish(partial: Path, out: Path) -> None:
     (partial / _PARTIAL_MARKER).unlink()
-    if out.exists():
-        trash = out.with_name(f"{out.name}.old-{os.getpid()}")
-        os.replace(out, trash)
-        os.replace(partial, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(partial, out)
+    replace_dir(partial, out)
 
 
 def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | None = None, *,

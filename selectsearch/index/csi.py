@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from selectsearch.index.atomic import building
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
@@ -59,13 +60,10 @@ def build_csi(index: ShardedIndex, *, rate: float = DEFAULT_CSI_RATE, seed: int 
 
     if not 0 < rate <= 1:
         raise ValueError(f"CSI sampling rate must be in (0, 1], got {rate}")
-    final = index.path / "csi"
-    partial = index.path / "csi.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    (partial / "docs").mkdir(parents=True)
     rng = np.random.default_rng(seed)
     sizes = []
-    try:
+    with building(index.path / "csi") as partial:
+        (partial / "docs").mkdir()
         with (partial / "docs" / "docs.jsonl").open("wb") as out:
             for shard in range(index.n_shards):
                 n = int(index.shard_sizes[shard])
@@ -83,14 +81,8 @@ def build_csi(index: ShardedIndex, *, rate: float = DEFAULT_CSI_RATE, seed: int 
         config = {"rate": rate, "seed": seed, "min_per_shard": MIN_PER_SHARD, "sample_sizes": sizes,
                   "n_sampled": int(sum(sizes))}
         (partial / "config.json").write_text(json.dumps(config, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     log.info("built the central sample index: %d documents (rate %.3f)", sum(sizes), rate)
-    return CsiInfo(final)
+    return CsiInfo(index.path / "csi")
 
 
 def ensure_csi(index: ShardedIndex, *, rate: float | None = None, seed: int = 0) -> CsiInfo:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from selectsearch.index.atomic import building
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
@@ -107,10 +107,7 @@ def build_term_stats(index: ShardedIndex, *, k1: float = 0.9, b: float = 0.4, pr
         rows_sum.append(sparse.csr_matrix(np.bincount(terms, weights=score, minlength=n_terms).astype(np.float32)))
         rows_sq.append(sparse.csr_matrix(np.bincount(terms, weights=score**2, minlength=n_terms).astype(np.float32)))
     final = index.path / "termstats"
-    partial = index.path / "termstats.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    try:
+    with building(final) as partial:
         sparse.save_npz(partial / "df.npz", sparse.vstack(rows_df).tocsr())
         sparse.save_npz(partial / "score_sum.npz", sparse.vstack(rows_sum).tocsr())
         sparse.save_npz(partial / "score_sumsq.npz", sparse.vstack(rows_sq).tocsr())
@@ -119,12 +116,6 @@ def build_term_stats(index: ShardedIndex, *, k1: float = 0.9, b: float = 0.4, pr
         (partial / "vocabulary.txt").write_text("\n".join(terms_sorted) + "\n", encoding="utf-8")
         (partial / "config.json").write_text(json.dumps({"k1": k1, "b": b, "avgdl": float(avgdl),
                                                          "n_terms": n_terms, "n_docs": int(n_docs)}))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return final
 
 

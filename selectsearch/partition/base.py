@@ -51,19 +51,38 @@ class CorpusScan:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class Reservoir:
+    """Uniform sample of ``size`` items from a stream of unknown length (Algorithm R), seeded."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self._rng = random.Random(seed)
+        self._items: list[tuple[int, Document]] = []
+        self._seen = 0
+
+    def offer(self, doc: Document) -> None:
+        """Consider the next document of the stream."""
+        position = self._seen
+        self._seen += 1
+        if position < self.size:
+            self._items.append((position, doc))
+        elif self.size:
+            j = self._rng.randint(0, position)
+            if j < self.size:
+                self._items[j] = (position, doc)
+
+    def result(self) -> tuple[list[Document], list[int]]:
+        """The sampled documents and their stream positions, in stream order."""
+        items = sorted(self._items, key=lambda t: t[0])
+        return [d for _, d in items], [i for i, _ in items]
+
+
 def reservoir_sample(stream: Iterable[Document], size: int, seed: int) -> tuple[list[Document], list[int]]:
     """Uniform sample of ``size`` items (Algorithm R), returned in stream order."""
-    rng = random.Random(seed)
-    sample: list[tuple[int, Document]] = []
-    for i, doc in enumerate(stream):
-        if i < size:
-            sample.append((i, doc))
-        else:
-            j = rng.randint(0, i)
-            if j < size:
-                sample[j] = (i, doc)
-    sample.sort(key=lambda t: t[0])
-    return [d for _, d in sample], [i for i, _ in sample]
+    reservoir = Reservoir(size, seed)
+    for doc in stream:
+        reservoir.offer(doc)
+    return reservoir.result()
 
 
 class QuerySpace(ABC):
