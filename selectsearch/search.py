@@ -30,6 +30,18 @@ class Reranker(Protocol):
         ...
 
 
+class QueryAnnotator(Protocol):
+    """Adds per-query outputs to traces (query classifiers, multi-task heads).
+
+    :class:`selectsearch.models.text_classifier.QueryClassifier` is one: it stores the predicted
+    label in ``trace.extra`` and its time in ``trace.timings_ms``.
+    """
+
+    def annotate(self, queries: Sequence[str], traces: Sequence[SearchTrace]) -> object:
+        """Record this stage's output for every query in its trace."""
+        ...
+
+
 def _ms(seconds: float) -> float:
     return seconds * 1000.0
 
@@ -44,6 +56,7 @@ class SelectiveSearcher:
         route_name: label used in traces (defaults to ``router.name@budget``).
         threads: Java threads that search the selected shards of a query concurrently.
         reranker: optional reranker applied to the top ``rerank_depth`` hits.
+        annotators: stages that add per-query outputs to the traces (e.g. a query classifier).
 
     Example:
         >>> searcher = SelectiveSearcher.open("indexes/scifact-k16", route="centroid@2")  # doctest: +SKIP
@@ -54,7 +67,8 @@ class SelectiveSearcher:
 
     def __init__(self, index: ShardedIndex, router: Router, budget: int | None = None, *,
                  route_name: str | None = None, threads: int = 1, reranker: Reranker | None = None,
-                 rerank_depth: int = 100, k1: float | None = None, b: float | None = None) -> None:
+                 rerank_depth: int = 100, annotators: Sequence[QueryAnnotator] = (), k1: float | None = None,
+                 b: float | None = None) -> None:
         self.index = index
         self.router = router
         self.budget = budget
@@ -62,6 +76,7 @@ class SelectiveSearcher:
         self.threads = threads
         self.reranker = reranker
         self.rerank_depth = rerank_depth
+        self.annotators = tuple(annotators)
         self._bm25 = (k1, b)
         self._lucene: Any = None
 
@@ -79,7 +94,7 @@ class SelectiveSearcher:
         spec = parse_route(route) if isinstance(route, str) else route
         other = SelectiveSearcher(self.index, make_router(spec, self.index, qrels=qrels, seed=seed), spec.budget,
                                   route_name=str(spec), threads=self.threads, reranker=self.reranker,
-                                  rerank_depth=self.rerank_depth)
+                                  rerank_depth=self.rerank_depth, annotators=self.annotators)
         other._lucene = self._lucene
         other._bm25 = self._bm25
         return other
@@ -109,7 +124,10 @@ class SelectiveSearcher:
         t0 = time.perf_counter()
         selected = self.router.select(qs, self.budget)
         route_ms = _ms(time.perf_counter() - t0) / len(qs)
-        return self.search_selected(qs, selected, k=k, route_ms=route_ms)
+        results = self.search_selected(qs, selected, k=k, route_ms=route_ms)
+        for annotator in self.annotators:
+            annotator.annotate([q.text for q in qs], [results[q.query_id].trace for q in qs])
+        return results
 
     def search_selected(self, queries: Sequence[Query], selected: Sequence[Sequence[int]], *, k: int,
                         route_ms: float = 0.0, route_name: str | None = None) -> dict[str, SearchResult]:

@@ -154,3 +154,20 @@ def test_random_partition_and_dedupe(tmp_path: Path) -> None:
     assert index.n_docs == 20 and index.doc(docs[0]["_id"])["contents"].endswith("a later copy")
     sizes = index.manifest["partition"]["sizes"]
     assert abs(sizes[0] - sizes[1]) <= 1
+
+
+def test_annotators_add_their_output_to_traces(tiny_index: Path) -> None:
+    class Topic:
+        """A stand-in query classifier: labels a query by the topic its words come from."""
+
+        def annotate(self, queries: list[str], traces: list) -> None:  # type: ignore[type-arg]
+            for q, trace in zip(queries, traces, strict=True):
+                trace.extra["topic"] = next((t for t, w in TOPICS.items() if set(q.split()) & set(w)), "none")
+                trace.timings_ms["topic"] = 0.0
+
+    searcher = SelectiveSearcher.open(tiny_index, route="centroid@1")
+    searcher.annotators = (Topic(),)
+    out = searcher.batch_search({"a": "rocket orbit", "b": "bank loan"}, k=3)
+    assert out["a"].trace.extra["topic"] == "space" and out["b"].trace.extra["topic"] == "finance"
+    assert "topic" in out["a"].trace.to_json()["extra"]
+    assert searcher.with_route("all").annotators == searcher.annotators
