@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -91,8 +92,7 @@ def execute(args: argparse.Namespace) -> int:
     if args.resume:
         trainer.load_checkpoint(args.resume)
     summary = trainer.train(output_dir=out)
-    command = "selectsearch train-mtl " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])
-    summary["command"] = command
+    summary["command"] = "selectsearch " + shlex.join(sys.argv[1:])
     summary["config"] = {**config.__dict__, "frozen_layers": args.frozen_layers,
                          "max_length": args.max_length, "tasks_file": args.tasks}
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
