@@ -1,0 +1,61 @@
+"""Cost of MICO training steps in CPU seconds (robust to a shared, overloaded machine).
+
+Builds the training run exactly as ``train-mico`` does (``init=random`` so no corpus embeddings
+are needed; a step costs the same whatever the initial weights) and times N optimisation steps
+of batch 64 with both wall clock and process CPU time (``time.process_time``, 1 torch thread).
+
+Usage:
+  .venv/bin/python eval/mico/step_timing.py ../shared/data/homedepot --mode full --steps 5 \
+      --json eval/results/mico/hd-full-step-timing.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from selectsearch.mico.config import MicoConfig
+    from selectsearch.mico.logs import load_log_pairs
+    from selectsearch.mico.trainer import _batches_of_epoch, _Run
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data")
+    parser.add_argument("--mode", choices=("full",), default="full")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    config = MicoConfig(n_clusters=16, mode=args.mode, init="random", batch_size=args.batch_size)
+    pairs = load_log_pairs([args.data], "train", size_sample=8)
+    run = _Run(pairs, config, None, None, False)
+    batches = _batches_of_epoch(len(run.train_idx), config.batch_size, config.seed, 0)
+    walls, cpus = [], []
+    for b in batches[: args.steps]:
+        w0, c0 = time.perf_counter(), time.process_time()
+        run.step(run.train_idx[b])
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+        print(f"step wall {walls[-1]:.1f}s cpu {cpus[-1]:.1f}s", flush=True)
+    out = {"data": args.data, "mode": args.mode, "batch_size": args.batch_size, "steps": len(cpus),
+           "steps_per_epoch": len(batches), "cpu_seconds_per_step": float(np.median(cpus)),
+           "wall_seconds_per_step": float(np.median(walls)), "cpu_seconds": cpus, "wall_seconds": walls,
+           "torch_threads": torch.get_num_threads(),
+           "cpu_hours_per_epoch_estimate": float(np.median(cpus)) * len(batches) / 3600}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(out, indent=1))
+    print(json.dumps({k: v for k, v in out.items() if not isinstance(v, list)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Search logs as training pairs: a qrels split of a BEIR folder or a click-log file.
+
+One pass over the corpus maps logged doc ids to stream positions (the rows of the embedding
+cache), keeps the text of the logged documents only, and computes the corpus fingerprint — the
+same one the index build records, so the cache built there is reused here.
+
+Example:
+    >>> pairs = load_log_pairs(["../shared/data/scifact"], "train")  # doctest: +SKIP
+    >>> pairs.n_pairs, len(pairs.query_texts)  # doctest: +SKIP
+    (919, 809)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from selectsearch.errors import DataFormatError, DataNotFoundError
+
+__all__ = ["LogPairs", "load_log_pairs", "read_log_records"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LogPairs:
+    """Clicked (query, document) pairs, indexed into unique queries and unique logged documents.
+
+    Attributes:
+        query_texts: unique query texts.
+        doc_texts: contents of the unique logged documents.
+        doc_positions: corpus stream position of each logged document (row of the embedding cache).
+        pair_query: ``(n_pairs,)`` index into ``query_texts``.
+        pair_doc: ``(n_pairs,)`` index into ``doc_texts``.
+        clicks: ``(n_pairs,)`` click counts (1 for qrels).
+        n_docs: documents in the corpus.
+        fingerprint: corpus fingerprint (sha256 of the ordered doc ids).
+        size_sample_texts: contents of a seeded uniform sample of corpus documents (shard-size
+            estimates in ``full`` mode validation).
+        source: where the logs came from.
+    """
+
+    query_texts: list[str]
+    doc_texts: list[str]
+    doc_positions: np.ndarray
+    pair_query: np.ndarray
+    pair_doc: np.ndarray
+    clicks: np.ndarray
+    n_docs: int
+    fingerprint: str
+    size_sample_texts: list[str]
+    source: str
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of pairs."""
+        return len(self.pair_query)
+
+    def query_fingerprint(self) -> str:
+        """sha256 of the unique query texts (key of the query embedding cache)."""
+        return hashlib.sha256("\n".join(self.query_texts).encode("utf-8")).hexdigest()
+
+
+def read_log_records(data: str | os.PathLike[str], logs: str) -> list[tuple[str, str, float]]:
+    """``(query text, doc id, clicks)`` from a qrels split of ``data`` or a click-log file.
+
+    Args:
+        data: the BEIR folder whose ``qrels/<logs>.tsv`` and ``queries.jsonl`` are read when
+            ``logs`` is a split name.
+        logs: a split name (pairs with relevance > 0) or a TSV/JSONL click-log path.
+
+    Raises:
+        DataNotFoundError: neither a file nor a split of ``data``.
+    """
+    from selectsearch.data import iter_logs, load_qrels, load_queries
+
+    if Path(logs).is_file():
+        return list(iter_logs(logs))
+    if os.sep in logs or logs.endswith((".tsv", ".jsonl", ".gz", ".json")):
+        raise DataNotFoundError(f"click-log file {logs} does not exist; pass a TSV/JSONL log or a qrels split name")
+    qrels = load_qrels(data, split=logs)
+    queries = load_queries(data)
+    records: list[tuple[str, str, float]] = []
+    missing = 0
+    for query_id, judged in qrels.items():
+        text = queries.get(query_id)
+        if text is None:
+            missing += 1
+            continue
+        records.extend((text, doc_id, 1.0) for doc_id, grade in judged.items() if grade > 0)
+    if missing:
+        log.warning("%d judged queries of split %r have no text in the query file; skipped", missing, logs)
+    if not records:
+        raise DataNotFoundError(f"split {logs!r} of {data} has no pairs with relevance > 0; pass another split")
+    return records
+
+
+def load_log_pairs(sources: Sequence[str | os.PathLike[str]], logs: str, *, size_sample: int = 2048,
+                   seed: int = 0) -> LogPairs:
+    """Read the logs and resolve their documents in one streaming pass over the corpus.
+
+    Args:
+        sources: corpus sources (the first is the BEIR folder that holds qrels/queries).
+        logs: a qrels split name or a click-log file (see :func:`read_log_records`).
+        size_sample: corpus documents to sample for shard-size estimates.
+        seed: seed of that sample.
+
+    Raises:
+        DataFormatError: logged documents that are not in the corpus (a few are named).
+    """
+    from selectsearch.data import corpus_fingerprint, open_corpus
+
+    records = read_log_records(sources[0], logs)
+    wanted = {doc_id for _, doc_id, _ in records}
+    corpus = open_corpus(list(sources))
+    found: dict[str, tuple[int, str]] = {}
+    sample: list[str] = []
+    rng = random.Random(seed)
+    count = [0]
+
+    def stream() -> Iterable[str]:
+        for position, doc in enumerate(corpus):
+            if doc.doc_id in wanted and doc.doc_id not in found:
+                found[doc.doc_id] = (position, doc.contents)
+            if position < size_sample:
+                sample.append(doc.contents)
+            else:
+                j = rng.randint(0, position)
+                if j < size_sample:
+                    sample[j] = doc.contents
+            count[0] = position + 1
+            yield doc.doc_id
+
+    fingerprint = corpus_fingerprint(stream())
+    unknown = sorted(wanted - found.keys())
+    if unknown:
+        examples = ", ".join(repr(d) for d in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise DataFormatError(logs, None, f"{len(unknown)} logged doc ids are not in the corpus ({examples}{more}); "
+                                          "filter the log to the corpus or index those documents")
+    query_index: dict[str, int] = {}
+    doc_index: dict[str, int] = {}
+    pair_query, pair_doc, clicks = [], [], []
+    for text, doc_id, weight in records:
+        pair_query.append(query_index.setdefault(text, len(query_index)))
+        pair_doc.append(doc_index.setdefault(doc_id, len(doc_index)))
+        clicks.append(weight)
+    doc_ids = list(doc_index)
+    return LogPairs(
+        query_texts=list(query_index),
+        doc_texts=[found[d][1] for d in doc_ids],
+        doc_positions=np.asarray([found[d][0] for d in doc_ids], dtype=np.int64),
+        pair_query=np.asarray(pair_query, dtype=np.int64),
+        pair_doc=np.asarray(pair_doc, dtype=np.int64),
+        clicks=np.asarray(clicks, dtype=np.float32),
+        n_docs=count[0],
+        fingerprint=fingerprint,
+        size_sample_texts=sample,
+        source=str(logs),
+    )
