@@ -82,11 +82,15 @@ class SelectiveSearcher:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], route: str | RouteSpec = "all", *, qrels: Qrels | None = None,
-             seed: int = 0, threads: int = 1, **options: Any) -> SelectiveSearcher:
-        """Open the index at ``path`` with the router of spec ``route`` (e.g. ``"centroid@2"``)."""
+             seed: int = 0, threads: int = 1, router_options: Mapping[str, Any] | None = None,
+             **options: Any) -> SelectiveSearcher:
+        """Open the index at ``path`` with the router of spec ``route`` (e.g. ``"centroid@2"``).
+
+        ``router_options`` go to the router's factory (e.g. ``{"mico_model": "models/hd-mico16"}``).
+        """
         index = ShardedIndex.open(path)
         spec = parse_route(route) if isinstance(route, str) else route
-        router = make_router(spec, index, qrels=qrels, seed=seed)
+        router = make_router(spec, index, qrels=qrels, seed=seed, **dict(router_options or {}))
         return cls(index, router, spec.budget, route_name=str(spec), threads=threads, **options)
 
     def with_route(self, route: str | RouteSpec, *, qrels: Qrels | None = None, seed: int = 0) -> SelectiveSearcher:

@@ -13,3 +13,29 @@ def progress_enabled(args: argparse.Namespace) -> bool:
 
 def add_threads(parser: argparse.ArgumentParser, default: int = 1, what: str = "worker threads") -> None:
     parser.add_argument("--threads", type=int, default=default, metavar="N", help=f"{what} (default {default})")
+
+
+def add_router_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--router-option", action="append", default=[], metavar="KEY=VALUE", dest="router_options",
+                        help="router parameter, repeatable: mico_model=DIR, csi_rate=0.04, depth=30, base=3, "
+                             "taily_v=50, cori_belief=0.4")
+
+
+def parse_router_options(items: list[str]) -> dict[str, object]:
+    """``["depth=30", "mico_model=m/"]`` -> ``{"depth": 30, "mico_model": "m/"}`` (numbers parsed)."""
+    from selectsearch.errors import SelectSearchError
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SelectSearchError(f"--router-option {item!r}: write KEY=VALUE, e.g. mico_model=models/hd-mico16")
+        parsed: object = value
+        for cast in (int, float):
+            try:
+                parsed = cast(value)
+                break
+            except ValueError:
+                continue
+        out[key.replace("-", "_")] = parsed
+    return out

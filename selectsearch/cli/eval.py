@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from selectsearch.cli._common import progress_enabled
+from selectsearch.cli._common import add_router_options, parse_router_options, progress_enabled
 from selectsearch.errors import SelectSearchError
 
 
@@ -38,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", metavar="DIR", help="write one TREC run file per route here")
     parser.add_argument("--seed", type=int, default=0, help="seed of random@M")
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="Java search threads (default 1)")
+    add_router_options(parser)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -65,7 +66,8 @@ def execute(args: argparse.Namespace) -> int:
                       run_dir / f"{name}.trec", tag=str(spec).replace("@", "_at_"))
 
     rows = evaluate(searcher, queries, qrels, args.routes or ["all"], args.measures, k=args.k, seed=args.seed,
-                    on_results=save_run, progress=progress_enabled(args))
+                    on_results=save_run, router_options=parse_router_options(args.router_options),
+                    progress=progress_enabled(args))
     print(format_table(rows))
     if args.json:
         tmp = f"{args.json}.tmp"

@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 
+from selectsearch.cli._common import add_router_options, parse_router_options
 from selectsearch.errors import SelectSearchError
 
 
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of random@M")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="Java threads searching a query's shards concurrently (default 1)")
+    add_router_options(parser)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -53,7 +55,8 @@ def execute(args: argparse.Namespace) -> int:
         if source is None or (args.qrels is None and args.split is None):
             raise SelectSearchError("oracle@M needs judgements: pass --qrels FILE, or --queries BEIR_FOLDER --split S")
         qrels = load_qrels(source, split=args.split)
-    searcher = SelectiveSearcher.open(args.index, route=spec, qrels=qrels, seed=args.seed, threads=args.threads)
+    searcher = SelectiveSearcher.open(args.index, route=spec, qrels=qrels, seed=args.seed, threads=args.threads,
+                                      router_options=parse_router_options(args.router_options))
     if args.query is not None:
         result = searcher.batch_search({"q": args.query}, k=args.k)["q"]
         if args.output:

@@ -83,6 +83,7 @@ def test_malformed_jsonl_names_file_and_line(tmp_path: Path, capsys: pytest.Capt
         (["search", "{tmp}", "--query", "x"], "not a selectsearch index"),
         (["eval", "{index}", "--data", "{beir}", "--measures", "nDCG@ten"], "unknown measure"),
         (["index", "{tmp}/missing.jsonl", "--out", "{tmp}/m"], "missing.jsonl"),
+        (["eval", "{index}", "--data", "{beir}", "--router-option", "depth"], "KEY=VALUE"),
     ],
 )
 def test_bad_input_one_line_exit_2(argv: list[str], needle: str, tiny_index: Path, tiny_beir: Path, tmp_path: Path,
