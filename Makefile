@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data/scifact
+SPLIT ?= test
+QUERY ?= vitamin D deficiency and fractures
 SHARDS ?= 16
 NAME ?= $(notdir $(abspath $(DATA)))
 INDEX ?= indexes/$(basename $(basename $(NAME)))-k$(SHARDS)
@@ -26,10 +28,12 @@ demo: $(STAMP)
 	@if [ -f $(INDEX)/manifest.json ]; then echo "reusing $(INDEX) (delete it to rebuild)"; \
 	else $(VENV)/bin/selectsearch index $(DATA) --out $(INDEX) --shards $(SHARDS) --partitioner kmeans; fi
 	$(VENV)/bin/selectsearch info $(INDEX)
-	$(VENV)/bin/selectsearch search $(INDEX) --query "vitamin D deficiency and fractures" --route centroid@2 --k 5
-	$(VENV)/bin/selectsearch eval $(INDEX) --data $(DATA) --split test \
-		--route all --route random@2 --route centroid@1 --route centroid@2 --route centroid@4 --route oracle@1 \
-		--measures nDCG@10 R@100 R@1000
+	$(VENV)/bin/selectsearch search $(INDEX) --query "$(QUERY)" --route centroid@2 --k 5
+	@if [ -f $(DATA)/qrels/$(SPLIT).tsv ]; then \
+		$(VENV)/bin/selectsearch eval $(INDEX) --data $(DATA) --split $(SPLIT) \
+			--route all --route random@2 --route centroid@1 --route centroid@2 --route centroid@4 --route oracle@1 \
+			--measures nDCG@10 R@100 R@1000; \
+	else echo "no judgements at $(DATA)/qrels/$(SPLIT).tsv: evaluation skipped (pass a BEIR folder to evaluate)"; fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check selectsearch tests eval tools
