@@ -85,7 +85,9 @@ def load_encoder(model: str | os.PathLike[str] | None = None) -> tuple[Any, Any]
     """Return ``(tokenizer, model)`` for a local transformers encoder (``AutoModel``)."""
     _offline()
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar on every CLI call is noise
     path = resolve_model_path(model)
     return load_tokenizer(path), AutoModel.from_pretrained(str(path))
 
