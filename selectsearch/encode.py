@@ -4,14 +4,22 @@
 all-MiniLM-L6-v2, mean pooling, L2-normalised — how that model was trained). Embeddings of a
 corpus are cached as a memory-mapped float32 matrix with a JSON sidecar recording the model
 name, dimension and the corpus fingerprint, so a second build of the same corpus (another shard
-count, another partitioner) re-uses them; a cache that does not match is never used.
+count, another partitioner, the FAISS backend, MICO training) re-uses them; a cache that does
+not match is never used. :func:`corpus_cache` forms the cache key (model, ``max_length``,
+corpus fingerprint) and :func:`corpus_embeddings` returns the cached matrix, encoding the corpus
+in one streamed pass when it is missing (the corpus text is never held in memory).
+
+Any local sentence-transformers or transformers folder works as the model; pooling and
+normalisation follow the folder (see :func:`selectsearch.models.encoder.encoder_layout`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +28,9 @@ import numpy as np
 from selectsearch.errors import ModelError
 from selectsearch.models.encoder import DEFAULT_ENCODER
 
-__all__ = ["EmbeddingCache", "TextEncoder", "default_cache_dir"]
+__all__ = ["EmbeddingCache", "TextEncoder", "corpus_cache", "corpus_embeddings", "default_cache_dir"]
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -32,9 +42,12 @@ class TextEncoder:
     """Batched sentence embeddings from a local transformers encoder.
 
     Args:
-        model: ``None``/``"all-MiniLM-L6-v2"`` for the packaged model, or a local folder.
+        model: ``None``/``"all-MiniLM-L6-v2"`` for the packaged model, or a local
+            sentence-transformers or transformers folder (pooling and normalisation follow the
+            folder: :func:`~selectsearch.models.encoder.encoder_layout`).
         max_length: tokens per text (longer texts are truncated).
-        batch_size: texts per forward pass.
+        batch_size: texts per forward pass. Texts of one :meth:`encode` call are batched in
+            order of length (less padding); rows come back in input order.
         threads: torch intra-op threads (``None``: torch's default).
 
     Example:
@@ -47,11 +60,14 @@ class TextEncoder:
                  batch_size: int = 64, threads: int | None = None) -> None:
         import torch
 
-        from selectsearch.models.encoder import load_encoder
+        from selectsearch.models.encoder import encoder_layout, load_encoder
 
         if threads:
             torch.set_num_threads(threads)
         self.name = DEFAULT_ENCODER if model is None else str(model)
+        layout = encoder_layout(model)
+        self.pooling = layout.pooling
+        self.normalize = layout.normalize
         self.tokenizer, self.model = load_encoder(model)
         self.model.eval()
         self.max_length = max_length
@@ -59,12 +75,14 @@ class TextEncoder:
         self.dim = int(self.model.config.hidden_size)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        """``(len(texts), dim)`` float32, L2-normalised rows."""
+        """``(len(texts), dim)`` float32 rows (L2-normalised when the model normalises)."""
         import torch
 
-        from selectsearch.models.encoder import mean_pool
+        from selectsearch.models.encoder import pool
 
         out = np.empty((len(texts), self.dim), np.float32)
+        # longest first, so a batch pads to similar lengths; rows are written back in input order
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         starts = range(0, len(texts), self.batch_size)
         if progress:
             from tqdm import tqdm
@@ -72,12 +90,14 @@ class TextEncoder:
             starts = tqdm(starts, desc="encode", unit="batch")
         with torch.inference_mode():
             for start in starts:
-                batch = list(texts[start:start + self.batch_size])
-                enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
-                                     return_tensors="pt")
+                rows = order[start:start + self.batch_size]
+                enc = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt")
                 hidden = self.model(**enc).last_hidden_state
-                pooled = torch.nn.functional.normalize(mean_pool(hidden, enc["attention_mask"]), dim=-1)
-                out[start:start + len(batch)] = pooled.numpy()
+                pooled = pool(hidden, enc["attention_mask"], self.pooling)
+                if self.normalize:
+                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                out[rows] = pooled.numpy()
         return out
 
 
@@ -120,6 +140,7 @@ class EmbeddingCache:
 
             bar = tqdm(total=n, desc="encode", unit="doc")
         row = 0
+        started = time.perf_counter()
         buffer: list[str] = []
         for text in texts:
             buffer.append(text)
@@ -140,7 +161,58 @@ class EmbeddingCache:
             raise ModelError(f"expected {n} texts to encode, got {row}")
         matrix.flush()
         del matrix
+        seconds = time.perf_counter() - started
         os.replace(tmp, self.folder / "embeddings.f32")
         self.meta_path.write_text(json.dumps({"model": encoder.name, "fingerprint": fingerprint, "n": n,
-                                              "dim": encoder.dim, "max_length": encoder.max_length}))
+                                              "dim": encoder.dim, "max_length": encoder.max_length,
+                                              "pooling": encoder.pooling, "normalize": encoder.normalize,
+                                              "encode_seconds": round(seconds, 3),
+                                              "docs_per_second": round(n / max(seconds, 1e-9), 2)}))
+        log.info("encoded %d texts in %.1f s (%.1f/s) into %s", n, seconds, n / max(seconds, 1e-9), self.folder)
         return self.load()
+
+    def meta(self) -> dict[str, Any]:
+        """The sidecar ``meta.json`` (model, fingerprint, n, dim, ...)."""
+        meta: dict[str, Any] = json.loads(self.meta_path.read_text())
+        return meta
+
+
+def corpus_cache(model: str, max_length: int, fingerprint: str,
+                 cache_dir: str | os.PathLike[str] | None = None) -> EmbeddingCache:
+    """The embedding cache of a corpus: ``<root>/<model tag>-<max_length>-<fingerprint[:16]>``.
+
+    The key the dense k-means partitioner, MICO training and the FAISS backend share, so a
+    corpus is encoded once. ``cache_dir`` defaults to ``~/.cache/selectsearch/embeddings``.
+    """
+    root = Path(cache_dir) if cache_dir else default_cache_dir() / "embeddings"
+    tag = Path(model).name if model != DEFAULT_ENCODER else model
+    return EmbeddingCache(root / f"{tag}-{max_length}-{fingerprint[:16]}")
+
+
+def corpus_embeddings(texts: Callable[[], Iterable[str]], *, model: str, max_length: int, fingerprint: str,
+                      n: int, cache_dir: str | os.PathLike[str] | None = None, batch_size: int = 64,
+                      threads: int | None = None, progress: bool = False) -> np.ndarray:
+    """The ``(n, dim)`` embeddings of a corpus in stream order, from the cache or encoded now.
+
+    Args:
+        texts: returns a fresh stream of the corpus texts (called only when encoding is needed).
+        model: encoder name or folder (part of the cache key).
+        max_length: tokens per document (part of the cache key).
+        fingerprint: corpus fingerprint (part of the cache key).
+        n: documents in the corpus.
+        cache_dir: cache root.
+        batch_size, threads: encoder options when encoding.
+        progress: progress bar while encoding.
+
+    Example:
+        >>> from selectsearch.data import open_corpus  # doctest: +SKIP
+        >>> corpus = open_corpus("../shared/data/scifact")  # doctest: +SKIP
+        >>> x = corpus_embeddings(lambda: (d.contents for d in corpus), model="all-MiniLM-L6-v2",
+        ...                       max_length=256, fingerprint=fp, n=5183)  # doctest: +SKIP
+    """
+    cache = corpus_cache(model, max_length, fingerprint, cache_dir)
+    if cache.matches(model=model, fingerprint=fingerprint, n=n):
+        return cache.load()
+    encoder = TextEncoder(None if model == DEFAULT_ENCODER else model, max_length=max_length, batch_size=batch_size,
+                          threads=threads)
+    return cache.build(encoder, texts(), n=n, fingerprint=fingerprint, progress=progress)

@@ -4,8 +4,10 @@ For each route spec the same queries are routed, searched and scored with any me
 ``ir_measures`` parses (``nDCG@10``, ``R@1000``, ``RR@10`` ...). Cost columns per route:
 mean shards searched, mean documents scored (documents in the searched shards), fraction of
 the collection scored, the largest searched shard (latency proxy), router / search / total
-milliseconds per query (mean, p50, p95). Selective-search measures: coverage, AUC of the
-coverage-cost curve, overlap with exhaustive search.
+milliseconds per query (mean, p50, p95); for dense and hybrid retrieval also the vectors
+scored (FAISS distance computations) and their fraction of the collection. Selective-search
+measures: coverage, AUC of the coverage-cost curve, overlap with exhaustive search (by the same
+retriever).
 
 Example:
     >>> rows = evaluate(searcher, queries, qrels, ["all", "centroid@2"], ["nDCG@10", "R@100"])  # doctest: +SKIP
@@ -72,6 +74,11 @@ def cost_summary(results: Mapping[str, SearchResult], n_docs: int, shard_sizes: 
         "docs_scored": float(docs.mean()),
         "fraction_scored": float(docs.mean() / n_docs) if n_docs else 0.0,
     }
+    vectors = [t.extra.get("vectors_scored") for t in traces]
+    if all(isinstance(v, (int, float)) for v in vectors):
+        mean_vectors = float(np.mean(np.asarray(vectors, dtype=np.float64)))
+        out["vectors_scored"] = mean_vectors
+        out["fraction_vectors_scored"] = mean_vectors / n_docs if n_docs else 0.0
     if shard_sizes is not None:
         largest = np.array([shard_sizes[t.shards].max() if t.shards else 0 for t in traces], dtype=np.float64)
         out["largest_shard"] = float(largest.mean())
@@ -109,7 +116,7 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
              routes: Sequence[str | RouteSpec], measures: Sequence[str], *, k: int = 1000, seed: int = 0,
              on_results: Callable[[RouteSpec, dict[str, SearchResult]], None] | None = None,
              router_options: Mapping[str, Any] | None = None, progress: bool = False) -> list[dict[str, Any]]:
-    """One row ``{"route", "router", "budget", "metrics", "cost"}`` per route and budget.
+    """One row ``{"route", "router", "budget", "retriever", "metrics", "cost"}`` per route and budget.
 
     Each router ranks the shards of every query ONCE (timed; that time is each row's router
     cost); budgets of a range (``redde@1:16``) then search the top-m shards of that ranking.
@@ -185,6 +192,9 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
                     metrics["coverage_auc"] = curve.auc
             metrics.update(overlap_with(results, exhaustive, [d for d in (10, 100, 1000) if d <= k]))
             rows_by_spec[str(spec)] = {"route": str(spec), "router": spec.name, "budget": spec.budget,
+                                       "retriever": searcher.retriever,
+                                       **({"fusion": searcher.fusion.describe()} if searcher.retriever == "hybrid"
+                                          else {}),
                                        "metrics": metrics,
                                        "cost": cost_summary(results, index.n_docs, index.shard_sizes),
                                        "balance": balance}

@@ -1,9 +1,19 @@
 """SelectiveSearcher: route -> search the selected shards -> merge exactly -> (rerank).
 
-Data flows one way for a batch: the router ranks shards for all queries at once, each query's
-top-``budget`` shards are searched with collection-wide BM25 statistics (one Lucene pass over
-just those shards; see :mod:`selectsearch.lucene.searcher`), hits are mapped to doc ids and
-ordered by ``(-score, doc_id)``, and every query gets a :class:`~selectsearch.types.SearchTrace`.
+Data flows one way for a batch: the router ranks shards for all queries at once, and each
+query's top-``budget`` shards are searched by the *retriever*:
+
+- ``bm25`` — collection-wide BM25 statistics, one Lucene pass over just those shards (see
+  :mod:`selectsearch.lucene.searcher`);
+- ``dense`` — the queries are embedded once and each selected shard's FAISS index is searched
+  once for all queries that chose it (:mod:`selectsearch.dense.searcher`);
+- ``hybrid`` — both over the same shards, fused by RRF or a normalised convex combination
+  (:mod:`selectsearch.fusion`).
+
+Hits are ordered by ``(-score, doc_id)``, and every query gets a
+:class:`~selectsearch.types.SearchTrace` whose ``extra`` records the retriever (and for dense
+and hybrid the vectors scored and the fusion used). Batched stages (query encoding, dense
+search) are timed per batch and split evenly over its queries, like routing.
 """
 
 from __future__ import annotations
@@ -13,11 +23,16 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from selectsearch.errors import SelectSearchError
+from selectsearch.fusion import FusionConfig, fuse
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.route import Router, RouteSpec, make_router, parse_route
 from selectsearch.types import Hit, Qrels, Query, SearchResult, SearchTrace
 
-__all__ = ["Reranker", "SelectiveSearcher"]
+__all__ = ["RETRIEVERS", "Reranker", "SelectiveSearcher"]
+
+#: what searches the selected shards
+RETRIEVERS = ("bm25", "dense", "hybrid")
 
 
 class Reranker(Protocol):
@@ -57,6 +72,11 @@ class SelectiveSearcher:
         threads: Java threads that search the selected shards of a query concurrently.
         reranker: optional reranker applied to the top ``rerank_depth`` hits.
         annotators: stages that add per-query outputs to the traces (e.g. a query classifier).
+        retriever: ``bm25``, ``dense`` or ``hybrid`` (``None``: ``bm25`` when the index has
+            Lucene, else ``dense``).
+        fusion: how ``hybrid`` fuses BM25 and dense lists (default: RRF, k=60, depth 1000).
+        dense_options: options of :class:`~selectsearch.dense.searcher.ShardedDenseSearcher`
+            (``encoder``, ``nprobe``, ``efsearch``, ``threads``).
 
     Example:
         >>> searcher = SelectiveSearcher.open("indexes/scifact-k16", route="centroid@2")  # doctest: +SKIP
@@ -68,7 +88,8 @@ class SelectiveSearcher:
     def __init__(self, index: ShardedIndex, router: Router, budget: int | None = None, *,
                  route_name: str | None = None, threads: int = 1, reranker: Reranker | None = None,
                  rerank_depth: int = 100, annotators: Sequence[QueryAnnotator] = (), k1: float | None = None,
-                 b: float | None = None) -> None:
+                 b: float | None = None, retriever: str | None = None, fusion: FusionConfig | None = None,
+                 dense_options: Mapping[str, Any] | None = None) -> None:
         self.index = index
         self.router = router
         self.budget = budget
@@ -79,6 +100,22 @@ class SelectiveSearcher:
         self.annotators = tuple(annotators)
         self._bm25 = (k1, b)
         self._lucene: Any = None
+        if retriever is None:
+            retriever = "bm25" if index.has_backend("lucene") else "dense"
+        if retriever not in RETRIEVERS:
+            raise SelectSearchError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
+        if retriever != "dense" and not index.has_backend("lucene"):
+            raise SelectSearchError(
+                f"--retriever {retriever} needs Lucene but {index.path} was built with --backend faiss only; "
+                "use --retriever dense or rebuild with --backend lucene,faiss")
+        if retriever != "bm25" and not index.has_backend("faiss"):
+            raise SelectSearchError(
+                f"--retriever {retriever} needs the FAISS backend, which {index.path} does not have; add it with "
+                f"`selectsearch index SOURCE... --out {index.path} --add-backend faiss`")
+        self.retriever = retriever
+        self.fusion = fusion or FusionConfig()
+        self.dense_options = dict(dense_options or {})
+        self._dense: Any = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], route: str | RouteSpec = "all", *, qrels: Qrels | None = None,
@@ -98,8 +135,21 @@ class SelectiveSearcher:
         spec = parse_route(route) if isinstance(route, str) else route
         other = SelectiveSearcher(self.index, make_router(spec, self.index, qrels=qrels, seed=seed), spec.budget,
                                   route_name=str(spec), threads=self.threads, reranker=self.reranker,
-                                  rerank_depth=self.rerank_depth, annotators=self.annotators)
+                                  rerank_depth=self.rerank_depth, annotators=self.annotators,
+                                  retriever=self.retriever, fusion=self.fusion, dense_options=self.dense_options)
         other._lucene = self._lucene
+        other._dense = self._dense
+        other._bm25 = self._bm25
+        return other
+
+    def with_retriever(self, retriever: str, fusion: FusionConfig | None = None) -> SelectiveSearcher:
+        """A searcher with the same router and open backends but another retriever (or fusion)."""
+        other = SelectiveSearcher(self.index, self.router, self.budget, route_name=self.route_name,
+                                  threads=self.threads, reranker=self.reranker, rerank_depth=self.rerank_depth,
+                                  annotators=self.annotators, retriever=retriever, fusion=fusion or self.fusion,
+                                  dense_options=self.dense_options)
+        other._lucene = self._lucene
+        other._dense = self._dense
         other._bm25 = self._bm25
         return other
 
@@ -109,6 +159,22 @@ class SelectiveSearcher:
         if self._lucene is None:
             self._lucene = self.index.lucene(k1=self._bm25[0], b=self._bm25[1], threads=self.threads)
         return self._lucene
+
+    @property
+    def dense(self) -> Any:
+        """The shared :class:`~selectsearch.dense.searcher.ShardedDenseSearcher` (opened lazily)."""
+        if self._dense is None:
+            from selectsearch.dense.searcher import ShardedDenseSearcher
+
+            self._dense = ShardedDenseSearcher(self.index, **self.dense_options)
+        return self._dense
+
+    def warm(self) -> None:
+        """Open what the retriever needs (JVM and Lucene readers, encoder and FAISS indexes)."""
+        if self.retriever != "dense":
+            self.lucene  # noqa: B018
+        if self.retriever != "bm25":
+            self.dense.warm()
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
         """Top ``k`` hits for one query text."""
@@ -124,7 +190,7 @@ class SelectiveSearcher:
             raise ValueError(f"k must be at least 1, got {k}")
         if not qs:
             return {}
-        self.lucene  # noqa: B018  (open before timing: a one-off cost, not a per-query one)
+        self.warm()  # open before timing: a one-off cost, not a per-query one
         t0 = time.perf_counter()
         selected = self.router.select(qs, self.budget)
         route_ms = _ms(time.perf_counter() - t0) / len(qs)
@@ -140,18 +206,41 @@ class SelectiveSearcher:
         ``route_ms`` is recorded as each query's routing time; evaluation sweeps use this to
         route once and search at many budgets.
         """
-        lucene = self.lucene
-        lucene_pos = {s: i for i, s in enumerate(self.index.lucene_shards)}  # empty shards have no index
         depth = max(k, self.rerank_depth) if self.reranker is not None else k
-        doc_ids = self.index.global_doc_ids
-        shard_ids = self.index.global_shard_ids
+        searched = [sorted({int(s) for s in sel}) for sel in selected]
+        if self.retriever == "bm25":
+            retrieved = self._bm25_hits(queries, searched, depth)
+        elif self.retriever == "dense":
+            retrieved = self._dense_hits(queries, searched, depth)
+        else:
+            retrieved = self._hybrid_hits(queries, searched, depth)
         sizes = self.index.shard_sizes
         out: dict[str, SearchResult] = {}
+        for q, shards, (hits, timings, extra) in zip(queries, searched, retrieved, strict=True):
+            trace = SearchTrace(
+                query_id=q.query_id, route=route_name or self.route_name, shards=shards,
+                docs_scored=int(sizes[shards].sum()) if shards else 0,
+                timings_ms={"route": route_ms, **timings}, extra={"retriever": self.retriever, **extra},
+            )
+            if self.reranker is not None:
+                t = time.perf_counter()
+                texts = [self.index.doc(h.doc_id)["contents"] for h in hits[: self.rerank_depth]]
+                hits = self.reranker.rerank(q.text, hits[: self.rerank_depth], texts) + hits[self.rerank_depth:]
+                trace.timings_ms["rerank"] = _ms(time.perf_counter() - t)
+            out[q.query_id] = SearchResult(hits[:k], trace)
+        return out
+
+    def _bm25_hits(self, queries: Sequence[Query], searched: Sequence[list[int]],
+                   depth: int) -> list[tuple[list[Hit], dict[str, float], dict[str, Any]]]:
+        lucene = self.lucene
+        lucene_pos = {s: i for i, s in enumerate(self.index.lucene_shards)}  # empty shards have no index
+        doc_ids = self.index.global_doc_ids
+        shard_ids = self.index.global_shard_ids
+        out: list[tuple[list[Hit], dict[str, float], dict[str, Any]]] = []
         # one query after the other from Python; Lucene searches a query's shards with `threads` in Java
-        for q, sel in zip(queries, selected, strict=True):
-            searched = sorted(int(s) for s in sel)
+        for q, shards in zip(queries, searched, strict=True):
             t = time.perf_counter()
-            docids, scores = lucene.search(q.text, depth, [lucene_pos[s] for s in searched if s in lucene_pos])
+            docids, scores = lucene.search(q.text, depth, [lucene_pos[s] for s in shards if s in lucene_pos])
             search_ms = _ms(time.perf_counter() - t)
             t = time.perf_counter()
             ids = doc_ids[docids].tolist()
@@ -160,18 +249,38 @@ class SelectiveSearcher:
             # deterministic tie-break: (-score, doc_id)
             order = sorted(range(len(ids)), key=lambda j: (-score_list[j], ids[j]))
             hits = [Hit(ids[j], score_list[j], shard_list[j]) for j in order]
-            merge_ms = _ms(time.perf_counter() - t)
-            trace = SearchTrace(
-                query_id=q.query_id, route=route_name or self.route_name, shards=searched,
-                docs_scored=int(sizes[searched].sum()) if searched else 0,
-                timings_ms={"route": route_ms, "search": search_ms, "merge": merge_ms},
-            )
-            if self.reranker is not None:
-                t = time.perf_counter()
-                texts = [self.index.doc(h.doc_id)["contents"] for h in hits[: self.rerank_depth]]
-                hits = self.reranker.rerank(q.text, hits[: self.rerank_depth], texts) + hits[self.rerank_depth:]
-                trace.timings_ms["rerank"] = _ms(time.perf_counter() - t)
-            out[q.query_id] = SearchResult(hits[:k], trace)
+            out.append((hits, {"search": search_ms, "merge": _ms(time.perf_counter() - t)}, {}))
+        return out
+
+    def _dense_hits(self, queries: Sequence[Query], searched: Sequence[list[int]],
+                    depth: int) -> list[tuple[list[Hit], dict[str, float], dict[str, Any]]]:
+        dense = self.dense
+        vectors, encode_ms = dense.encode_timed([q.text for q in queries])
+        t = time.perf_counter()
+        found = dense.search_vectors(vectors, searched, depth)
+        search_ms = _ms(time.perf_counter() - t) / max(len(queries), 1)
+        return [([Hit(d, sc, sh) for d, sc, sh in zip(r.doc_ids, r.scores, r.shards, strict=True)],
+                 {"encode": float(ms), "search": search_ms}, {"vectors_scored": r.vectors_scored})
+                for r, ms in zip(found, encode_ms.tolist(), strict=True)]
+
+    def _hybrid_hits(self, queries: Sequence[Query], searched: Sequence[list[int]],
+                     depth: int) -> list[tuple[list[Hit], dict[str, float], dict[str, Any]]]:
+        depth = max(depth, self.fusion.depth)
+        lexical = self._bm25_hits(queries, searched, depth)
+        dense = self._dense_hits(queries, searched, depth)
+        out: list[tuple[list[Hit], dict[str, float], dict[str, Any]]] = []
+        for (bm25_hits, bm25_ms, _), (dense_hits, dense_ms, dense_extra) in zip(lexical, dense, strict=True):
+            t = time.perf_counter()
+            shard_of = {h.doc_id: h.shard_id for h in bm25_hits}
+            shard_of.update((h.doc_id, h.shard_id) for h in dense_hits)
+            fused = fuse([[(h.doc_id, h.score) for h in bm25_hits], [(h.doc_id, h.score) for h in dense_hits]],
+                         self.fusion)
+            hits = [Hit(d, score, shard_of[d]) for d, score in fused]
+            timings = {"encode": dense_ms["encode"], "search": bm25_ms["search"] + dense_ms["search"],
+                       "merge": bm25_ms["merge"] + _ms(time.perf_counter() - t)}
+            extra = {"fusion": self.fusion.describe(), "vectors_scored": dense_extra["vectors_scored"],
+                     "search_ms_bm25": bm25_ms["search"], "search_ms_dense": dense_ms["search"]}
+            out.append((hits, timings, extra))
         return out
 
 

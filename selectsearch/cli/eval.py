@@ -5,10 +5,17 @@ Every --route is run on the same queries (those judged in --split) and scored wi
 scored, router and search milliseconds per query. Budget ranges expand to one row per budget
 (centroid@1:16).
 
+--retriever bm25|dense|hybrid (and the fusion options) choose what searches the selected shards;
+dense and hybrid rows add the vectors scored and their fraction of the collection.
+
 examples:
   selectsearch eval indexes/scifact-k16 --data ../shared/data/scifact --split test \\
       --route all --route centroid@1 --route centroid@4 --measures nDCG@10 R@100 R@1000 --json results.json
   selectsearch eval indexes/scifact-k16 --queries q.tsv --qrels q.qrels --route random@1:16 --run-dir runs/
+  selectsearch eval indexes/sf-dense16 --data ../shared/data/scifact --route all --route centroid@1:16 \\
+      --retriever dense
+  selectsearch eval indexes/sf-dense16 --data ../shared/data/scifact --route all --retriever hybrid \\
+      --fusion convex --alpha 0.3
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from selectsearch.cli._common import add_router_options, parse_router_options, progress_enabled
+from selectsearch.cli._retriever import add_retriever_options, retriever_kwargs
 from selectsearch.errors import SelectSearchError
 
 
@@ -39,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of random@M")
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="Java search threads (default 1)")
     add_router_options(parser)
+    add_retriever_options(parser)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -54,7 +63,7 @@ def execute(args: argparse.Namespace) -> int:
     queries = {qid: text for qid, text in queries.items() if qid in qrels}
     if not queries:
         raise SelectSearchError("none of the queries has judgements; check --split/--qrels")
-    searcher = SelectiveSearcher.open(args.index, route="all", threads=args.threads)
+    searcher = SelectiveSearcher.open(args.index, route="all", threads=args.threads, **retriever_kwargs(args))
     run_dir = Path(args.run_dir) if args.run_dir else None
     if run_dir:
         run_dir.mkdir(parents=True, exist_ok=True)

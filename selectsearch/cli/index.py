@@ -7,10 +7,22 @@ Each shard gets its own Lucene index (Anserini, positions and document vectors s
 document store and doc_ids.txt; the manifest is written last and the folder appears only when
 the build is complete. An existing index is never replaced without --overwrite.
 
+--backend lucene,faiss (or faiss alone) also gives every shard a FAISS index of its documents'
+embeddings (--encoder, default all-MiniLM-L6-v2; rows aligned with the shard's doc_ids.txt),
+exact inner product by default (--faiss-index Flat) or IVF/HNSW/PQ for large shards
+(--faiss-large-index IVF1024,Flat --faiss-large-threshold 200000). Embeddings come from the
+embedding cache, so a corpus is encoded once for dense partitioning, MICO and FAISS.
+--add-backend faiss adds FAISS to an existing index at --out (same SOURCEs; atomic, the manifest
+is rewritten last; --overwrite replaces an existing FAISS backend).
+
 examples:
   selectsearch index ../shared/data/scifact --out indexes/scifact-k16 --shards 16 --partitioner kmeans
   selectsearch index ../shared/data/scifact ../shared/data/wikipedia --out indexes/sfwiki-k32 --shards 32
   selectsearch index corpus.jsonl.gz --out indexes/c-rand8 --shards 8 --partitioner random --seed 1
+  selectsearch index ../shared/data/scifact --out indexes/sf-dense16 --shards 16 --space dense \\
+      --backend lucene,faiss
+  selectsearch index ../shared/data/scifact ../shared/data/wikipedia --out indexes/sfwiki-dense32 \\
+      --add-backend faiss
 """
 
 from __future__ import annotations
@@ -37,17 +49,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, metavar="N", help="shards indexed in parallel (default 2)")
     parser.add_argument("--dedupe", choices=["error", "first", "last"], default="error",
                         help="repeated doc ids: fail (default) or keep the first/last occurrence")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing index at --out (with --add-backend: its FAISS backend)")
+    dense = parser.add_argument_group("dense backend")
+    dense.add_argument("--backend", default="lucene", metavar="LIST",
+                       help="per-shard backends: lucene (default), faiss, or lucene,faiss")
+    dense.add_argument("--add-backend", choices=["faiss"], metavar="faiss",
+                       help="add the FAISS backend to the existing index at --out instead of building one")
+    dense.add_argument("--encoder", default="all-MiniLM-L6-v2", metavar="MODEL",
+                       help="encoder of the FAISS backend and of --space dense: all-MiniLM-L6-v2 (packaged, "
+                            "default) or a local sentence-transformers/transformers folder")
+    dense.add_argument("--max-length", type=int, default=256, metavar="N", help="tokens per document (default 256)")
+    dense.add_argument("--faiss-index", default="Flat", metavar="FACTORY",
+                       help="FAISS index_factory string of every shard (default Flat: exact inner product)")
+    dense.add_argument("--faiss-large-index", metavar="FACTORY",
+                       help="FAISS index for shards of at least --faiss-large-threshold vectors (e.g. IVF1024,Flat, "
+                            "HNSW32, IVF1024,PQ32)")
+    dense.add_argument("--faiss-large-threshold", type=int, default=100_000, metavar="N",
+                       help="shard size from which --faiss-large-index applies (default 100000)")
+    dense.add_argument("--nprobe", type=int, default=16, metavar="N", help="default IVF lists probed (default 16)")
+    dense.add_argument("--efsearch", type=int, default=64, metavar="N", help="default HNSW efSearch (default 64)")
 
 
 def execute(args: argparse.Namespace) -> int:
     from selectsearch.data import open_corpus
+    from selectsearch.dense.config import DenseConfig, parse_backends
     from selectsearch.index.build import BuildConfig, build_index
     from selectsearch.index.sharded import ShardedIndex
 
+    dense = DenseConfig(model=args.encoder, max_length=args.max_length, factory=args.faiss_index,
+                        large_factory=args.faiss_large_index, large_threshold=args.faiss_large_threshold,
+                        nprobe=args.nprobe, efsearch=args.efsearch, seed=args.seed)
+    if args.add_backend:
+        from selectsearch.dense.build import add_faiss_backend
+
+        started = time.time()
+        out = add_faiss_backend(args.out, open_corpus(args.sources), dense, overwrite=args.overwrite,
+                                progress=progress_enabled(args))
+        index = ShardedIndex.open(out)
+        print(json.dumps({"index": str(out), "added": "faiss", "model": index.manifest["dense"]["model"],
+                          "dim": index.manifest["dense"]["dim"], "seconds": round(time.time() - started, 1)}))
+        return 0
     options: dict[str, object] = {}
     if args.sample_size:
         options["sample_size"] = args.sample_size
+    if args.space == "dense" and args.partitioner == "kmeans":
+        options.update({"model": args.encoder, "max_length": args.max_length})
     if args.partitioner == "mico":
         if not args.mico_model:
             from selectsearch.errors import SelectSearchError
@@ -58,7 +105,7 @@ def execute(args: argparse.Namespace) -> int:
         options["model"] = args.mico_model
     config = BuildConfig(n_shards=args.shards, partitioner=args.partitioner, space=args.space, seed=args.seed,
                          threads=args.threads, dedupe=args.dedupe, overwrite=args.overwrite,
-                         partitioner_options=options)
+                         partitioner_options=options, backends=parse_backends(args.backend), dense=dense)
     corpus = open_corpus(args.sources)
     started = time.time()
     out = build_index(corpus, args.out, config, progress=progress_enabled(args))
@@ -66,5 +113,6 @@ def execute(args: argparse.Namespace) -> int:
     part = index.manifest["partition"]
     print(json.dumps({"index": str(out), "documents": index.n_docs, "shards": index.n_shards,
                       "partition": part["kind"], "max_over_mean": round(part["balance"]["max_over_mean"], 3),
+                      "backends": list(index.backends),
                       "seconds": round(time.time() - started, 1)}))
     return 0

@@ -35,6 +35,10 @@ def execute(args: argparse.Namespace) -> int:
         print(f"balance     max/mean {balance['max_over_mean']:.2f}  min/mean {balance['min_over_mean']:.2f}  "
               f"entropy {balance['entropy_normalised']:.3f} (1 = perfectly even)  empty {balance['empty_shards']}")
     print(f"shard sizes {' '.join(str(s) for s in sizes)}")
+    dense = info.get("dense")
+    print(f"backends    {', '.join(info.get('backends', []))}" + (
+        f"  (faiss: {dense['model']}, {dense['dim']}-d {dense['metric']}, {dense['config']['factory']})"
+        if dense else ""))
     print(f"built by    {info['command']}  in {info['build_seconds']} s")
     versions = info.get("versions") or {}
     print("versions    " + "  ".join(f"{k} {v}" for k, v in versions.items()))

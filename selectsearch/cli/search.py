@@ -5,12 +5,20 @@ One --query prints a ranked table and the query's trace. --queries (a BEIR folde
 (or stdout) and, with --trace, one JSON line per query: shards searched, documents scored,
 time per stage.
 
-route specs: all | random@M | centroid@M | oracle@M (needs --qrels or a BEIR --queries with --split)
+route specs: all | random@M | centroid@M | mico@M | oracle@M (needs --qrels or a BEIR --queries with --split)
+
+--retriever bm25 (default) searches the selected shards' Lucene indexes; dense their FAISS
+indexes (the index needs the faiss backend); hybrid both, fused by RRF (--fusion rrf --rrf-k 60)
+or by a convex combination of min-max (or z-score) normalised scores (--fusion convex --alpha A,
+A = weight of the dense list). The trace records the retriever, fusion and vectors scored.
 
 examples:
   selectsearch search indexes/scifact-k16 --query "vitamin D deficiency and fractures" --route all --k 10
   selectsearch search indexes/scifact-k16 --queries ../shared/data/scifact --split test \\
       --route centroid@2 --k 1000 --output run.trec --trace trace.jsonl
+  selectsearch search indexes/sf-dense16 --query "statins and cancer" --route centroid@2 --retriever dense
+  selectsearch search indexes/sf-dense16 --queries ../shared/data/scifact --split test --route all \\
+      --retriever hybrid --fusion convex --alpha 0.3 --k 100 --output hybrid.trec
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import json
 import sys
 
 from selectsearch.cli._common import add_router_options, parse_router_options
+from selectsearch.cli._retriever import add_retriever_options, retriever_kwargs
 from selectsearch.errors import SelectSearchError
 
 
@@ -39,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="Java threads searching a query's shards concurrently (default 1)")
     add_router_options(parser)
+    add_retriever_options(parser)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -56,7 +66,8 @@ def execute(args: argparse.Namespace) -> int:
             raise SelectSearchError("oracle@M needs judgements: pass --qrels FILE, or --queries BEIR_FOLDER --split S")
         qrels = load_qrels(source, split=args.split)
     searcher = SelectiveSearcher.open(args.index, route=spec, qrels=qrels, seed=args.seed, threads=args.threads,
-                                      router_options=parse_router_options(args.router_options))
+                                      router_options=parse_router_options(args.router_options),
+                                      **retriever_kwargs(args))
     if args.query is not None:
         result = searcher.batch_search({"q": args.query}, k=args.k)["q"]
         if args.output:

@@ -7,7 +7,10 @@ Three streaming passes, never the whole corpus in memory:
 2. **fit + write** — fit the partitioner, then assign documents in batches and append each to
    its shard's ``docs.jsonl`` (Anserini JSON; kept as the shard's document store);
 3. **index** — one Lucene index per shard with Anserini (shards in parallel with ``threads``),
-   then ``doc_ids.txt`` in Lucene's doc order and the store offsets aligned with it.
+   then ``doc_ids.txt`` in Lucene's doc order and the store offsets aligned with it;
+4. **faiss** (``backends`` includes ``faiss``) — one FAISS index per shard from the cached
+   corpus embeddings, rows aligned with ``doc_ids.txt`` (:mod:`selectsearch.dense.build`).
+   Without ``lucene``, ``doc_ids.txt`` follows the document store's order.
 
 Everything is built in ``<out>.partial/`` and renamed to ``<out>`` after the manifest is
 written, so an interrupted build (Ctrl-C, crash) never leaves a folder that opens as an index,
@@ -21,6 +24,7 @@ Layout::
     <out>/shards/007/docs.offsets.npy   byte offset of each doc_ids.txt row in docs.jsonl
     <out>/shards/007/doc_ids.txt        doc ids in Lucene doc order (FAISS rows follow it)
     <out>/shards/007/lucene/            Lucene index (positions + document vectors)
+    <out>/shards/007/faiss/             FAISS index + meta.json (with ``--backend ...,faiss``)
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from selectsearch.data.ids import DuplicateDocIdError, corpus_fingerprint
+from selectsearch.dense.config import DenseConfig, parse_backends
 from selectsearch.errors import IndexExistsError, SelectSearchError
 from selectsearch.index.atomic import replace_dir
 from selectsearch.index.manifest import command_line, library_versions, write_manifest
@@ -72,6 +77,8 @@ class BuildConfig:
         dedupe: ``error`` (default), ``first`` or ``last`` occurrence of a repeated doc id kept.
         overwrite: replace an existing index at the output path.
         partitioner_options: extra keyword options of the partitioner (e.g. ``sample_size``).
+        backends: per-shard search backends: ``("lucene",)`` (default), ``("faiss",)`` or both.
+        dense: encoder and FAISS index types of the ``faiss`` backend.
     """
 
     n_shards: int = 16
@@ -84,6 +91,8 @@ class BuildConfig:
     batch_size: int = 1024
     memory_mb: int = 256
     partitioner_options: dict[str, Any] = field(default_factory=dict)
+    backends: tuple[str, ...] = ("lucene",)
+    dense: DenseConfig = field(default_factory=DenseConfig)
 
 
 def make_partitioner(config: BuildConfig) -> Partitioner:
@@ -271,10 +280,11 @@ def _store_ids_and_offsets(path: Path) -> tuple[list[str], list[int]]:
     return ids, offsets
 
 
-def index_one_shard(root: Path, shard: int, memory_mb: int) -> dict[str, Any]:
-    """Index shard ``shard`` of the build at ``root``; write ``doc_ids.txt`` and store offsets."""
-    from selectsearch.lucene.indexer import index_shard, read_lucene_ids
+def index_one_shard(root: Path, shard: int, memory_mb: int, *, lucene: bool = True) -> dict[str, Any]:
+    """Index shard ``shard`` of the build at ``root``; write ``doc_ids.txt`` and store offsets.
 
+    Without ``lucene`` no Lucene index is built and ``doc_ids.txt`` follows the store's order.
+    """
     folder = root / "shards" / shard_dir_name(shard)
     ids, offsets = _store_ids_and_offsets(folder / "docs" / "docs.jsonl")
     entry: dict[str, Any] = {"shard_id": shard, "path": f"shards/{shard_dir_name(shard)}", "n_docs": len(ids)}
@@ -283,6 +293,12 @@ def index_one_shard(root: Path, shard: int, memory_mb: int) -> dict[str, Any]:
         (folder / "doc_ids.txt").write_text("")
         np.save(folder / "docs.offsets.npy", np.empty(0, np.int64))
         return {**entry, "backends": []}
+    if not lucene:
+        np.save(folder / "docs.offsets.npy", np.asarray(offsets, dtype=np.int64))
+        (folder / "doc_ids.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
+        return {**entry, "backends": []}
+    from selectsearch.lucene.indexer import index_shard, read_lucene_ids
+
     n = index_shard(folder / "docs", folder / "lucene", threads=1, memory_mb=memory_mb)
     lucene_ids = read_lucene_ids(folder / "lucene")
     if n != len(ids) or len(lucene_ids) != len(ids):
@@ -298,7 +314,7 @@ def index_one_shard(root: Path, shard: int, memory_mb: int) -> dict[str, Any]:
 
 
 def index_shards(root: Path, sizes: list[int], *, threads: int, memory_mb: int,
-                 progress: bool) -> list[dict[str, Any]]:
+                 progress: bool, lucene: bool = True) -> list[dict[str, Any]]:
     """Pass 3: one Lucene index per shard, ``threads`` shards at a time.
 
     Parallel shards run in worker *processes* (``python -m selectsearch.lucene.index_worker``),
@@ -308,7 +324,11 @@ def index_shards(root: Path, sizes: list[int], *, threads: int, memory_mb: int,
     jobs = sorted(range(len(sizes)), key=lambda s: -sizes[s])  # largest first: better packing
     results: list[dict[str, Any]] = []
     with _bar(len(sizes), "index", "shard", progress) as bar:
-        if threads <= 1 or len(sizes) == 1:
+        if not lucene:
+            for s in jobs:
+                results.append(index_one_shard(root, s, memory_mb, lucene=False))
+                bar.update(1)
+        elif threads <= 1 or len(sizes) == 1:
             from selectsearch.lucene.jvm import start_jvm
 
             start_jvm()
@@ -360,6 +380,7 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
         ...             BuildConfig(n_shards=16, partitioner="kmeans"))  # doctest: +SKIP
     """
     config = config or BuildConfig()
+    backends = parse_backends(config.backends)
     if config.n_shards < 1:
         raise SelectSearchError(f"--shards must be at least 1, got {config.n_shards}")
     out = Path(out)
@@ -384,6 +405,7 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             assert scan.corpus is not None
             counts = write_shards(fitted, scan.corpus, partial, batch_size=config.batch_size, progress=progress,
                                   total=n_docs)
+            kept: Any = scan.corpus
         else:
             # one pass: ids are checked and fingerprinted while documents are written
             fitted = partitioner.fit(CorpusScan(0, "", [], []), n_shards=config.n_shards, progress=progress)
@@ -397,8 +419,15 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             n_docs, fingerprint, dropped = checker.kept, checker.fingerprint, len(checker.drop)
             if n_docs == 0:
                 raise SelectSearchError(f"the corpus {corpus!r} has no documents; check the path and file format")
+            kept = _KeptCorpus(corpus, checker.drop)
         shards = index_shards(partial, counts, threads=config.threads, memory_mb=config.memory_mb,
-                              progress=progress)
+                              progress=progress, lucene="lucene" in backends)
+        dense: dict[str, Any] | None = None
+        if "faiss" in backends:
+            from selectsearch.dense.build import build_faiss_shards
+
+            dense = build_faiss_shards(partial, shards, kept, fingerprint=fingerprint, n_docs=n_docs,
+                                       config=config.dense, progress=progress)
         sizes = [s["n_docs"] for s in shards]
         manifest = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -406,12 +435,16 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             "versions": library_versions(),
             "corpus": {**corpus.describe(), "n_docs": n_docs, "fingerprint": fingerprint,
                        "duplicates_dropped": dropped},
-            "build": {k: v for k, v in asdict(config).items() if k not in ("overwrite",)},
+            "build": {k: v for k, v in asdict(config).items()
+                      if k not in ("overwrite",) and (k != "dense" or dense is not None)},
             "partition": {**partition_config, "sizes": sizes, "balance": partition_balance(np.asarray(sizes)),
                           "fit_seconds": round(fit_seconds, 3)},
-            "lucene": {"analyzer": "DefaultEnglishAnalyzer (Porter, Lucene stop words)", "field": "contents",
-                       "contents": "title + newline + text", "similarity": "BM25",
-                       "bm25": {"k1": 0.9, "b": 0.4}, "positions": True, "docvectors": True},
+            **({"lucene": {"analyzer": "DefaultEnglishAnalyzer (Porter, Lucene stop words)", "field": "contents",
+                           "contents": "title + newline + text", "similarity": "BM25",
+                           "bm25": {"k1": 0.9, "b": 0.4}, "positions": True, "docvectors": True}}
+               if "lucene" in backends else {}),
+            **({"dense": dense} if dense is not None else {}),
+            "backends": list(backends),
             "shards": shards,
             "build_seconds": round(time.time() - started, 3),
         }

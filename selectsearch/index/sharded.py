@@ -1,7 +1,8 @@
-"""Open a built sharded index: manifest, shard doc ids, document store, partition, Lucene.
+"""Open a built sharded index: manifest, shard doc ids, document store, partition, Lucene, FAISS.
 
 Opening is cheap: the manifest and doc ids are read eagerly, the JVM and the Lucene readers
-only on the first search, the partition model only when a router asks for it.
+only on the first search, FAISS indexes and the query encoder only on the first dense search,
+the partition model only when a router asks for it.
 """
 
 from __future__ import annotations
@@ -65,6 +66,18 @@ class ShardedIndex:
         return text.split("\n")[:-1] if text else []
 
     @cached_property
+    def backends(self) -> tuple[str, ...]:
+        """Search backends of the index: ``lucene``, ``faiss`` or both (from the manifest)."""
+        if "backends" in self.manifest:
+            return tuple(self.manifest["backends"])
+        found = {b for s in self.shards for b in s.get("backends", [])}
+        return tuple(b for b in ("lucene", "faiss") if b in found) or ("lucene",)
+
+    def has_backend(self, backend: str) -> bool:
+        """Whether the index was built (or extended) with ``backend``."""
+        return backend in self.backends or (backend == "faiss" and "dense" in self.manifest)
+
+    @cached_property
     def lucene_shards(self) -> list[int]:
         """Shards that have a Lucene index (empty shards have none)."""
         return [s["shard_id"] for s in self.shards if "lucene" in s.get("backends", [])]
@@ -84,12 +97,26 @@ class ShardedIndex:
 
     @cached_property
     def shard_of_doc(self) -> dict[str, int]:
-        """``{doc_id: shard}`` for the whole collection (built on first use)."""
-        return {d: int(s) for d, s in zip(self.global_doc_ids.tolist(), self.global_shard_ids.tolist(), strict=True)}
+        """``{doc_id: shard}`` for the whole collection (built on first use; any backend)."""
+        out: dict[str, int] = {}
+        for s in range(self.n_shards):
+            if self.shard_sizes[s]:
+                out.update(dict.fromkeys(self.shard_doc_ids(s), s))
+        return out
 
     def lucene(self, *, k1: float | None = None, b: float | None = None, threads: int = 1) -> ShardedLuceneSearcher:
-        """A :class:`ShardedLuceneSearcher` over all shards (starts the JVM)."""
+        """A :class:`ShardedLuceneSearcher` over all shards (starts the JVM).
+
+        Raises:
+            ShardedIndexError: the index has no Lucene backend (built with ``--backend faiss``).
+        """
         from selectsearch.lucene.searcher import ShardedLuceneSearcher
+
+        if not self.has_backend("lucene"):
+            from selectsearch.errors import ShardedIndexError
+
+            raise ShardedIndexError(f"{self.path} has no Lucene backend (built with --backend faiss); search it with "
+                                    "--retriever dense, or rebuild with --backend lucene,faiss")
 
         bm25 = self.manifest.get("lucene", {}).get("bm25", {})
         return ShardedLuceneSearcher(
@@ -135,6 +162,8 @@ class ShardedIndex:
             "corpus": {k: m["corpus"].get(k) for k in ("sources", "n_docs", "fingerprint")},
             "partition": {k: v for k, v in part.items() if k not in ("sizes",)},
             "shard_sizes": part.get("sizes"),
+            "backends": list(self.backends),
+            **({"dense": {k: m["dense"].get(k) for k in ("model", "dim", "metric", "config")}} if "dense" in m else {}),
             "versions": m.get("versions"),
             "build_seconds": m.get("build_seconds"),
         }

