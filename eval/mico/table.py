@@ -1,10 +1,11 @@
 """Markdown table from `selectsearch eval --json` files: coverage, nDCG@10 and cost at budgets 1, 2, 4.
 
 Usage:
-  .venv/bin/python eval/mico/table.py LABEL=FILE.json [LABEL=FILE.json ...] [--budgets 1 2 4]
+  .venv/bin/python eval/mico/table.py LABEL=FILE.json[#ROUTER] [...] [--budgets 1 2 4]
 
 Each FILE holds the rows of one index (``all`` plus ``ROUTER@m`` rows); the exhaustive row gives
 the nDCG@10 reference, so "nDCG@10 / exh." is the fraction of exhaustive quality kept.
+``#ROUTER`` keeps only that router's rows (for files that evaluated several routers).
 """
 
 from __future__ import annotations
@@ -42,15 +43,19 @@ def rows_table(items: list[tuple[str, list[dict]]], budgets: list[int]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("files", nargs="+", help="LABEL=FILE.json")
+    parser.add_argument("files", nargs="+", help="LABEL=FILE.json or LABEL=FILE.json#ROUTER")
     parser.add_argument("--budgets", nargs="+", type=int, default=[1, 2, 4])
     args = parser.parse_args(argv)
     items = []
     for spec in args.files:
-        label, _, path = spec.partition("=")
+        label, _, target = spec.partition("=")
+        path, _, router = target.partition("#")
         with open(path) as f:
             data = json.load(f)
-        items.append((label, data["rows"] if isinstance(data, dict) and "rows" in data else data))
+        rows = data["rows"] if isinstance(data, dict) and "rows" in data else data
+        if router:
+            rows = [r for r in rows if r["route"] == "all" or r["route"].split("@")[0] == router]
+        items.append((label, rows))
     print(rows_table(items, args.budgets))
     return 0
 
