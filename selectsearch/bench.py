@@ -60,6 +60,23 @@ def _resolve(data_root: Path, item: str) -> str:
     return str(data_root / item)
 
 
+def _ensure_index(idx: dict[str, Any], path: Path, sources: list[str], *, threads: int, progress: bool
+                  ) -> float | None:
+    """Build the ``[[index]]`` table ``idx`` at ``path`` unless it exists; the build seconds or ``None``."""
+    from selectsearch.data import open_corpus
+    from selectsearch.index.build import BuildConfig, build_index
+
+    if (path / "manifest.json").exists():
+        return None
+    t = time.time()
+    options = dict(idx.get("options", {}))
+    build_index(open_corpus(sources), path,
+                BuildConfig(n_shards=int(idx["shards"]), partitioner=idx.get("partitioner", "kmeans"),
+                            space=idx.get("space", "lexical"), seed=int(idx.get("seed", 0)),
+                            threads=threads, partitioner_options=options), progress=progress)
+    return time.time() - t
+
+
 def run_benchmark(definition: str | os.PathLike[str], *, data_root: Path, indexes_root: Path, out: Path,
                   threads: int = 2, only: list[str] | None = None, report_only: bool = False,
                   progress: bool = False) -> list[Path]:
@@ -67,9 +84,8 @@ def run_benchmark(definition: str | os.PathLike[str], *, data_root: Path, indexe
 
     With ``report_only`` nothing is run: the Markdown report is rebuilt from the JSON results.
     """
-    from selectsearch.data import load_qrels, load_queries, open_corpus
+    from selectsearch.data import load_qrels, load_queries
     from selectsearch.evaluation import evaluate
-    from selectsearch.index.build import BuildConfig, build_index
     from selectsearch.reports.curves import markdown_table, plot_curves, targets_table
     from selectsearch.search import SelectiveSearcher
 
@@ -84,20 +100,22 @@ def run_benchmark(definition: str | os.PathLike[str], *, data_root: Path, indexe
     queries = load_queries(queries_src, split=split)
     qrels = load_qrels(queries_src, split=split)
     out.mkdir(parents=True, exist_ok=True)
+    if spec.get("kind") == "cost":  # query cost benchmark: see selectsearch.costbench
+        from selectsearch.costbench import run_cost_benchmark
+
+        paths = {}
+        for idx in spec["index"]:
+            paths[idx["name"]] = indexes_root / idx["name"]
+            if not report_only:
+                _ensure_index(idx, paths[idx["name"]], sources, threads=threads, progress=progress)
+        return run_cost_benchmark(spec, definition=str(definition), indexes=paths, out=out, queries=queries,
+                                  qrels=qrels, command=command, progress=progress, report_only=report_only)
     written = []
     for idx in spec["index"]:
         if report_only or (only and idx["name"] not in only):
             continue
         path = indexes_root / idx["name"]
-        build_s = None
-        if not (path / "manifest.json").exists():
-            t = time.time()
-            options = dict(idx.get("options", {}))
-            build_index(open_corpus(sources), path,
-                        BuildConfig(n_shards=int(idx["shards"]), partitioner=idx.get("partitioner", "kmeans"),
-                                    space=idx.get("space", "lexical"), seed=int(idx.get("seed", 0)),
-                                    threads=threads, partitioner_options=options), progress=progress)
-            build_s = time.time() - t
+        build_s = _ensure_index(idx, path, sources, threads=threads, progress=progress)
         t = time.time()
         searcher = SelectiveSearcher.open(path)
         rows = evaluate(searcher, queries, qrels, idx["routes"], measures, k=k,

@@ -1,0 +1,280 @@
+"""The HTTP endpoint: a small ASGI app (Starlette), JSON in and out.
+
+Endpoints:
+
+* ``POST /search`` — ``{"query": "vitamin d", "k": 10, "route": "centroid@4", "deadline_ms": 500}``
+  or a batch ``{"queries": [{"query_id": "q1", "text": "..."}, ...], "k": 10}`` (``queries`` may
+  also be a list of strings or a ``{query_id: text}`` object). Answers
+  ``{"query_id", "hits": [{"doc_id", "score", "shard_id"}], "trace": {...}, "partial", "missing_shards"}``
+  (a batch: ``{"results": [...], "partial"}``). ``partial`` is true when some selected shards
+  did not answer before the deadline; ``missing_shards`` names them.
+* ``GET /health`` — every shard group's replicas (200 when each group has a live one, else 503),
+  and the admission counters.
+* ``GET /info`` — index, placement, configuration.
+
+Errors are JSON ``{"error": code, "message": ..., "status": ...}``: 400 for a body that is not a
+JSON object, 413 for a body over 1 MiB, 422 for invalid fields (empty query, ``k`` out of range,
+unknown route, unknown field), 404/405 for a wrong path or method, 503 with ``Retry-After``
+when the admission queue is full (``max_inflight`` requests running and ``max_queue`` waiting):
+memory stays bounded under overload instead of growing with the backlog.
+
+Example:
+    >>> app = create_app(coordinator)  # doctest: +SKIP
+    >>> import uvicorn; uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from selectsearch.serve.config import RequestError
+from selectsearch.types import Query, SearchResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from selectsearch.serve.coordinator import Coordinator
+
+__all__ = ["Admission", "BackgroundServer", "create_app", "parse_search_request", "result_to_json"]
+
+log = logging.getLogger(__name__)
+
+#: largest request body accepted
+MAX_BODY_BYTES = 1 << 20
+_FIELDS = {"query", "query_id", "queries", "k", "route", "deadline_ms"}
+
+
+class Admission:
+    """A bounded admission queue: ``max_inflight`` requests run, ``max_queue`` wait, the rest get 503."""
+
+    def __init__(self, max_inflight: int, max_queue: int) -> None:
+        self.max_inflight = max_inflight
+        self.max_queue = max_queue
+        self._slots: asyncio.Semaphore | None = None
+        self.inflight = 0
+        self.waiting = 0
+        self.served = 0
+        self.rejected = 0
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting in the queue if needed; 503 :class:`RequestError` when it is full."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_inflight)
+        if self._slots.locked() and self.waiting >= self.max_queue:
+            self.rejected += 1
+            raise RequestError(503, "overloaded", f"{self.inflight} requests running and {self.waiting} waiting; "
+                                                  "retry after a short pause")
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.inflight += 1
+
+    def release(self) -> None:
+        """Give the slot back."""
+        assert self._slots is not None
+        self.inflight -= 1
+        self.served += 1
+        self._slots.release()
+
+    def to_json(self) -> dict[str, int]:
+        """Counters for ``/health``."""
+        return {"inflight": self.inflight, "waiting": self.waiting, "served": self.served, "rejected": self.rejected,
+                "max_inflight": self.max_inflight, "max_queue": self.max_queue}
+
+
+def parse_search_request(body: Any) -> tuple[list[Query], bool, dict[str, Any]]:
+    """``(queries, is_batch, options)`` from a decoded JSON body; 400/422 :class:`RequestError`.
+
+    Example:
+        >>> qs, batch, opts = parse_search_request({"query": "vitamin d", "k": 5})
+        >>> qs, batch, opts
+        ([Query(query_id='q', text='vitamin d')], False, {'k': 5, 'route': None, 'deadline_ms': None})
+    """
+    if not isinstance(body, dict):
+        raise RequestError(400, "invalid_body", 'the body must be a JSON object such as {"query": "...", "k": 10}')
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise RequestError(422, "unknown_field", f"unknown field(s) {unknown}; known: {sorted(_FIELDS)}")
+    if ("query" in body) == ("queries" in body):
+        raise RequestError(422, "empty_query", "send exactly one of 'query' (a text) or 'queries' (a list)")
+    queries: list[Query] = []
+    if "query" in body:
+        text, qid = body["query"], body.get("query_id", "q")
+        if not isinstance(text, str):
+            raise RequestError(422, "empty_query", "'query' must be a string")
+        if not isinstance(qid, str | int) or isinstance(qid, bool):
+            raise RequestError(422, "bad_query_id", "'query_id' must be a string")
+        queries.append(Query(str(qid), text))
+    else:
+        raw = body["queries"]
+        items: list[Any]
+        if isinstance(raw, dict):
+            items = [{"query_id": k, "text": v} for k, v in raw.items()]
+        elif isinstance(raw, list):
+            items = raw
+        else:
+            raise RequestError(422, "empty_query", "'queries' must be a list or an object {query_id: text}")
+        for n, item in enumerate(items):
+            if isinstance(item, str):
+                queries.append(Query(str(n), item))
+            elif isinstance(item, dict) and isinstance(item.get("text"), str):
+                qid = item.get("query_id", item.get("id", n))
+                queries.append(Query(str(qid), item["text"]))
+            else:
+                raise RequestError(422, "empty_query", f"queries[{n}] must be a string or {{'query_id', 'text'}}")
+    k = body.get("k", 10)
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise RequestError(422, "k_out_of_range", f"k must be an integer, got {k!r}")
+    route = body.get("route")
+    if route is not None and not isinstance(route, str):
+        raise RequestError(422, "unknown_route", "'route' must be a string such as 'centroid@2'")
+    return queries, "queries" in body, {"k": k, "route": route, "deadline_ms": body.get("deadline_ms")}
+
+
+def result_to_json(query_id: str, result: SearchResult) -> dict[str, Any]:
+    """One query's answer as JSON."""
+    trace = result.trace.to_json()
+    return {"query_id": query_id,
+            "hits": [{"doc_id": h.doc_id, "score": h.score, "shard_id": h.shard_id} for h in result.hits],
+            "trace": trace, "partial": bool(result.trace.missing_shards),
+            "missing_shards": list(result.trace.missing_shards)}
+
+
+def create_app(coordinator: Coordinator, *, max_inflight: int | None = None, max_queue: int | None = None) -> Any:
+    """The Starlette ASGI app serving ``coordinator`` (limits default to its configuration)."""
+    import orjson
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    config = coordinator.config
+    admission = Admission(max_inflight or config.max_inflight,
+                          config.max_queue if max_queue is None else max_queue)
+
+    def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                        media_type="application/json", headers=headers)
+
+    def error_response(err: RequestError) -> Response:
+        headers = {"Retry-After": "1"} if err.status == 503 else None
+        return json_response(err.to_json(), err.status, headers)
+
+    async def search(request: Request) -> Response:
+        try:
+            length = int(request.headers.get("content-length") or 0)
+            if length > MAX_BODY_BYTES:
+                raise RequestError(413, "body_too_large", f"request body over {MAX_BODY_BYTES} bytes")
+            raw = await request.body()
+            if len(raw) > MAX_BODY_BYTES:
+                raise RequestError(413, "body_too_large", f"request body over {MAX_BODY_BYTES} bytes")
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise RequestError(400, "invalid_json", f"the body is not valid JSON ({exc})") from exc
+            queries, is_batch, options = parse_search_request(body)
+            # validate before queueing: a bad request never takes a slot
+            coordinator.resolve_route(options["route"])
+            coordinator.check_request(queries, options["k"], options["deadline_ms"])
+            t = asyncio.get_running_loop().time()
+            await admission.acquire()
+            queued_ms = (asyncio.get_running_loop().time() - t) * 1000.0
+            try:
+                results = await coordinator.asearch(queries, options["k"], route=options["route"],
+                                                    deadline_ms=options["deadline_ms"])
+            finally:
+                admission.release()
+        except RequestError as err:
+            return error_response(err)
+        answers = []
+        for q in queries:
+            result = results[q.query_id]
+            result.trace.timings_ms["queue"] = queued_ms
+            answers.append(result_to_json(q.query_id, result))
+        if is_batch:
+            return json_response({"results": answers, "partial": any(a["partial"] for a in answers)})
+        return json_response(answers[0])
+
+    async def health(request: Request) -> Response:
+        report = await coordinator.ahealth()
+        report["admission"] = admission.to_json()
+        return json_response(report, 200 if report["ok"] else 503)
+
+    async def info(request: Request) -> Response:
+        return json_response(coordinator.describe())
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+        return json_response({"error": code, "message": str(getattr(exc, "detail", exc)), "status": status}, status)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("internal error on %s", request.url.path)
+        return json_response({"error": "internal", "message": f"{type(exc).__name__}: {exc}", "status": 500}, 500)
+
+    app = Starlette(routes=[Route("/search", search, methods=["POST"]), Route("/health", health, methods=["GET"]),
+                            Route("/info", info, methods=["GET"])],
+                    exception_handlers={HTTPException: http_error, Exception: server_error})
+    app.state.admission = admission
+    app.state.coordinator = coordinator
+    return app
+
+
+class BackgroundServer:
+    """Run an ASGI app with uvicorn in a background thread (tests, benchmarks, notebooks).
+
+    ``port=0`` picks a free port; :attr:`url` tells which.
+
+    Example:
+        >>> with BackgroundServer(create_app(coordinator)) as server:  # doctest: +SKIP
+        ...     ServeClient(server.url).search("vitamin d")
+    """
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        import socket
+
+        import uvicorn
+
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.host, self.port = host, int(self._sock.getsockname()[1])
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                                    timeout_keep_alive=30))
+        self._thread: Any = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port``."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 30.0) -> BackgroundServer:
+        """Start serving; returns once the socket accepts requests."""
+        import threading
+        import time
+
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True,
+                                        name="selectsearch-http")
+        self._thread.start()
+        t = time.monotonic()
+        while not self.server.started:
+            if time.monotonic() - t > timeout_s or not self._thread.is_alive():
+                raise RuntimeError("the HTTP server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask the server to exit and wait for its thread."""
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._sock.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
