@@ -22,8 +22,11 @@ VERBS: dict[str, tuple[str, str]] = {
     "info": ("selectsearch.cli.info", "describe a built index"),
     "plot": ("selectsearch.cli.plot", "plot cost-quality curves from eval JSON"),
     "bench": ("selectsearch.cli.bench", "run a benchmark definition (TOML) end to end"),
+    "serve": ("selectsearch.cli.serve", "serve an index over HTTP from shard groups on Ray actors"),
     "train-mico": ("selectsearch.cli.train_mico", "train a MICO partitioner/router from logs"),
     "distill": ("selectsearch.cli.distill", "ReAugKD: distil a teacher into a small student"),
+    "train-reranker": ("selectsearch.cli.train_reranker", "train a cross-encoder reranker or its ReAugKD student"),
+    "distill-router": ("selectsearch.cli.distill_router", "ReAugKD: distil a MICO router into a small student"),
     "train-classifier": (
         "selectsearch.cli.train_classifier",
         "train a DynaMaR or fine-tuned text classifier",

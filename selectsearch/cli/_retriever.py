@@ -1,9 +1,11 @@
-"""``--retriever`` and fusion options shared by ``search`` and ``eval``."""
+"""``--retriever``, fusion and ``--rerank`` options shared by ``search`` and ``eval``."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
+
+from selectsearch.errors import SelectSearchError
 
 __all__ = ["add_retriever_options", "retriever_kwargs"]
 
@@ -28,6 +30,16 @@ def add_retriever_options(parser: argparse.ArgumentParser) -> None:
                        help="dense query encoder (default: the index's); its dimension must match the index")
     group.add_argument("--nprobe", type=int, metavar="N", help="lists probed in IVF shards (default: the index's)")
     group.add_argument("--efsearch", type=int, metavar="N", help="HNSW efSearch (default: the index's)")
+    rerank = parser.add_argument_group("reranking")
+    rerank.add_argument("--rerank", metavar="MODEL",
+                        help="rerank the top --depth hits with this model folder: a cross-encoder from "
+                             "`selectsearch train-reranker --teacher` or its distilled student")
+    rerank.add_argument("--depth", type=int, default=100, metavar="N", help="hits reranked per query (default 100)")
+    rerank.add_argument("--rerank-weight", type=float, default=0.0, metavar="W",
+                        help="mix the first-stage score into the reranker's: z(model) + W * z(first stage) "
+                             "(default 0: the model alone)")
+    rerank.add_argument("--no-kb", action="store_true",
+                        help="distilled reranker: the student alone, without its knowledge-base neighbours")
 
 
 def retriever_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -35,7 +47,17 @@ def retriever_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     from selectsearch.fusion import FusionConfig
 
     dense = {"encoder": args.query_encoder, "nprobe": args.nprobe, "efsearch": args.efsearch}
+    rerank: dict[str, Any] = {}
+    if args.rerank:
+        if args.depth < 1:
+            raise SelectSearchError(f"--depth must be at least 1, got {args.depth}")
+        from selectsearch.rerank import load_reranker
+
+        rerank = {"reranker": load_reranker(args.rerank, retrieval=not args.no_kb,
+                                            first_stage_weight=args.rerank_weight),
+                  "rerank_depth": args.depth}
     return {
+        **rerank,
         "retriever": args.retriever,
         "fusion": FusionConfig(args.fusion, rrf_k=args.rrf_k, alpha=args.alpha, norm=args.norm,
                                depth=args.fusion_depth),

@@ -1,0 +1,281 @@
+"""Rerankers for :class:`selectsearch.search.SelectiveSearcher`: the cross-encoder teacher and its
+ReAugKD student, loaded from their folders by :func:`load_reranker`.
+
+Both score a (query, document) pair by its expected relevance grade
+``sum_g g * P(g | query, doc)`` and order hits by ``(-score, doc_id)``. Each reranker keeps its
+own running cost in :attr:`RerankStats` (queries, pairs, milliseconds); the searcher also
+records every query's rerank time in ``trace.timings_ms["rerank"]``.
+
+Example:
+    >>> reranker = load_reranker("/work/models/hd-rerank-teacher")  # doctest: +SKIP
+    >>> searcher = SelectiveSearcher.open("indexes/homedepot-mico16", "all", reranker=reranker,  # doctest: +SKIP
+    ...                                   rerank_depth=100)
+    >>> searcher.search("cordless drill", k=10)  # doctest: +SKIP
+    >>> reranker.stats.ms_per_query  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selectsearch.errors import ModelError
+from selectsearch.types import Hit
+
+__all__ = ["CrossEncoderReranker", "DistilledReranker", "RerankStats", "expected_grade", "interpolate",
+           "load_reranker", "reranker_kind"]
+
+#: file written next to a student's own files, describing it as a reranker
+STUDENT_SIDECAR = "reranker.json"
+
+
+@dataclass
+class RerankStats:
+    """Running cost of a reranker."""
+
+    queries: int = 0
+    pairs: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ms_per_query(self) -> float:
+        """Mean milliseconds per reranked query."""
+        return 1000.0 * self.seconds / self.queries if self.queries else 0.0
+
+    def to_json(self) -> dict[str, float]:
+        """Counts and mean times."""
+        return {"queries": self.queries, "pairs": self.pairs, "ms_per_query": self.ms_per_query,
+                "ms_per_pair": 1000.0 * self.seconds / self.pairs if self.pairs else 0.0}
+
+
+def expected_grade(outputs: np.ndarray, grades: Sequence[float], *, probabilities: bool = False) -> np.ndarray:
+    """``(n,)`` expected grade of class outputs ``(n, C)`` (logits unless ``probabilities``).
+
+    A single output column is a regression value and is returned as is.
+
+    Example:
+        >>> expected_grade(np.array([[0.0, 0.0, 0.0]]), [0, 1, 2]).round(3).tolist()
+        [1.0]
+    """
+    out = np.asarray(outputs, dtype=np.float64)
+    if out.ndim != 2:
+        raise ModelError(f"expected (n, C) outputs, got shape {out.shape}")
+    if out.shape[1] == 1:
+        return out[:, 0].astype(np.float32)
+    if not probabilities:
+        out = np.exp(out - out.max(axis=1, keepdims=True))
+        out /= out.sum(axis=1, keepdims=True)
+    values = np.asarray(list(grades), dtype=np.float64)
+    if len(values) != out.shape[1]:
+        raise ModelError(f"{out.shape[1]} classes but {len(values)} grades")
+    return (out @ values).astype(np.float32)
+
+
+def interpolate(model_scores: np.ndarray, first_stage: np.ndarray, weight: float) -> np.ndarray:
+    """``z(model) + weight * z(first stage)``: both standardised over the query's candidates
+    (``weight = 0``: the model scores unchanged).
+
+    Example:
+        >>> interpolate(np.array([1.0, 0.0]), np.array([0.0, 10.0]), 2.0).tolist()
+        [-1.0, 1.0]
+    """
+    model_scores = np.asarray(model_scores, dtype=np.float64)
+    if weight == 0.0 or len(model_scores) < 2:
+        return model_scores.astype(np.float32)
+
+    def z(x: np.ndarray) -> np.ndarray:
+        sd = float(x.std())
+        return (x - x.mean()) / sd if sd > 0 else x - x.mean()
+
+    return (z(model_scores) + weight * z(np.asarray(first_stage, dtype=np.float64))).astype(np.float32)
+
+
+class _Timed:
+    name: str
+    stats: RerankStats
+    #: weight of the first-stage (BM25) score mixed into the model's (see :func:`interpolate`)
+    first_stage_weight: float = 0.0
+
+    def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def rerank(self, query: str, hits: Sequence[Hit], texts: Sequence[str]) -> list[Hit]:
+        """``hits`` re-scored by the model, best first (ties by doc id); the time is added to :attr:`stats`.
+
+        With ``first_stage_weight > 0`` the new score is ``z(model) + w * z(hit.score)`` over the
+        query's candidates (the hits' incoming scores are the first stage's, e.g. BM25).
+        """
+        if len(hits) != len(texts):
+            raise ModelError(f"{len(hits)} hits but {len(texts)} texts")
+        if not hits:
+            return []
+        t = time.perf_counter()
+        new = self.scores(query, texts)
+        if self.first_stage_weight:
+            new = interpolate(new, np.array([h.score for h in hits]), self.first_stage_weight)
+        rescored = [h._replace(score=float(s)) for h, s in zip(hits, new, strict=True)]
+        out = sorted(rescored, key=lambda h: (-h.score, h.doc_id))
+        self.stats.seconds += time.perf_counter() - t
+        self.stats.queries += 1
+        self.stats.pairs += len(hits)
+        return out
+
+
+class CrossEncoderReranker(_Timed):
+    """The cross-encoder teacher (a pair :class:`~selectsearch.models.text_classifier.TextClassifier`).
+
+    Args:
+        model: a trained pair classifier (``slots`` of two texts).
+        name: label for reports.
+        batch_size: pairs per forward pass.
+    """
+
+    def __init__(self, model: Any, *, name: str = "cross-encoder", batch_size: int = 128) -> None:
+        if len(model.config.slots) != 2:
+            raise ModelError("a reranker needs a pair model (slots query/doc); this one takes a single text")
+        self.model = model
+        self.name = name
+        self.batch_size = batch_size
+        info = model.extra.get("reranker", {})
+        self.grades = [float(g) for g in info.get("grades", range(model.config.num_outputs))]
+        self.stats = RerankStats()
+
+    def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        """Expected relevance grade of each text for ``query``."""
+        outs = self.model.view_outputs([(query, t) for t in texts], batch_size=self.batch_size, views=[0])[0]
+        if self.model.config.kind == "regression":
+            return np.asarray(outs[:, 0], dtype=np.float32)
+        return expected_grade(outs, self.grades)
+
+
+class DistilledReranker(_Timed):
+    """A ReAugKD student of the cross-encoder (student encoder + KB of teacher predictions).
+
+    Args:
+        student: a :class:`selectsearch.distill.ReAugKDStudent` trained on (query, doc) pairs.
+        grades: the grade of each output class (from the teacher).
+        retrieval: mix in the KB neighbours' teacher predictions (``False``: the student alone).
+        name: label for reports.
+        batch_size: pairs per forward pass.
+    """
+
+    def __init__(self, student: Any, grades: Sequence[float], *, retrieval: bool = True,
+                 name: str = "distilled-cross-encoder", batch_size: int = 128) -> None:
+        self.student = student
+        self.grades = [float(g) for g in grades]
+        self.retrieval = retrieval
+        self.name = name
+        self.batch_size = batch_size
+        self.stats = RerankStats()
+        kb = student.kb
+        self._use_kb = bool(retrieval and kb is not None and len(kb) and student.alpha < 1.0)
+        # the KB vectors as one matrix: an exact inner-product top-k by matrix product is several
+        # times faster here than the faiss flat index (generic faiss build, no AVX2) for 100 rows
+        self._kb_vectors = kb.index.reconstruct_n(0, len(kb)) if self._use_kb else None
+
+    def _retrieve(self, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` KB neighbours ``(scores, ids)`` of normalised student embeddings."""
+        assert self._kb_vectors is not None
+        k = max(1, min(int(self.student.k), len(self._kb_vectors)))
+        sims = emb @ self._kb_vectors.T
+        if k < sims.shape[1]:
+            ids = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        else:
+            ids = np.tile(np.arange(k), (len(emb), 1))
+        top = np.take_along_axis(sims, ids, axis=1)
+        order = np.argsort(-top, axis=1, kind="stable")
+        return np.take_along_axis(top, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+    def score_both(self, query: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """Scores without and with KB retrieval from one forward pass, and the seconds each path
+        costs (``(alone, mixed, alone_s, mixed_s)``; ``mixed_s`` includes the forward pass)."""
+        from selectsearch.distill.kb import mix
+
+        t0 = time.perf_counter()
+        pred, emb = self.student.outputs([(query, t) for t in texts], batch_size=self.batch_size)
+        alone = expected_grade(pred, self.grades, probabilities=True)
+        t1 = time.perf_counter()
+        if self._use_kb:
+            scores, ids = self._retrieve(emb)
+            pred = mix(pred, self.student.kb.aggregate(scores, ids, tau=self.student.tau_kb), self.student.alpha)
+        mixed = expected_grade(pred, self.grades, probabilities=True)
+        return alone, mixed, t1 - t0, time.perf_counter() - t0
+
+    def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        """Expected relevance grade of each text for ``query`` (student, KB-augmented unless ``retrieval``
+        is off or the chosen ``alpha`` is 1)."""
+        if not self._use_kb:
+            pred, _ = self.student.outputs([(query, t) for t in texts], batch_size=self.batch_size)
+            return expected_grade(pred, self.grades, probabilities=True)
+        return self.score_both(query, texts)[1]
+
+
+def reranker_kind(path: str | os.PathLike[str]) -> str:
+    """``"cross-encoder"`` or ``"student"`` for a reranker folder.
+
+    Raises:
+        ModelError: the folder holds neither.
+    """
+    folder = Path(path)
+    if (folder / STUDENT_SIDECAR).is_file():
+        return "student"
+    config = folder / "config.json"
+    if config.is_file():
+        try:
+            data = json.loads(config.read_text())
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{config} is not valid JSON ({exc}); re-train or re-copy the model") from exc
+        from selectsearch.models.text_classifier import FORMAT
+
+        if data.get("format") == FORMAT and len(data.get("model_config", {}).get("slots", [])) == 2:
+            return "cross-encoder"
+    raise ModelError(f"{folder} is not a reranker: train one with `selectsearch train-reranker DATA --index INDEX "
+                     "--out DIR` (cross-encoder) or add `--teacher DIR` (distilled student)")
+
+
+def load_reranker(path: str | os.PathLike[str], *, retrieval: bool = True, batch_size: int = 128,
+                  threads: int | None = None, first_stage_weight: float = 0.0
+                  ) -> CrossEncoderReranker | DistilledReranker:
+    """Load a cross-encoder teacher folder or a distilled student folder as a reranker.
+
+    Args:
+        path: a folder written by ``selectsearch train-reranker`` (with or without ``--teacher``).
+        retrieval: students only: use the KB at inference (``False``: the student alone).
+        batch_size: pairs per forward pass.
+        threads: torch intra-op threads (``None``: leave torch's setting).
+        first_stage_weight: mix the incoming (BM25) scores into the model's (:func:`interpolate`);
+            0 ranks by the model alone.
+
+    Raises:
+        ModelError: not a reranker folder (the message says how to make one).
+
+    Example:
+        >>> reranker = load_reranker("/work/models/hd-rerank-student")  # doctest: +SKIP
+        >>> reranker.rerank("cordless drill", hits, texts)[0]  # doctest: +SKIP
+    """
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    folder = Path(path)
+    kind = reranker_kind(folder)
+    if kind == "cross-encoder":
+        from selectsearch.models.text_classifier import TextClassifier
+
+        reranker: CrossEncoderReranker | DistilledReranker = CrossEncoderReranker(
+            TextClassifier.load(folder), name=folder.name, batch_size=batch_size)
+    else:
+        from selectsearch.distill import ReAugKDStudent
+
+        info = json.loads((folder / STUDENT_SIDECAR).read_text())
+        reranker = DistilledReranker(ReAugKDStudent.load(folder), info["grades"], retrieval=retrieval,
+                                     name=folder.name, batch_size=batch_size)
+    reranker.first_stage_weight = float(first_stage_weight)
+    return reranker

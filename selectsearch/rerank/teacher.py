@@ -1,0 +1,98 @@
+"""The cross-encoder teacher: all-MiniLM-L6-v2 with a relevance head over (query, document) pairs.
+
+The model is a :class:`~selectsearch.models.text_classifier.TextClassifier` (``method="finetune"``,
+``slots=("query", "doc")``, mean pooling) trained pointwise by
+:func:`~selectsearch.models.text_classifier.train_classifier`: one class per relevance grade
+(``0`` = not relevant, then the graded levels of the qrels), cross-entropy. A document's score
+at reranking time is its expected grade ``sum_g g * P(g | query, doc)``
+(:class:`~selectsearch.rerank.rerankers.CrossEncoderReranker`). Training pairs come from
+:func:`~selectsearch.rerank.candidates.training_pairs` (training qrels + BM25 negatives from our
+own index).
+
+Example:
+    >>> pairs = training_pairs("indexes/homedepot-mico16", queries, qrels,  # doctest: +SKIP
+    ...                        PairConfig(max_queries=2500))
+    >>> model = train_cross_encoder(pairs, CrossEncoderConfig(steps=360))  # doctest: +SKIP
+    >>> model.save("/work/models/hd-rerank-teacher")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from selectsearch.errors import SelectSearchError
+from selectsearch.models.encoder import DEFAULT_ENCODER
+from selectsearch.rerank.candidates import TrainingPair
+
+__all__ = ["RERANKER_KEY", "CrossEncoderConfig", "train_cross_encoder"]
+
+#: key of the reranker description inside a TextClassifier's ``extra`` / a student's ``reranker.json``
+RERANKER_KEY = "reranker"
+
+
+@dataclass(frozen=True)
+class CrossEncoderConfig:
+    """The cross-encoder and how it is trained (recorded in the model folder).
+
+    Attributes:
+        encoder: starting weights (the packaged all-MiniLM-L6-v2 or a local folder).
+        max_length: tokens of query + document together (documents are truncated first).
+        steps: optimiser steps.
+        batch_size: pairs per step.
+        learning_rate: encoder learning rate (AdamW, linear warm-up and decay).
+        head_learning_rate: learning rate of the new relevance head.
+        warmup_ratio: fraction of steps for warm-up.
+        seed: seeds batches, dropout and head initialisation.
+    """
+
+    encoder: str = DEFAULT_ENCODER
+    max_length: int = 64
+    steps: int = 360
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    head_learning_rate: float = 1e-3
+    warmup_ratio: float = 0.1
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable fields."""
+        return asdict(self)
+
+
+def train_cross_encoder(pairs: Sequence[TrainingPair], config: CrossEncoderConfig = CrossEncoderConfig(), *,
+                        encoder: tuple[Any, Any] | None = None, callbacks: Sequence[Any] = (),
+                        extra: dict[str, Any] | None = None) -> Any:
+    """Fine-tune a cross-encoder on labelled pairs; returns the trained ``TextClassifier``.
+
+    Args:
+        pairs: training pairs (``grade`` 0 = not relevant).
+        config: model and optimisation settings.
+        encoder: optional ``(tokenizer, model)`` to start from (tests pass a tiny one).
+        callbacks: :class:`~selectsearch.models.text_classifier.Callback` objects.
+        extra: more fields for the reranker description saved with the model.
+
+    Raises:
+        SelectSearchError: no pairs, or only one grade among them.
+    """
+    from selectsearch.data.classification import TextExample
+    from selectsearch.models.text_classifier import ModelConfig, TrainConfig, train_classifier
+
+    if not pairs:
+        raise SelectSearchError("no training pairs; check the qrels split and the index")
+    top = max(p.grade for p in pairs)
+    if top < 1 or all(p.grade > 0 for p in pairs):
+        raise SelectSearchError("training pairs need both relevant (grade > 0) and non-relevant (grade 0) examples")
+    grades = list(range(top + 1))
+    model_config = ModelConfig(method="finetune", kind="classification", label_names=tuple(str(g) for g in grades),
+                               slots=("query", "doc"), encoder=config.encoder, max_length=config.max_length,
+                               pooling="mean")
+    train_config = TrainConfig(steps=config.steps, batch_size=config.batch_size, learning_rate=config.learning_rate,
+                               head_learning_rate=config.head_learning_rate, warmup_ratio=config.warmup_ratio,
+                               seed=config.seed)
+    examples = [TextExample(p.query, max(0, p.grade), p.doc) for p in pairs]
+    model = train_classifier(examples, model_config, train_config, encoder=encoder, callbacks=callbacks)
+    model.extra[RERANKER_KEY] = {"kind": "cross-encoder", "grades": grades, "n_pairs": len(pairs),
+                                 "config": config.to_dict(), **(extra or {})}
+    return model
