@@ -17,7 +17,26 @@ from selectsearch.types import Qrels
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
 
-__all__ = ["ROUTERS", "RouteSpec", "Router", "make_router", "parse_route", "rank_by_scores"]
+__all__ = ["ROUTERS", "RouteSpec", "Router", "make_router", "options_for", "parse_route", "rank_by_scores"]
+
+
+def options_for(router: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options one router's factory gets: plain keys go to every router, ``NAME.key`` only to
+    router ``NAME`` (prefix removed) — so one evaluation can pass ``distilled.model=DIR`` without
+    ``mico@m`` refusing an option it does not know.
+
+    Example:
+        >>> options_for("distilled", {"distilled.model": "m/", "mico.mico_model": "x/", "depth": 30})
+        {'model': 'm/', 'depth': 30}
+    """
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        name, dot, rest = key.partition(".")
+        if not dot:
+            out[key] = value
+        elif name == router:
+            out[rest] = value
+    return out
 
 
 def make_router(spec: RouteSpec | str, index: ShardedIndex, *, qrels: Qrels | None = None, seed: int = 0,
@@ -55,7 +74,7 @@ def make_router(spec: RouteSpec | str, index: ShardedIndex, *, qrels: Qrels | No
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise RouteSpecError(f"router {spec.name!r} is not available in this version ({exc})") from exc
-    router: Router = getattr(module, function)(spec, index, qrels=qrels, seed=seed, **options)
+    router: Router = getattr(module, function)(spec, index, qrels=qrels, seed=seed, **options_for(spec.name, options))
     return router
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selectsearch.errors import RouteSpecError
-from selectsearch.route import parse_route, rank_by_scores
+from selectsearch.route import options_for, parse_route, rank_by_scores
 from selectsearch.route.simple import ExhaustiveRouter, OracleRouter, RandomRouter
 from selectsearch.types import Query
 
@@ -60,3 +60,10 @@ def test_oracle_prefers_shards_with_relevant_docs() -> None:
     ranking = OracleRouter(qrels, shard_of, np.array([10, 5, 5])).rank([Query("q", "x"), Query("u", "y")])
     assert ranking[0].tolist() == [2, 1, 0]
     assert ranking[1].tolist() == [0, 1, 2]  # unjudged: largest shard first, then id
+
+
+def test_router_options_namespaced_per_router() -> None:
+    options = {"distilled.model": "m/", "mico.mico_model": "x/", "depth": 30}
+    assert options_for("distilled", options) == {"model": "m/", "depth": 30}
+    assert options_for("mico", options) == {"mico_model": "x/", "depth": 30}
+    assert options_for("redde", options) == {"depth": 30}
