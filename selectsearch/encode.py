@@ -128,47 +128,77 @@ class EmbeddingCache:
         return np.memmap(self.folder / "embeddings.f32", dtype=np.float32, mode="r",
                          shape=(int(meta["n"]), int(meta["dim"])))
 
+    @property
+    def progress_path(self) -> Path:
+        return self.folder / "progress.json"
+
+    def _resume_row(self, key: dict[str, Any], tmp: Path) -> int:
+        """Rows already encoded by an interrupted build with the same key (0: start afresh)."""
+        if not (tmp.exists() and self.progress_path.exists()):
+            return 0
+        try:
+            done = json.loads(self.progress_path.read_text())
+        except (OSError, ValueError):
+            return 0
+        if {k: done.get(k) for k in key} != key:
+            return 0
+        return int(done.get("rows", 0))
+
     def build(self, encoder: TextEncoder, texts: Iterable[str], *, n: int, fingerprint: str,
               chunk: int = 2048, progress: bool = False) -> np.ndarray:
-        """Encode ``texts`` (streamed, ``n`` of them) into the cache and return the memmap."""
+        """Encode ``texts`` (streamed, ``n`` of them) into the cache and return the memmap.
+
+        Resumable: after each chunk the rows written so far are recorded in ``progress.json``;
+        a later build with the same model, corpus fingerprint, size and max_length skips those
+        texts and continues (a large corpus can be encoded over several interrupted runs).
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / "embeddings.f32.partial"
-        matrix = np.memmap(tmp, dtype=np.float32, mode="w+", shape=(n, encoder.dim))
+        key = {"model": encoder.name, "fingerprint": fingerprint, "n": n, "dim": encoder.dim,
+               "max_length": encoder.max_length}
+        row = self._resume_row(key, tmp)
+        matrix = np.memmap(tmp, dtype=np.float32, mode="r+" if row else "w+", shape=(n, encoder.dim))
+        if row:
+            log.info("resuming the encoding of %s at row %d of %d", self.folder, row, n)
         bar: Any = None
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=n, desc="encode", unit="doc")
-        row = 0
-        started = time.perf_counter()
-        buffer: list[str] = []
-        for text in texts:
-            buffer.append(text)
-            if len(buffer) == chunk:
-                matrix[row:row + len(buffer)] = encoder.encode(buffer)
-                row += len(buffer)
-                if bar is not None:
-                    bar.update(len(buffer))
-                buffer = []
-        if buffer:
+            bar = tqdm(total=n, initial=row, desc="encode", unit="doc")
+        started, first_row = time.perf_counter(), row
+
+        def flush(buffer: list[str]) -> None:
+            nonlocal row
             matrix[row:row + len(buffer)] = encoder.encode(buffer)
             row += len(buffer)
+            matrix.flush()
+            self.progress_path.write_text(json.dumps({**key, "rows": row}))
             if bar is not None:
                 bar.update(len(buffer))
+
+        buffer: list[str] = []
+        for position, text in enumerate(texts):
+            if position < first_row:
+                continue  # encoded by an earlier, interrupted build
+            buffer.append(text)
+            if len(buffer) == chunk:
+                flush(buffer)
+                buffer = []
+        if buffer:
+            flush(buffer)
         if bar is not None:
             bar.close()
         if row != n:
             raise ModelError(f"expected {n} texts to encode, got {row}")
-        matrix.flush()
-        del matrix
         seconds = time.perf_counter() - started
+        encoded = n - first_row
         os.replace(tmp, self.folder / "embeddings.f32")
-        self.meta_path.write_text(json.dumps({"model": encoder.name, "fingerprint": fingerprint, "n": n,
-                                              "dim": encoder.dim, "max_length": encoder.max_length,
-                                              "pooling": encoder.pooling, "normalize": encoder.normalize,
-                                              "encode_seconds": round(seconds, 3),
-                                              "docs_per_second": round(n / max(seconds, 1e-9), 2)}))
-        log.info("encoded %d texts in %.1f s (%.1f/s) into %s", n, seconds, n / max(seconds, 1e-9), self.folder)
+        self.meta_path.write_text(json.dumps({**key, "pooling": encoder.pooling, "normalize": encoder.normalize,
+                                              "encode_seconds": round(seconds, 3), "resumed_at": first_row,
+                                              "docs_per_second": round(encoded / max(seconds, 1e-9), 2)}))
+        self.progress_path.unlink(missing_ok=True)
+        log.info("encoded %d texts in %.1f s (%.1f/s) into %s", encoded, seconds, encoded / max(seconds, 1e-9),
+                 self.folder)
         return self.load()
 
     def meta(self) -> dict[str, Any]:
