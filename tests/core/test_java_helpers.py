@@ -1,4 +1,5 @@
-"""The compiled Java hit helper returns exactly what reading hits one by one returns."""
+"""The compiled Java helpers change speed, never results: bulk hits equal hits read one by one, and
+a subset searcher with global statistics equals filtering the all-shards index."""
 
 from __future__ import annotations
 
@@ -15,19 +16,26 @@ def test_bulk_hits_equal_hit_by_hit(tiny_index: Path) -> None:
     from selectsearch.index.sharded import ShardedIndex
 
     lucene = ShardedIndex.open(tiny_index).lucene()
-    bulk = lucene._hits
-    if bulk is None:
-        pytest.skip("no javac on this machine: the helper is optional")
-    for text, shards in [("rocket orbit bank", None), ("protein cell oven", [0]), ("stock market recipe gene", [1, 2])]:
+    bulk, subsets = lucene._hits, lucene._global_stats
+    if bulk is None or subsets is None:
+        pytest.skip("no javac on this machine: the helpers are optional")
+    cases = [("rocket orbit bank", None), ("protein cell oven", [0]), ("stock market recipe gene", [1, 2]),
+             ("rocket recipe protein bank the study", [0, 1, 3]), ("galaxy dna loan", [3, 2])]
+    for text, shards in cases:
         fast = lucene.search(text, 50, shards)
-        lucene._hits = None
+        lucene._global_stats = None
         try:
-            slow = lucene.search(text, 50, shards)
+            filtered = lucene.search(text, 50, shards)  # all-shards index with a shard filter
+            lucene._hits = None
+            slow = lucene.search(text, 50, shards)  # and hits read one by one
         finally:
-            lucene._hits = bulk
+            lucene._hits, lucene._global_stats = bulk, subsets
         if shards is None:
             assert len(fast[0]) == 50
-        assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1])
+        else:
+            assert len(fast[0]) > 0
+        for other in (filtered, slow):
+            assert np.array_equal(fast[0], other[0]) and np.array_equal(fast[1], other[1])
         assert fast[0].dtype == np.int64 and fast[1].dtype == np.float32
 
 
