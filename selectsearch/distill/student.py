@@ -35,6 +35,7 @@ from selectsearch.distill.config import DistillConfig
 from selectsearch.distill.kb import KnowledgeBase, mix
 from selectsearch.distill.teacher import Row, RowLike, as_rows
 from selectsearch.errors import ModelError
+from selectsearch.index.atomic import replace_dir
 from selectsearch.models.encoder import load_encoder, mean_pool
 from selectsearch.models.text_classifier import PlainBatcher
 
@@ -249,9 +250,7 @@ class ReAugKDStudent:
             "extra": self.extra,
         }
         (partial / "config.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
+        replace_dir(partial, final)  # the old folder is kept until the new one is in place
         return final
 
     @classmethod

@@ -43,6 +43,7 @@ from torch import nn
 
 from selectsearch.data.classification import TextExample
 from selectsearch.errors import ModelError, SelectSearchError
+from selectsearch.index.atomic import replace_dir
 from selectsearch.models.dynamar import MaskTokenModel, PromptBatcher, build_pool
 from selectsearch.models.encoder import DEFAULT_ENCODER, load_encoder, mean_pool
 from selectsearch.prompting import Template
@@ -486,9 +487,7 @@ class TextClassifier:
             "extra": self.extra,
         }
         (partial / "config.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
+        replace_dir(partial, final)  # the old folder is kept until the new one is in place
         return final
 
     @classmethod

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from selectsearch.errors import ModelError
+from selectsearch.index.atomic import replace_dir
 from selectsearch.models.encoder import mean_pool
 
 __all__ = ["FORMAT_VERSION", "HeadSpec", "MultiTaskModel", "Pair", "SharedEncoder", "TaskHead"]
@@ -306,9 +307,7 @@ class MultiTaskModel(nn.Module):
             **(extra or {}),
         }
         (partial / _MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
+        replace_dir(partial, final)  # the old folder is kept until the new one is in place
         return final
 
     @classmethod

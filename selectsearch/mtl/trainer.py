@@ -37,6 +37,7 @@ import torch
 
 from selectsearch.data.classification import compute_metrics
 from selectsearch.errors import SelectSearchError
+from selectsearch.index.atomic import replace_dir
 from selectsearch.mtl.balancing import METHODS, ParamGroups, make_balancer
 from selectsearch.mtl.convergence import ConvergenceTracker
 from selectsearch.mtl.losses import distillation_loss, soft_targets, supervised_loss
@@ -604,9 +605,7 @@ class MultiTaskTrainer:
             "last_weights": self._last_weights,
         }
         (partial / _CKPT_MANIFEST).write_text(json.dumps(manifest) + "\n", encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
+        replace_dir(partial, final)  # the old folder is kept until the new one is in place
         return final
 
     def _prune_checkpoints(self, root: Path) -> None:
