@@ -26,7 +26,7 @@ import numpy as np
 
 from selectsearch.errors import DataFormatError, DataNotFoundError
 
-__all__ = ["TASKS", "TaskData", "TextExample", "compute_metrics", "data_root", "load_task"]
+__all__ = ["TASKS", "Row", "TaskData", "TextExample", "as_rows", "compute_metrics", "data_root", "load_task"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,22 @@ class TextExample:
     label: float | int
     text_b: str | None = None
 
+
+#: model input: one text, or a text pair, as a tuple of fields
+Row = tuple[str | None, ...]
+
+
+def as_rows(inputs: Sequence[TextExample | str | Sequence[str | None]]) -> list[Row]:
+    """Normalise inputs (``TextExample``, a string, or a tuple of strings) to tuples of fields."""
+    rows: list[Row] = []
+    for x in inputs:
+        if isinstance(x, TextExample):
+            rows.append((x.text_a,) if x.text_b is None else (x.text_a, x.text_b))
+        elif isinstance(x, str):
+            rows.append((x,))
+        else:
+            rows.append(tuple(x))
+    return rows
 
 @dataclass
 class TaskData:

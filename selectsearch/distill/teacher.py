@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
 import numpy as np
 
-from selectsearch.data.classification import TextExample
+from selectsearch.data.classification import Row, TextExample, as_rows
 from selectsearch.errors import ModelError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,22 +39,8 @@ __all__ = [
     "teacher_from_classifier",
 ]
 
-Row = tuple[str | None, ...]
 #: One input: a text, a ``(text_a, text_b)`` tuple, or a ``TextExample``.
 RowLike = Union[TextExample, str, Sequence[str | None]]  # noqa: UP007
-
-
-def as_rows(inputs: Sequence[RowLike]) -> list[Row]:
-    """Normalise inputs to tuples of fields (same rules as ``text_classifier.as_rows``)."""
-    rows: list[Row] = []
-    for x in inputs:
-        if isinstance(x, TextExample):
-            rows.append((x.text_a,) if x.text_b is None else (x.text_a, x.text_b))
-        elif isinstance(x, str):
-            rows.append((x,))
-        else:
-            rows.append(tuple(x))
-    return rows
 
 
 @runtime_checkable

@@ -47,6 +47,7 @@ from selectsearch.index.atomic import replace_dir
 from selectsearch.models.dynamar import MaskTokenModel, PromptBatcher, build_pool
 from selectsearch.models.encoder import DEFAULT_ENCODER, load_encoder, mean_pool
 from selectsearch.prompting import Template
+from selectsearch.data.classification import Row, as_rows
 
 __all__ = [
     "FORMAT",
@@ -72,7 +73,6 @@ FORMAT = "selectsearch.text_classifier"
 FORMAT_VERSION = 1
 METHODS = ("dynamar", "finetune")
 INFERENCE = ("pool", "single")
-Row = tuple[str | None, ...]
 
 
 @dataclass(frozen=True)
@@ -280,18 +280,6 @@ class PlainBatcher:
         )
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
-
-def as_rows(inputs: Sequence[TextExample | str | Sequence[str | None]]) -> list[Row]:
-    """Normalise inputs (``TextExample``, a string, or a tuple of strings) to tuples of fields."""
-    rows: list[Row] = []
-    for x in inputs:
-        if isinstance(x, TextExample):
-            rows.append((x.text_a,) if x.text_b is None else (x.text_a, x.text_b))
-        elif isinstance(x, str):
-            rows.append((x,))
-        else:
-            rows.append(tuple(x))
-    return rows
 
 
 def sample_few_shot(
