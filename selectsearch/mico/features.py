@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from selectsearch.encode import EmbeddingCache, TextEncoder, default_cache_dir
+from selectsearch.encode import EmbeddingCache, TextEncoder, corpus_cache, default_cache_dir
 from selectsearch.models.encoder import DEFAULT_ENCODER, mean_pool
 
 __all__ = ["EncoderFeatures", "FrozenFeatures", "corpus_cache", "corpus_vectors", "embed_queries", "encoder_arg"]
@@ -33,13 +33,6 @@ def encoder_arg(encoder: str) -> str | None:
 
 def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
     return Path(cache_dir) if cache_dir else default_cache_dir() / "embeddings"
-
-
-def corpus_cache(encoder: str, max_length: int, fingerprint: str,
-                 cache_dir: str | os.PathLike[str] | None = None) -> EmbeddingCache:
-    """The corpus embedding cache folder — the same key as the dense k-means partitioner's."""
-    tag = Path(encoder).name if encoder != DEFAULT_ENCODER else encoder
-    return EmbeddingCache(_cache_root(cache_dir) / f"{tag}-{max_length}-{fingerprint[:16]}")
 
 
 def embed_queries(texts: Sequence[str], key: str, encoder: TextEncoder,

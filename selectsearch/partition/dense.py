@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from selectsearch.encode import EmbeddingCache, TextEncoder, default_cache_dir
+from selectsearch.encode import TextEncoder, corpus_cache
 from selectsearch.models.encoder import DEFAULT_ENCODER
 from selectsearch.partition.base import (
     CorpusScan,
@@ -110,9 +110,7 @@ class DenseKMeansPartitioner(Partitioner):
 
         if scan.corpus is None:
             raise ValueError("the dense partitioner needs scan.corpus")
-        root = Path(self.cache_dir) if self.cache_dir else default_cache_dir() / "embeddings"
-        model_tag = Path(self.model).name if self.model != DEFAULT_ENCODER else self.model
-        cache = EmbeddingCache(root / f"{model_tag}-{self.max_length}-{scan.fingerprint[:16]}")
+        cache = corpus_cache(self.model, self.max_length, scan.fingerprint, self.cache_dir)
         if cache.matches(model=self.model, fingerprint=scan.fingerprint, n=scan.n_docs):
             embeddings = cache.load()
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ class FakeEncoder:
     name = "fake"
     dim = 2
     max_length = 8
+    precision = "fp32"
     pooling = "mean"
     normalize = False
 
@@ -62,3 +64,27 @@ def test_partial_of_another_corpus_is_not_resumed(tmp_path: Path) -> None:
     again = FakeEncoder()
     cache.build(again, texts(10), n=10, fingerprint="other", chunk=3)  # type: ignore[arg-type]
     assert len(again.encoded) == 10
+
+
+def test_partial_of_another_precision_is_not_resumed(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "c")
+    with pytest.raises(StopHereError):
+        cache.build(FakeEncoder(), texts(10, fail_at=7), n=10, fingerprint="fp", chunk=3)  # type: ignore[arg-type]
+    bf16 = FakeEncoder()
+    bf16.precision = "bf16"
+    cache.build(bf16, texts(10), n=10, fingerprint="fp", chunk=3)  # type: ignore[arg-type]
+    assert len(bf16.encoded) == 10  # fp32 rows are never mixed into a bf16 matrix
+    assert cache.matches(model="fake", fingerprint="fp", n=10, precision="bf16")
+    assert not cache.matches(model="fake", fingerprint="fp", n=10, precision="fp32")
+
+
+def test_progress_record_from_before_precision_resumes_an_fp32_build(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "c")
+    with pytest.raises(StopHereError):
+        cache.build(FakeEncoder(), texts(10, fail_at=7), n=10, fingerprint="fp", chunk=3)  # type: ignore[arg-type]
+    record = json.loads(cache.progress_path.read_text())
+    del record["precision"]  # as written by earlier releases
+    cache.progress_path.write_text(json.dumps(record))
+    again = FakeEncoder()
+    cache.build(again, texts(10), n=10, fingerprint="fp", chunk=3)  # type: ignore[arg-type]
+    assert again.encoded == [f"doc-{i}" for i in range(6, 10)]

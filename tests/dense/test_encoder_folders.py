@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selectsearch.encode import TextEncoder, corpus_cache, corpus_embeddings
+from selectsearch.encode import PRECISION_ENV, TextEncoder, corpus_cache, corpus_embeddings, encoder_precision
 from selectsearch.errors import ModelError
 from selectsearch.models.encoder import encoder_layout
 
@@ -107,3 +107,25 @@ def test_corpus_embeddings_stream_once_and_reuse_cache(tiny_model: Path, tmp_pat
     np.testing.assert_array_equal(first, second)
     meta = corpus_cache(str(tiny_model), 16, "f" * 64, tmp_path).meta()
     assert meta["n"] == 10 and meta["docs_per_second"] > 0 and meta["pooling"] == "mean"
+
+
+def test_bf16_encoding_is_close_to_fp32(tiny_model: Path) -> None:
+    texts = ["a", "a much longer text about space rockets", "mid length text"]
+    fp32 = TextEncoder(str(tiny_model)).encode(texts)
+    bf16 = TextEncoder(str(tiny_model), precision="bf16").encode(texts)
+    assert bf16.dtype == np.float32
+    cosine = (fp32 * bf16).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)
+    assert cosine.min() > 0.99
+
+
+def test_precision_is_part_of_the_cache_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fp32 = corpus_cache("all-MiniLM-L6-v2", 256, "a" * 64, tmp_path, precision="fp32")
+    bf16 = corpus_cache("all-MiniLM-L6-v2", 256, "a" * 64, tmp_path, precision="bf16")
+    assert fp32.folder.name == "all-MiniLM-L6-v2-256-" + "a" * 16  # existing caches keep their names
+    assert bf16.folder.name == fp32.folder.name + "-bf16"
+    monkeypatch.setenv(PRECISION_ENV, "bf16")
+    assert encoder_precision() == "bf16" and encoder_precision("fp32") == "fp32"
+    assert corpus_cache("all-MiniLM-L6-v2", 256, "a" * 64, tmp_path).folder == bf16.folder
+    monkeypatch.setenv(PRECISION_ENV, "fp16")
+    with pytest.raises(ValueError, match="fp16"):
+        encoder_precision()
