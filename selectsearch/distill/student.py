@@ -18,12 +18,9 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import sys
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +32,8 @@ from selectsearch.distill.config import DistillConfig
 from selectsearch.distill.kb import KnowledgeBase, mix
 from selectsearch.distill.teacher import Row, RowLike, as_rows
 from selectsearch.errors import ModelError
-from selectsearch.index.atomic import replace_dir
 from selectsearch.models.encoder import load_encoder, mean_pool
+from selectsearch.models.folder import config_from_json, new_model_folder, publish_model_folder, read_model_manifest
 from selectsearch.models.text_classifier import PlainBatcher
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ReAugKDStudent", "StudentModel", "build_student_encoder"]
@@ -218,15 +215,7 @@ class ReAugKDStudent:
         Raises:
             ModelError: ``folder`` exists and ``overwrite`` is false.
         """
-        import transformers
-
-        final = Path(folder)
-        if final.exists() and not overwrite:
-            raise ModelError(f"{final} exists; choose another output folder or pass overwrite")
-        partial = final.with_name(final.name + ".partial")
-        if partial.exists():
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True)
+        final, partial = new_model_folder(folder, overwrite=overwrite)
         self.model.encoder.save_pretrained(str(partial / "encoder"))
         self.tokenizer.save_pretrained(str(partial / "encoder"))
         torch.save(self.model.head.state_dict(), partial / "head.pt")
@@ -235,8 +224,6 @@ class ReAugKDStudent:
         if self.kb is not None:
             self.kb.save(partial)
         manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
             "task": self.task,
             "num_outputs": self.num_outputs,
             "k": self.k,
@@ -245,13 +232,9 @@ class ReAugKDStudent:
             "target_mean": self.target_mean,
             "target_std": self.target_std,
             "distill_config": asdict(self.config),
-            "command": command if command is not None else " ".join(sys.argv),
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
             "extra": self.extra,
         }
-        (partial / "config.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        replace_dir(partial, final)  # the old folder is kept until the new one is in place
-        return final
+        return publish_model_folder(partial, final, manifest, format=FORMAT, version=FORMAT_VERSION, command=command)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> ReAugKDStudent:
@@ -261,21 +244,9 @@ class ReAugKDStudent:
             ModelError: not a student folder, or written by a newer format version.
         """
         path = Path(folder)
-        manifest_path = path / "config.json"
-        if not manifest_path.exists():
-            raise ModelError(f"{path} is not a ReAugKD student (no config.json); train one with `selectsearch distill`")
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("format") != FORMAT:
-            raise ModelError(f"{path} holds {manifest.get('format')!r}, not a ReAugKD student")
-        if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-            raise ModelError(f"{path} was written by a newer selectsearch; upgrade selectsearch")
-        dc = manifest["distill_config"]
-        kwargs: dict[str, Any] = {
-            f.name: tuple(dc[f.name]) if isinstance(dc[f.name], list) else dc[f.name]
-            for f in fields(DistillConfig)
-            if f.name in dc
-        }
-        config = DistillConfig(**kwargs)
+        manifest = read_model_manifest(path, format=FORMAT, version=FORMAT_VERSION, what="ReAugKD student",
+                                       hint="train one with `selectsearch distill`")
+        config = config_from_json(DistillConfig, manifest["distill_config"])
         tokenizer, encoder = load_encoder(path / "encoder")
         model = StudentModel(encoder, int(manifest["num_outputs"]), pooling=config.pooling, dropout=config.dropout)
         model.head.load_state_dict(torch.load(path / "head.pt", map_location="cpu", weights_only=True))

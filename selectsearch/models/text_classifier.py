@@ -46,6 +46,7 @@ from selectsearch.errors import ModelError, SelectSearchError
 from selectsearch.index.atomic import replace_dir
 from selectsearch.models.dynamar import MaskTokenModel, PromptBatcher, build_pool
 from selectsearch.models.encoder import DEFAULT_ENCODER, load_encoder, mean_pool
+from selectsearch.models.folder import config_from_json, new_model_folder, publish_model_folder, read_model_manifest
 from selectsearch.prompting import Template
 from selectsearch.data.classification import Row, as_rows
 
@@ -446,15 +447,7 @@ class TextClassifier:
         Raises:
             ModelError: ``path`` exists and ``overwrite`` is false.
         """
-        import transformers
-
-        final = Path(path)
-        if final.exists() and not overwrite:
-            raise ModelError(f"{final} exists; choose another output folder or pass overwrite")
-        partial = final.with_name(final.name + ".partial")
-        if partial.exists():
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True)
+        final, partial = new_model_folder(path, overwrite=overwrite)
         encoder = self.model.encoder
         encoder.save_pretrained(str(partial / "encoder"))
         self.tokenizer.save_pretrained(str(partial / "encoder"))
@@ -464,19 +457,13 @@ class TextClassifier:
             json.dumps([t.source for t in self.pool], indent=1) + "\n"
         )
         manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
             "model_config": asdict(self.config),
             "train_config": asdict(self.train_config) if self.train_config else None,
             "target_mean": self.target_mean,
             "target_std": self.target_std,
-            "command": command if command is not None else " ".join(sys.argv),
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
             "extra": self.extra,
         }
-        (partial / "config.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        replace_dir(partial, final)  # the old folder is kept until the new one is in place
-        return final
+        return publish_model_folder(partial, final, manifest, format=FORMAT, version=FORMAT_VERSION, command=command)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TextClassifier:
@@ -486,27 +473,9 @@ class TextClassifier:
             ModelError: not a classifier folder, or written by a newer format version.
         """
         folder = Path(path)
-        manifest_path = folder / "config.json"
-        if not manifest_path.exists():
-            raise ModelError(
-                f"{folder} is not a trained classifier (no config.json); "
-                "train one with `selectsearch train-classifier`"
-            )
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("format") != FORMAT:
-            raise ModelError(f"{folder} holds {manifest.get('format')!r}, not a text classifier")
-        if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-            raise ModelError(
-                f"{folder} was written by a newer selectsearch (format version "
-                f"{manifest['format_version']}); upgrade selectsearch"
-            )
-        mc = manifest["model_config"]
-        kwargs: dict[str, Any] = {
-            f.name: tuple(mc[f.name]) if isinstance(mc[f.name], list) else mc[f.name]
-            for f in fields(ModelConfig)
-            if f.name in mc
-        }
-        config = ModelConfig(**kwargs)
+        manifest = read_model_manifest(folder, format=FORMAT, version=FORMAT_VERSION, what="text classifier",
+                                       hint="train one with `selectsearch train-classifier`")
+        config = config_from_json(ModelConfig, manifest["model_config"])
         tc = manifest.get("train_config")
         train_config = TrainConfig(**tc) if tc else None
         tokenizer, enc = load_encoder(folder / "encoder")

@@ -19,9 +19,7 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,13 +30,14 @@ import torch
 from torch import nn
 
 from selectsearch.errors import ModelError
-from selectsearch.index.atomic import replace_dir
 from selectsearch.models.encoder import mean_pool
+from selectsearch.models.folder import new_model_folder, publish_model_folder, read_model_manifest
 
 __all__ = ["FORMAT_VERSION", "HeadSpec", "MultiTaskModel", "Pair", "SharedEncoder", "TaskHead"]
 
 #: A model input: text and optional second text (sentence pairs).
 Pair = tuple[str, str | None]
+FORMAT = "selectsearch-mtl-model"
 FORMAT_VERSION = 1
 _MANIFEST = "mtl_model.json"
 
@@ -286,29 +285,18 @@ class MultiTaskModel(nn.Module):
 
         The manifest ``mtl_model.json`` is written last; ``extra`` is recorded in it.
         """
-        final = Path(folder)
-        partial = final.with_name(final.name + ".partial")
-        if partial.exists():
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True)
+        final, partial = new_model_folder(folder, overwrite=True)
         self.shared.encoder.save_pretrained(str(partial / "encoder"))
         self.shared.tokenizer.save_pretrained(str(partial / "encoder"))
         torch.save({t: h.state_dict() for t, h in self.heads.items()}, partial / "heads.pt")
-        import transformers
-
         manifest = {
-            "format": "selectsearch-mtl-model",
-            "format_version": FORMAT_VERSION,
             "heads": [asdict(s) for s in self.specs.values()],
             "frozen_layers": self.shared.frozen_layers,
             "max_length": self.shared.max_length,
-            "library_versions": {"torch": torch.__version__,
-                                 "transformers": transformers.__version__},
             **(extra or {}),
         }
-        (partial / _MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        replace_dir(partial, final)  # the old folder is kept until the new one is in place
-        return final
+        return publish_model_folder(partial, final, manifest, format=FORMAT, version=FORMAT_VERSION,
+                                    command=(extra or {}).get("command"), name=_MANIFEST)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> MultiTaskModel:
@@ -320,13 +308,8 @@ class MultiTaskModel(nn.Module):
         from selectsearch.models.encoder import load_encoder
 
         path = Path(folder)
-        manifest_path = path / _MANIFEST
-        if not manifest_path.exists():
-            raise ModelError(f"{path} has no {_MANIFEST}; it is not a multi-task model folder")
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-            raise ModelError(f"{path} was written by a newer selectsearch (format "
-                             f"{manifest['format_version']}); upgrade selectsearch")
+        manifest = read_model_manifest(path, format=FORMAT, version=FORMAT_VERSION, what="multi-task model",
+                                       hint="train one with `selectsearch train-mtl`", name=_MANIFEST)
         tokenizer, encoder = load_encoder(path / "encoder")
         shared = SharedEncoder(tokenizer, encoder, frozen_layers=int(manifest["frozen_layers"]),
                                max_length=int(manifest["max_length"]))
