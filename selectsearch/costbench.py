@@ -82,7 +82,7 @@ def _open(index_path: str, route: str, router_options: Mapping[str, Any] | None,
 
     reranker = None
     if rerank:
-        from selectsearch.rerank import load_reranker  # type: ignore[import-not-found,unused-ignore]
+        from selectsearch.rerank import load_reranker
 
         reranker = load_reranker(rerank)
     return SelectiveSearcher.open(index_path, route=route, router_options=dict(router_options or {}),
@@ -354,7 +354,7 @@ def run_cost_benchmark(spec: Mapping[str, Any], *, definition: str, indexes: Map
     (first n queries, default all), ``concurrency`` (client counts, default ``[1, 2]``),
     ``latency_routes`` (``"INDEX:ROUTE"`` configurations measured under concurrency), ``target``
     (share of exhaustive nDCG@10, default 0.97), ``rerank`` (a model for
-    ``selectsearch.rerank.load_reranker``, used when that module exists) and per index ``role``
+    ``selectsearch.rerank.load_reranker``, measured on the ``latency_routes``) and per index ``role``
     (``"unsharded"`` for the single-index baseline).
     """
     from tqdm import tqdm
@@ -378,12 +378,6 @@ def run_cost_benchmark(spec: Mapping[str, Any], *, definition: str, indexes: Map
 
     evaluator = ir_measures.evaluator(measures, qrels)
     rerank = spec.get("rerank")
-    if rerank:
-        import importlib.util
-
-        if importlib.util.find_spec("selectsearch.rerank") is None:
-            log.warning("rerank=%r skipped: selectsearch.rerank is not available in this version", rerank)
-            rerank = None
     configs: list[tuple[str, str, str, str | None]] = []  # (index name, kind, route, rerank)
     for idx in spec["index"]:
         kind = "unsharded" if idx.get("role") == "unsharded" or int(idx["shards"]) == 1 else "sharded"
@@ -428,8 +422,7 @@ def run_cost_benchmark(spec: Mapping[str, Any], *, definition: str, indexes: Map
               "cpu_count": os.cpu_count(), "jvm_share": measured["jvm_share"],
               "interleaved_peak_rss_mb": measured["peak_rss_mb"],
               "load_average_at_end": list(os.getloadavg()), "rerank": rerank or None,
-              "rerank_note": None if rerank else "no reranker: selectsearch.rerank is not available in this version "
-                                                 "(or the definition names none)",
+              "rerank_note": None if rerank else "no reranker: the definition names none",
               "notes": list(spec.get("notes", [])), "results": results, "latency": latency, "model": model}
     out.mkdir(parents=True, exist_ok=True)
     json_file.write_text(json.dumps(result, indent=2))
