@@ -23,6 +23,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from selectsearch.errors import SelectSearchError
 from selectsearch.fusion import FusionConfig, fuse
 from selectsearch.index.sharded import ShardedIndex
@@ -255,12 +257,18 @@ class SelectiveSearcher:
     def _dense_hits(self, queries: Sequence[Query], searched: Sequence[list[int]],
                     depth: int) -> list[tuple[list[Hit], dict[str, float], dict[str, Any]]]:
         dense = self.dense
-        vectors, encode_ms = dense.encode_timed([q.text for q in queries])
+        texts = [q.text for q in queries]
+        reused = dense.reusable_vectors(self.router.encoded_queries(), texts)
+        if reused is not None:  # the router embedded these queries with our encoder: its cost is in `route`
+            vectors, encode_ms, source = reused, np.zeros(len(texts)), "router"
+        else:
+            (vectors, encode_ms), source = dense.encode_timed(texts), "encoder"
         t = time.perf_counter()
         found = dense.search_vectors(vectors, searched, depth)
         search_ms = _ms(time.perf_counter() - t) / max(len(queries), 1)
         return [([Hit(d, sc, sh) for d, sc, sh in zip(r.doc_ids, r.scores, r.shards, strict=True)],
-                 {"encode": float(ms), "search": search_ms}, {"vectors_scored": r.vectors_scored})
+                 {"encode": float(ms), "search": search_ms},
+                 {"vectors_scored": r.vectors_scored, "query_vector": source})
                 for r, ms in zip(found, encode_ms.tolist(), strict=True)]
 
     def _hybrid_hits(self, queries: Sequence[Query], searched: Sequence[list[int]],

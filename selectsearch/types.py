@@ -7,9 +7,9 @@ Field names follow ir_datasets / ir_measures: ``doc_id``, ``query_id``, ``score`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-__all__ = ["Document", "Hit", "Qrels", "Query", "Run", "SearchResult", "SearchTrace"]
+__all__ = ["Document", "EncodedQueries", "Hit", "Qrels", "Query", "Run", "SearchResult", "SearchTrace"]
 
 #: ``{query_id: {doc_id: relevance}}`` — the shape ir_measures accepts.
 Qrels = dict[str, dict[str, int]]
@@ -81,3 +81,23 @@ class SearchResult(NamedTuple):
 
     hits: list[Hit]
     trace: SearchTrace
+
+
+@dataclass(frozen=True)
+class EncodedQueries:
+    """Query embeddings a router computed while ranking, offered to a dense retriever that uses
+    the same encoder, so a routed dense query is encoded once (the cost stays in ``route``).
+
+    ``model``/``max_length``/``precision`` identify the encoder (as in the embedding cache key);
+    ``vectors`` is ``(len(texts), dim)`` float32, one row per text.
+    """
+
+    model: str
+    max_length: int
+    precision: str
+    texts: tuple[str, ...]
+    vectors: Any
+
+    def rows_for(self, texts: list[str] | tuple[str, ...]) -> Any | None:
+        """The vectors of exactly these texts in this order, or ``None``."""
+        return self.vectors if tuple(texts) == self.texts else None

@@ -29,6 +29,7 @@ import numpy as np
 
 from selectsearch.dense.build import load_shard_index
 from selectsearch.errors import ModelError, ShardedIndexError
+from selectsearch.types import EncodedQueries
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.encode import TextEncoder
@@ -177,6 +178,18 @@ class ShardedDenseSearcher:
                 self._query_cache.pop(next(iter(self._query_cache)))
         pairs = [found[t] for t in texts]
         return np.stack([v for v, _ in pairs]), np.array([ms for _, ms in pairs])
+
+    def reusable_vectors(self, encoded: EncodedQueries | None, texts: Sequence[str]) -> np.ndarray | None:
+        """``encoded``'s vectors of ``texts`` when they come from this searcher's query encoder
+        (same model, max_length and precision), else ``None``."""
+        from selectsearch.encode import encoder_precision
+
+        if encoded is None or (encoded.model, encoded.max_length) != (self.query_model, self.max_length):
+            return None
+        if encoded.precision != encoder_precision():
+            return None
+        rows = encoded.rows_for(list(texts))
+        return None if rows is None else self.check_vectors(rows)
 
     def check_vectors(self, vectors: np.ndarray) -> np.ndarray:
         """``vectors`` as C-contiguous float32 ``(n, dim)``.

@@ -25,7 +25,7 @@ from selectsearch.partition.base import (
     QuerySpace,
     register_partition,
 )
-from selectsearch.types import Document
+from selectsearch.types import Document, EncodedQueries
 
 __all__ = ["DenseKMeansPartition", "DenseKMeansPartitioner", "DenseSpace"]
 
@@ -38,6 +38,7 @@ class DenseSpace(QuerySpace):
         self.centroids = centroids.astype(np.float32)
         self.max_length = max_length
         self._encoder: TextEncoder | None = None
+        self.encoded: EncodedQueries | None = None  # the last batch, for a dense retriever to reuse
 
     def encoder(self) -> TextEncoder:
         if self._encoder is None:
@@ -46,7 +47,10 @@ class DenseSpace(QuerySpace):
         return self._encoder
 
     def query_scores(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encoder().encode(list(texts)) @ self.centroids.T
+        encoder = self.encoder()
+        vectors = encoder.encode(list(texts))
+        self.encoded = EncodedQueries(encoder.name, encoder.max_length, encoder.precision, tuple(texts), vectors)
+        return vectors @ self.centroids.T
 
 
 @register_partition

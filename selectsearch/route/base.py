@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from selectsearch.errors import RouteSpecError
-from selectsearch.types import Query
+from selectsearch.types import EncodedQueries, Query
 
 __all__ = ["ROUTERS", "RouteSpec", "Router", "parse_route", "rank_by_scores"]
 
@@ -122,6 +122,11 @@ class Router(ABC):
     @abstractmethod
     def rank(self, queries: Sequence[Query]) -> np.ndarray:
         """``(len(queries), n_shards)`` int32: a permutation of the shard ids per query, best first."""
+
+    def encoded_queries(self) -> EncodedQueries | None:
+        """The query embeddings of the last batch this router ranked, if it embeds queries
+        (``None`` otherwise). A dense retriever with the same encoder reuses them."""
+        return None
 
     def cutoffs(self, queries: Sequence[Query]) -> np.ndarray | None:
         """Shards to search per query when no budget is given (``None``: every shard).

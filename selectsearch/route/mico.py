@@ -22,7 +22,7 @@ import numpy as np
 
 from selectsearch.errors import ModelError, RouteSpecError
 from selectsearch.route.base import Router, RouteSpec, rank_by_scores
-from selectsearch.types import Qrels, Query
+from selectsearch.types import EncodedQueries, Qrels, Query
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
@@ -45,11 +45,21 @@ class MicoRouter(Router):
         self.model = MicoModelFolder(model_dir)
         self.n_shards = self.model.n_clusters
         self.scorer = self.model.query_router()
+        self._encoded: EncodedQueries | None = None
 
     def scores(self, queries: Sequence[Query]) -> np.ndarray:
         """``(n, K)`` routing logits."""
-        out: np.ndarray = self.scorer.scores([q.text for q in queries])
+        texts = [q.text for q in queries]
+        if not texts:
+            return np.zeros((0, self.n_shards), np.float32)
+        encoder = self.scorer.text_encoder()
+        vectors = encoder.encode(texts)
+        self._encoded = EncodedQueries(encoder.name, encoder.max_length, encoder.precision, tuple(texts), vectors)
+        out: np.ndarray = self.scorer.scores_from_embeddings(vectors)
         return out
+
+    def encoded_queries(self) -> EncodedQueries | None:
+        return self._encoded
 
     def rank(self, queries: Sequence[Query]) -> np.ndarray:
         if not queries:

@@ -10,7 +10,7 @@ import numpy as np
 from selectsearch.errors import SelectSearchError
 from selectsearch.partition.base import QuerySpace
 from selectsearch.route.base import Router, rank_by_scores
-from selectsearch.types import Qrels, Query
+from selectsearch.types import EncodedQueries, Qrels, Query
 
 __all__ = ["CentroidRouter", "ExhaustiveRouter", "OracleRouter", "RandomRouter"]
 
@@ -58,6 +58,10 @@ class CentroidRouter(Router):
 
     def rank(self, queries: Sequence[Query]) -> np.ndarray:
         return rank_by_scores(self.space.query_scores([q.text for q in queries]))
+
+    def encoded_queries(self) -> EncodedQueries | None:
+        encoded: EncodedQueries | None = getattr(self.space, "encoded", None)  # dense spaces embed queries
+        return encoded
 
 
 class OracleRouter(Router):

@@ -68,3 +68,25 @@ def test_anchor_save_load_and_cost_grows_with_nprobe(dense_kmeans_index: Path, b
     assert [h.doc_ids for h in loaded.search(vectors, 10, 2)] == [h.doc_ids for h in anchor.search(vectors, 10, 2)]
     # a document is its own nearest neighbour when its list is probed
     assert [h.doc_ids[0] for h in loaded.search(vectors, 1, 4)] == ids[:5]
+
+
+def test_centroid_routed_dense_encodes_each_query_once(dense_kmeans_index: Path, beir: Path) -> None:
+    queries = load_queries(beir)
+    routed = SelectiveSearcher.open(dense_kmeans_index, route="centroid@2", retriever="dense")
+    calls: list[int] = []
+    encode = routed.dense.encoder().encode
+    routed.dense.encoder().encode = lambda texts, **kw: calls.append(len(texts)) or encode(texts, **kw)  # type: ignore[method-assign]
+    results = routed.batch_search(queries, k=10)
+    assert calls == []  # the retriever reused the router's vectors
+    traces = [r.trace for r in results.values()]
+    assert all(t.extra["query_vector"] == "router" and t.timings_ms["encode"] == 0.0 for t in traces)
+    assert all(t.timings_ms["route"] > 0 for t in traces)  # the one encoding is charged to routing
+
+    # the same hits as a retriever that encodes for itself
+    fresh = SelectiveSearcher.open(dense_kmeans_index, route="centroid@2", retriever="dense")
+    fresh.router.encoded_queries = lambda: None  # type: ignore[method-assign]
+    again = fresh.batch_search(queries, k=10)
+    for qid, result in results.items():
+        assert [h.doc_id for h in result.hits] == [h.doc_id for h in again[qid].hits]
+        np.testing.assert_allclose([h.score for h in result.hits], [h.score for h in again[qid].hits], atol=1e-5)
+        assert again[qid].trace.extra["query_vector"] == "encoder"
