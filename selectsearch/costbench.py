@@ -613,6 +613,16 @@ def _crossover(model: Mapping[str, Any]) -> list[tuple[str, float]]:
     return out
 
 
+def _save(fig: Any, path: Path) -> Path:
+    """Lay out, write (110 dpi) and close a figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _plots(result: Mapping[str, Any], out: Path) -> list[Path]:
     import matplotlib
 
@@ -638,11 +648,7 @@ def _plots(result: Mapping[str, Any], out: Path) -> list[Path]:
     ax.tick_params(axis="x", rotation=70, labelsize=8)
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = out / f"{name}-cpu.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(_save(fig, out / f"{name}-cpu.png"))
     # quality against CPU
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for router in sorted({r["router"] for r in rows}):
@@ -659,11 +665,7 @@ def _plots(result: Mapping[str, Any], out: Path) -> list[Path]:
     ax.set_ylabel("nDCG@10")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / f"{name}-quality-cpu.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(_save(fig, out / f"{name}-quality-cpu.png"))
     if result["latency"]:
         fig, ax = plt.subplots(figsize=(6, 4.2))
         keys = sorted({(x["index"], x["route"]) for x in result["latency"]})
@@ -675,11 +677,7 @@ def _plots(result: Mapping[str, Any], out: Path) -> list[Path]:
         ax.set_ylabel("p95 latency ms")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / f"{name}-latency.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, out / f"{name}-latency.png"))
     model = result.get("model")
     if model:
         fig, ax = plt.subplots(figsize=(6, 4.2))
@@ -693,9 +691,5 @@ def _plots(result: Mapping[str, Any], out: Path) -> list[Path]:
         ax.set_ylabel("CPU ms per query (first point measured)")
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / f"{name}-model.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, out / f"{name}-model.png"))
     return written
