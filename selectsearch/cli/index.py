@@ -31,7 +31,7 @@ import argparse
 import json
 import time
 
-from selectsearch.cli._common import progress_enabled
+from selectsearch.cli._common import add_encoder_precision, apply_encoder_precision, progress_enabled
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,10 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="encoder of the FAISS backend and of --space dense: all-MiniLM-L6-v2 (packaged, "
                             "default) or a local sentence-transformers/transformers folder")
     dense.add_argument("--max-length", type=int, default=256, metavar="N", help="tokens per document (default 256)")
-    dense.add_argument("--encoder-precision", choices=["fp32", "bf16"], default=None,
-                       help="compute precision of document encoding: fp32 (default, or "
-                            "$SELECTSEARCH_ENCODER_PRECISION) or bf16 (CPU autocast, about 1.8x faster on CPUs with "
-                            "AVX512-BF16, within 3e-5 cosine of fp32; cached apart from fp32 embeddings)")
+    add_encoder_precision(dense)
     dense.add_argument("--faiss-index", default="Flat", metavar="FACTORY",
                        help="FAISS index_factory string of every shard (default Flat: exact inner product)")
     dense.add_argument("--faiss-large-index", metavar="FACTORY",
@@ -76,13 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    if args.encoder_precision:
-        import os
-
-        from selectsearch.encode import PRECISION_ENV
-
-        # every encoder of this build (partitioner, FAISS backend, MICO assignment) reads it
-        os.environ[PRECISION_ENV] = args.encoder_precision
+    apply_encoder_precision(args)  # partitioner, FAISS backend and MICO assignment all encode with it
     from selectsearch.data import open_corpus
     from selectsearch.dense.config import DenseConfig, parse_backends
     from selectsearch.index.build import BuildConfig, build_index

@@ -26,7 +26,7 @@ import json
 import sys
 from pathlib import Path
 
-from selectsearch.cli._common import progress_enabled
+from selectsearch.cli._common import add_encoder_precision, apply_encoder_precision, progress_enabled
 
 _DEFAULTS = {"head_lr": 1e-2, "encoder_lr": 5e-6, "beta": 2.0, "warmup_steps": 50, "batch_size": 64, "epochs": 20,
              "init_scale": 0.0, "val_fraction": 0.1, "patience": 3, "max_length": 256}
@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frozen: heads on cached embeddings (default); full: fine-tune the encoder too")
     parser.add_argument("--encoder", default="all-MiniLM-L6-v2", help="all-MiniLM-L6-v2 or a local model folder")
     parser.add_argument("--max-length", type=int, default=_DEFAULTS["max_length"], help="tokens per text")
+    add_encoder_precision(parser)
     parser.add_argument("--epochs", type=int, default=_DEFAULTS["epochs"])
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N steps (0: no limit)")
     parser.add_argument("--batch-size", type=int, default=_DEFAULTS["batch_size"])
@@ -71,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     """Run ``train-mico``."""
+    apply_encoder_precision(args)  # frozen mode encodes the corpus once (the cache `index` shares)
     from selectsearch.errors import ModelError
     from selectsearch.mico.config import MicoConfig
 
