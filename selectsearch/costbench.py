@@ -493,6 +493,9 @@ def _write_report(result: Mapping[str, Any], out: Path) -> list[Path]:
              "(latency, throughput and memory of single configurations are in the next section).", ""]
     if result.get("rerank_note"):
         lines += [f"Reranking: {result['rerank_note']}.", ""]
+    elif result.get("rerank"):
+        lines += [f"Reranking (`+rerank` rows): `{result['rerank']}` over the top {result['k']} hits, measured on the "
+                  "latency routes; its CPU is the `rerank` column.", ""]
     for note in result.get("notes", []):
         lines += [f"Note: {note}", ""]
     if exhaustive is not None:
