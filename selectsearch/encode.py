@@ -29,12 +29,13 @@ from selectsearch.errors import ModelError
 from selectsearch.models.encoder import DEFAULT_ENCODER
 
 __all__ = ["PRECISIONS", "PRECISION_ENV", "EmbeddingCache", "TextEncoder", "corpus_cache", "corpus_embeddings",
-           "default_cache_dir", "encoder_precision"]
+           "default_cache_dir", "encoder_precision", "inference_autocast"]
 
-#: Compute precisions of the encoder. ``bf16`` runs the forward pass under CPU autocast: about
-#: 1.8x faster on CPUs with AVX512-BF16, embeddings within 3e-5 cosine of fp32 (measured on
-#: Wikipedia passages, eval/results/dense/README.md). It is part of the cache key, so fp32 and
-#: bf16 embeddings of a corpus never mix.
+#: Compute precisions of transformer inference (encoders, MICO and distilled routers, rerankers,
+#: classifiers). ``bf16`` runs the forward pass under CPU autocast: about 1.8x faster on CPUs with
+#: AVX512-BF16, embeddings within 3e-5 cosine of fp32 (measured on SciFact and Wikipedia,
+#: eval/results/dense/encode.json). It is part of the embedding cache key, so fp32 and bf16
+#: embeddings of a corpus never mix. Training always runs in fp32.
 PRECISIONS = ("fp32", "bf16")
 PRECISION_ENV = "SELECTSEARCH_ENCODER_PRECISION"
 
@@ -47,6 +48,14 @@ def encoder_precision(precision: str | None = None) -> str:
     if value not in PRECISIONS:
         raise ValueError(f"unknown encoder precision {value!r} (choose from {', '.join(PRECISIONS)})")
     return value
+
+
+def inference_autocast(precision: str | None = None) -> Any:
+    """A context that runs CPU inference in bfloat16 when the precision (see
+    :func:`encoder_precision`) is ``bf16``, and changes nothing otherwise."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=encoder_precision(precision) == "bf16")
 
 
 def default_cache_dir() -> Path:
@@ -106,8 +115,7 @@ class TextEncoder:
             from tqdm import tqdm
 
             starts = tqdm(starts, desc="encode", unit="batch")
-        bf16 = self.precision == "bf16"
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.inference_mode(), inference_autocast(self.precision):
             for start in starts:
                 rows = order[start:start + self.batch_size]
                 enc = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,

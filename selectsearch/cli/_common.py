@@ -46,9 +46,10 @@ def parse_router_options(items: list[str]) -> dict[str, object]:
 def add_encoder_precision(parser: Any) -> None:
     """``--encoder-precision fp32|bf16`` (a parser or an argument group)."""
     parser.add_argument("--encoder-precision", choices=["fp32", "bf16"], default=None,
-                        help="compute precision of document encoding: fp32 (default, or "
-                             "$SELECTSEARCH_ENCODER_PRECISION) or bf16 (CPU autocast, about 1.8x faster on CPUs with "
-                             "AVX512-BF16, within 3e-5 cosine of fp32; cached apart from fp32 embeddings)")
+                        help="compute precision of transformer inference (encoders, learned routers, rerankers): "
+                             "fp32 (default, or $SELECTSEARCH_ENCODER_PRECISION) or bf16 (CPU autocast, about 1.8x "
+                             "faster on CPUs with AVX512-BF16, embeddings within 3e-5 cosine of fp32; corpus "
+                             "embeddings are cached apart from fp32 ones)")
 
 
 def apply_encoder_precision(args: argparse.Namespace) -> None:

@@ -26,7 +26,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from selectsearch.cli._common import add_router_options, parse_router_options, progress_enabled
+from selectsearch.cli._common import (
+    add_encoder_precision,
+    add_router_options,
+    apply_encoder_precision,
+    parse_router_options,
+    progress_enabled,
+)
 from selectsearch.cli._retriever import add_retriever_options, retriever_kwargs
 from selectsearch.errors import SelectSearchError
 
@@ -47,10 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of random@M")
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="Java search threads (default 1)")
     add_router_options(parser)
+    add_encoder_precision(parser)
     add_retriever_options(parser)
 
 
 def execute(args: argparse.Namespace) -> int:
+    apply_encoder_precision(args)
     from selectsearch.data import load_qrels, load_queries, write_run
     from selectsearch.evaluation import evaluate, format_table, parse_measures
     from selectsearch.search import SelectiveSearcher

@@ -27,7 +27,12 @@ import argparse
 import json
 import sys
 
-from selectsearch.cli._common import add_router_options, parse_router_options
+from selectsearch.cli._common import (
+    add_encoder_precision,
+    add_router_options,
+    apply_encoder_precision,
+    parse_router_options,
+)
 from selectsearch.cli._retriever import add_retriever_options, retriever_kwargs
 from selectsearch.errors import SelectSearchError
 
@@ -48,10 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="Java threads searching a query's shards concurrently (default 1)")
     add_router_options(parser)
+    add_encoder_precision(parser)
     add_retriever_options(parser)
 
 
 def execute(args: argparse.Namespace) -> int:
+    apply_encoder_precision(args)
     from selectsearch.data import load_qrels, load_queries, write_run
     from selectsearch.route import parse_route
     from selectsearch.search import SelectiveSearcher

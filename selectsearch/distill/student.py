@@ -31,6 +31,7 @@ from torch import nn
 from selectsearch.distill.config import DistillConfig
 from selectsearch.distill.kb import KnowledgeBase, mix
 from selectsearch.distill.teacher import Row, RowLike, as_rows
+from selectsearch.encode import inference_autocast
 from selectsearch.errors import ModelError
 from selectsearch.models.encoder import load_encoder, mean_pool
 from selectsearch.models.folder import config_from_json, new_model_folder, publish_model_folder, read_model_manifest
@@ -159,7 +160,7 @@ class ReAugKDStudent:
             return pred, emb
         order = sorted(range(len(keys)), key=lambda i: sum(len(t or "") for t in keys[i]))
         self.model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), inference_autocast():
             for start in range(0, len(keys), bs):
                 idx = order[start : start + bs]
                 logits, z = self.model(**self.batcher.batch([keys[i] for i in idx]))

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 import numpy as np
 
 from selectsearch.data.classification import Row, TextExample, as_rows
+from selectsearch.encode import inference_autocast
 from selectsearch.errors import ModelError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -201,7 +202,7 @@ class ClassifierTeacher:
         clf.model.eval()
         handle = clf.model.head.register_forward_pre_hook(hook)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), inference_autocast():
                 for view in views:
                     for start in range(0, len(keys), self.batch_size):
                         idx = order[start : start + self.batch_size]

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from selectsearch.data.classification import TextExample
+from selectsearch.encode import inference_autocast
 from selectsearch.errors import ModelError, SelectSearchError
 from selectsearch.index.atomic import replace_dir
 from selectsearch.models.dynamar import MaskTokenModel, PromptBatcher, build_pool
@@ -396,6 +397,7 @@ class TextClassifier:
         total = len(view_ids) * math.ceil(len(rows) / batch_size)
         with (
             torch.inference_mode(),
+            inference_autocast(),
             tqdm(
                 total=total, desc="predict", disable=not progress or not sys.stderr.isatty()
             ) as bar,

@@ -161,6 +161,17 @@ def test_saved_student_reloads_and_predicts_identically(trained: Any, tmp_path: 
         ReAugKDStudent.load(tmp_path)
 
 
+def test_bf16_inference_is_close_to_fp32(trained: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from selectsearch.encode import PRECISION_ENV
+
+    student, _, _, test = trained
+    fp32 = student.outputs(test)[0]
+    monkeypatch.setenv(PRECISION_ENV, "bf16")
+    bf16 = student.outputs(test)[0]
+    assert bf16.dtype == np.float32
+    np.testing.assert_allclose(bf16, fp32, atol=0.05)  # probabilities; bf16 keeps about 3 digits
+
+
 def test_student_retrieval_on_training_rows_skips_the_row_itself(trained: Any) -> None:
     student, _, train, _ = trained
     n = len(train)
