@@ -13,5 +13,5 @@ test -f models/sfwiki-mico32/config.json || $S -q train-mico $D/scifact $D/wikip
     --out models/sfwiki-mico32 $P
 test -f indexes/sfwiki-mico32/manifest.json || $S -q index $D/scifact $D/wikipedia --out indexes/sfwiki-mico32 \
     --shards 32 --partitioner mico --mico-model models/sfwiki-mico32 --backend faiss $P --threads 2
-.venv/bin/python eval/dense/bench_sfwiki.py --dense-index indexes/sfwiki-dense32 --mico-index indexes/sfwiki-mico32 \
+SELECTSEARCH_ENCODER_PRECISION=bf16 .venv/bin/python eval/dense/bench_sfwiki.py --dense-index indexes/sfwiki-dense32 --mico-index indexes/sfwiki-mico32 \
     --sources $D/scifact $D/wikipedia --label sfwiki-k32 --out eval/results/dense
