@@ -246,7 +246,8 @@ def corpus_cache(model: str, max_length: int, fingerprint: str,
     """
     root = Path(cache_dir) if cache_dir else default_cache_dir() / "embeddings"
     tag = Path(model).name if model != DEFAULT_ENCODER else model
-    suffix = "" if encoder_precision(precision) == "fp32" else f"-{encoder_precision(precision)}"
+    resolved = encoder_precision(precision)
+    suffix = "" if resolved == "fp32" else f"-{resolved}"
     return EmbeddingCache(root / f"{tag}-{max_length}-{fingerprint[:16]}{suffix}")
 
 
