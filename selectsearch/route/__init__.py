@@ -87,4 +87,5 @@ ROUTER_FACTORIES: dict[str, str] = {
     "cori": "selectsearch.route.stats:make_stats_router",
     "mico": "selectsearch.route.mico:make_mico_router",
     "distilled": "selectsearch.route.distilled:make_distilled_router",
+    "hybrid": "selectsearch.route.hybrid:make_hybrid_router",
 }

@@ -31,6 +31,7 @@ ROUTERS: dict[str, str] = {
     "cori": "CORI on shard term statistics (Callan et al. 1995)",
     "mico": "MICO query-routing head (learned from search logs)",
     "distilled": "ReAugKD-distilled student of the MICO router",
+    "hybrid": "weighted sum of standardised router scores (default mico + cori)",
 }
 
 #: routers that may be used without a budget: they pick the number of shards per query

@@ -56,8 +56,12 @@ class CentroidRouter(Router):
     def __init__(self, space: QuerySpace) -> None:
         self.space = space
 
+    def scores(self, queries: Sequence[Query]) -> np.ndarray:
+        """``(n, K)`` similarity of each query to each shard's centroid."""
+        return np.asarray(self.space.query_scores([q.text for q in queries]))
+
     def rank(self, queries: Sequence[Query]) -> np.ndarray:
-        return rank_by_scores(self.space.query_scores([q.text for q in queries]))
+        return rank_by_scores(self.scores(queries))
 
     def encoded_queries(self) -> EncodedQueries | None:
         encoded: EncodedQueries | None = getattr(self.space, "encoded", None)  # dense spaces embed queries

@@ -1,0 +1,143 @@
+"""Fit ``hybrid@m`` weights on held-out logged queries, then compare routers on the test split.
+
+The weights are chosen on the logged queries that MICO training held out for validation (the
+same seeded split by query, reproduced from the model's config: ``val_fraction``, ``seed``), so
+neither the MICO head nor the weights have seen them; the test split is only scored. For an index
+that is not MICO-partitioned the same seeded split of the logs is used.
+
+Writes OUT.json (validation grid, chosen weights, test coverage of every router and the fusion)
+and OUT.md, and prints the ``selectsearch eval`` command that scores nDCG@10 with those weights.
+
+Example:
+  .venv/bin/python eval/mico/hybrid.py indexes/homedepot-mico16 --data ../shared/data/homedepot \\
+      --logs train --routers mico,cori --out eval/results/mico/hd-hybrid
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from selectsearch.data import load_qrels, load_queries
+from selectsearch.index.sharded import ShardedIndex
+from selectsearch.mico.logs import read_log_records
+from selectsearch.mico.trainer import split_by_query
+from selectsearch.route import make_router, parse_route
+from selectsearch.route.base import rank_by_scores
+from selectsearch.route.hybrid import fit_weights, standardise
+from selectsearch.selective_metrics import coverage_curve
+from selectsearch.types import Query
+
+BUDGETS = (1, 2, 4, 8)
+
+
+def held_out_log_pairs(index: ShardedIndex, data: str, logs: str) -> tuple[list[Query], np.ndarray, np.ndarray]:
+    """Queries and (query row, shard) pairs of the logs' validation split (see module docs)."""
+    training = index.manifest.get("partition", {})
+    config = {"val_fraction": 0.1, "seed": 0}
+    model_config = index.path / "partition" / str(training.get("model", "model")) / "config.json"
+    if training.get("kind") == "mico" and model_config.is_file():
+        config.update({k: v for k, v in json.loads(model_config.read_text())["training"].items() if k in config})
+    records = read_log_records(data, logs)
+    query_index: dict[str, int] = {}
+    pair_query = np.asarray([query_index.setdefault(text, len(query_index)) for text, _, _ in records])
+    _, val = split_by_query(pair_query, len(query_index), float(config["val_fraction"]), int(config["seed"]))
+    texts = list(query_index)
+    shard_of = index.shard_of_doc
+    rows: dict[int, int] = {}
+    pq, ps = [], []
+    for i in val.tolist():
+        _, doc_id, _ = records[i]
+        if doc_id in shard_of:
+            pq.append(rows.setdefault(pair_query[i], len(rows)))
+            ps.append(shard_of[doc_id])
+    queries = [Query(f"val{j}", texts[q]) for q, j in sorted(rows.items(), key=lambda kv: kv[1])]
+    return queries, np.asarray(pq), np.asarray(ps)
+
+
+def test_pairs(index: ShardedIndex, data: str, split: str) -> tuple[list[Query], np.ndarray, np.ndarray]:
+    """Judged test queries and their (query row, shard) pairs with relevance > 0."""
+    queries = load_queries(data, split=split)
+    qrels = load_qrels(data, split=split)
+    ids = [q for q in queries if any(r > 0 for r in qrels.get(q, {}).values())]
+    shard_of = index.shard_of_doc
+    pq, ps = [], []
+    for row, qid in enumerate(ids):
+        for doc_id, rel in qrels[qid].items():
+            if rel > 0 and doc_id in shard_of:
+                pq.append(row)
+                ps.append(shard_of[doc_id])
+    return [Query(q, queries[q]) for q in ids], np.asarray(pq), np.asarray(ps)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("index")
+    parser.add_argument("--data", required=True, help="BEIR folder with the logs' qrels and the test split")
+    parser.add_argument("--logs", default="train", help="qrels split (or click-log file) MICO was trained on")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--routers", default="mico,cori", help="comma-separated routers to fuse")
+    parser.add_argument("--step", type=float, default=0.05, help="weight grid resolution")
+    parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    index = ShardedIndex.open(args.index)
+    names = [n for n in args.routers.split(",") if n]
+    routers = {n: make_router(parse_route(f"{n}@1"), index) for n in names}
+    val_queries, val_pq, val_ps = held_out_log_pairs(index, args.data, args.logs)
+    val_scores = [standardise(routers[n].scores(val_queries)) for n in names]  # type: ignore[attr-defined]
+    weights, val_auc, grid = fit_weights(val_scores, val_pq, val_ps, index.shard_sizes, step=args.step)
+
+    queries, pq, ps = test_pairs(index, args.data, args.split)
+    rows = []
+    test_scores = {}
+    for n in names:
+        started = time.perf_counter()
+        test_scores[n] = standardise(routers[n].scores(queries))  # type: ignore[attr-defined]
+        rows.append((n, test_scores[n], (time.perf_counter() - started) * 1000 / len(queries)))
+    fused = sum(w * test_scores[n] for w, n in zip(weights, names, strict=True))
+    label = "hybrid " + " + ".join(f"{w:.2f} {n}" for w, n in zip(weights, names, strict=True))
+    rows.append((label, np.asarray(fused), sum(r[2] for r in rows)))
+    results = []
+    for name, scores, ms in rows:
+        curve = coverage_curve(rank_by_scores(scores), pq, ps, index.shard_sizes)
+        results.append({"router": name, "auc": curve.auc, "route_ms_per_query": ms,
+                        "coverage": {m: float(curve.coverage[m - 1]) for m in BUDGETS if m <= index.n_shards},
+                        "cost_fraction": {m: float(curve.cost_fraction[m - 1]) for m in BUDGETS
+                                          if m <= index.n_shards}})
+    eval_cmd = (f"selectsearch eval {args.index} --data {args.data} --split {args.split} --route all "
+                f"--route hybrid@1:4 --router-option hybrid.routers={','.join(names)} "
+                f"--router-option hybrid.weights={','.join(f'{w:g}' for w in weights)}")
+    report = {"command": shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv),
+              "index": args.index, "routers": names, "weights": list(weights), "val_auc": val_auc,
+              "n_val_queries": len(val_queries), "n_val_pairs": len(val_pq), "n_test_queries": len(queries),
+              "n_test_pairs": len(pq), "grid": grid, "test": results, "eval_command": eval_cmd}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    budgets = [m for m in BUDGETS if m <= index.n_shards]
+    lines = [f"Weights chosen on {len(val_queries)} held-out logged queries ({len(val_pq)} pairs): "
+             f"{', '.join(f'{n} {w:.2f}' for n, w in zip(names, weights, strict=True))} "
+             f"(validation AUC {val_auc:.2f}).",
+             f"Test: {len(queries)} queries, {len(pq)} (query, relevant document) pairs.", "",
+             "| router | AUC | " + " | ".join(f"cov@{m}" for m in budgets) + " | route ms/query |",
+             "|---|---|" + "---|" * len(budgets) + "---|"]
+    for r in results:
+        lines.append(f"| {r['router']} | {r['auc']:.2f} | " + " | ".join(f"{r['coverage'][m]:.3f}" for m in budgets)
+                     + f" | {r['route_ms_per_query']:.2f} |")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print("\nnDCG@10 with these weights:\n  " + eval_cmd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

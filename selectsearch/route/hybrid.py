@@ -1,0 +1,177 @@
+"""``hybrid@m``: rank shards by a weighted sum of several routers' standardised scores.
+
+A learned router and a lexical one see different evidence: MICO's query head reads a frozen
+sentence embedding of the query, CORI counts the query's terms in each shard. On Home Depot's MICO
+shards CORI alone covers more relevant products at 2 shards than MICO's own head (0.81 vs 0.77),
+and their fusion more than either (eval/results/mico/README.md). Each router's per-query shard
+scores are standardised (mean 0, standard deviation 1 over the shards, so that logits and CORI
+beliefs are on one scale) and combined::
+
+    score(q, i) = sum_r  w_r * (s_r(q, i) - mean_i s_r(q, .)) / std_i s_r(q, .)
+
+Options (``--router-option hybrid.KEY=VALUE``):
+
+- ``routers``: comma-separated router names (default ``mico,cori``); each must produce scores
+  (``mico``, ``distilled``, ``centroid``, ``cori``, ``taily``, ``redde``, ``ranks``);
+- ``weights``: comma-separated weights, one per router (default: equal). Choose them on held-out
+  logged queries with :func:`fit_weights` (``eval/mico/hybrid.py`` does that on MICO's own
+  validation queries);
+- ``ROUTER.KEY=VALUE``: an option for one sub-router, e.g. ``hybrid.mico.mico_model=DIR``.
+
+Query vectors of a sub-router that embeds queries (``mico``) are handed on to a dense retriever.
+
+Example:
+    >>> standardise(np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])).round(3).tolist()
+    [[-1.225, 0.0, 1.225], [0.0, 0.0, 0.0]]
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from selectsearch.errors import RouteSpecError
+from selectsearch.route.base import Router, RouteSpec, parse_route, rank_by_scores
+from selectsearch.types import EncodedQueries, Qrels, Query
+
+if TYPE_CHECKING:  # pragma: no cover
+    from selectsearch.index.sharded import ShardedIndex
+
+__all__ = ["DEFAULT_ROUTERS", "HybridRouter", "fit_weights", "make_hybrid_router", "standardise", "weight_grid"]
+
+#: routers fused when the ``routers`` option is not given
+DEFAULT_ROUTERS = ("mico", "cori")
+
+
+def standardise(scores: np.ndarray) -> np.ndarray:
+    """Per-row z-scores of ``(n, K)`` shard scores; a row with one value throughout becomes zeros."""
+    s = np.asarray(scores, dtype=np.float64)
+    centred = s - s.mean(axis=1, keepdims=True)
+    std = s.std(axis=1, keepdims=True)
+    return np.divide(centred, std, out=np.zeros_like(centred), where=std > 1e-12)
+
+
+class HybridRouter(Router):
+    """Weighted sum of standardised sub-router scores (see the module docs).
+
+    Args:
+        routers: sub-routers, each with a ``scores(queries) -> (n, K)`` method.
+        weights: one non-negative weight per router, not all zero.
+    """
+
+    name = "hybrid"
+
+    def __init__(self, routers: Sequence[Router], weights: Sequence[float]) -> None:
+        if not routers:
+            raise RouteSpecError("'hybrid' needs at least one router")
+        if len(weights) != len(routers):
+            raise RouteSpecError(f"'hybrid' got {len(weights)} weights for {len(routers)} routers")
+        if any(w < 0 for w in weights) or not any(w > 0 for w in weights):
+            raise RouteSpecError(f"'hybrid' weights must be >= 0 and not all 0, got {list(weights)}")
+        for router in routers:
+            if not callable(getattr(router, "scores", None)):
+                raise RouteSpecError(f"router {router.name!r} has no shard scores and cannot be fused")
+        self.routers = list(routers)
+        self.weights = [float(w) for w in weights]
+
+    def component_scores(self, queries: Sequence[Query]) -> list[np.ndarray]:
+        """Each sub-router's standardised ``(n, K)`` scores, in order."""
+        return [standardise(r.scores(queries)) for r in self.routers]  # type: ignore[attr-defined]
+
+    def scores(self, queries: Sequence[Query]) -> np.ndarray:
+        """``(n, K)`` fused scores."""
+        parts = self.component_scores(queries)
+        return np.asarray(sum(w * p for w, p in zip(self.weights, parts, strict=True)))
+
+    def rank(self, queries: Sequence[Query]) -> np.ndarray:
+        return rank_by_scores(self.scores(queries))
+
+    def encoded_queries(self) -> EncodedQueries | None:
+        for router in self.routers:
+            encoded = router.encoded_queries()
+            if encoded is not None:
+                return encoded
+        return None
+
+
+def weight_grid(n_routers: int, step: float = 0.05) -> list[tuple[float, ...]]:
+    """Every weight vector on the simplex with coordinates in multiples of ``step`` (sum 1).
+
+    Example:
+        >>> weight_grid(2, 0.5)
+        [(0.0, 1.0), (0.5, 0.5), (1.0, 0.0)]
+    """
+    if n_routers < 1:
+        raise ValueError("need at least one router")
+    n = round(1.0 / step)
+    out = []
+    for combo in itertools.product(range(n + 1), repeat=n_routers - 1):
+        if sum(combo) <= n:
+            out.append((*(c / n for c in combo), (n - sum(combo)) / n))
+    return sorted(out)
+
+
+def fit_weights(component_scores: Sequence[np.ndarray], pair_query: np.ndarray, pair_shard: np.ndarray,
+                shard_sizes: np.ndarray, *, step: float = 0.05,
+                weights: np.ndarray | None = None) -> tuple[tuple[float, ...], float, list[dict[str, Any]]]:
+    """The grid weights whose fused ranking has the largest coverage AUC on held-out log pairs.
+
+    Args:
+        component_scores: standardised ``(n_queries, K)`` scores of each router (same queries).
+        pair_query, pair_shard, shard_sizes, weights: as in
+            :func:`selectsearch.selective_metrics.coverage_curve`.
+        step: grid resolution (see :func:`weight_grid`).
+
+    Returns:
+        ``(best weights, best AUC, every grid point as {"weights", "auc", "coverage"})``; ties keep
+        the first grid point in :func:`weight_grid` order.
+    """
+    from selectsearch.selective_metrics import coverage_curve
+
+    table: list[dict[str, Any]] = []
+    best: tuple[tuple[float, ...], float] | None = None
+    for w in weight_grid(len(component_scores), step):
+        fused = sum(wi * s for wi, s in zip(w, component_scores, strict=True))
+        curve = coverage_curve(rank_by_scores(np.asarray(fused)), pair_query, pair_shard, shard_sizes, weights)
+        table.append({"weights": list(w), "auc": curve.auc, "coverage": curve.coverage.tolist()})
+        if best is None or curve.auc > best[1] + 1e-12:
+            best = (w, curve.auc)
+    assert best is not None
+    return best[0], best[1], table
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError as exc:
+        raise RouteSpecError(f"'hybrid' option {what} must be comma-separated numbers, got {text!r}") from exc
+
+
+def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | None = None, seed: int = 0,
+                       routers: str | Sequence[str] = DEFAULT_ROUTERS, weights: str | Sequence[float] | None = None,
+                       **options: Any) -> HybridRouter:
+    """The ``hybrid`` router for ``index`` (factory called by :func:`selectsearch.route.make_router`).
+
+    Raises:
+        RouteSpecError: an unknown or unfusable sub-router, a nested ``hybrid``, or bad weights.
+    """
+    from selectsearch.route import make_router, options_for
+
+    names = [n.strip() for n in routers.split(",")] if isinstance(routers, str) else list(routers)
+    names = [n for n in names if n]
+    if "hybrid" in names or "all" in names or "oracle" in names:
+        raise RouteSpecError(f"'hybrid' fuses real routers; got {', '.join(names)}")
+    stray = sorted(k for k in options if k.partition(".")[0] not in names)
+    if stray:
+        raise RouteSpecError(f"unknown options for 'hybrid': {', '.join(stray)}; use routers=, weights= or "
+                             "ROUTER.KEY=VALUE for a fused router")
+    if weights is None:
+        w = [1.0 / len(names)] * len(names)
+    else:
+        w = _floats(weights, "weights") if isinstance(weights, str) else [float(x) for x in weights]
+    subs = [make_router(parse_route(f"{name}@1"), index, qrels=qrels, seed=seed, **options_for(name, options))
+            for name in names]
+    return HybridRouter(subs, w)
