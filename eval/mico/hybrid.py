@@ -28,7 +28,7 @@ from selectsearch.data import load_qrels, load_queries
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.mico.logs import read_log_records
 from selectsearch.mico.trainer import split_by_query
-from selectsearch.route import make_router, parse_route
+from selectsearch.route import make_router, options_for, parse_route
 from selectsearch.route.base import rank_by_scores
 from selectsearch.route.hybrid import fit_weights, standardise
 from selectsearch.selective_metrics import coverage_curve
@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--routers", default="mico,cori", help="comma-separated routers to fuse")
     parser.add_argument("--step", type=float, default=0.05, help="weight grid resolution")
+    parser.add_argument("--router-option", action="append", default=[], metavar="ROUTER.KEY=VALUE",
+                        help="an option for one fused router, e.g. distilled.model=DIR")
     parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
     args = parser.parse_args(argv)
 
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     index = ShardedIndex.open(args.index)
     names = [n for n in args.routers.split(",") if n]
-    routers = {n: make_router(parse_route(f"{n}@1"), index) for n in names}
+    options = dict(item.split("=", 1) for item in args.router_option)
+    routers = {n: make_router(parse_route(f"{n}@1"), index, **options_for(n, options)) for n in names}
     val_queries, val_pq, val_ps = held_out_log_pairs(index, args.data, args.logs)
     val_scores = [standardise(routers[n].scores(val_queries)) for n in names]  # type: ignore[attr-defined]
     weights, val_auc, grid = fit_weights(val_scores, val_pq, val_ps, index.shard_sizes, step=args.step)
@@ -116,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                                           if m <= index.n_shards}})
     eval_cmd = (f"selectsearch eval {args.index} --data {args.data} --split {args.split} --route all "
                 f"--route hybrid@1:4 --router-option hybrid.routers={','.join(names)} "
-                f"--router-option hybrid.weights={','.join(f'{w:g}' for w in weights)}")
+                f"--router-option hybrid.weights={','.join(f'{w:g}' for w in weights)}"
+                + "".join(f" --router-option hybrid.{item}" for item in args.router_option))
     report = {"command": shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv),
               "index": args.index, "routers": names, "weights": list(weights), "val_auc": val_auc,
               "n_val_queries": len(val_queries), "n_val_pairs": len(val_pq), "n_test_queries": len(queries),

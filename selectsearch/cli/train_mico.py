@@ -16,6 +16,8 @@ examples:
   selectsearch eval indexes/hd-mico16 --data ../shared/data/homedepot --split test --route mico@1:16
   selectsearch train-mico ../shared/data/scifact --logs train --shards 16 --mode full --max-steps 200 \\
       --out models/sf-mico16-full
+  selectsearch train-mico ../shared/data/homedepot --logs train --shards 16 --mode full --init-model models/hd-mico16 \\
+      --max-steps 300 --out models/hd-mico16-full      # warm start from the frozen-mode model
   selectsearch train-mico ../shared/data/scifact ../shared/data/wikipedia --logs train --shards 32 --out models/sfw
 """
 
@@ -53,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-steps", type=int, default=_DEFAULTS["warmup_steps"])
     parser.add_argument("--init", choices=("kmeans", "random"), default="kmeans",
                         help="start both heads at k-means centroids (default) or at random")
+    parser.add_argument("--init-model", metavar="DIR", default="",
+                        help="warm start: heads and marginal from this trained MICO model (same --shards), e.g. a "
+                             "frozen-mode model starting a --mode full run")
     parser.add_argument("--init-scale", type=float, default=_DEFAULTS["init_scale"],
                         help="logit scale of centroid-initialised heads (0: from the data)")
     parser.add_argument("--val-fraction", type=float, default=_DEFAULTS["val_fraction"],
@@ -82,7 +87,8 @@ def execute(args: argparse.Namespace) -> int:
     config = MicoConfig(n_clusters=args.shards, mode=args.mode, encoder=args.encoder, max_length=args.max_length,
                         beta=args.beta, head_lr=args.head_lr, encoder_lr=args.encoder_lr,
                         warmup_steps=args.warmup_steps, batch_size=args.batch_size, epochs=args.epochs,
-                        max_steps=args.max_steps, init=args.init, init_scale=args.init_scale,
+                        max_steps=args.max_steps, init="model" if args.init_model else args.init,
+                        init_model=args.init_model, init_scale=args.init_scale,
                         val_fraction=args.val_fraction, eval_every=args.eval_every, patience=args.patience,
                         seed=args.seed, threads=args.threads, size_sample=args.size_sample)
     from selectsearch.mico.run import train_from_data

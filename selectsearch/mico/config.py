@@ -38,7 +38,11 @@ class MicoConfig:
         epochs: passes over the training pairs.
         max_steps: stop after this many steps (0: no limit) — bounds ``full`` runs on CPU.
         init: ``kmeans`` (both heads start at spherical k-means centroids of the corpus
-            embeddings) or ``random``.
+            embeddings), ``random``, or ``model`` (both heads and the marginal start from the
+            trained MICO model in ``init_model`` — e.g. a frozen-mode model warm-starting a
+            ``full`` run, so that the encoder fine-tunes around heads that already route well).
+        init_model: the MICO model folder of ``init="model"`` (same K; its encoder must be the
+            one this run starts from).
         init_scale: logit scale of centroid-initialised heads (``W = scale * centroids``); 0
             picks it from the data (:func:`~selectsearch.mico.heads.auto_scale`).
         val_fraction: fraction of the logged queries held out for validation AUC.
@@ -65,6 +69,7 @@ class MicoConfig:
     epochs: int = 20
     max_steps: int = 0
     init: str = "kmeans"
+    init_model: str = ""
     init_scale: float = 0.0
     val_fraction: float = 0.1
     eval_every: int = 0
@@ -79,8 +84,10 @@ class MicoConfig:
             raise ModelError(f"MICO needs at least 2 clusters (got {self.n_clusters}); pass --shards K with K >= 2")
         if self.mode not in MODES:
             raise ModelError(f"unknown MICO mode {self.mode!r}; choose one of {', '.join(MODES)}")
-        if self.init not in ("kmeans", "random"):
-            raise ModelError(f"unknown head initialisation {self.init!r}; choose kmeans or random")
+        if self.init not in ("kmeans", "random", "model"):
+            raise ModelError(f"unknown head initialisation {self.init!r}; choose kmeans, random or model")
+        if (self.init == "model") != bool(self.init_model):
+            raise ModelError("init='model' and init_model go together: pass --init-model DIR (a trained MICO model)")
         if not 0.0 < self.val_fraction < 1.0:
             raise ModelError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.batch_size < 2:

@@ -40,6 +40,7 @@ from selectsearch.mico.heads import ClusterHead, Marginal, auto_scale, spherical
 from selectsearch.mico.logs import LogPairs
 from selectsearch.mico.loss import batch_marginal, mico_loss
 from selectsearch.mico.model import save_model
+from selectsearch.models.encoder import DEFAULT_ENCODER
 from selectsearch.mico.validation import argmax_in_chunks, routing_curve
 
 __all__ = ["TrainResult", "TrainState", "TrainerCallback", "split_by_query", "train_mico"]
@@ -129,6 +130,8 @@ class _Run:
             self.init_scale = config.init_scale or auto_scale(sample, centroids)
             self.doc_head.init_from_centroids(centroids, self.init_scale)
             self.query_head.init_from_centroids(centroids, self.init_scale)
+        elif config.init == "model":
+            self.init_scale = self._warm_start(config)
         self.features: FrozenFeatures | EncoderFeatures
         if config.mode == "frozen":
             if corpus_vectors is None:
@@ -147,6 +150,30 @@ class _Run:
         self.optimizer = torch.optim.Adam(groups)
         warmup = max(1, config.warmup_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / warmup))
+
+    def _warm_start(self, config: MicoConfig) -> float:
+        """Copy heads and marginal from the ``init_model`` folder; returns its logit scale."""
+        from safetensors.torch import load_file
+
+        from selectsearch.mico.model import MicoModelFolder
+
+        init = MicoModelFolder(config.init_model)
+        if init.n_clusters != config.n_clusters or int(init.config["dim"]) != self.dim:
+            raise ModelError(f"--init-model {config.init_model} has K={init.n_clusters}, dim={init.config['dim']}; "
+                             f"this run has K={config.n_clusters}, dim={self.dim}")
+        # a frozen-mode model's encoder is its source; a full-mode model's is its own fine-tuned copy
+        wanted = init.encoder_source if init.config.get("encoder_frozen") else (init.encoder_location()
+                                                                                 or DEFAULT_ENCODER)
+        mine, theirs = encoder_arg(config.encoder), encoder_arg(wanted)
+        if (mine is None) != (theirs is None) or (mine and theirs and Path(mine).resolve() != Path(theirs).resolve()):
+            raise ModelError(f"--init-model {config.init_model} was trained with the encoder {wanted}; "
+                             f"pass --encoder {wanted} (got {config.encoder})")
+        self.doc_head.load_state_dict(init.load_head("document").state_dict())
+        self.query_head.load_state_dict(init.load_head("query").state_dict())
+        theta = load_file(str(init.path / "marginal.safetensors"))["theta"]
+        with torch.no_grad():
+            self.marginal.theta.copy_(theta)
+        return float(init.config.get("init_scale", 0.0))
 
     # --- state -----------------------------------------------------------------------------
     def weights(self) -> dict[str, Any]:

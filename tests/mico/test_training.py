@@ -181,3 +181,22 @@ def test_cli_trains_and_rejects_unknown_logged_documents(beir: Path, tiny_model_
     code = main(["-q", "train-mico", str(beir), "--logs", str(good), "--shards", str(K), "--out", str(tmp_path / "m"),
                  "--encoder", str(tiny_model_dir), "--max-length", "32", "--epochs", "1", "--batch-size", "2"])
     assert code == 0 and (tmp_path / "m" / "config.json").exists()
+
+
+def test_warm_start_begins_where_the_init_model_ended(trained: SimpleNamespace, beir: Path, tiny_model_dir: Path,
+                                                      tmp_path: Path) -> None:
+    # same logs, split and seed: the warm-started run's first validation is the init model's best one
+    result = train_from_data([beir], "train", _config(tiny_model_dir, init="model", init_model=str(trained.out),
+                                                      max_steps=1), out=tmp_path / "warm")
+    assert result.initial_auc == pytest.approx(trained.result.best_auc, abs=1e-6)
+    config = json.loads((tmp_path / "warm" / "config.json").read_text())
+    assert config["training"]["init"] == "model" and config["training"]["init_model"] == str(trained.out)
+
+
+def test_warm_start_refuses_a_model_of_another_shape(trained: SimpleNamespace, beir: Path,
+                                                     tiny_model_dir: Path) -> None:
+    with pytest.raises(ModelError, match="K=4"):
+        train_from_data([beir], "train", _config(tiny_model_dir, n_clusters=K + 1, init="model",
+                                                 init_model=str(trained.out), max_steps=1), out=None)
+    with pytest.raises(ModelError, match="go together"):
+        _config(tiny_model_dir, init="model")
