@@ -36,9 +36,12 @@ def _load(path: Path, qids: list[str] | None) -> dict[str, dict[str, object]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--dev", type=Path, required=True, help="rerank_bench results.jsonl of dev (train split)")
+    parser.add_argument("--dev", type=Path, required=True, help="rerank_bench results.jsonl of dev (--dev-split)")
+    parser.add_argument("--dev-split", default="train",
+                        help="qrels split of the dev queries (default train; 'test' for a disjoint subset of test)")
     parser.add_argument("--test", type=Path, required=True, help="rerank_bench results.jsonl of test")
-    parser.add_argument("--test-queries", type=int, default=0, help="the seeded test subset size used (0: all)")
+    parser.add_argument("--test-queries", type=int, default=0,
+                        help="the seeded test subset size used (0: every query in the TEST file)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", default="0,0.1,0.2,0.3,0.5,0.75,1,1.5,2,3,5")
     parser.add_argument("--out", type=Path, required=True)
@@ -51,14 +54,16 @@ def main(argv: list[str] | None = None) -> int:
 
     grid = [float(x) for x in args.grid.split(",")]
     measure = ir_measures.parse_measure("nDCG@10")
-    train_qrels = load_qrels(args.data, split="train")
+    dev_qrels = load_qrels(args.data, split=args.dev_split)
     test_qrels = load_qrels(args.data, split="test")
     test_qids = [q for q in load_queries(args.data, split="test") if any(g > 0 for g in test_qrels.get(q, {}).values())]
     if args.test_queries and args.test_queries < len(test_qids):
         test_qids = sorted(random.Random(args.seed).sample(test_qids, args.test_queries), key=test_qids.index)
     dev = _load(args.dev, None)
-    test = _load(args.test, test_qids)
-    if len(test) != len(test_qids):
+    test = _load(args.test, test_qids if args.test_queries else None)
+    if set(dev) & set(test):
+        raise SystemExit(f"{args.dev} and {args.test} share {len(set(dev) & set(test))} queries; dev must be disjoint")
+    if args.test_queries and len(test) != len(test_qids):
         raise SystemExit(f"{args.test} holds {len(test)} of the {len(test_qids)} test queries; finish that run first")
 
     def ndcg(recs: dict[str, dict[str, object]], qrels: dict[str, dict[str, int]], system: str, w: float) -> float:
@@ -71,12 +76,13 @@ def main(argv: list[str] | None = None) -> int:
             run[qid] = {d: float(s) for d, s in zip(ids, scores, strict=True)}
         return float(ir_measures.calc_aggregate([measure], {q: qrels[q] for q in recs}, run)[measure])
 
-    systems = [s for s in next(iter(test.values()))["runs"] if s != "bm25"]  # type: ignore[union-attr]
+    dev_systems = set(next(iter(dev.values()))["runs"])  # type: ignore[call-overload]
+    systems = [s for s in next(iter(test.values()))["runs"] if s != "bm25" and s in dev_systems]  # type: ignore[union-attr]
     base = float(ir_measures.calc_aggregate([measure], {q: test_qrels[q] for q in test},
                                             {q: dict(r["runs"]["bm25"]) for q, r in test.items()})[measure])  # type: ignore[index]
     rows = [{"system": "bm25", "w": None, "dev": None, "test_model_alone": base, "test": base, "ms": 0.0}]
     for system in systems:
-        dev_scores = {w: ndcg(dev, train_qrels, system, w) for w in grid}
+        dev_scores = {w: ndcg(dev, dev_qrels, system, w) for w in grid}
         best = max(grid, key=lambda w: (dev_scores[w], -w))
         ms = float(np.mean([r["ms"][system] for r in test.values()]))  # type: ignore[index]
         rows.append({"system": system, "w": best, "dev": dev_scores[best], "dev_grid": dev_scores,
@@ -96,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# BM25 + reranker interpolation, weight chosen on dev: {Path(args.data).name}", "",
              f"Command: `{command}`", "",
              f"`score = z(model) + w * z(BM25)` over each query's BM25 top-100; `w` maximises nDCG@10 on {len(dev)} "
-             f"held-out training queries (not seen by the teacher), then applied to {len(test)} test queries. "
+             + ("held-out training queries (not seen by the teacher)" if args.dev_split == "train" else
+                f"{args.dev_split} queries disjoint from the test queries below")
+             + f", then applied to {len(test)} test queries. "
              "Rerank ms are the model's (same runs as the pure-model table).", "",
              "| system | w (dev) | dev nDCG@10 | test nDCG@10, model alone | test nDCG@10, interpolated "
              "| gain over BM25 | share of teacher gain | rerank ms | latency vs teacher |",
