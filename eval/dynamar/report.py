@@ -155,9 +155,10 @@ def markdown(few: dict[str, Any], pool: dict[str, Any] | None, commands: dict[st
         "",
         "## Few-shot (16 examples per class; STS-B 32 pairs)",
         "",
-        f"Runs finished: {few['runs_finished']} of {few['runs_planned']} planned "
-        "(the rest did not fit in the session's time on the shared, overloaded 2-core machine; "
-        "rerunning the command resumes and skips finished runs).",
+        f"Runs finished: {few['runs_finished']} of {few['runs_planned']} planned"
+        + ("." if few["runs_finished"] >= few["runs_planned"] else
+           " (the rest did not fit in the session's time on the shared 2-core machine; "
+           "rerunning the command resumes and skips finished runs)."),
         "",
         "Produced by:",
         "",
