@@ -40,8 +40,8 @@ from selectsearch.mico.heads import ClusterHead, Marginal, auto_scale, spherical
 from selectsearch.mico.logs import LogPairs
 from selectsearch.mico.loss import batch_marginal, mico_loss
 from selectsearch.mico.model import save_model
-from selectsearch.models.encoder import DEFAULT_ENCODER
 from selectsearch.mico.validation import argmax_in_chunks, routing_curve
+from selectsearch.models.encoder import DEFAULT_ENCODER
 
 __all__ = ["TrainResult", "TrainState", "TrainerCallback", "split_by_query", "train_mico"]
 
