@@ -251,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         pool = poolsize(pool_runs, few_runs, pool_cfg, few_cfg.get("pool_size", 4))
         (args.results / "poolsize.json").write_text(json.dumps(pool, indent=1) + "\n")
     commands = json.loads((args.defs / "commands.json").read_text())
-    (args.results / "README.md").write_text(markdown(few, pool, commands))
+    analysis = args.results / "analysis.md"  # hand-written reading of the tables, kept across regenerations
+    extra = "\n" + analysis.read_text() if analysis.is_file() else ""
+    (args.results / "README.md").write_text(markdown(few, pool, commands) + extra)
     print(f"wrote {args.results}/README.md", file=sys.stderr)
     return 0
 
