@@ -35,6 +35,7 @@ from selectsearch.cli._common import (
 )
 from selectsearch.cli._retriever import add_retriever_options, retriever_kwargs
 from selectsearch.errors import SelectSearchError
+from selectsearch.route.base import ROUTERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queries", metavar="SOURCE", help="queries (instead of --data): .jsonl, .tsv, topics, irds:")
     parser.add_argument("--qrels", metavar="SOURCE", help="qrels (instead of --data): TREC qrels or BEIR tsv")
     parser.add_argument("--route", action="append", dest="routes", metavar="SPEC",
-                        help="route spec, repeatable (default: all)")
+                        help="route spec NAME@M, NAME@LO:HI or NAME@1,2,4, repeatable (default: all); NAME: "
+                             + ", ".join(ROUTERS))
     parser.add_argument("--measures", nargs="+", default=["nDCG@10", "R@100", "R@1000"],
                         help="ir-measures names (default nDCG@10 R@100 R@1000)")
     parser.add_argument("--k", type=int, default=1000, help="hits retrieved per query (default 1000)")
