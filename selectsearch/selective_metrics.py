@@ -22,11 +22,12 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CoverageCurve", "coverage_curve", "partition_balance"]
+__all__ = ["CoverageCurve", "coverage_curve", "partition_balance", "relevant_pairs"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,27 @@ class CoverageCurve:
         """The curve's values at budget ``m``."""
         return {"coverage": float(self.coverage[m - 1]), "cost_fraction": float(self.cost_fraction[m - 1]),
                 "latency_fraction": float(self.latency_fraction[m - 1])}
+
+
+def relevant_pairs(query_ids: Sequence[str], qrels: Mapping[str, Mapping[str, int]],
+                   shard_of_doc: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(pair_query, pair_shard)`` of every (query, document) pair with relevance > 0.
+
+    ``pair_query`` is the row of the query in ``query_ids``; documents not in the index are skipped.
+
+    Example:
+        >>> q, s = relevant_pairs(["a", "b"], {"a": {"d1": 1, "d2": 0}, "b": {"d2": 2}}, {"d1": 3, "d2": 0})
+        >>> q.tolist(), s.tolist()
+        ([0, 1], [3, 0])
+    """
+    pq: list[int] = []
+    ps: list[int] = []
+    for row, qid in enumerate(query_ids):
+        for doc_id, rel in qrels.get(qid, {}).items():
+            if rel > 0 and doc_id in shard_of_doc:
+                pq.append(row)
+                ps.append(shard_of_doc[doc_id])
+    return np.asarray(pq, dtype=np.int64), np.asarray(ps, dtype=np.int64)
 
 
 def coverage_curve(rankings: np.ndarray, pair_query: np.ndarray, pair_shard: np.ndarray, shard_sizes: np.ndarray,

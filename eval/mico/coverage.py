@@ -18,12 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from selectsearch.data import load_qrels, load_queries
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.route import make_router, parse_route
-from selectsearch.selective_metrics import coverage_curve, partition_balance
+from selectsearch.selective_metrics import coverage_curve, partition_balance, relevant_pairs
 from selectsearch.types import Query
 
 
@@ -41,21 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     index = ShardedIndex.open(args.index)
     queries_all = load_queries(args.data, split=args.split)
     qrels = load_qrels(args.data, split=args.split)
-    shard_of = index.shard_of_doc
     query_ids = [q for q in queries_all if any(r > 0 for r in qrels.get(q, {}).values())]
-    row_of = {q: i for i, q in enumerate(query_ids)}
-    pair_query, pair_shard = [], []
-    for qid in query_ids:
-        for doc_id, rel in qrels[qid].items():
-            if rel > 0 and doc_id in shard_of:
-                pair_query.append(row_of[qid])
-                pair_shard.append(shard_of[doc_id])
+    pair_query, pair_shard = relevant_pairs(query_ids, qrels, index.shard_of_doc)
     options = dict(o.split("=", 1) for o in args.option)
     router = make_router(parse_route(f"{args.route}@1"), index, qrels=qrels, seed=0, **options)
     started = time.perf_counter()
     rankings = router.rank([Query(q, queries_all[q]) for q in query_ids])
     route_ms = (time.perf_counter() - started) * 1000 / max(1, len(query_ids))
-    curve = coverage_curve(rankings, np.asarray(pair_query), np.asarray(pair_shard), index.shard_sizes)
+    curve = coverage_curve(rankings, pair_query, pair_shard, index.shard_sizes)
     k = index.n_shards
     result = {
         "label": args.label or args.route, "index": args.index, "route": args.route, "split": args.split,

@@ -31,7 +31,7 @@ from selectsearch.mico.trainer import split_by_query
 from selectsearch.route import make_router, options_for, parse_route
 from selectsearch.route.base import rank_by_scores
 from selectsearch.route.hybrid import fit_weights, standardise
-from selectsearch.selective_metrics import coverage_curve
+from selectsearch.selective_metrics import coverage_curve, relevant_pairs
 from selectsearch.types import Query
 
 BUDGETS = (1, 2, 4, 8)
@@ -66,14 +66,8 @@ def test_pairs(index: ShardedIndex, data: str, split: str) -> tuple[list[Query],
     queries = load_queries(data, split=split)
     qrels = load_qrels(data, split=split)
     ids = [q for q in queries if any(r > 0 for r in qrels.get(q, {}).values())]
-    shard_of = index.shard_of_doc
-    pq, ps = [], []
-    for row, qid in enumerate(ids):
-        for doc_id, rel in qrels[qid].items():
-            if rel > 0 and doc_id in shard_of:
-                pq.append(row)
-                ps.append(shard_of[doc_id])
-    return [Query(q, queries[q]) for q in ids], np.asarray(pq), np.asarray(ps)
+    pq, ps = relevant_pairs(ids, qrels, index.shard_of_doc)
+    return [Query(q, queries[q]) for q in ids], pq, ps
 
 
 def main(argv: list[str] | None = None) -> int:
