@@ -7,6 +7,7 @@ Usage (from the repository root)::
 
 Each finished run appends one JSON line to ``--out`` (runs already there are skipped, so an
 interrupted benchmark resumes). ``--part i/n`` runs every n-th job, for parallel workers.
+``k = 0`` (and ``k_regression = 0``) in the definition trains on the whole training split.
 ``eval/dynamar/report.py`` turns the JSON lines into the JSON summary and Markdown table.
 """
 
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             tasks[name] = (task, test, sub)
         task, test, sub = tasks[name]
         k = cfg["k_regression"] if task.kind == "regression" else cfg["k"]
-        train = sample_few_shot(task.train, k=k, kind=task.kind, seed=job["seed"])
+        # k = 0: the whole training split (full-data runs; the step budget bounds the cost)
+        train = sample_few_shot(task.train, k=k, kind=task.kind, seed=job["seed"]) if k else list(task.train)
         pair = task.pair
         mcfg = ModelConfig(
             method=job["method"],

@@ -12,6 +12,9 @@ candidates of the training queries; the knowledge base (teacher embeddings and p
 those pairs) is saved with the student, and k / the mixing weight are chosen on held-out
 training queries.
 
+--method dynamar trains the DynaMaR relevance model in place of the cross-encoder: the same pairs
+and budget, the [MASK] state of a (query, document) template into a regression head on the grade.
+
 Either folder works with `--rerank DIR` of search/eval and with selectsearch.rerank.load_reranker.
 
 examples:
@@ -19,6 +22,8 @@ examples:
       --out /work/models/hd-rerank-teacher --max-queries 2500 --steps 360
   selectsearch train-reranker ../shared/data/homedepot --index indexes/homedepot-mico16 \\
       --teacher /work/models/hd-rerank-teacher --out /work/models/hd-rerank-student --layers 2
+  selectsearch train-reranker ../shared/data/homedepot --index indexes/homedepot-mico16 \\
+      --method dynamar --out /work/models/hd-dynamar-relevance --steps 1500
   selectsearch train-reranker ../shared/data/scifact --index indexes/scifact-kmeans16 \\
       --out /work/models/sf-rerank-teacher --max-length 256 --steps 200
 """
@@ -48,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="model folder to write")
     parser.add_argument("--split", default="train", help="qrels split to train on (default train)")
     parser.add_argument("--teacher", type=Path, help="distil this cross-encoder into a ReAugKD student")
+    parser.add_argument("--method", choices=("finetune", "dynamar"), default="finetune",
+                        help="teacher model: finetune = cross-encoder (mean pooling, one class per grade); "
+                             "dynamar = prompt + [MASK] regression on the grade (default finetune)")
+    parser.add_argument("--pool-size", type=int, default=4, help="--method dynamar: templates in the pool (M)")
     parser.add_argument("--encoder", default="all-MiniLM-L6-v2", help="teacher start: all-MiniLM-L6-v2 or a folder")
     parser.add_argument("--max-length", type=int, default=64, help="tokens of query + document (default 64)")
     parser.add_argument("--depth", type=int, default=100, help="BM25 candidates per query (default 100)")
@@ -81,6 +90,9 @@ def execute(args: argparse.Namespace) -> int:
     from selectsearch.rerank.candidates import PairConfig
 
     torch.set_num_threads(max(1, args.threads))
+    if args.teacher is not None and args.method != "finetune":
+        raise ModelError("--method dynamar trains a relevance model of its own; --teacher distils a cross-encoder "
+                         "(drop one of the two)")
     out: Path = args.out
     if out.exists() and not args.overwrite:
         raise ModelError(f"{out} exists; pass --overwrite or another --out")
@@ -115,7 +127,7 @@ def _train_teacher(args: argparse.Namespace, queries: dict[str, str], qrels: dic
     from selectsearch.rerank.teacher import CrossEncoderConfig, train_cross_encoder
 
     pairs = training_pairs(args.index, queries, qrels, pairs_config, cache_dir=cache, progress=progress_enabled(args))
-    config = CrossEncoderConfig(encoder=args.encoder, max_length=args.max_length, steps=args.steps,
+    config = CrossEncoderConfig(method=args.method, pool_size=args.pool_size, encoder=args.encoder, max_length=args.max_length, steps=args.steps,
                                 batch_size=args.batch_size, learning_rate=args.lr, head_learning_rate=args.head_lr,
                                 seed=args.seed)
     model = train_cross_encoder(pairs, config, callbacks=_callbacks(args, "teacher"),
@@ -125,7 +137,8 @@ def _train_teacher(args: argparse.Namespace, queries: dict[str, str], qrels: dic
     grades: dict[int, int] = {}
     for p in pairs:
         grades[p.grade] = grades.get(p.grade, 0) + 1
-    return {"out": str(args.out), "kind": "cross-encoder", "pairs": len(pairs),
+    kind = "dynamar" if args.method == "dynamar" else "cross-encoder"
+    return {"out": str(args.out), "kind": kind, "pairs": len(pairs),
             "grades": {str(k): v for k, v in sorted(grades.items())}}
 
 

@@ -9,6 +9,12 @@ at reranking time is its expected grade ``sum_g g * P(g | query, doc)``
 :func:`~selectsearch.rerank.candidates.training_pairs` (training qrels + BM25 negatives from our
 own index).
 
+With ``method="dynamar"`` the same trainer builds the DynaMaR relevance model instead (issue 7):
+the encoder's hidden state at the ``[MASK]`` of a (query, document) template feeds a regression
+head trained on the graded qrels (MSE on the standardised grade); a template is sampled per pair
+per step from a pool of ``pool_size``, and reranking reads the first template of the pool (one
+forward pass per pair, the cross-encoder's cost). The score is the predicted grade.
+
 Example:
     >>> pairs = training_pairs("indexes/homedepot-mico16", queries, qrels,  # doctest: +SKIP
     ...                        PairConfig(max_queries=2500))
@@ -37,6 +43,9 @@ class CrossEncoderConfig:
     """The cross-encoder and how it is trained (recorded in the model folder).
 
     Attributes:
+        method: ``"finetune"`` (the cross-encoder: mean-pooled head, one class per grade) or
+            ``"dynamar"`` (prompt + ``[MASK]`` regression head on the grade).
+        pool_size: DynaMaR only: templates in the pool (M).
         encoder: starting weights (the packaged all-MiniLM-L6-v2 or a local folder).
         max_length: tokens of query + document together (documents are truncated first).
         steps: optimiser steps.
@@ -47,6 +56,8 @@ class CrossEncoderConfig:
         seed: seeds batches, dropout and head initialisation.
     """
 
+    method: str = "finetune"
+    pool_size: int = 4
     encoder: str = DEFAULT_ENCODER
     max_length: int = 64
     steps: int = 360
@@ -85,14 +96,24 @@ def train_cross_encoder(pairs: Sequence[TrainingPair], config: CrossEncoderConfi
     if top < 1 or all(p.grade > 0 for p in pairs):
         raise SelectSearchError("training pairs need both relevant (grade > 0) and non-relevant (grade 0) examples")
     grades = list(range(top + 1))
-    model_config = ModelConfig(method="finetune", kind="classification", label_names=tuple(str(g) for g in grades),
-                               slots=("query", "doc"), encoder=config.encoder, max_length=config.max_length,
-                               pooling="mean")
+    if config.method == "dynamar":
+        # reranking reads one template ("single"): the pool mean would cost pool_size forward passes per pair
+        model_config = ModelConfig(method="dynamar", kind="regression", label_names=("grade",), slots=("query", "doc"),
+                                   encoder=config.encoder, max_length=config.max_length, pool_size=config.pool_size,
+                                   inference="single")
+    elif config.method == "finetune":
+        model_config = ModelConfig(method="finetune", kind="classification",
+                                   label_names=tuple(str(g) for g in grades), slots=("query", "doc"),
+                                   encoder=config.encoder, max_length=config.max_length, pooling="mean")
+    else:
+        raise SelectSearchError(f"unknown reranker method {config.method!r}; use finetune or dynamar")
     train_config = TrainConfig(steps=config.steps, batch_size=config.batch_size, learning_rate=config.learning_rate,
                                head_learning_rate=config.head_learning_rate, warmup_ratio=config.warmup_ratio,
                                seed=config.seed)
-    examples = [TextExample(p.query, max(0, p.grade), p.doc) for p in pairs]
+    regression = model_config.kind == "regression"
+    examples = [TextExample(p.query, float(max(0, p.grade)) if regression else max(0, p.grade), p.doc) for p in pairs]
     model = train_classifier(examples, model_config, train_config, encoder=encoder, callbacks=callbacks)
-    model.extra[RERANKER_KEY] = {"kind": "cross-encoder", "grades": grades, "n_pairs": len(pairs),
+    kind = "dynamar" if config.method == "dynamar" else "cross-encoder"
+    model.extra[RERANKER_KEY] = {"kind": kind, "grades": grades, "n_pairs": len(pairs),
                                  "config": config.to_dict(), **(extra or {})}
     return model

@@ -188,3 +188,32 @@ def test_cli_train_reranker_teacher(index_dir: Path, beir: Path, tiny_model_dir:
     assert reranker_kind(out) == "cross-encoder"
     assert (tmp_path / "log.jsonl").exists()
     assert main(["-q", "train-reranker", str(beir), "--index", str(index_dir), "--out", str(out)]) == 2  # exists
+
+
+def test_dynamar_relevance_model_trains_and_reranks(models: SimpleNamespace, tiny_model_dir: Path,
+                                                     tmp_path: Path) -> None:
+    """``method="dynamar"``: [MASK]-state regression on the grade, loaded and used like the cross-encoder."""
+    from selectsearch.models.text_classifier import TextClassifier
+    from selectsearch.rerank.teacher import CrossEncoderConfig, train_cross_encoder
+
+    model = train_cross_encoder(models.pairs, CrossEncoderConfig(method="dynamar", pool_size=2,
+                                                                 encoder=str(tiny_model_dir), max_length=32,
+                                                                 steps=150, batch_size=16, learning_rate=1e-3))
+    assert model.config.method == "dynamar" and model.config.kind == "regression"
+    assert len(model.pool) == 2 and all("{mask}" in t.source for t in model.pool)
+    folder = model.save(tmp_path / "dynamar")
+    assert reranker_kind(folder) == "cross-encoder"  # any pair model reranks
+    reranker = load_reranker(folder)
+    assert TextClassifier.load(folder).extra["reranker"]["kind"] == "dynamar"
+    pos = [reranker.scores(p.query, [p.doc])[0] for p in models.pairs if p.grade > 0]
+    neg = [reranker.scores(p.query, [p.doc])[0] for p in models.pairs if p.grade == 0]
+    # it fitted its training pairs (chance is 0.5; the tiny [MASK] model learns slower than the mean-pooled one)
+    assert float(np.mean([x > y for x in pos for y in neg])) > 0.65
+    with pytest.raises(SelectSearchError, match="unknown reranker method"):
+        train_cross_encoder(models.pairs, CrossEncoderConfig(method="bm25"))
+
+
+def test_cli_dynamar_with_teacher_refused(index_dir: Path, beir: Path, tmp_path: Path) -> None:
+    code = main(["-q", "train-reranker", str(beir), "--index", str(index_dir), "--out", str(tmp_path / "x"),
+                 "--method", "dynamar", "--teacher", str(tmp_path / "t")])
+    assert code == 2 and not (tmp_path / "x").exists()
