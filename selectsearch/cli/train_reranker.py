@@ -127,8 +127,9 @@ def _train_teacher(args: argparse.Namespace, queries: dict[str, str], qrels: dic
     from selectsearch.rerank.teacher import CrossEncoderConfig, train_cross_encoder
 
     pairs = training_pairs(args.index, queries, qrels, pairs_config, cache_dir=cache, progress=progress_enabled(args))
-    config = CrossEncoderConfig(method=args.method, pool_size=args.pool_size, encoder=args.encoder, max_length=args.max_length, steps=args.steps,
-                                batch_size=args.batch_size, learning_rate=args.lr, head_learning_rate=args.head_lr,
+    config = CrossEncoderConfig(method=args.method, pool_size=args.pool_size, encoder=args.encoder,
+                                max_length=args.max_length, steps=args.steps, batch_size=args.batch_size,
+                                learning_rate=args.lr, head_learning_rate=args.head_lr,
                                 seed=args.seed)
     model = train_cross_encoder(pairs, config, callbacks=_callbacks(args, "teacher"),
                                 extra={"data": str(args.data), "split": args.split, "index": str(args.index),
