@@ -2,7 +2,9 @@
 
 The weights are chosen on the logged queries that MICO training held out for validation (the
 same seeded split by query, reproduced from the model's config: ``val_fraction``, ``seed``), so
-neither the MICO head nor the weights have seen them; the test split is only scored. For an index
+neither the MICO head nor the weights have seen them; the test split is only scored. A fused
+``knn`` router's knowledge base is the training part of the logs only (for validation and test
+alike), so no validation query finds itself. For an index
 that is not MICO-partitioned the same seeded split of the logs is used.
 
 Writes OUT.json (validation grid, chosen weights, test coverage of every router and the fusion)
@@ -21,24 +23,29 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from selectsearch.data import load_qrels, load_queries
+from selectsearch.encode import TextEncoder
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.mico.logs import read_log_records
 from selectsearch.mico.trainer import split_by_query
 from selectsearch.route import make_router, options_for, parse_route
 from selectsearch.route.base import rank_by_scores
 from selectsearch.route.hybrid import fit_weights, standardise
+from selectsearch.route.knn import router_from_records
 from selectsearch.selective_metrics import coverage_curve, relevant_pairs
 from selectsearch.types import Query
 
 BUDGETS = (1, 2, 4, 8)
 
 
-def held_out_log_pairs(index: ShardedIndex, data: str, logs: str) -> tuple[list[Query], np.ndarray, np.ndarray]:
-    """Queries and (query row, shard) pairs of the logs' validation split (see module docs)."""
+def held_out_log_pairs(index: ShardedIndex, data: str, logs: str
+                       ) -> tuple[list[Query], np.ndarray, np.ndarray, list[tuple[str, str, float]]]:
+    """Queries and (query row, shard) pairs of the logs' validation split (see module docs), and
+    the log records of the training part (the ``knn`` router's knowledge base)."""
     training = index.manifest.get("partition", {})
     config = {"val_fraction": 0.1, "seed": 0}
     model_config = index.path / "partition" / str(training.get("model", "model")) / "config.json"
@@ -47,7 +54,7 @@ def held_out_log_pairs(index: ShardedIndex, data: str, logs: str) -> tuple[list[
     records = read_log_records(data, logs)
     query_index: dict[str, int] = {}
     pair_query = np.asarray([query_index.setdefault(text, len(query_index)) for text, _, _ in records])
-    _, val = split_by_query(pair_query, len(query_index), float(config["val_fraction"]), int(config["seed"]))
+    train, val = split_by_query(pair_query, len(query_index), float(config["val_fraction"]), int(config["seed"]))
     texts = list(query_index)
     shard_of = index.shard_of_doc
     rows: dict[int, int] = {}
@@ -58,7 +65,7 @@ def held_out_log_pairs(index: ShardedIndex, data: str, logs: str) -> tuple[list[
             pq.append(rows.setdefault(pair_query[i], len(rows)))
             ps.append(shard_of[doc_id])
     queries = [Query(f"val{j}", texts[q]) for q, j in sorted(rows.items(), key=lambda kv: kv[1])]
-    return queries, np.asarray(pq), np.asarray(ps)
+    return queries, np.asarray(pq), np.asarray(ps), [records[i] for i in train.tolist()]
 
 
 def test_pairs(index: ShardedIndex, data: str, split: str) -> tuple[list[Query], np.ndarray, np.ndarray]:
@@ -89,9 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     index = ShardedIndex.open(args.index)
     names = [n for n in args.routers.split(",") if n]
     options = dict(item.split("=", 1) for item in args.router_option)
-    routers = {n: make_router(parse_route(f"{n}@1"), index, **options_for(n, options)) for n in names}
-    val_queries, val_pq, val_ps = held_out_log_pairs(index, args.data, args.logs)
-    val_scores = [standardise(routers[n].scores(val_queries)) for n in names]  # type: ignore[attr-defined]
+    val_queries, val_pq, val_ps, train_records = held_out_log_pairs(index, args.data, args.logs)
+    routers: dict[str, Any] = {}  # scoring routers (each has .scores)
+    for n in names:
+        if n == "knn":
+            # the validation queries must not be in the KB they are scored against: KB = training part
+            knn_options = options_for(n, options)
+            encoder = TextEncoder(knn_options["encoder"]) if "encoder" in knn_options else TextEncoder()
+            routers[n] = router_from_records(train_records, index, encoder, k=int(knn_options.get("k", 100)),
+                                             temperature=float(knn_options.get("temperature", 0.1)))
+        else:
+            routers[n] = make_router(parse_route(f"{n}@1"), index, **options_for(n, options))
+    val_scores = [standardise(routers[n].scores(val_queries)) for n in names]
     weights, val_auc, grid = fit_weights(val_scores, val_pq, val_ps, index.shard_sizes, step=args.step)
 
     queries, pq, ps = test_pairs(index, args.data, args.split)
@@ -99,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     test_scores = {}
     for n in names:
         started = time.perf_counter()
-        test_scores[n] = standardise(routers[n].scores(queries))  # type: ignore[attr-defined]
+        test_scores[n] = standardise(routers[n].scores(queries))
         rows.append((n, test_scores[n], (time.perf_counter() - started) * 1000 / len(queries)))
     fused = sum(w * test_scores[n] for w, n in zip(weights, names, strict=True))
     label = "hybrid " + " + ".join(f"{w:.2f} {n}" for w, n in zip(weights, names, strict=True))

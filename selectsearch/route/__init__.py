@@ -88,4 +88,5 @@ ROUTER_FACTORIES: dict[str, str] = {
     "mico": "selectsearch.route.mico:make_mico_router",
     "distilled": "selectsearch.route.distilled:make_distilled_router",
     "hybrid": "selectsearch.route.hybrid:make_hybrid_router",
+    "knn": "selectsearch.route.knn:make_knn_router",
 }

@@ -31,6 +31,7 @@ ROUTERS: dict[str, str] = {
     "cori": "CORI on shard term statistics (Callan et al. 1995)",
     "mico": "MICO query-routing head (learned from search logs)",
     "distilled": "ReAugKD-distilled student of the MICO router",
+    "knn": "k nearest logged queries vote with their clicked documents' shards",
     "hybrid": "weighted sum of standardised router scores (default mico + cori)",
 }
 

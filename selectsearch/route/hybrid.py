@@ -12,7 +12,7 @@ beliefs are on one scale) and combined::
 Options (``--router-option hybrid.KEY=VALUE``):
 
 - ``routers``: comma-separated router names (default ``mico,cori``); each must produce scores
-  (``mico``, ``distilled``, ``centroid``, ``cori``, ``taily``, ``redde``, ``ranks``);
+  (``mico``, ``distilled``, ``knn``, ``centroid``, ``cori``, ``taily``, ``redde``, ``ranks``);
 - ``weights``: comma-separated weights, one per router (default: equal). Choose them on held-out
   logged queries with :func:`fit_weights` (``eval/mico/hybrid.py`` does that on MICO's own
   validation queries);
