@@ -4,8 +4,10 @@ Usage (from the repository root)::
 
     .venv/bin/python eval/dynamar/report.py --results eval/results/dynamar
 
-Reads ``fewshot.part*.jsonl`` and ``poolsize.part*.jsonl`` there and writes ``fewshot.json``,
-``poolsize.json`` and ``README.md`` (tables with the exact commands that produced the runs).
+Reads ``fewshot.part*.jsonl``, ``poolsize.part*.jsonl`` and ``fulldata.part*.jsonl`` there and
+writes ``fewshot.json``, ``poolsize.json``, ``fulldata.json`` and ``README.md`` (tables with the
+exact commands that produced the runs; ``probe.md``, ``relevance.md`` and the hand-written
+``analysis.md`` are appended when present).
 """
 
 from __future__ import annotations
@@ -234,6 +236,47 @@ def markdown(few: dict[str, Any], pool: dict[str, Any] | None, commands: dict[st
     return "\n".join(lines)
 
 
+def fulldata_markdown(full: dict[str, Any], command: str) -> str:
+    """The full-data section: one row per task, the average, the target's verdict."""
+    s = full["settings"]
+    lines = [
+        "## Full data",
+        "",
+        f"Every training example of each task is available; both methods get the same budget of "
+        f"{s['steps']} steps of {s['batch_size']} ({s['steps'] * s['batch_size']:,} examples drawn "
+        f"from the full split), lr {s['learning_rate']} (encoder) / {s['head_learning_rate']} (head), "
+        f"seeds {s['seeds']}, pool M = {s.get('pool_size', 4)}; otherwise as above. "
+        f"Runs finished: {full['runs_finished']} of {full['runs_planned']}.",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "| task | train | test | fine-tuning | DynaMaR single | DynaMaR pool | Δ pool − FT | train s (FT / DynaMaR) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for task, v in full["tasks"].items():
+        test = f"{v['n_test']}" + (" (sampled)" if v["test_subsampled"] else "")
+        d = v["dynamar_pool"]["mean"] - v["finetune"]["mean"]
+        t = v["train_s_mean"]
+        secs = " / ".join(f"{x:.0f}" if x is not None else "–" for x in (t["finetune"], t["dynamar"]))
+        lines.append(
+            f"| {NAMES.get(task, task)} | {v['n_train']:,} | {test} | {_fmt(v['finetune'])} | "
+            f"{_fmt(v['dynamar_single'])} | {_fmt(v['dynamar_pool'])} | {d:+.1f} | {secs} |"
+        )
+    if full.get("complete_tasks"):
+        a = full["average"]
+        d = full["delta_pool_minus_finetune"]
+        lines.append(
+            f"| **average** ({len(full['average_tasks'])} tasks) | | | {_fmt(a['finetune'])} | "
+            f"{_fmt(a['dynamar_single'])} | {_fmt(a['dynamar_pool'])} | {d:+.1f} | |"
+        )
+        verdict = "met" if d >= 0 else "MISSED"
+        lines += ["", f"Target of issue 7: DynaMaR not below fine-tuning on the full-data average. Measured: "
+                      f"pooled {d:+.1f}, single template {full['delta_single_minus_finetune']:+.1f} — **{verdict}**."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write the summaries; return 0."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -251,9 +294,20 @@ def main(argv: list[str] | None = None) -> int:
         pool = poolsize(pool_runs, few_runs, pool_cfg, few_cfg.get("pool_size", 4))
         (args.results / "poolsize.json").write_text(json.dumps(pool, indent=1) + "\n")
     commands = json.loads((args.defs / "commands.json").read_text())
-    analysis = args.results / "analysis.md"  # hand-written reading of the tables, kept across regenerations
-    extra = "\n" + analysis.read_text() if analysis.is_file() else ""
-    (args.results / "README.md").write_text(markdown(few, pool, commands) + extra)
+    sections = [markdown(few, pool, commands)]
+    full_runs = _load(args.results, "fulldata")
+    if full_runs:
+        full = fewshot(full_runs, tomllib.loads((args.defs / "fulldata.toml").read_text()))
+        (args.results / "fulldata.json").write_text(json.dumps(full, indent=1) + "\n")
+        sections.append(fulldata_markdown(full, commands["fulldata"]))
+    # written by other scripts (probe.py, the relevance-model benchmark) or by hand (analysis.md: the
+    # reading of the tables), kept across regenerations
+    for name, title in (("probe.md", "## Frozen-feature probe (why the few-shot runs go as they do)"),
+                        ("relevance.md", None), ("analysis.md", None)):
+        path = args.results / name
+        if path.is_file():
+            sections.append(((title + "\n\n") if title else "") + path.read_text())
+    (args.results / "README.md").write_text("\n".join(sections))
     print(f"wrote {args.results}/README.md", file=sys.stderr)
     return 0
 

@@ -78,8 +78,18 @@ class HybridRouter(Router):
         self.weights = [float(w) for w in weights]
 
     def component_scores(self, queries: Sequence[Query]) -> list[np.ndarray]:
-        """Each sub-router's standardised ``(n, K)`` scores, in order."""
-        return [standardise(r.scores(queries)) for r in self.routers]  # type: ignore[attr-defined]
+        """Each sub-router's standardised ``(n, K)`` scores, in order.
+
+        Query vectors of an earlier sub-router are offered to later ones that take them
+        (``offer_encoded``), so routers sharing an encoder embed each query once."""
+        out = []
+        encoded: EncodedQueries | None = None
+        for router in self.routers:
+            if encoded is not None and hasattr(router, "offer_encoded"):
+                router.offer_encoded(encoded)
+            out.append(standardise(router.scores(queries)))  # type: ignore[attr-defined]
+            encoded = encoded or router.encoded_queries()
+        return out
 
     def scores(self, queries: Sequence[Query]) -> np.ndarray:
         """``(n, K)`` fused scores."""

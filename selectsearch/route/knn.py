@@ -131,14 +131,23 @@ class LoggedQueryRouter(Router):
         self.k = int(k)
         self.temperature = float(temperature)
         self._encoded: EncodedQueries | None = None
+        self._offered: EncodedQueries | None = None
+
+    def offer_encoded(self, encoded: EncodedQueries | None) -> None:
+        """Query vectors another router just computed; the next :meth:`scores` call uses them
+        instead of encoding when they come from the same encoder for the same texts (``hybrid@m``
+        passes on the frozen MICO head's, so a fused query is embedded once)."""
+        self._offered = encoded
 
     def scores(self, queries: Sequence[Query]) -> np.ndarray:
         """``(n, K)`` neighbour-weighted shard distributions (plus the tiny click prior)."""
         texts = [q.text for q in queries]
         if not texts:
             return np.zeros((0, self.n_shards))
-        vectors = self.encoder.encode(texts)
-        enc = self.encoder
+        enc, offered, self._offered = self.encoder, self._offered, None
+        same = offered is not None and offered.texts == tuple(texts) and (
+            offered.model, offered.max_length, offered.precision) == (enc.name, enc.max_length, enc.precision)
+        vectors = offered.vectors if same and offered is not None else enc.encode(texts)
         self._encoded = EncodedQueries(enc.name, enc.max_length, enc.precision, tuple(texts), vectors)
         out = knn_scores(vectors, self.kb, self.distributions, k=self.k, temperature=self.temperature)
         return out + PRIOR_WEIGHT * self.prior

@@ -101,3 +101,37 @@ def test_knn_bad_options(tiny_index: Path, tmp_path: Path) -> None:
         make_router("knn@1", index, logs=str(log))
     with pytest.raises(RouteSpecError, match="must be numbers"):
         make_router("knn@1", index, logs=str(log), k="many")
+
+
+class CountingEncoder(KeywordEncoder):
+    calls = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        CountingEncoder.calls += 1
+        return super().encode(texts)
+
+
+def test_hybrid_hands_query_vectors_to_knn() -> None:
+    """A fused knn reuses an earlier router's vectors of the same encoder instead of encoding again."""
+    from selectsearch.route.hybrid import HybridRouter
+    from selectsearch.types import EncodedQueries
+
+    class Embedder(LoggedQueryRouter):  # any router that embeds with the same encoder
+        name = "embedder"
+
+    texts = [" ".join(words[:2]) for words in TOPICS.values()]
+    dist = np.eye(4)
+    enc = CountingEncoder()
+    first = Embedder(enc, KeywordEncoder().encode(texts), dist, k=1)
+    knn = LoggedQueryRouter(enc, KeywordEncoder().encode(texts), dist, k=1)
+    queries = [Query(t, " ".join(words[2:5])) for t, words in TOPICS.items()]
+    alone = knn.scores(queries)
+    CountingEncoder.calls = 0
+    HybridRouter([first, knn], [0.5, 0.5]).rank(queries)
+    assert CountingEncoder.calls == 1
+    np.testing.assert_array_equal(knn.scores(queries), alone)  # nothing offered: it encodes itself
+    assert CountingEncoder.calls == 2
+    # vectors of another encoder (or other texts) are not taken
+    knn.offer_encoded(EncodedQueries("other-model", 16, "fp32", tuple(q.text for q in queries), np.zeros((4, 4))))
+    np.testing.assert_array_equal(knn.scores(queries), alone)
+    assert CountingEncoder.calls == 3
