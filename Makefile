@@ -29,9 +29,11 @@ demo: $(STAMP)
 	else $(VENV)/bin/selectsearch index $(DATA) --out $(INDEX) --shards $(SHARDS) --partitioner kmeans; fi
 	$(VENV)/bin/selectsearch info $(INDEX)
 	$(VENV)/bin/selectsearch search $(INDEX) --query "$(QUERY)" --route centroid@2 --k 5
+	@# knn@2 learns from the search logs (train qrels) when the folder has them
 	@if [ -f $(DATA)/qrels/$(SPLIT).tsv ]; then \
+		LOGS=""; if [ -f $(DATA)/qrels/train.tsv ] && [ "$(SPLIT)" != train ]; then LOGS="--route knn@2"; fi; \
 		$(VENV)/bin/selectsearch eval $(INDEX) --data $(DATA) --split $(SPLIT) \
-			--route all --route random@2 --route centroid@1 --route centroid@2 --route centroid@4 --route oracle@1 \
+			--route all --route random@2 --route centroid@1 --route centroid@2 --route centroid@4 $$LOGS --route oracle@1 \
 			--measures nDCG@10 R@100 R@1000; \
 	else echo "no judgements at $(DATA)/qrels/$(SPLIT).tsv: evaluation skipped (pass a BEIR folder to evaluate)"; fi
 
