@@ -56,7 +56,6 @@ __all__ = [
     "FORMAT_VERSION",
     "METHODS",
     "Callback",
-    "ClassifierReranker",
     "JsonLogCallback",
     "ModelConfig",
     "ProgressCallback",
@@ -614,55 +613,6 @@ def train_classifier(
         state.loss,
     )
     return clf
-
-
-class ClassifierReranker:
-    """A (query, document) relevance model used as a reranker (``search.Reranker`` protocol).
-
-    Wraps a regression :class:`TextClassifier` trained on graded qrels with
-    ``slots=("query", "doc")`` (or any pair model); the new score of a hit is the predicted
-    relevance. Ties are broken by ``doc_id``.
-
-    Example:
-        >>> model = TextClassifier.load("models/hd-dynamar")  # doctest: +SKIP
-        >>> reranker = ClassifierReranker(model)  # doctest: +SKIP
-        >>> texts = [titles[h.doc_id] for h in hits]  # doctest: +SKIP
-        >>> reranker.rerank("cordless drill", hits, texts)  # doctest: +SKIP
-    """
-
-    def __init__(
-        self,
-        model: TextClassifier,
-        *,
-        name: str | None = None,
-        inference: str | None = None,
-        batch_size: int = 64,
-    ) -> None:
-        if len(model.config.slots) != 2:
-            raise ModelError("a reranker needs a pair model (slots query/doc or text_a/text_b)")
-        self.model = model
-        self.name = name or f"{model.config.method}-reranker"
-        self.inference = inference
-        self.batch_size = batch_size
-
-    def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
-        """Relevance of each text to ``query`` (regression value, or P(last class))."""
-        rows = [(query, t) for t in texts]
-        views = [0] if (self.inference or self.model.config.inference) == "single" else None
-        outs = self.model.view_outputs(rows, batch_size=self.batch_size, views=views).mean(axis=0)
-        if self.model.config.kind == "regression":
-            return outs[:, 0]
-        return torch.softmax(torch.from_numpy(outs), dim=1)[:, -1].numpy()
-
-    def rerank(self, query: str, hits: Sequence[Any], texts: Sequence[str]) -> list[Any]:
-        """``hits`` (``Hit`` tuples) re-scored by the model, best first."""
-        if len(hits) != len(texts):
-            raise ModelError(f"{len(hits)} hits but {len(texts)} texts")
-        if not hits:
-            return []
-        new = self.scores(query, texts)
-        rescored = [h._replace(score=float(s)) for h, s in zip(hits, new, strict=True)]
-        return sorted(rescored, key=lambda h: (-h.score, h.doc_id))
 
 
 class QueryClassifier:

@@ -129,27 +129,37 @@ class _Timed:
 
 
 class CrossEncoderReranker(_Timed):
-    """The cross-encoder teacher (a pair :class:`~selectsearch.models.text_classifier.TextClassifier`).
+    """Any pair :class:`~selectsearch.models.text_classifier.TextClassifier` as a reranker: the
+    cross-encoder teacher, or a DynaMaR relevance model.
 
     Args:
-        model: a trained pair classifier (``slots`` of two texts).
+        model: a trained pair classifier or regressor (``slots`` of two texts).
         name: label for reports.
         batch_size: pairs per forward pass.
+        inference: DynaMaR models: ``"single"`` (first template) or ``"pool"`` (mean over the
+            pool); default the model's own setting. Fine-tuned models have one view either way.
     """
 
-    def __init__(self, model: Any, *, name: str = "cross-encoder", batch_size: int = 128) -> None:
+    def __init__(self, model: Any, *, name: str = "cross-encoder", batch_size: int = 128,
+                 inference: str | None = None) -> None:
         if len(model.config.slots) != 2:
             raise ModelError("a reranker needs a pair model (slots query/doc); this one takes a single text")
+        if inference not in (None, "single", "pool"):
+            raise ModelError(f"inference must be 'single' or 'pool', got {inference!r}")
         self.model = model
         self.name = name
         self.batch_size = batch_size
+        self.inference = inference or model.config.inference
         info = model.extra.get("reranker", {})
         self.grades = [float(g) for g in info.get("grades", range(model.config.num_outputs))]
         self.stats = RerankStats()
 
     def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
-        """Expected relevance grade of each text for ``query``."""
-        outs = self.model.view_outputs([(query, t) for t in texts], batch_size=self.batch_size, views=[0])[0]
+        """Expected relevance grade (or the regressed grade) of each text for ``query``; a DynaMaR
+        model reads its first template (``inference="single"``) or the mean over its pool."""
+        views = [0] if self.inference == "single" else None
+        outs = self.model.view_outputs([(query, t) for t in texts], batch_size=self.batch_size,
+                                       views=views).mean(axis=0)
         if self.model.config.kind == "regression":
             return np.asarray(outs[:, 0], dtype=np.float32)
         return expected_grade(outs, self.grades)

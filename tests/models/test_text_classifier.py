@@ -253,7 +253,8 @@ def test_cli_train_and_classify(tmp_path: Path, capsys: Any) -> None:
 
 
 def test_reranker_and_query_classifier() -> None:
-    from selectsearch.models.text_classifier import ClassifierReranker, QueryClassifier
+    from selectsearch.models.text_classifier import QueryClassifier
+    from selectsearch.rerank import CrossEncoderReranker
     from selectsearch.types import Hit, SearchTrace
 
     pairs = [TextExample(f"query {w}", float(i % 3), f"doc {w} {w}") for i, w in enumerate(WORDS)]
@@ -266,7 +267,13 @@ def test_reranker_and_query_classifier() -> None:
         pool_size=2,
     )
     rel = train_classifier(pairs, rel_cfg, TrainConfig(steps=2, batch_size=4), encoder=tiny_encoder())
-    reranker = ClassifierReranker(rel)
+    reranker = CrossEncoderReranker(rel)
+    assert reranker.inference == "pool"  # the model's default: mean over its 2 templates
+    single = CrossEncoderReranker(rel, inference="single").scores("query alpha", ["doc alpha", "stone"])
+    pooled = reranker.scores("query alpha", ["doc alpha", "stone"])
+    per_view = rel.view_outputs([("query alpha", "doc alpha"), ("query alpha", "stone")])[:, :, 0]
+    np.testing.assert_allclose(single, per_view[0], rtol=1e-5)
+    np.testing.assert_allclose(pooled, per_view.mean(axis=0), rtol=1e-5)
     hits = [Hit(f"d{i}", 0.0, 0) for i in range(4)]
     texts = ["doc alpha", "doc river", "doc alpha", "stone"]
     out = reranker.rerank("query alpha", hits, texts)
@@ -290,7 +297,9 @@ def test_reranker_and_query_classifier() -> None:
     with pytest.raises(ModelError):
         QueryClassifier(rel)
     with pytest.raises(ModelError):
-        ClassifierReranker(clf)
+        CrossEncoderReranker(clf)
+    with pytest.raises(ModelError, match="inference"):
+        CrossEncoderReranker(rel, inference="all")
 
 
 def test_cli_task_k_shot_eval(tmp_path: Path, capsys: Any) -> None:
