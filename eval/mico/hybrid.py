@@ -1,5 +1,8 @@
 """Fit ``hybrid@m`` weights on held-out logged queries, then compare routers on the test split.
 
+(``selectsearch tune-route`` does the fitting half for users and stores the weights with the
+index; this script adds the side-by-side test-split coverage of every router.)
+
 The weights are chosen on the logged queries that MICO training held out for validation (the
 same seeded split by query, reproduced from the model's config: ``val_fraction``, ``seed``), so
 neither the MICO head nor the weights have seen them; the test split is only scored. A fused
@@ -23,49 +26,18 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from selectsearch.data import load_qrels, load_queries
-from selectsearch.encode import TextEncoder
 from selectsearch.index.sharded import ShardedIndex
-from selectsearch.mico.logs import read_log_records
-from selectsearch.mico.trainer import split_by_query
-from selectsearch.route import make_router, options_for, parse_route
 from selectsearch.route.base import rank_by_scores
 from selectsearch.route.hybrid import fit_weights, standardise
-from selectsearch.route.knn import router_from_records
+from selectsearch.route.tuning import held_out_logs, scoring_routers
 from selectsearch.selective_metrics import coverage_curve, relevant_pairs
 from selectsearch.types import Query
 
 BUDGETS = (1, 2, 4, 8)
-
-
-def held_out_log_pairs(index: ShardedIndex, data: str, logs: str
-                       ) -> tuple[list[Query], np.ndarray, np.ndarray, list[tuple[str, str, float]]]:
-    """Queries and (query row, shard) pairs of the logs' validation split (see module docs), and
-    the log records of the training part (the ``knn`` router's knowledge base)."""
-    training = index.manifest.get("partition", {})
-    config = {"val_fraction": 0.1, "seed": 0}
-    model_config = index.path / "partition" / str(training.get("model", "model")) / "config.json"
-    if training.get("kind") == "mico" and model_config.is_file():
-        config.update({k: v for k, v in json.loads(model_config.read_text())["training"].items() if k in config})
-    records = read_log_records(data, logs)
-    query_index: dict[str, int] = {}
-    pair_query = np.asarray([query_index.setdefault(text, len(query_index)) for text, _, _ in records])
-    train, val = split_by_query(pair_query, len(query_index), float(config["val_fraction"]), int(config["seed"]))
-    texts = list(query_index)
-    shard_of = index.shard_of_doc
-    rows: dict[int, int] = {}
-    pq, ps = [], []
-    for i in val.tolist():
-        _, doc_id, _ = records[i]
-        if doc_id in shard_of:
-            pq.append(rows.setdefault(pair_query[i], len(rows)))
-            ps.append(shard_of[doc_id])
-    queries = [Query(f"val{j}", texts[q]) for q, j in sorted(rows.items(), key=lambda kv: kv[1])]
-    return queries, np.asarray(pq), np.asarray(ps), [records[i] for i in train.tolist()]
 
 
 def test_pairs(index: ShardedIndex, data: str, split: str) -> tuple[list[Query], np.ndarray, np.ndarray]:
@@ -96,17 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     index = ShardedIndex.open(args.index)
     names = [n for n in args.routers.split(",") if n]
     options = dict(item.split("=", 1) for item in args.router_option)
-    val_queries, val_pq, val_ps, train_records = held_out_log_pairs(index, args.data, args.logs)
-    routers: dict[str, Any] = {}  # scoring routers (each has .scores)
-    for n in names:
-        if n == "knn":
-            # the validation queries must not be in the KB they are scored against: KB = training part
-            knn_options = options_for(n, options)
-            encoder = TextEncoder(knn_options["encoder"]) if "encoder" in knn_options else TextEncoder()
-            routers[n] = router_from_records(train_records, index, encoder, k=int(knn_options.get("k", 100)),
-                                             temperature=float(knn_options.get("temperature", 0.1)))
-        else:
-            routers[n] = make_router(parse_route(f"{n}@1"), index, **options_for(n, options))
+    held = held_out_logs(index, args.data, args.logs)
+    val_queries, val_pq, val_ps = held.queries, held.pair_query, held.pair_shard
+    routers = scoring_routers(index, names, held.train_records, options)
     val_scores = [standardise(routers[n].scores(val_queries)) for n in names]
     weights, val_auc, grid = fit_weights(val_scores, val_pq, val_ps, index.shard_sizes, step=args.step)
 

@@ -18,9 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from selectsearch.index.sharded import ShardedIndex
+    from selectsearch.route.tuning import read_routing
 
     index = ShardedIndex.open(args.index)
     info = index.describe()
+    tuned = read_routing(index.path)
+    info["routing"] = tuned
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -40,6 +43,9 @@ def execute(args: argparse.Namespace) -> int:
         f"  (faiss: {dense['model']}, {dense['dim']}-d {dense['metric']}, {dense['config']['factory']})"
         if dense else ""))
     print(f"built by    {info['command']}  in {info['build_seconds']} s")
+    if tuned is not None:
+        fused = " + ".join(f"{w:g} {n}" for w, n in zip(tuned["weights"], tuned["routers"], strict=True))
+        print(f"routing     hybrid@M = {fused}  (validation AUC {tuned['val_auc']:.2f}, logs {tuned['logs']})")
     versions = info.get("versions") or {}
     print("versions    " + "  ".join(f"{k} {v}" for k, v in versions.items()))
     return 0

@@ -14,8 +14,9 @@ Options (``--router-option hybrid.KEY=VALUE``):
 - ``routers``: comma-separated router names (default ``mico,cori``); each must produce scores
   (``mico``, ``distilled``, ``knn``, ``centroid``, ``cori``, ``taily``, ``redde``, ``ranks``);
 - ``weights``: comma-separated weights, one per router (default: equal). Choose them on held-out
-  logged queries with :func:`fit_weights` (``eval/mico/hybrid.py`` does that on MICO's own
-  validation queries);
+  logged queries: ``selectsearch tune-route INDEX --data DATA`` fits them on MICO's own validation
+  queries (:mod:`selectsearch.route.tuning`) and stores them with the index, and ``hybrid@m``
+  without ``routers``/``weights`` then uses them;
 - ``ROUTER.KEY=VALUE``: an option for one sub-router, e.g. ``hybrid.mico.mico_model=DIR``.
 
 Query vectors of a sub-router that embeds queries (``mico``) are handed on to a dense retriever.
@@ -161,15 +162,27 @@ def _floats(text: str, what: str) -> list[float]:
 
 
 def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | None = None, seed: int = 0,
-                       routers: str | Sequence[str] = DEFAULT_ROUTERS, weights: str | Sequence[float] | None = None,
+                       routers: str | Sequence[str] | None = None, weights: str | Sequence[float] | None = None,
                        **options: Any) -> HybridRouter:
     """The ``hybrid`` router for ``index`` (factory called by :func:`selectsearch.route.make_router`).
+
+    Without ``routers`` and ``weights`` it uses the fusion ``selectsearch tune-route`` stored with
+    the index (``routing.json``; options given here override its sub-router options), else
+    ``mico,cori`` with equal weights.
 
     Raises:
         RouteSpecError: an unknown or unfusable sub-router, a nested ``hybrid``, or bad weights.
     """
     from selectsearch.route import make_router, options_for
+    from selectsearch.route.tuning import read_routing
 
+    if routers is None and weights is None:
+        tuned = read_routing(index.path)
+        if tuned is not None:
+            routers, weights = tuned["routers"], tuned["weights"]
+            options = {**tuned.get("options", {}), **options}
+    if routers is None:
+        routers = DEFAULT_ROUTERS
     names = [n.strip() for n in routers.split(",")] if isinstance(routers, str) else list(routers)
     names = [n for n in names if n]
     if "hybrid" in names or "all" in names or "oracle" in names:

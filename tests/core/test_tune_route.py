@@ -1,0 +1,95 @@
+"""``tune-route``: hybrid@m weights fitted on held-out logged queries, stored with the index."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from selectsearch.cli import main
+from selectsearch.errors import RouteSpecError, SelectSearchError
+from selectsearch.index.sharded import ShardedIndex
+from selectsearch.route import make_router, parse_route
+from selectsearch.route.tuning import ROUTING_FILE, held_out_logs, read_routing, tune_hybrid, write_routing
+from selectsearch.types import Query
+
+from .conftest import TOPICS
+
+
+@pytest.fixture()
+def own_index(tiny_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the tiny index (tuning writes into it) and a private embedding cache."""
+    monkeypatch.setenv("SELECTSEARCH_CACHE", str(tmp_path / "cache"))
+    return Path(shutil.copytree(tiny_index, tmp_path / "index"))
+
+
+@pytest.fixture()
+def click_log(own_index: Path, tmp_path: Path) -> Path:
+    """40 logged queries (10 per topic), each clicking documents of its topic."""
+    index = ShardedIndex.open(own_index)
+    lines = []
+    for topic, words in TOPICS.items():
+        docs = sorted(d for d in index.shard_of_doc if d.startswith(topic))
+        for i in range(10):
+            query = f"{words[i]} {words[(i + 3) % 10]}"
+            lines += [f"{query}\t{docs[(i + j) % len(docs)]}\t1" for j in range(3)]
+    path = tmp_path / "clicks.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_held_out_split_is_by_query_and_disjoint_from_the_kb(own_index: Path, click_log: Path) -> None:
+    held = held_out_logs(ShardedIndex.open(own_index), ".", str(click_log))
+    val_texts = {q.text for q in held.queries}
+    assert len(val_texts) == 4  # 10% of 40 logged queries
+    assert not val_texts & {text for text, _, _ in held.train_records}
+    assert len(held.pair_query) == 12 and set(held.pair_query.tolist()) == {0, 1, 2, 3}
+
+
+def test_tune_store_and_route(own_index: Path, click_log: Path) -> None:
+    index = ShardedIndex.open(own_index)
+    tuned = tune_hybrid(index, ".", str(click_log), ["centroid", "cori", "knn"], step=0.25)
+    assert tuned["routers"] == ["centroid", "cori", "knn"]
+    assert sum(tuned["weights"]) == pytest.approx(1.0) and min(tuned["weights"]) >= 0
+    # the fusion is at least as good on validation as any router alone (weight 1 is a grid point)
+    assert tuned["val_auc"] >= max(tuned["single_auc"].values()) - 1e-9
+    assert tuned["options"]["knn.logs"] == str(click_log)
+    assert read_routing(own_index) is None
+    write_routing(own_index, tuned)
+    with pytest.raises(SelectSearchError, match="--overwrite"):
+        write_routing(own_index, tuned)
+    assert read_routing(own_index) == json.loads(json.dumps(tuned))
+    # hybrid@m without routers/weights routes exactly as the stored fusion spelled out
+    queries = [Query(t, " ".join(w[4:7])) for t, w in TOPICS.items()]
+    stored = make_router(parse_route("hybrid@1"), index)
+    explicit = make_router(parse_route("hybrid@1"), index, routers="centroid,cori,knn",
+                           weights=",".join(str(w) for w in tuned["weights"]),
+                           **{"hybrid.knn.logs": str(click_log)})
+    np.testing.assert_array_equal(stored.rank(queries), explicit.rank(queries))
+    assert stored.weights == tuned["weights"]
+
+
+def test_cli_tune_route(own_index: Path, click_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["-q", "tune-route", str(own_index), "--data", ".", "--logs", str(click_log),
+            "--routers", "centroid,cori,knn", "--step", "0.5"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "hybrid" in out and "centroid" in out
+    assert (own_index / ROUTING_FILE).is_file()
+    assert main(args) == 2  # exists: refused, file untouched
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["routers"] == ["centroid", "cori", "knn"]
+    assert main(["info", str(own_index)]) == 0
+    assert "routing     hybrid@M" in capsys.readouterr().out
+    assert main(["-q", "tune-route", str(own_index), "--data", ".", "--logs", str(click_log), "--routers", "all",
+                 "--overwrite"]) == 2
+
+
+def test_bad_routing_file(own_index: Path) -> None:
+    (own_index / ROUTING_FILE).write_text("{not json")
+    with pytest.raises(RouteSpecError, match="tune-route"):
+        make_router("hybrid@1", ShardedIndex.open(own_index))
