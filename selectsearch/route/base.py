@@ -17,7 +17,7 @@ import numpy as np
 from selectsearch.errors import RouteSpecError
 from selectsearch.types import EncodedQueries, Query
 
-__all__ = ["ROUTERS", "RouteSpec", "Router", "parse_route", "rank_by_scores"]
+__all__ = ["ROUTERS", "RouteSpec", "Router", "ScoringRouter", "parse_route", "rank_by_scores"]
 
 #: router names and what they need; later issues add more
 ROUTERS: dict[str, str] = {
@@ -147,3 +147,19 @@ class Router(ABC):
         if cut is None:
             return [sorted(r) for r in ranking.tolist()]
         return [r[: max(1, int(c))] for r, c in zip(ranking.tolist(), cut.tolist(), strict=True)]
+
+
+class ScoringRouter(Router):
+    """A router that scores every shard (``hybrid@m`` can fuse it); the ranking is by score."""
+
+    #: number of shards the scores cover
+    n_shards: int
+
+    @abstractmethod
+    def scores(self, queries: Sequence[Query]) -> np.ndarray:
+        """``(len(queries), n_shards)`` shard scores, higher is better."""
+
+    def rank(self, queries: Sequence[Query]) -> np.ndarray:
+        if not queries:
+            return np.zeros((0, self.n_shards), np.int32)
+        return rank_by_scores(self.scores(queries))

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from selectsearch.errors import ModelError, RouteSpecError
-from selectsearch.route.base import Router, RouteSpec, rank_by_scores
+from selectsearch.route.base import RouteSpec, ScoringRouter
 from selectsearch.types import Qrels, Query
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -171,7 +171,7 @@ def save_router(student: ReAugKDStudent, out: str | os.PathLike[str]) -> Path:
     return folder
 
 
-class DistilledRouter(Router):
+class DistilledRouter(ScoringRouter):
     """Ranks shards by the student's (KB-mixed) routing distribution, ties by shard id.
 
     Args:
@@ -201,11 +201,6 @@ class DistilledRouter(Router):
         out: np.ndarray = self.student.predict([q.text for q in queries], retrieval=self.retrieval,
                                                batch_size=self.batch_size)
         return out
-
-    def rank(self, queries: Sequence[Query]) -> np.ndarray:
-        if not queries:
-            return np.zeros((0, self.n_shards), np.int32)
-        return rank_by_scores(self.scores(queries))
 
 
 def _flag(value: Any) -> bool:

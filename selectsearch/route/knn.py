@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from selectsearch.errors import RouteSpecError
-from selectsearch.route.base import Router, RouteSpec, rank_by_scores
+from selectsearch.route.base import RouteSpec, ScoringRouter
 from selectsearch.types import EncodedQueries, Qrels, Query
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,7 +102,7 @@ def log_shard_distributions(records: Sequence[tuple[str, str, float]], shard_of_
     return [t for t, ok in zip(texts, keep, strict=True) if ok], dist[keep] / totals[keep], skipped
 
 
-class LoggedQueryRouter(Router):
+class LoggedQueryRouter(ScoringRouter):
     """Ranks shards by :func:`knn_scores` over a knowledge base of logged queries (module docs).
 
     Args:
@@ -154,11 +154,6 @@ class LoggedQueryRouter(Router):
 
     def encoded_queries(self) -> EncodedQueries | None:
         return self._encoded
-
-    def rank(self, queries: Sequence[Query]) -> np.ndarray:
-        if not queries:
-            return np.zeros((0, self.n_shards), np.int32)
-        return rank_by_scores(self.scores(queries))
 
 
 def _default_data(index: ShardedIndex) -> str:

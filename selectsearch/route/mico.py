@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from selectsearch.errors import ModelError, RouteSpecError
-from selectsearch.route.base import Router, RouteSpec, rank_by_scores
+from selectsearch.route.base import RouteSpec, ScoringRouter
 from selectsearch.types import EncodedQueries, Qrels, Query
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["MicoRouter", "make_mico_router", "mico_model_dir"]
 
 
-class MicoRouter(Router):
+class MicoRouter(ScoringRouter):
     """Ranks shards by the query head's logits ``W_q f(x) + b_q`` (ties by shard id).
 
     Args:
@@ -60,11 +60,6 @@ class MicoRouter(Router):
 
     def encoded_queries(self) -> EncodedQueries | None:
         return self._encoded
-
-    def rank(self, queries: Sequence[Query]) -> np.ndarray:
-        if not queries:
-            return np.zeros((0, self.n_shards), np.int32)
-        return rank_by_scores(self.scores(queries))
 
 
 def mico_model_dir(index: ShardedIndex, mico_model: str | Path | None = None) -> Path:
