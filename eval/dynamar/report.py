@@ -313,9 +313,10 @@ def baselines_markdown(few: dict[str, Any], cls: dict[str, Any], command: str) -
         row_cls = _ms([c["finetune"]["values"][c["seeds_finetune"].index(sd)] for sd in seeds])
         lines.append(f"| {NAMES.get(task, task)} | {len(seeds)} | {_fmt(row_ft)} | {_fmt(row_cls)} | {_fmt(row_dy)} | "
                      f"{row_dy['mean'] - row_ft['mean']:+.1f} | {row_dy['mean'] - row_cls['mean']:+.1f} |")
-    seeds = [sd for sd in few.get("average_seeds", []) if sd in cls.get("average_seeds", [])]
-    tasks = [t for t in few.get("average_tasks", []) if t in cls.get("average_tasks", [])]
-    if seeds and tasks == few.get("average_tasks"):
+    tasks = [t for t in few.get("average_tasks", []) if t in cls["tasks"]]
+    seeds = [sd for sd in few.get("average_seeds", [])
+             if all(sd in cls["tasks"][t]["seeds_finetune"] for t in tasks)]
+    if seeds and tasks and tasks == few.get("average_tasks"):
         def avg(table: dict[str, Any], key: str) -> float:
             vals = []
             for t in tasks:
