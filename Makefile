@@ -1,5 +1,6 @@
 # Two commands for a newcomer (see README):
-#   make demo   — set up, index SciFact (or DATA=...) into 16 k-means shards, query, print the evaluation table
+#   make demo   — set up, index SciFact (or DATA=...) into 16 k-means shards, tune the router on its
+#                 logs (when it has train qrels), query, print the evaluation table
 #   make test   — set up, lint, type-check and run the tests
 PYTHON ?= python3
 VENV ?= .venv
@@ -29,9 +30,13 @@ demo: $(STAMP)
 	else $(VENV)/bin/selectsearch index $(DATA) --out $(INDEX) --shards $(SHARDS) --partitioner kmeans; fi
 	$(VENV)/bin/selectsearch info $(INDEX)
 	$(VENV)/bin/selectsearch search $(INDEX) --query "$(QUERY)" --route centroid@2 --k 5
-	@# knn@2 learns from the search logs (train qrels) when the folder has them
+	@# with search logs (train qrels) in the folder: knn@2 learns from them, and tune-route fits the
+	@# fused router hybrid@2 (centroid + CORI + knn) on held-out logged queries, stored with the index
+	@if [ -f $(DATA)/qrels/train.tsv ] && [ "$(SPLIT)" != train ]; then \
+		if [ -f $(INDEX)/routing.json ]; then echo "reusing $(INDEX)/routing.json (delete it to re-tune)"; \
+		else $(VENV)/bin/selectsearch tune-route $(INDEX) --data $(DATA) --logs train --routers centroid,cori,knn; fi; fi
 	@if [ -f $(DATA)/qrels/$(SPLIT).tsv ]; then \
-		LOGS=""; if [ -f $(DATA)/qrels/train.tsv ] && [ "$(SPLIT)" != train ]; then LOGS="--route knn@2"; fi; \
+		LOGS=""; if [ -f $(DATA)/qrels/train.tsv ] && [ "$(SPLIT)" != train ]; then LOGS="--route knn@2 --route hybrid@2"; fi; \
 		$(VENV)/bin/selectsearch eval $(INDEX) --data $(DATA) --split $(SPLIT) \
 			--route all --route random@2 --route centroid@1 --route centroid@2 --route centroid@4 $$LOGS --route oracle@1 \
 			--measures nDCG@10 R@100 R@1000; \
