@@ -41,14 +41,29 @@ import numpy as np
 
 TASKS = ("sst2", "mrpc", "rte", "cola", "stsb")
 DISPLAY = {"sst2": "SST-2", "mrpc": "MRPC", "rte": "RTE", "cola": "CoLA", "stsb": "STS-B"}
-# task -> (train subsample, held-out dev slice, max_length, teacher epochs, student epochs, seeds)
-PLAN: dict[str, tuple[int, int, int, float, float, int]] = {
-    "sst2": (1500, 300, 64, 2, 2, 1),
-    "mrpc": (1000, 300, 128, 2, 2, 3),
-    "rte": (600, 250, 128, 2, 2, 3),
-    "cola": (1500, 300, 64, 2, 2, 1),
-    "stsb": (1000, 300, 128, 2, 2, 3),
+# task -> (train subsample, held-out dev slice, max_length, teacher epochs, student epochs, seeds);
+# a subsample larger than the training set takes all of it (after the dev slice).
+PLANS: dict[str, dict[str, tuple[int, int, int, float, float, int]]] = {
+    # session 4: small subsamples, students from the PRE-TRAINED encoder's first 2 layers
+    "s4": {
+        "sst2": (1500, 300, 64, 2, 2, 1),
+        "mrpc": (1000, 300, 128, 2, 2, 3),
+        "rte": (600, 250, 128, 2, 2, 3),
+        "cola": (1500, 300, 64, 2, 2, 1),
+        "stsb": (1000, 300, 128, 2, 2, 3),
+    },
+    # session 6: whole MRPC/RTE training sets, 4,000 rows of the others; students from the
+    # FINE-TUNED teacher's first 2 layers (the issue's default student)
+    "v2": {
+        "sst2": (4000, 300, 64, 2, 2, 1),
+        "mrpc": (10**6, 300, 128, 2, 2, 3),
+        "rte": (10**6, 250, 128, 2, 2, 3),
+        "cola": (4000, 300, 64, 2, 2, 1),
+        "stsb": (4000, 300, 128, 2, 2, 3),
+    },
 }
+PLAN = dict(PLANS["s4"])
+STUDENT_INIT = {"s4": "pretrained", "v2": "teacher"}
 VARIANTS = ("alone", "kd", "reaugkd")
 SPLIT_SEED = 1234
 log = logging.getLogger("reaugkd.glue")
@@ -68,8 +83,13 @@ def cpu_s() -> float:
     return time.process_time()
 
 
-def teacher_for(name: str, task: Any, train: list[Any], dev: list[Any], work: Path, max_len: int, epochs: float) -> Any:
-    """Fine-tune (or reload) the teacher and cache its outputs on train + dev + test."""
+def teacher_for(
+    name: str, task: Any, train: list[Any], dev: list[Any], work: Path, max_len: int, epochs: float, init: str
+) -> Any:
+    """Fine-tune (or reload) the teacher and cache its outputs on train + dev + test.
+
+    ``init="teacher"``: students start from the fine-tuned teacher's first layers;
+    ``"pretrained"``: from the pre-trained encoder the teacher was fine-tuned from."""
     from selectsearch.distill import PrecomputedTeacher, teacher_from_classifier
     from selectsearch.models.text_classifier import ModelConfig, TextClassifier, TrainConfig, train_classifier
 
@@ -92,7 +112,7 @@ def teacher_for(name: str, task: Any, train: list[Any], dev: list[Any], work: Pa
         clf = train_classifier(train, cfg, tc)
         clf.save(folder, overwrite=True)
     train_cpu = cpu_s() - c0
-    teacher = teacher_from_classifier(clf)
+    teacher = teacher_from_classifier(clf, encoder_dir=folder / "encoder" if init == "teacher" else None)
     pt = PrecomputedTeacher.from_teacher(teacher, list(train) + list(dev) + list(task.test))
     pt.save(cache)
     # teacher latency (batch 1) on the first 100 test rows
@@ -105,6 +125,7 @@ def teacher_for(name: str, task: Any, train: list[Any], dev: list[Any], work: Pa
         "teacher_train_cpu_s": train_cpu,
         "teacher_wall_s": time.perf_counter() - w0,
         "teacher_ms_per_row_b1": (time.perf_counter() - t0) * 1000 / len(rows),
+        "test": scores(task, pt.embed_predict(task.test)[1]),
     }
     (work / name / "teacher_info.json").write_text(json.dumps(info))
     return pt, info
@@ -229,7 +250,9 @@ def run_cell(
     return cell
 
 
-def summarise(cells: list[dict[str, Any]], teachers: dict[str, dict[str, Any]], command: str, out: Path) -> None:
+def summarise(
+    cells: list[dict[str, Any]], teachers: dict[str, dict[str, Any]], command: str, out: Path, plan: str
+) -> None:
     """Rewrite glue.json and glue.md from the finished cells."""
     rows: dict[str, dict[str, list[float]]] = {}
     detail: dict[str, dict[str, list[dict[str, float]]]] = {}
@@ -240,6 +263,11 @@ def summarise(cells: list[dict[str, Any]], teachers: dict[str, dict[str, Any]], 
 
     for t, info in teachers.items():
         add(t, "teacher", info["test"])
+    # a seed counts only once all three variants finished it (an interrupted run compares like with like)
+    variants_done: dict[tuple[str, int], set[str]] = {}
+    for c in cells:
+        variants_done.setdefault((c["task"], c["seed"]), set()).add(c["variant"])
+    cells = [c for c in cells if variants_done[(c["task"], c["seed"])] >= set(VARIANTS)]
     for c in cells:
         t = c["task"]
         if c["variant"] == "alone":
@@ -273,7 +301,9 @@ def summarise(cells: list[dict[str, Any]], teachers: dict[str, dict[str, Any]], 
     lat = {c["task"]: c["latency"] for c in cells if "latency" in c}
     result = {
         "command": command,
-        "plan": PLAN,
+        "plan": plan,
+        "plan_sizes": PLAN,
+        "student_init": STUDENT_INIT[plan],
         "split_seed": SPLIT_SEED,
         "mean": means,
         "std": stds,
@@ -295,22 +325,25 @@ def summarise(cells: list[dict[str, Any]], teachers: dict[str, dict[str, Any]], 
         f"Command: `{command}`",
         "",
         "Score = the task's GLUE metric (SST-2/RTE accuracy, MRPC mean of F1 and accuracy, CoLA Matthews,",
-        "STS-B mean of Pearson and Spearman), x100, mean ± std over seeds (n = seeds). Students: first 2",
-        "layers of the pre-trained all-MiniLM-L6-v2; teacher: all-MiniLM-L6-v2 fine-tuned on the same",
+        "STS-B mean of Pearson and Spearman), x100, mean ± std over seeds (n = seeds). Students: 2",
+        "transformer layers (initialisation below); teacher: all-MiniLM-L6-v2 fine-tuned on the same",
         "training subsample. k/alpha chosen on a held-out slice of train. `+ret` columns: ablation",
         "(retrieval from the student's own KB without the relational loss).",
         "",
+        f"Plan `{plan}`: students start from the first 2 layers of the "
+        + ("fine-tuned teacher." if STUDENT_INIT[plan] == "teacher" else "pre-trained encoder."),
         "Budget (2 shared CPU cores, 1 torch thread): per task a seeded training subsample (n_train) and a",
         "held-out slice of train for k/alpha (SST-2 300, MRPC 300, RTE 250, CoLA 300, STS-B 300); teacher and",
         "students 2 epochs, batch 16, max_length 64 (single sentences) / 128 (pairs); students lr 2e-4, KD T=2,",
         "gold-loss weight 0.5 (KD variants), lambda_rel 1, tau = tau_t = tau_s = tau_kb = 0.1, 64 sampled KB",
-        "columns in L_rel. Extra seeds only for MRPC, RTE and STS-B (SST-2 and CoLA: seed 0).",
+        "columns in L_rel. Extra seeds only for MRPC, RTE and STS-B (SST-2 and CoLA: seed 0); a seed is",
+        "counted once all three student variants finished it.",
         "",
         "| task | n_train | seeds | alone | vanilla KD | ReAugKD no-ret | ReAugKD | teacher | alone+ret | KD+ret |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in tasks:
-        n = PLAN[t][0]
+        n = next((c["n_train"] for c in cells if c["task"] == t), PLAN[t][0])
         seeds = len({c["seed"] for c in cells if c["task"] == t})
         vals = []
         for c in cols:
@@ -353,14 +386,31 @@ def summarise(cells: list[dict[str, Any]], teachers: dict[str, dict[str, Any]], 
     (out / "glue.md").write_text("\n".join(lines))
 
 
+def _read_cells(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
+def _read_teachers(work: Path) -> dict[str, dict[str, Any]]:
+    """Every task's teacher info under ``work`` (also those another process of this plan trained)."""
+    infos = {
+        t: json.loads((work / t / "teacher_info.json").read_text())
+        for t in TASKS
+        if (work / t / "teacher_info.json").exists()
+    }
+    return {t: i for t, i in infos.items() if "test" in i}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("eval/results/reaugkd"))
     parser.add_argument("--work", type=Path, default=Path("/work/models/reaugkd-glue"))
+    parser.add_argument("--plan", choices=sorted(PLANS), default="s4", help="sizes and student init (see PLANS)")
     parser.add_argument("--tasks", nargs="*", default=list(TASKS))
     parser.add_argument("--max-seeds", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 60 test rows (checks the script)")
     args = parser.parse_args(argv)
+    PLAN.clear()
+    PLAN.update(PLANS[args.plan])
     if args.smoke:
         for t, p in list(PLAN.items()):
             PLAN[t] = (48, 24, p[2], 0.5, 0.5, 1)
@@ -373,9 +423,12 @@ def main(argv: list[str] | None = None) -> int:
     command = "OMP_NUM_THREADS=1 .venv/bin/python " + " ".join(map(shlex.quote, sys.argv))
     args.out.mkdir(parents=True, exist_ok=True)
     cells_path = args.out / "glue_cells.jsonl"
-    cells = [json.loads(x) for x in cells_path.read_text().splitlines() if x.strip()] if cells_path.exists() else []
-    done = {(c["task"], c["variant"], c["seed"]) for c in cells}
-    teachers: dict[str, dict[str, Any]] = {}
+
+    def refresh() -> None:
+        # several processes (one per task group) may share --out and --work: summarise from the files
+        summarise(_read_cells(cells_path), _read_teachers(args.work), command, args.out, args.plan)
+
+    done = {(c["task"], c["variant"], c["seed"]) for c in _read_cells(cells_path)}
     loaded: dict[str, Any] = {}
     # seed 0 of every task first, then the extra seeds of the small tasks
     for seed in range(args.max_seeds):
@@ -388,12 +441,10 @@ def main(argv: list[str] | None = None) -> int:
                 if args.smoke:
                     task.test = task.test[:60]
                 train, dev = split_task(task, n_train, n_dev)
-                teacher, info = teacher_for(name, task, train, dev, args.work, max_len, t_ep)
-                info["test"] = scores(task, teacher.embed_predict(task.test)[1])
-                teachers[name] = info
+                teacher, info = teacher_for(name, task, train, dev, args.work, max_len, t_ep, STUDENT_INIT[args.plan])
                 loaded[name] = (task, train, dev, teacher)
-                log.info("%s teacher: %s", name, info["test"])
-                summarise(cells, teachers, command, args.out)
+                log.info("%s teacher (%d training rows): %s", name, len(train), info["test"])
+                refresh()
             task, train, dev, teacher = loaded[name]
             for variant in VARIANTS:
                 if (name, variant, seed) in done:
@@ -413,10 +464,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 with cells_path.open("a") as f:
                     f.write(json.dumps(cell) + "\n")
-                cells.append(cell)
                 done.add((name, variant, seed))
-                summarise(cells, teachers, command, args.out)
-    summarise(cells, teachers, command, args.out)
+                refresh()
+    refresh()
     log.info("all cells done")
     return 0
 

@@ -186,22 +186,30 @@ class DistilledReranker(_Timed):
         self.stats = RerankStats()
         kb = student.kb
         self._use_kb = bool(retrieval and kb is not None and len(kb) and student.alpha < 1.0)
-        # the KB vectors as one matrix: an exact inner-product top-k by matrix product is several
-        # times faster here than the faiss flat index (generic faiss build, no AVX2) for 100 rows
-        self._kb_vectors = kb.index.reconstruct_n(0, len(kb)) if self._use_kb else None
+        # the KB vectors as one torch matrix: an exact inner-product top-k by matrix product and
+        # torch.topk is several times faster here than the faiss flat index (generic faiss build,
+        # no AVX2) or numpy's argpartition for 100 rows; in bf16 when the encoders run in bf16
+        # (about 4x faster again; neighbours whose similarities tie within bf16 rounding may swap)
+        self._kb_vectors: Any = None
+        if self._use_kb:
+            import torch
+
+            from selectsearch.encode import encoder_precision
+
+            vectors = torch.from_numpy(np.ascontiguousarray(kb.index.reconstruct_n(0, len(kb)), dtype=np.float32))
+            self._kb_dtype = torch.bfloat16 if encoder_precision() == "bf16" else torch.float32
+            self._kb_vectors = vectors.to(self._kb_dtype)
 
     def _retrieve(self, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``k`` KB neighbours ``(scores, ids)`` of normalised student embeddings."""
+        """Top-``k`` KB neighbours ``(scores, ids)`` of normalised student embeddings, best first."""
+        import torch
+
         assert self._kb_vectors is not None
         k = max(1, min(int(self.student.k), len(self._kb_vectors)))
-        sims = emb @ self._kb_vectors.T
-        if k < sims.shape[1]:
-            ids = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        else:
-            ids = np.tile(np.arange(k), (len(emb), 1))
-        top = np.take_along_axis(sims, ids, axis=1)
-        order = np.argsort(-top, axis=1, kind="stable")
-        return np.take_along_axis(top, order, axis=1), np.take_along_axis(ids, order, axis=1)
+        with torch.inference_mode():
+            sims = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32)).to(self._kb_dtype) @ self._kb_vectors.T
+            top, ids = torch.topk(sims.float(), k, dim=1)
+        return top.numpy(), ids.numpy().astype(np.int64)
 
     def score_both(self, query: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float, float]:
         """Scores without and with KB retrieval from one forward pass, and the seconds each path

@@ -154,6 +154,31 @@ def test_student_round_trip_and_retrieval_switch(models: SimpleNamespace) -> Non
     assert info["grades"] == [0.0, 1.0, 2.0] and info["teacher"] == str(models.teacher_dir)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_kb_search_is_the_exact_top_k(precision: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from selectsearch.distill.kb import KnowledgeBase
+
+    monkeypatch.setenv("SELECTSEARCH_ENCODER_PRECISION", precision)
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = rng.normal(size=(7, 16)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    student = SimpleNamespace(kb=KnowledgeBase(vectors, np.full((500, 3), 1 / 3, dtype=np.float32)), k=5, alpha=0.5)
+    scores, ids = DistilledReranker(student, [0, 1, 2])._retrieve(queries)
+    exact = queries @ vectors.T
+    best = np.sort(exact, axis=1)[:, ::-1][:, :5]
+    assert ids.shape == (7, 5) and len({tuple(sorted(r)) for r in ids}) == 7
+    assert (np.diff(scores, axis=1) <= 0).all()  # best first
+    chosen = np.take_along_axis(exact, ids, axis=1)
+    if precision == "fp32":
+        np.testing.assert_array_equal(ids, np.argsort(-exact, axis=1)[:, :5])
+        np.testing.assert_allclose(scores, best, rtol=1e-5)
+    else:  # bf16 keeps about 3 significant digits: only near-ties may swap
+        np.testing.assert_allclose(np.sort(chosen, axis=1)[:, ::-1], best, atol=2e-2)
+        np.testing.assert_allclose(scores, chosen, atol=2e-2)
+
+
 def test_reranker_in_selective_searcher(models: SimpleNamespace, index_dir: Path) -> None:
     from selectsearch.search import SelectiveSearcher
 
