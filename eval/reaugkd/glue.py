@@ -343,8 +343,8 @@ def summarise(
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in tasks:
-        n = next((c["n_train"] for c in cells if c["task"] == t), PLAN[t][0])
-        seeds = len({c["seed"] for c in cells if c["task"] == t})
+        n = next((x["n_train"] for x in cells if x["task"] == t), PLAN[t][0])
+        seeds = len({x["seed"] for x in cells if x["task"] == t})
         vals = []
         for c in cols:
             s = "–"
