@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--queries", type=int, default=0, help="seeded subset of test queries (0: all)")
     parser.add_argument("--depth", type=int, default=100)
-    parser.add_argument("--system", action="append", default=[], help="LABEL=FOLDER[:noretrieval]")
+    parser.add_argument("--system", action="append", default=[],
+                        help="LABEL=FOLDER[:OPTION[,OPTION]]; options: noretrieval, max_length=N")
     parser.add_argument("--max-length", type=int, default=0, help="override the models' max_length (0: keep)")
     parser.add_argument("--measures", nargs="+", default=["nDCG@10", "RR@10", "R@10", "nDCG@100"])
     parser.add_argument("--seed", type=int, default=0)
@@ -75,17 +76,19 @@ def main(argv: list[str] | None = None) -> int:
     cands = bm25_candidates(index, {q: queries[q] for q in qids}, depth=args.depth, cache_dir=args.work)
 
     systems: list[tuple[str, str, bool]] = []
+    lengths: dict[str, int | None] = {}
     for item in args.system:
         label, _, spec = item.partition("=")
-        folder, _, flag = spec.partition(":")
-        systems.append((label, folder, flag != "noretrieval"))
-    rerankers = {}
-    for label, folder, retrieval in systems:
-        r = load_reranker(folder, retrieval=retrieval)
-        if args.max_length:
-            model = getattr(r, "model", None) or r.student  # type: ignore[union-attr]
-            model.batcher.max_length = args.max_length
-        rerankers[label] = r
+        folder, _, flags = spec.partition(":")
+        options = [f for f in flags.split(",") if f]
+        unknown = [f for f in options if f != "noretrieval" and not f.startswith("max_length=")]
+        if unknown:
+            parser.error(f"--system {item}: unknown option(s) {unknown}")
+        lengths[label] = next((int(f.split("=")[1]) for f in options if f.startswith("max_length=")),
+                              args.max_length or None)
+        systems.append((label, folder, "noretrieval" not in options))
+    rerankers = {label: load_reranker(folder, retrieval=retrieval, max_length=lengths[label])
+                 for label, folder, retrieval in systems}
 
     done_path = args.work / "results.jsonl"
     done: dict[str, dict[str, object]] = {}
@@ -154,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"command": command, "index": args.index, "data": args.data, "split": args.split,
               "queries": len(qids), "queries_in_split": n_total, "depth": args.depth, "seed": args.seed,
               "systems": {label: folder + ("" if retrieval else " (no retrieval)")
+                          + (f" reading {lengths[label]} tokens" if lengths[label] else "")
                           for label, folder, retrieval in systems},
               "max_length_override": args.max_length or None, "rows": rows,
               "reranker_stats": {k: v.stats.to_json() for k, v in rerankers.items()}}

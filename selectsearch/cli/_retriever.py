@@ -38,6 +38,9 @@ def add_retriever_options(parser: argparse.ArgumentParser) -> None:
     rerank.add_argument("--rerank-weight", type=float, default=0.0, metavar="W",
                         help="mix the first-stage score into the reranker's: z(model) + W * z(first stage) "
                              "(default 0: the model alone)")
+    rerank.add_argument("--rerank-max-length", type=int, metavar="TOKENS",
+                        help="read at most TOKENS tokens of each (query, document) pair (default: the length "
+                             "the reranker was trained with); fewer tokens cost less")
     rerank.add_argument("--no-kb", action="store_true",
                         help="distilled reranker: the student alone, without its knowledge-base neighbours")
 
@@ -54,7 +57,8 @@ def retriever_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         from selectsearch.rerank import load_reranker
 
         rerank = {"reranker": load_reranker(args.rerank, retrieval=not args.no_kb,
-                                            first_stage_weight=args.rerank_weight),
+                                            first_stage_weight=args.rerank_weight,
+                                            max_length=args.rerank_max_length),
                   "rerank_depth": args.depth}
     return {
         **rerank,

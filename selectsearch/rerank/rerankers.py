@@ -259,7 +259,7 @@ def reranker_kind(path: str | os.PathLike[str]) -> str:
 
 
 def load_reranker(path: str | os.PathLike[str], *, retrieval: bool = True, batch_size: int = 128,
-                  threads: int | None = None, first_stage_weight: float = 0.0
+                  threads: int | None = None, first_stage_weight: float = 0.0, max_length: int | None = None
                   ) -> CrossEncoderReranker | DistilledReranker:
     """Load a cross-encoder teacher folder or a distilled student folder as a reranker.
 
@@ -270,9 +270,13 @@ def load_reranker(path: str | os.PathLike[str], *, retrieval: bool = True, batch
         threads: torch intra-op threads (``None``: leave torch's setting).
         first_stage_weight: mix the incoming (BM25) scores into the model's (:func:`interpolate`);
             0 ranks by the model alone.
+        max_length: read at most this many tokens of each (query, document) pair (``None``: the
+            length the model was trained with). A cost/quality knob: a transformer's time grows
+            with the tokens it reads.
 
     Raises:
-        ModelError: not a reranker folder (the message says how to make one).
+        ModelError: not a reranker folder (the message says how to make one) or ``max_length``
+            below 8.
 
     Example:
         >>> reranker = load_reranker("/work/models/hd-rerank-student")  # doctest: +SKIP
@@ -296,4 +300,9 @@ def load_reranker(path: str | os.PathLike[str], *, retrieval: bool = True, batch
         reranker = DistilledReranker(ReAugKDStudent.load(folder), info["grades"], retrieval=retrieval,
                                      name=folder.name, batch_size=batch_size)
     reranker.first_stage_weight = float(first_stage_weight)
+    if max_length is not None:
+        if max_length < 8:
+            raise ModelError(f"max_length must be at least 8 tokens, got {max_length}")
+        model = reranker.model if isinstance(reranker, CrossEncoderReranker) else reranker.student
+        model.batcher.max_length = int(max_length)
     return reranker

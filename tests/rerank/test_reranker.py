@@ -197,6 +197,23 @@ def test_reranker_in_selective_searcher(models: SimpleNamespace, index_dir: Path
         assert reranker.stats.queries == 2
 
 
+def test_rerank_max_length_truncates_pairs(models: SimpleNamespace, index_dir: Path, tmp_path: Path) -> None:
+    # the two documents differ only after the 8th token of the pair: cut there they score the same
+    texts = ["a b c d e f g h i j rocket orbit launch", "a b c d e f g h i j flour sugar butter"]
+    for folder in (models.teacher_dir, models.student_dir):
+        short = load_reranker(folder, max_length=8, retrieval=False)
+        full = load_reranker(folder, retrieval=False)
+        cut = short.scores("rocket orbit", texts)
+        assert cut[0] == pytest.approx(cut[1], abs=1e-6)
+        assert full.scores("rocket orbit", texts)[0] != pytest.approx(full.scores("rocket orbit", texts)[1], abs=1e-6)
+        with pytest.raises(ModelError, match="at least 8"):
+            load_reranker(folder, max_length=4)
+    out = tmp_path / "run.trec"
+    assert main(["-q", "search", str(index_dir), "--query", "rocket orbit", "--route", "all", "--rerank",
+                 str(models.student_dir), "--depth", "5", "--rerank-max-length", "16", "--output", str(out)]) == 0
+    assert out.read_text().strip()
+
+
 def test_not_a_reranker(tmp_path: Path, mico_dir: Path) -> None:
     with pytest.raises(ModelError, match="train-reranker"):
         load_reranker(tmp_path)
