@@ -58,7 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "dynamar = prompt + [MASK] regression on the grade (default finetune)")
     parser.add_argument("--pool-size", type=int, default=4, help="--method dynamar: templates in the pool (M)")
     parser.add_argument("--encoder", default="all-MiniLM-L6-v2", help="teacher start: all-MiniLM-L6-v2 or a folder")
-    parser.add_argument("--max-length", type=int, default=64, help="tokens of query + document (default 64)")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="tokens of query + document the model reads (default 64; with --teacher: the "
+                             "teacher's length; a shorter student costs less per pair)")
     parser.add_argument("--depth", type=int, default=100, help="BM25 candidates per query (default 100)")
     parser.add_argument("--max-queries", type=int, default=2500, help="training queries sampled (0: all)")
     parser.add_argument("--max-positives", type=int, default=2, help="relevant pairs per query (0: all)")
@@ -128,7 +130,7 @@ def _train_teacher(args: argparse.Namespace, queries: dict[str, str], qrels: dic
 
     pairs = training_pairs(args.index, queries, qrels, pairs_config, cache_dir=cache, progress=progress_enabled(args))
     config = CrossEncoderConfig(method=args.method, pool_size=args.pool_size, encoder=args.encoder,
-                                max_length=args.max_length, steps=args.steps, batch_size=args.batch_size,
+                                max_length=args.max_length or 64, steps=args.steps, batch_size=args.batch_size,
                                 learning_rate=args.lr, head_learning_rate=args.head_lr,
                                 seed=args.seed)
     model = train_cross_encoder(pairs, config, callbacks=_callbacks(args, "teacher"),
@@ -148,7 +150,7 @@ def _train_student(args: argparse.Namespace, queries: dict[str, str], qrels: dic
     from selectsearch.rerank.student import StudentConfig, distill_reranker
 
     config = StudentConfig(layers=args.layers, unlabelled=args.unlabelled, dev_queries=args.dev_queries,
-                           epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+                           epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, max_length=args.max_length)
     result = distill_reranker(args.teacher, args.index, queries, qrels, pairs_config, config,
                               out=args.out, cache_dir=cache, progress=progress_enabled(args), log_file=args.log_file)
     return {"out": str(args.out), "kind": "student", **result}

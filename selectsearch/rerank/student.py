@@ -54,6 +54,8 @@ class StudentConfig:
         lambda_rel: weight of the relational loss.
         temperature: distillation temperature.
         seed: seeds samples and training.
+        max_length: tokens of each pair the student reads (``None``: the teacher's length). The
+            teacher always reads its own length when it labels the rows.
     """
 
     layers: int = 2
@@ -66,6 +68,7 @@ class StudentConfig:
     lambda_rel: float = 1.0
     temperature: float = 2.0
     seed: int = 0
+    max_length: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable fields."""
@@ -176,7 +179,8 @@ def distill_reranker(teacher_dir: str | os.PathLike[str], index: Any, queries: M
         gold.append([max(0, qrels[q].get(d, 0)) for d in docs])
         ideal.append([g for g in qrels[q].values() if g > 0])
         dev_rows += [(queries[q], dev_texts[d]) for d in docs]
-    distill_config = DistillConfig(layers=config.layers, max_length=max_length, epochs=config.epochs,
+    distill_config = DistillConfig(layers=config.layers, max_length=config.max_length or max_length,
+                                   epochs=config.epochs,
                                    batch_size=config.batch_size, lr=config.lr, lambda_rel=config.lambda_rel,
                                    temperature=config.temperature, seed=config.seed, eval_batch_size=128,
                                    k_grid=(1, 2, 4, 8, 16, 32))

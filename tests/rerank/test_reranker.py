@@ -90,7 +90,7 @@ def models(index_dir: Path, beir: Path, tiny_model_dir: Path, tmp_path_factory: 
     teacher_dir = teacher.save(root / "teacher")
     summary = distill_reranker(teacher_dir, index_dir, queries, qrels, pairs_config,
                                StudentConfig(layers=1, unlabelled=2, dev_queries=8, dev_depth=10, epochs=2.0,
-                                             batch_size=16, lr=1e-3),
+                                             batch_size=16, lr=1e-3, max_length=24),
                                out=root / "student")
     return SimpleNamespace(teacher=teacher, teacher_dir=teacher_dir, pairs=pairs, student_dir=root / "student",
                            summary=summary)
@@ -129,6 +129,8 @@ def test_student_round_trip_and_retrieval_switch(models: SimpleNamespace) -> Non
     a = load_reranker(models.student_dir)
     b = load_reranker(models.student_dir)
     assert isinstance(a, DistilledReranker)
+    assert a.student.batcher.max_length == 24  # the student's own length, shorter than its teacher's 32
+    assert models.teacher.batcher.max_length == 32
     texts = ["rocket orbit launch", "flour sugar butter", "stock bond market", "cell gene protein"]
     np.testing.assert_array_equal(a.scores("rocket orbit", texts), b.scores("rocket orbit", texts))
     assert [h.doc_id for h in a.rerank("rocket orbit", _hits(4), texts)] == \
