@@ -196,9 +196,10 @@ class DistilledReranker(_Timed):
 
             from selectsearch.encode import encoder_precision
 
-            vectors = torch.from_numpy(np.ascontiguousarray(kb.index.reconstruct_n(0, len(kb)), dtype=np.float32))
+            self._kb_exact = torch.from_numpy(
+                np.ascontiguousarray(kb.index.reconstruct_n(0, len(kb)), dtype=np.float32))
             self._kb_dtype = torch.bfloat16 if encoder_precision() == "bf16" else torch.float32
-            self._kb_vectors = vectors.to(self._kb_dtype)
+            self._kb_vectors = self._kb_exact.to(self._kb_dtype)
 
     def _retrieve(self, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` KB neighbours ``(scores, ids)`` of normalised student embeddings, best first."""
@@ -207,8 +208,13 @@ class DistilledReranker(_Timed):
         assert self._kb_vectors is not None
         k = max(1, min(int(self.student.k), len(self._kb_vectors)))
         with torch.inference_mode():
-            sims = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32)).to(self._kb_dtype) @ self._kb_vectors.T
-            top, ids = torch.topk(sims.float(), k, dim=1)
+            queries = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32))
+            # top-k straight on the (rows, KB) product in its own dtype: converting that matrix
+            # to float32 would cost as much as the product; the k winners are re-scored exactly
+            _, ids = torch.topk(queries.to(self._kb_dtype) @ self._kb_vectors.T, k, dim=1)
+            top = torch.einsum("nd,nkd->nk", queries, self._kb_exact[ids])
+            top, order = torch.sort(top, dim=1, descending=True)
+            ids = torch.gather(ids, 1, order)
         return top.numpy(), ids.numpy().astype(np.int64)
 
     def score_both(self, query: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float, float]:
