@@ -95,6 +95,8 @@ def execute(args: argparse.Namespace) -> int:
     if args.teacher is not None and args.method != "finetune":
         raise ModelError("--method dynamar trains a relevance model of its own; --teacher distils a cross-encoder "
                          "(drop one of the two)")
+    if args.max_length is not None and args.max_length < 8:
+        raise ModelError(f"--max-length must be at least 8 tokens, got {args.max_length}")
     out: Path = args.out
     if out.exists() and not args.overwrite:
         raise ModelError(f"{out} exists; pass --overwrite or another --out")

@@ -232,6 +232,9 @@ def test_cli_train_reranker_teacher(index_dir: Path, beir: Path, tiny_model_dir:
     assert reranker_kind(out) == "cross-encoder"
     assert (tmp_path / "log.jsonl").exists()
     assert main(["-q", "train-reranker", str(beir), "--index", str(index_dir), "--out", str(out)]) == 2  # exists
+    assert main(["-q", "train-reranker", str(beir), "--index", str(index_dir), "--out", str(tmp_path / "short"),
+                 "--max-length", "0"]) == 2
+    assert not (tmp_path / "short").exists()
 
 
 def test_dynamar_relevance_model_trains_and_reranks(models: SimpleNamespace, tiny_model_dir: Path,
