@@ -13,7 +13,7 @@ shards, each cut at :attr:`FusionConfig.depth` candidates:
   normalised value (0 for min-max, the list's minimum z-score): it was scored no better than
   the last candidate.
 
-Ties are broken by ``(-score, doc_id)`` like everywhere else.
+Ties are broken as everywhere else (:mod:`selectsearch.ranking`: doc id descending).
 
 Example:
     >>> fuse([[("a", 3.0), ("b", 1.0)], [("b", 0.9), ("c", 0.5)]], FusionConfig("rrf"))[0]
@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from selectsearch.errors import SelectSearchError
+from selectsearch.ranking import sort_scored
 
 __all__ = ["FUSION_METHODS", "NORMALISATIONS", "FusionConfig", "fuse", "normalise", "rrf"]
 
@@ -83,11 +84,11 @@ class FusionConfig:
 
 
 def _ordered(scores: dict[str, float]) -> list[tuple[str, float]]:
-    return sorted(scores.items(), key=lambda t: (-t[1], t[0]))
+    return sort_scored(scores.items())
 
 
 def rrf(rankings: Sequence[Ranking], k: float = 60.0) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion of ``rankings`` (each best first); ties by ``(-score, doc_id)``."""
+    """Reciprocal rank fusion of ``rankings`` (each best first); ties as :mod:`selectsearch.ranking`."""
     scores: dict[str, float] = {}
     for ranking in rankings:
         for rank, (doc_id, _) in enumerate(ranking, 1):

@@ -10,7 +10,9 @@ query's top-``budget`` shards are searched by the *retriever*:
 - ``hybrid`` — both over the same shards, fused by RRF or a normalised convex combination
   (:mod:`selectsearch.fusion`).
 
-Hits are ordered by ``(-score, doc_id)``, and every query gets a
+Hits are ordered by score, ties by doc id descending — the order trec_eval and ir-measures use,
+so the metrics of the returned ranking are the metrics of the run file we write (see
+:mod:`selectsearch.ranking`) — and every query gets a
 :class:`~selectsearch.types.SearchTrace` whose ``extra`` records the retriever (and for dense
 and hybrid the vectors scored and the fusion used). Batched stages (query encoding, dense
 search) are timed per batch and split evenly over its queries, like routing.
@@ -19,6 +21,7 @@ search) are timed per batch and split evenly over its queries, like routing.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -28,6 +31,7 @@ import numpy as np
 from selectsearch.errors import SelectSearchError
 from selectsearch.fusion import FusionConfig, fuse
 from selectsearch.index.sharded import ShardedIndex
+from selectsearch.ranking import order_by_score
 from selectsearch.route import Router, RouteSpec, make_router, parse_route
 from selectsearch.types import Hit, Qrels, Query, SearchResult, SearchTrace
 
@@ -80,6 +84,12 @@ class SelectiveSearcher:
         dense_options: options of :class:`~selectsearch.dense.searcher.ShardedDenseSearcher`
             (``encoder``, ``nprobe``, ``efsearch``, ``threads``).
 
+    Thread safety: a searcher may be shared between threads. Its searches run one at a time (a
+    lock shared with the searchers made from it by :meth:`with_route` and :meth:`with_retriever`,
+    which share its open Lucene readers and encoder), so concurrent calls return exactly what
+    sequential calls return. Parallelism comes from inside a call: ``threads`` Java threads per
+    query, numpy/torch kernels; for parallel queries use several processes (``selectsearch serve``).
+
     Example:
         >>> searcher = SelectiveSearcher.open("indexes/scifact-k16", route="centroid@2")  # doctest: +SKIP
         >>> hits = searcher.search("vitamin D deficiency and fractures", k=10)  # doctest: +SKIP
@@ -118,6 +128,7 @@ class SelectiveSearcher:
         self.fusion = fusion or FusionConfig()
         self.dense_options = dict(dense_options or {})
         self._dense: Any = None
+        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], route: str | RouteSpec = "all", *, qrels: Qrels | None = None,
@@ -142,6 +153,7 @@ class SelectiveSearcher:
         other._lucene = self._lucene
         other._dense = self._dense
         other._bm25 = self._bm25
+        other._lock = self._lock  # the open backends are shared, so is the lock that guards them
         return other
 
     def with_retriever(self, retriever: str, fusion: FusionConfig | None = None) -> SelectiveSearcher:
@@ -153,23 +165,26 @@ class SelectiveSearcher:
         other._lucene = self._lucene
         other._dense = self._dense
         other._bm25 = self._bm25
+        other._lock = self._lock  # the open backends are shared, so is the lock that guards them
         return other
 
     @property
     def lucene(self) -> Any:
         """The shared :class:`~selectsearch.lucene.searcher.ShardedLuceneSearcher` (opened lazily)."""
-        if self._lucene is None:
-            self._lucene = self.index.lucene(k1=self._bm25[0], b=self._bm25[1], threads=self.threads)
-        return self._lucene
+        with self._lock:
+            if self._lucene is None:
+                self._lucene = self.index.lucene(k1=self._bm25[0], b=self._bm25[1], threads=self.threads)
+            return self._lucene
 
     @property
     def dense(self) -> Any:
         """The shared :class:`~selectsearch.dense.searcher.ShardedDenseSearcher` (opened lazily)."""
-        if self._dense is None:
-            from selectsearch.dense.searcher import ShardedDenseSearcher
+        with self._lock:
+            if self._dense is None:
+                from selectsearch.dense.searcher import ShardedDenseSearcher
 
-            self._dense = ShardedDenseSearcher(self.index, **self.dense_options)
-        return self._dense
+                self._dense = ShardedDenseSearcher(self.index, **self.dense_options)
+            return self._dense
 
     def warm(self) -> None:
         """Open what the retriever needs (JVM and Lucene readers, encoder and FAISS indexes)."""
@@ -192,13 +207,14 @@ class SelectiveSearcher:
             raise ValueError(f"k must be at least 1, got {k}")
         if not qs:
             return {}
-        self.warm()  # open before timing: a one-off cost, not a per-query one
-        t0 = time.perf_counter()
-        selected = self.router.select(qs, self.budget)
-        route_ms = _ms(time.perf_counter() - t0) / len(qs)
-        results = self.search_selected(qs, selected, k=k, route_ms=route_ms)
-        for annotator in self.annotators:
-            annotator.annotate([q.text for q in qs], [results[q.query_id].trace for q in qs])
+        with self._lock:  # one batch at a time: see "Thread safety" in the class docstring
+            self.warm()  # open before timing: a one-off cost, not a per-query one
+            t0 = time.perf_counter()
+            selected = self.router.select(qs, self.budget)
+            route_ms = _ms(time.perf_counter() - t0) / len(qs)
+            results = self.search_selected(qs, selected, k=k, route_ms=route_ms)
+            for annotator in self.annotators:
+                annotator.annotate([q.text for q in qs], [results[q.query_id].trace for q in qs])
         return results
 
     def search_selected(self, queries: Sequence[Query], selected: Sequence[Sequence[int]], *, k: int,
@@ -208,6 +224,11 @@ class SelectiveSearcher:
         ``route_ms`` is recorded as each query's routing time; evaluation sweeps use this to
         route once and search at many budgets.
         """
+        with self._lock:
+            return self._search_selected(queries, selected, k=k, route_ms=route_ms, route_name=route_name)
+
+    def _search_selected(self, queries: Sequence[Query], selected: Sequence[Sequence[int]], *, k: int,
+                         route_ms: float, route_name: str | None) -> dict[str, SearchResult]:
         depth = max(k, self.rerank_depth) if self.reranker is not None else k
         searched = [sorted({int(s) for s in sel}) for sel in selected]
         if self.retriever == "bm25":
@@ -248,9 +269,7 @@ class SelectiveSearcher:
             ids = doc_ids[docids].tolist()
             score_list = scores.tolist()
             shard_list = shard_ids[docids].tolist()
-            # deterministic tie-break: (-score, doc_id)
-            order = sorted(range(len(ids)), key=lambda j: (-score_list[j], ids[j]))
-            hits = [Hit(ids[j], score_list[j], shard_list[j]) for j in order]
+            hits = [Hit(ids[j], score_list[j], shard_list[j]) for j in order_by_score(score_list, ids)]
             out.append((hits, {"search": search_ms, "merge": _ms(time.perf_counter() - t)}, {}))
         return out
 

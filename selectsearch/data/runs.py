@@ -15,6 +15,7 @@ from typing import TypeAlias
 
 from selectsearch.data._io import atomic_write, iter_lines
 from selectsearch.errors import DataFormatError
+from selectsearch.ranking import sort_scored
 from selectsearch.types import Hit, Run
 
 #: One query's documents: ``{doc_id: score}`` or ranked ``(doc_id, score)`` pairs / hits.
@@ -65,17 +66,18 @@ def read_run(path: str | os.PathLike[str]) -> Run:
 
 
 def ranked(docs: RankedDocs) -> list[tuple[str, float]]:
-    """Documents in rank order: a sequence keeps its order; a mapping sorts by ``(-score, doc_id)``.
+    """Documents in rank order: a sequence keeps its order; a mapping is sorted by score, ties by
+    doc id descending (trec_eval's order, see :mod:`selectsearch.ranking`).
 
     Sequence items may be longer tuples whose first two fields are ``doc_id, score``
     (e.g. :class:`selectsearch.types.Hit`).
 
     Example:
         >>> ranked({"b": 1.0, "a": 1.0, "c": 2.0})
-        [('c', 2.0), ('a', 1.0), ('b', 1.0)]
+        [('c', 2.0), ('b', 1.0), ('a', 1.0)]
     """
     if isinstance(docs, Mapping):
-        return sorted(docs.items(), key=lambda item: (-item[1], item[0]))
+        return sort_scored(docs.items())
     return [(item[0], item[1]) for item in docs]
 
 
@@ -99,7 +101,7 @@ def write_run(
 
     Queries are written in the order of ``run``. For each query, a sequence of
     ``(doc_id, score)`` is ranked 1..n in the order given; a ``{doc_id: score}`` mapping is
-    sorted by ``(-score, doc_id)``. Scores are written with full precision, so
+    sorted as :func:`ranked` does. Scores are written with full precision, so
     ``read_run(path)`` gives back the same numbers. A name ending in ``.gz`` is gzipped.
 
     Raises:

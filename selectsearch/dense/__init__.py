@@ -4,7 +4,7 @@
 - :mod:`selectsearch.dense.build` — FAISS indexes for the shards of a build, or added to an
   existing index (atomically; rows aligned with each shard's ``doc_ids.txt``);
 - :mod:`selectsearch.dense.searcher` — :class:`ShardedDenseSearcher`: inner-product search of
-  the selected shards, merged by ``(-score, doc_id)``;
+  the selected shards, merged by score (ties as :mod:`selectsearch.ranking`);
 - :mod:`selectsearch.dense.ivf` — :class:`IvfAnchor`: the whole collection in one
   ``IndexIVFFlat`` searched with ``nprobe`` lists (the baseline routed search must beat).
 

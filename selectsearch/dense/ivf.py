@@ -29,6 +29,7 @@ import numpy as np
 
 from selectsearch.dense.searcher import DenseHits
 from selectsearch.errors import ModelError, NotAnIndexError
+from selectsearch.ranking import order_by_score
 
 __all__ = ["IvfAnchor", "spherical_kmeans_centroids"]
 
@@ -114,7 +115,7 @@ class IvfAnchor:
         return anchor
 
     def search(self, vectors: np.ndarray, k: int, nprobe: int) -> list[DenseHits]:
-        """Top ``k`` per query probing ``nprobe`` lists; ties by ``(-score, doc_id)``.
+        """Top ``k`` per query probing ``nprobe`` lists; ties as :mod:`selectsearch.ranking`.
 
         The shard of each hit is the list it came from.
         """
@@ -138,7 +139,7 @@ class IvfAnchor:
             valid = r >= 0
             d, r = d[valid], r[valid]
             ids = self.doc_ids[r]
-            order = sorted(range(len(r)), key=lambda j: (-d[j], ids[j]))[:k]
+            order = order_by_score(d.tolist(), ids.tolist())[:k]
             list_of = self._lists_of(r[order])
             out.append(DenseHits([str(ids[j]) for j in order], [float(d[j]) for j in order],
                                  list_of, int(scored[qi])))

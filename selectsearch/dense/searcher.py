@@ -2,12 +2,12 @@
 
 Queries are embedded by the index's encoder (recorded in the manifest's ``dense`` section), then
 grouped by shard: each selected shard is searched ONCE for all the queries that selected it (a
-batched matrix product for ``Flat`` shards), and every query's per-shard lists are merged by
-``(-score, doc_id)``. Flat shards score every vector exactly, so searching all shards returns
-exactly what one ``IndexFlatIP`` over the whole collection returns — same ids, same float32
-scores. When the ``k``-th score is tied with a shard's last returned candidate, that shard is
-searched deeper until the tie is resolved, so ties are always broken by doc id, never by FAISS's
-internal order.
+batched matrix product for ``Flat`` shards), and every query's per-shard lists are merged by score,
+ties by doc id descending (:mod:`selectsearch.ranking`). Flat shards score every vector exactly, so
+searching all shards returns exactly what one ``IndexFlatIP`` over the whole collection returns —
+same ids, same float32 scores. When the ``k``-th score is tied with a shard's last returned
+candidate, that shard is searched deeper until the tie is resolved, so ties are always broken by
+doc id, never by FAISS's internal order.
 
 The cost per query is ``vectors_scored``: the size of each searched Flat (or PQ) shard, the
 probed lists' sizes for IVF shards, and FAISS's distance count for HNSW shards.
@@ -29,6 +29,7 @@ import numpy as np
 
 from selectsearch.dense.build import load_shard_index
 from selectsearch.errors import ModelError, ShardedIndexError
+from selectsearch.ranking import order_by_score
 from selectsearch.types import EncodedQueries
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -221,7 +222,7 @@ class ShardedDenseSearcher:
         """Search query ``vectors`` (one row per query) over each query's ``selected`` shards.
 
         Shards without a FAISS index (empty shards) are skipped. Returns one
-        :class:`DenseHits` per query, at most ``k`` hits ordered by ``(-score, doc_id)``.
+        :class:`DenseHits` per query, at most ``k`` hits ordered by score (ties as :mod:`selectsearch.ranking`).
         """
         import faiss
 
@@ -267,7 +268,8 @@ class ShardedDenseSearcher:
             keep = np.nonzero(-scores <= kth)[0]  # every candidate tied with the k-th stays in
         else:
             keep = np.arange(len(scores))
-        order = sorted(keep.tolist(), key=lambda j: (-scores[j], ids[j]))[:k]
+        kept = keep.tolist()
+        order = [kept[j] for j in order_by_score(scores[keep].tolist(), ids[keep].tolist())[:k]]
         return DenseHits([str(ids[j]) for j in order], [float(scores[j]) for j in order],
                          [int(shard_of[j]) for j in order], scored)
 

@@ -33,17 +33,19 @@ class Analyzer:
 
     def __init__(self) -> None:
         from selectsearch.lucene.java_helpers import TERMS_CLASS
-        from selectsearch.lucene.jvm import jclass, optional_jclass
+        from selectsearch.lucene.jvm import JNI_LOCK, jclass, optional_jclass
 
+        self._lock = JNI_LOCK  # pyjnius calls are not thread-safe (see JNI_LOCK)
         self._utils = jclass("io.anserini.analysis.AnalyzerUtils")
         self._terms = optional_jclass(TERMS_CLASS)  # one JNI string per text; None: read the list
         self._analyzer = jclass("io.anserini.analysis.DefaultEnglishAnalyzer").newDefaultInstance()
 
     def __call__(self, text: str) -> list[str]:
-        if self._terms is not None:
-            joined = str(self._terms.joined(self._analyzer, text))
-            return joined.split(" ") if joined else []
-        return [str(t) for t in self._utils.analyze(self._analyzer, text).toArray()]
+        with self._lock:
+            if self._terms is not None:
+                joined = str(self._terms.joined(self._analyzer, text))
+                return joined.split(" ") if joined else []
+            return [str(t) for t in self._utils.analyze(self._analyzer, text).toArray()]
 
 
 @dataclass

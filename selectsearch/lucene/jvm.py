@@ -23,9 +23,18 @@ from typing import Any
 
 from selectsearch.errors import DependencyError
 
-__all__ = ["anserini_jar", "jclass", "optional_jclass", "start_jvm"]
+__all__ = ["JNI_LOCK", "anserini_jar", "jclass", "optional_jclass", "start_jvm"]
 
 _LOCK = threading.Lock()
+
+#: Held around every query-time sequence of calls into Java from Python. pyjnius binds a method
+#: to its receiver by storing the receiver on the class-wide method object (``JavaMethod.__get__``
+#: sets ``j_self``), so two Python threads calling the same Java method on two different objects
+#: can run one call on the other's object: measured here, 8 threads searching one index returned
+#: another shard subset's hits and out-of-range docids (pyjnius issues 287 and 563). The lock costs
+#: no parallelism: pyjnius keeps the GIL during a call; Java-side threads (a searcher's executor)
+#: still run in parallel inside one locked call.
+JNI_LOCK = threading.RLock()
 _STARTED = False
 _CLASSES: dict[str, Any] = {}
 

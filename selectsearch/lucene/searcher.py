@@ -31,7 +31,7 @@ import numpy as np
 
 from selectsearch.lucene.indexer import CONTENTS_FIELD, SHARD_FIELD, open_directory_reader
 from selectsearch.lucene.java_helpers import GLOBAL_STATS_CLASS, HITS_CLASS
-from selectsearch.lucene.jvm import jclass, optional_jclass
+from selectsearch.lucene.jvm import JNI_LOCK, jclass, optional_jclass
 
 __all__ = ["ShardedLuceneSearcher"]
 
@@ -137,7 +137,16 @@ class ShardedLuceneSearcher:
         return local - starts[which] + self.doc_bases[shards][which], scores
 
     def search(self, text: str, k: int, shards: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (global docids int64, scores float32), best first, over ``shards``."""
+        """Top ``k`` (global docids int64, scores float32), best first, over ``shards``.
+
+        Safe to call from several Python threads: the calls into Java are serialised by
+        :data:`~selectsearch.lucene.jvm.JNI_LOCK` (pyjnius is not thread-safe); the searcher's own
+        ``threads`` still search a query's shards in parallel in Java.
+        """
+        with JNI_LOCK:
+            return self._search(text, k, shards)
+
+    def _search(self, text: str, k: int, shards: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
         if shards is not None and len(shards) == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         if shards is not None and self._global_stats is not None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from selectsearch.errors import SelectSearchError
+from selectsearch.ranking import sort_scored
 from selectsearch.types import Qrels, Query
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -114,7 +115,7 @@ def bm25_candidates(index: ShardedIndex | str | os.PathLike[str], queries: Mappi
         cache = Path(cache_dir) / f"bm25-{_cache_key(idx, queries, depth)}.run"
         if cache.is_file():
             run = read_run(cache)
-            return {qid: sorted(run.get(qid, {}).items(), key=lambda kv: (-kv[1], kv[0])) for qid in queries}
+            return {qid: sort_scored(run.get(qid, {}).items()) for qid in queries}
     searcher = SelectiveSearcher(idx, ExhaustiveRouter(idx.n_shards), None, route_name="all")
     qs = [Query(qid, text) for qid, text in queries.items()]
     out: Candidates = {}

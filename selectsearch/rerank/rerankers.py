@@ -2,7 +2,7 @@
 ReAugKD student, loaded from their folders by :func:`load_reranker`.
 
 Both score a (query, document) pair by its expected relevance grade
-``sum_g g * P(g | query, doc)`` and order hits by ``(-score, doc_id)``. Each reranker keeps its
+``sum_g g * P(g | query, doc)`` and order hits by score (ties as :mod:`selectsearch.ranking`). Each reranker keeps its
 own running cost in :attr:`RerankStats` (queries, pairs, milliseconds); the searcher also
 records every query's rerank time in ``trace.timings_ms["rerank"]``.
 
@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from selectsearch.errors import ModelError
+from selectsearch.locks import serialised
+from selectsearch.ranking import sort_scored
 from selectsearch.types import Hit
 
 __all__ = ["CrossEncoderReranker", "DistilledReranker", "RerankStats", "expected_grade", "interpolate",
@@ -106,8 +108,10 @@ class _Timed:
     def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    @serialised  # one call at a time per reranker: the stats counters and models are shared state
     def rerank(self, query: str, hits: Sequence[Hit], texts: Sequence[str]) -> list[Hit]:
-        """``hits`` re-scored by the model, best first (ties by doc id); the time is added to :attr:`stats`.
+        """``hits`` re-scored by the model, best first (ties as :mod:`selectsearch.ranking`); the time is
+        added to :attr:`stats`. Safe to call from several threads (calls on one reranker are serialised).
 
         With ``first_stage_weight > 0`` the new score is ``z(model) + w * z(hit.score)`` over the
         query's candidates (the hits' incoming scores are the first stage's, e.g. BM25).
@@ -121,7 +125,7 @@ class _Timed:
         if self.first_stage_weight:
             new = interpolate(new, np.array([h.score for h in hits]), self.first_stage_weight)
         rescored = [h._replace(score=float(s)) for h, s in zip(hits, new, strict=True)]
-        out = sorted(rescored, key=lambda h: (-h.score, h.doc_id))
+        out = sort_scored(rescored)
         self.stats.seconds += time.perf_counter() - t
         self.stats.queries += 1
         self.stats.pairs += len(hits)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from selectsearch.errors import RouteSpecError
+from selectsearch.locks import instance_lock, serialised
 from selectsearch.types import EncodedQueries, Query
 
 __all__ = ["ROUTERS", "RouteSpec", "Router", "ScoringRouter", "parse_route", "rank_by_scores"]
@@ -115,11 +116,28 @@ def rank_by_scores(scores: np.ndarray) -> np.ndarray:
     return np.lexsort((ids, -scores), axis=1).astype(np.int32)
 
 
+#: the methods a router subclass defines that are serialised per router object (see __init_subclass__)
+_SERIALISED = ("select", "rank", "scores", "cutoffs", "offer_encoded", "encoded_queries")
+
+
 class Router(ABC):
-    """Ranks every shard for each query."""
+    """Ranks every shard for each query.
+
+    Thread safety: one router object may be shared between threads. Every subclass's ``select``,
+    ``rank``, ``scores``, ``cutoffs``, ``offer_encoded`` and ``encoded_queries`` run
+    under the router's own re-entrant lock, added automatically to subclasses — a user's router
+    too — so concurrent calls give the answers of sequential ones (see :mod:`selectsearch.locks`).
+    """
 
     #: router name, as in route specs
     name: str = ""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        for attr in _SERIALISED:
+            method = cls.__dict__.get(attr)
+            if callable(method) and not getattr(method, "__selectsearch_serialised__", False):
+                setattr(cls, attr, serialised(method))
 
     @abstractmethod
     def rank(self, queries: Sequence[Query]) -> np.ndarray:
@@ -140,10 +158,11 @@ class Router(ABC):
     def select(self, queries: Sequence[Query], budget: int | None) -> list[list[int]]:
         """The first ``budget`` shards of each query's ranking; without a budget, the router's
         own cut-off (or every shard)."""
-        ranking = self.rank(queries)
-        if budget is not None:
-            return [r[:budget] for r in ranking.tolist()]
-        cut = self.cutoffs(queries)
+        with instance_lock(self):  # ranking and cut-off of the same batch, not another thread's
+            ranking = self.rank(queries)
+            if budget is not None:
+                return [r[:budget] for r in ranking.tolist()]
+            cut = self.cutoffs(queries)
         if cut is None:
             return [sorted(r) for r in ranking.tolist()]
         return [r[: max(1, int(c))] for r, c in zip(ranking.tolist(), cut.tolist(), strict=True)]

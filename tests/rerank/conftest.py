@@ -7,6 +7,7 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -114,3 +115,41 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SELECTSEARCH_CACHE", str(tmp_path_factory.mktemp("cache")))
         yield
+
+
+@pytest.fixture(scope="session")
+def router_dir(mico_dir: Path, beir: Path, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """A 1-layer distilled router of the tiny MICO model, trained on the train queries."""
+    from selectsearch.data import load_queries
+    from selectsearch.route.distilled import default_router_config, train_distilled_router
+
+    queries = list(load_queries(beir, split="train").values())
+    out = tmp_path_factory.mktemp("router") / "student"
+    config = default_router_config(layers=1, epochs=3.0, batch_size=8, lr=1e-3, k_grid=(1, 2, 4))
+    student = train_distilled_router(mico_dir, queries, config=config, dev_fraction=0.25, out=out)
+    return SimpleNamespace(out=out, student=student, queries=queries)
+
+
+@pytest.fixture(scope="session")
+def models(index_dir: Path, beir: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+           ) -> SimpleNamespace:
+    """A tiny teacher trained end to end, and its ReAugKD student (both saved)."""
+    from selectsearch.data import load_qrels, load_queries
+    from selectsearch.rerank.candidates import PairConfig, training_pairs
+    from selectsearch.rerank.student import StudentConfig, distill_reranker
+    from selectsearch.rerank.teacher import CrossEncoderConfig, train_cross_encoder
+
+    root = tmp_path_factory.mktemp("rerank-models")
+    queries = load_queries(beir, split="train")
+    qrels = load_qrels(beir, split="train")
+    pairs_config = PairConfig(depth=20, max_queries=20, bm25_negatives=2, seed=0)
+    pairs = training_pairs(index_dir, queries, qrels, pairs_config)
+    teacher = train_cross_encoder(pairs, CrossEncoderConfig(encoder=str(tiny_model_dir), max_length=32, steps=60,
+                                                            batch_size=16, learning_rate=1e-3))
+    teacher_dir = teacher.save(root / "teacher")
+    summary = distill_reranker(teacher_dir, index_dir, queries, qrels, pairs_config,
+                               StudentConfig(layers=1, unlabelled=2, dev_queries=8, dev_depth=10, epochs=2.0,
+                                             batch_size=16, lr=1e-3, max_length=24),
+                               out=root / "student")
+    return SimpleNamespace(teacher=teacher, teacher_dir=teacher_dir, pairs=pairs, student_dir=root / "student",
+                           summary=summary)

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 
 from selectsearch.cli import main
-from selectsearch.data import load_queries
 from selectsearch.errors import ModelError, RouteSpecError
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.route import make_router, parse_route
-from selectsearch.route.distilled import DistilledRouter, MicoTeacher, default_router_config, train_distilled_router
+from selectsearch.route.distilled import DistilledRouter, MicoTeacher
 from selectsearch.types import Query
 
 from .conftest import K
@@ -37,15 +36,6 @@ def test_mico_teacher_matches_the_query_head(mico_dir: Path) -> None:
     np.testing.assert_allclose(dist, expected / expected.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
     e2, _ = teacher.embed_predict([("rocket orbit",)])  # 1-tuples (as_rows form) work too
     np.testing.assert_allclose(e2[0], emb[0], rtol=1e-6)
-
-
-@pytest.fixture(scope="module")
-def router_dir(mico_dir: Path, beir: Path, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    queries = list(load_queries(beir, split="train").values())
-    out = tmp_path_factory.mktemp("router") / "student"
-    config = default_router_config(layers=1, epochs=3.0, batch_size=8, lr=1e-3, k_grid=(1, 2, 4))
-    student = train_distilled_router(mico_dir, queries, config=config, dev_fraction=0.25, out=out)
-    return SimpleNamespace(out=out, student=student, queries=queries)
 
 
 def test_distilled_router_round_trip(router_dir: SimpleNamespace, mico_dir: Path) -> None:

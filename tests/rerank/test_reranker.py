@@ -73,29 +73,6 @@ def test_training_pairs_grades_and_negatives(index_dir: Path, beir: Path) -> Non
         training_pairs(index_dir, queries, {}, config)
 
 
-@pytest.fixture(scope="module")
-def models(index_dir: Path, beir: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-           ) -> SimpleNamespace:
-    """A tiny teacher trained end to end, and its ReAugKD student (both saved)."""
-    from selectsearch.rerank.student import StudentConfig, distill_reranker
-    from selectsearch.rerank.teacher import CrossEncoderConfig, train_cross_encoder
-
-    root = tmp_path_factory.mktemp("rerank-models")
-    queries = load_queries(beir, split="train")
-    qrels = load_qrels(beir, split="train")
-    pairs_config = PairConfig(depth=20, max_queries=20, bm25_negatives=2, seed=0)
-    pairs = training_pairs(index_dir, queries, qrels, pairs_config)
-    teacher = train_cross_encoder(pairs, CrossEncoderConfig(encoder=str(tiny_model_dir), max_length=32, steps=60,
-                                                            batch_size=16, learning_rate=1e-3))
-    teacher_dir = teacher.save(root / "teacher")
-    summary = distill_reranker(teacher_dir, index_dir, queries, qrels, pairs_config,
-                               StudentConfig(layers=1, unlabelled=2, dev_queries=8, dev_depth=10, epochs=2.0,
-                                             batch_size=16, lr=1e-3, max_length=24),
-                               out=root / "student")
-    return SimpleNamespace(teacher=teacher, teacher_dir=teacher_dir, pairs=pairs, student_dir=root / "student",
-                           summary=summary)
-
-
 def _hits(n: int) -> list[Hit]:
     return [Hit(f"d{i}", float(n - i), 0) for i in range(n)]
 
