@@ -125,8 +125,9 @@ def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries:
     """
     import random
 
+    from selectsearch.evaluation import results_to_run
     from selectsearch.search import SelectiveSearcher
-    from selectsearch.types import Query
+    from selectsearch.types import Query, SearchResult
 
     _limit_threads()
     t0 = time.perf_counter()
@@ -148,7 +149,7 @@ def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries:
     order = list(range(len(configs)))
     kept: list[list[dict[str, float] | None]] = [[None] * len(qs) for _ in configs]
     first_wall: list[list[float]] = [[0.0] * len(qs) for _ in configs]
-    runs: list[dict[str, dict[str, float]]] = [{} for _ in configs]
+    runs: list[dict[str, SearchResult]] = [{} for _ in configs]
     shards: list[list[list[int]]] = [[[] for _ in qs] for _ in configs]
     thread_total = process_total = 0.0
     for p in range(warmup_passes + passes):
@@ -167,13 +168,14 @@ def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries:
                     kept[ci][qi] = row
                 if p == warmup_passes:
                     first_wall[ci][qi] = row["wall_ms"]
-                    runs[ci][q.query_id] = {h.doc_id: h.score for h in result.hits}
+                    runs[ci][q.query_id] = result  # made a run after the timing
                     shards[ci][qi] = list(result.trace.shards)
         if record:
             process_total += time.process_time() - p0
             thread_total += time.thread_time() - c0
     _, peak = _rss_mb()
-    return {"configs": [{"rows": kept[ci], "wall_ms": first_wall[ci], "run": runs[ci], "shards": shards[ci]}
+    return {"configs": [{"rows": kept[ci], "wall_ms": first_wall[ci], "run": results_to_run(runs[ci]),
+                         "shards": shards[ci]}
                         for ci in range(len(configs))],
             "jvm_share": max(0.0, process_total - thread_total) / max(thread_total, 1e-9),
             "setup_ms": setup_ms, "peak_rss_mb": peak, "passes": passes, "warmup_passes": warmup_passes}

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from selectsearch.errors import SelectSearchError
+from selectsearch.ranking import strict_scores
 from selectsearch.route import RouteSpec, parse_route
 from selectsearch.types import Qrels, SearchResult
 
@@ -48,8 +49,11 @@ def parse_measures(names: Sequence[str]) -> list[Any]:
 
 
 def results_to_run(results: Mapping[str, SearchResult]) -> dict[str, dict[str, float]]:
-    """``{query_id: {doc_id: score}}`` for ir_measures."""
-    return {qid: {h.doc_id: h.score for h in r.hits} for qid, r in results.items()}
+    """``{query_id: {doc_id: score}}`` for ir_measures, the scores strictly decreasing down each
+    returned ranking (:func:`~selectsearch.ranking.strict_scores`): ir-measures' providers break
+    tied scores in different orders, and this makes all of them score the ranking we return."""
+    return {qid: dict(zip([h.doc_id for h in r.hits], strict_scores([h.score for h in r.hits]), strict=True))
+            for qid, r in results.items()}
 
 
 def _pct(values: np.ndarray, q: float) -> float:

@@ -13,7 +13,7 @@ shards, each cut at :attr:`FusionConfig.depth` candidates:
   normalised value (0 for min-max, the list's minimum z-score): it was scored no better than
   the last candidate.
 
-Ties are broken as everywhere else (:mod:`selectsearch.ranking`: doc id descending).
+Ties are broken as everywhere else (:mod:`selectsearch.ranking`: doc id ascending).
 
 Example:
     >>> fuse([[("a", 3.0), ("b", 1.0)], [("b", 0.9), ("c", 0.5)]], FusionConfig("rrf"))[0]

@@ -1,20 +1,29 @@
-"""The one order of hits: score descending, ties by doc id descending — trec_eval's order.
+"""The one order of hits, and scores that make every evaluator see exactly that order.
 
-Why descending doc ids: trec_eval (and so ir-measures, whose default provider is pytrec_eval)
-ignores the rank column of a run and re-sorts each query's documents by score, breaking ties by
-doc id in *descending* string order (``comp_sim_docno`` in trec_eval's ``form_res_rels.c``).
-Returning hits in exactly that order is what makes three things the same number: the metrics we
-compute in-process, the metrics ir-measures or trec_eval compute from the TREC run we write, and
-the metrics of the ranking a user actually receives. Any other tie-break (ascending ids, Lucene
-docid order) lets an evaluator silently score a different ranking from the one returned, which on
-collections with duplicate documents moves nDCG@10 by several thousandths.
+**Order.** Best score first; tied scores by ascending doc id (pyserini's and Anserini's
+convention). Every part that ranks documents (Lucene merge, FAISS merge, fusion, rerankers, run
+files) sorts through this module.
 
-Scores are never altered to force an order (Anserini's score-ties adjuster does that); the
-run file holds the exact scores.
+**Why evaluation needs more than the order.** Evaluators ignore the rank column and re-sort each
+query by score, and they break ties differently: ir-measures' pytrec_eval provider (nDCG, AP,
+P, R) puts tied documents in *descending* doc-id order (trec_eval's ``comp_sim_docno``), while
+its ``msmarco`` (RR@k) and ``judged`` providers put them in ascending order. On a collection with
+duplicate documents that silently scores a different ranking from the one returned (nDCG@10
+0.2572 for 0.2536). So the scores handed to ir-measures and written to TREC run files are made
+strictly decreasing down the ranking (:func:`strict_scores`): a tied score is lowered by one
+float32 unit in the last place per position — float32 because trec_eval keeps scores in single
+precision, so a smaller step would be lost (measured: a difference of 1e-9 at score 1.0 is a tie
+to it, 1e-7 is not). The change is about 6e-8 of the score per tied position, far below what
+separates BM25 scores that are not tied, while every evaluator, whatever its tie-break, now
+scores exactly the ranking we return. Anserini's ``ScoreTiesAdjusterReranker``
+does the same with a coarser step. :class:`~selectsearch.types.Hit` objects keep exact scores.
 
 Example:
-    >>> order_by_score([1.0, 2.0, 1.0], ["a", "b", "c"])
+    >>> order_by_score([1.0, 2.0, 1.0], ["b", "c", "a"])
     [1, 2, 0]
+    >>> s = strict_scores([2.0, 1.0, 1.0])
+    >>> s[0] == 2.0 and s[1] == 1.0 and s[2] < 1.0
+    True
 """
 
 from __future__ import annotations
@@ -22,13 +31,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
-__all__ = ["order_by_score", "sort_scored"]
+import numpy as np
+
+__all__ = ["order_by_score", "sort_scored", "strict_scores"]
 
 T = TypeVar("T")
 
 
 def order_by_score(scores: Sequence[float], doc_ids: Sequence[str]) -> list[int]:
-    """Positions of ``scores``/``doc_ids`` in rank order (score desc, then doc id desc).
+    """Positions of ``scores``/``doc_ids`` in rank order (score descending, then doc id ascending).
 
     Input already sorted by score with no tie (the common case for a Lucene top-k) is
     recognised in one pass and returned as is.
@@ -38,7 +49,7 @@ def order_by_score(scores: Sequence[float], doc_ids: Sequence[str]) -> list[int]
         raise ValueError(f"{n} scores but {len(doc_ids)} doc ids")
     if all(scores[j] > scores[j + 1] for j in range(n - 1)):
         return list(range(n))
-    return sorted(range(n), key=lambda j: (scores[j], doc_ids[j]), reverse=True)
+    return sorted(range(n), key=lambda j: (-scores[j], doc_ids[j]))
 
 
 def sort_scored(items: Iterable[T], *, score_of: int = 1, doc_of: int = 0) -> list[T]:
@@ -47,4 +58,31 @@ def sort_scored(items: Iterable[T], *, score_of: int = 1, doc_of: int = 0) -> li
     ``doc_of``/``score_of`` give the positions of the doc id and the score in each item
     (``Hit`` and ``(doc_id, score)`` pairs: the defaults).
     """
-    return sorted(items, key=lambda it: (it[score_of], it[doc_of]), reverse=True)  # type: ignore[index]
+    return sorted(items, key=lambda it: (-it[score_of], it[doc_of]))  # type: ignore[index]
+
+
+def strict_scores(scores: Sequence[float]) -> list[float]:
+    """Scores of a ranking (best first) made strictly decreasing in float32, for evaluators and run files.
+
+    Each score becomes ``min(score, previous - 1 float32 ulp)``: unchanged where the ranking
+    has no tie (and distinct in float32), lowered by a few units in the last place where it has.
+    The ranking must already be in rank order (scores non-increasing); anything else is a bug
+    upstream.
+
+    Raises:
+        ValueError: a score is higher than the one ranked before it, or NaN.
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    if len(values) < 2:
+        return values.tolist()
+    if np.isnan(values).any() or np.any(np.diff(values) > 0):
+        raise ValueError("scores are not in rank order (best first); sort with selectsearch.ranking first")
+    single = values.astype(np.float32)
+    if np.all(np.diff(single) < 0):
+        return values.tolist()
+    out = single.copy()
+    for i in range(1, len(out)):
+        if out[i] >= out[i - 1]:
+            out[i] = np.nextafter(out[i - 1], np.float32(-np.inf))
+    changed = out != single
+    return np.where(changed, out.astype(np.float64), values).tolist()

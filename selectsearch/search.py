@@ -10,9 +10,7 @@ query's top-``budget`` shards are searched by the *retriever*:
 - ``hybrid`` — both over the same shards, fused by RRF or a normalised convex combination
   (:mod:`selectsearch.fusion`).
 
-Hits are ordered by score, ties by doc id descending — the order trec_eval and ir-measures use,
-so the metrics of the returned ranking are the metrics of the run file we write (see
-:mod:`selectsearch.ranking`) — and every query gets a
+Hits are ordered by ``(-score, doc_id)`` (:mod:`selectsearch.ranking`), and every query gets a
 :class:`~selectsearch.types.SearchTrace` whose ``extra`` records the retriever (and for dense
 and hybrid the vectors scored and the fusion used). Batched stages (query encoding, dense
 search) are timed per batch and split evenly over its queries, like routing.

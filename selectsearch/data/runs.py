@@ -15,7 +15,7 @@ from typing import TypeAlias
 
 from selectsearch.data._io import atomic_write, iter_lines
 from selectsearch.errors import DataFormatError
-from selectsearch.ranking import sort_scored
+from selectsearch.ranking import sort_scored, strict_scores
 from selectsearch.types import Hit, Run
 
 #: One query's documents: ``{doc_id: score}`` or ranked ``(doc_id, score)`` pairs / hits.
@@ -66,15 +66,14 @@ def read_run(path: str | os.PathLike[str]) -> Run:
 
 
 def ranked(docs: RankedDocs) -> list[tuple[str, float]]:
-    """Documents in rank order: a sequence keeps its order; a mapping is sorted by score, ties by
-    doc id descending (trec_eval's order, see :mod:`selectsearch.ranking`).
+    """Documents in rank order: a sequence keeps its order; a mapping sorts by ``(-score, doc_id)``.
 
     Sequence items may be longer tuples whose first two fields are ``doc_id, score``
     (e.g. :class:`selectsearch.types.Hit`).
 
     Example:
         >>> ranked({"b": 1.0, "a": 1.0, "c": 2.0})
-        [('c', 2.0), ('b', 1.0), ('a', 1.0)]
+        [('c', 2.0), ('a', 1.0), ('b', 1.0)]
     """
     if isinstance(docs, Mapping):
         return sort_scored(docs.items())
@@ -101,11 +100,18 @@ def write_run(
 
     Queries are written in the order of ``run``. For each query, a sequence of
     ``(doc_id, score)`` is ranked 1..n in the order given; a ``{doc_id: score}`` mapping is
-    sorted as :func:`ranked` does. Scores are written with full precision, so
-    ``read_run(path)`` gives back the same numbers. A name ending in ``.gz`` is gzipped.
+    sorted as :func:`ranked` does. A name ending in ``.gz`` is gzipped.
+
+    Scores are written with full (float64) precision, and tied scores strictly decreasing down
+    the ranking (:func:`~selectsearch.ranking.strict_scores`: lowered by a few units in the
+    last place): trec_eval and ir-measures re-sort a run by score and break ties their own ways,
+    so this is what makes any evaluator score the ranking written, rank column and all.
+    ``read_run(path)`` gives back the written numbers; rounding them to float32 gives back a
+    Lucene score exactly.
 
     Raises:
-        DataFormatError: an id or tag containing whitespace, or a NaN score.
+        DataFormatError: an id or tag containing whitespace, a NaN score, or a sequence whose
+            scores rise down the ranking (not in rank order).
 
     Example:
         >>> write_run({"q1": {"d1": 1.0, "d2": 3.0}}, "out.run", tag="bm25")  # doctest: +SKIP
@@ -118,12 +124,19 @@ def write_run(
 
 
 def _lines(
-    qid: str, docs: Iterable[tuple[str, float]], tag: str, path: str | os.PathLike[str]
+    qid: str, docs: Sequence[tuple[str, float]], tag: str, path: str | os.PathLike[str]
 ) -> Iterable[str]:
-    for rank, (doc_id, score) in enumerate(docs, start=1):
-        value = float(score)
-        if math.isnan(value):
+    for doc_id, score in docs:
+        if math.isnan(float(score)):
             raise DataFormatError(
                 path, None, f"score of {doc_id!r} for query {qid!r} is NaN; fix the scorer"
             )
+    try:
+        values = strict_scores([float(score) for _, score in docs])
+    except ValueError:
+        raise DataFormatError(
+            path, None, f"the documents of query {qid!r} are not in rank order (a score rises down "
+            "the list); pass them best first, or as a {doc_id: score} mapping"
+        ) from None
+    for rank, ((doc_id, _), value) in enumerate(zip(docs, values, strict=True), start=1):
         yield f"{qid} Q0 {_check_token(str(doc_id), 'doc id', path)} {rank} {value!r} {tag}\n"

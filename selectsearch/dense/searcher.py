@@ -3,7 +3,7 @@
 Queries are embedded by the index's encoder (recorded in the manifest's ``dense`` section), then
 grouped by shard: each selected shard is searched ONCE for all the queries that selected it (a
 batched matrix product for ``Flat`` shards), and every query's per-shard lists are merged by score,
-ties by doc id descending (:mod:`selectsearch.ranking`). Flat shards score every vector exactly, so
+ties by doc id ascending (:mod:`selectsearch.ranking`). Flat shards score every vector exactly, so
 searching all shards returns exactly what one ``IndexFlatIP`` over the whole collection returns —
 same ids, same float32 scores. When the ``k``-th score is tied with a shard's last returned
 candidate, that shard is searched deeper until the tie is resolved, so ties are always broken by
