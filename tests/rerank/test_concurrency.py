@@ -63,7 +63,7 @@ def _in_threads(work: Callable[[int], None]) -> list[str]:
         try:
             start.wait()
             work(i)
-        except Exception as exc:  # noqa: BLE001 - reported by the test
+        except Exception as exc:  # reported by the test
             errors.append(repr(exc))
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
@@ -136,7 +136,7 @@ def test_a_router_shared_between_searchers_and_threads(kmeans_index: Path, queri
         sequential = {q.query_id: router.select([q], budget)[0] for q in queries}
         got: dict[str, list[int]] = {}
 
-        def work(i: int, router: Any = router, budget: int | None = budget) -> None:
+        def work(i: int, router: Any = router, budget: int | None = budget, got: dict[str, list[int]] = got) -> None:
             for q in queries[i::THREADS]:
                 got[q.query_id] = router.select([q], budget)[0]
 
