@@ -86,7 +86,18 @@ def start_jvm(heap: str = DEFAULT_HEAP) -> None:
                 jnius_config.set_classpath(str(jar), *([helpers] if helpers else []))
             import jnius  # noqa: F401  (starts the VM)
             _silence_lucene_notice()
+            _lift_clause_limit()
         _STARTED = True
+
+
+def _lift_clause_limit() -> None:
+    # A bag-of-words query is one clause per distinct term, and Lucene refuses more than 1,024
+    # clauses by default (TooManyClauses), which made a long query (a pasted document, a
+    # query-by-example) fail outright. The limit guards against wildcard and fuzzy expansions,
+    # which this package never builds; a query's cost stays proportional to its terms' postings.
+    from jnius import autoclass
+
+    autoclass("org.apache.lucene.search.IndexSearcher").setMaxClauseCount(2**31 - 1)
 
 
 _KEEP: list[Any] = []  # java.util.logging keeps loggers weakly: hold the one we configure
