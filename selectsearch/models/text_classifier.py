@@ -29,11 +29,10 @@ import logging
 import math
 import os
 import random
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +40,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from selectsearch.data.classification import TextExample
+from selectsearch.data.classification import Row, TextExample, as_rows
 from selectsearch.encode import inference_autocast
 from selectsearch.errors import ModelError, SelectSearchError
-from selectsearch.index.atomic import replace_dir
 from selectsearch.models.dynamar import MaskTokenModel, PromptBatcher, build_pool
 from selectsearch.models.encoder import DEFAULT_ENCODER, load_encoder, mean_pool
 from selectsearch.models.folder import config_from_json, new_model_folder, publish_model_folder, read_model_manifest
 from selectsearch.prompting import Template
-from selectsearch.data.classification import Row, as_rows
 
 __all__ = [
     "FORMAT",
