@@ -45,8 +45,8 @@ import numpy as np
 from selectsearch.data.ids import DuplicateDocIdError, corpus_fingerprint
 from selectsearch.dense.config import DenseConfig, parse_backends
 from selectsearch.errors import IndexExistsError, SelectSearchError
-from selectsearch.index.atomic import replace_dir
-from selectsearch.index.manifest import command_line, library_versions, write_manifest
+from selectsearch.index.atomic import pid_alive, recover_replaced, replace_dir
+from selectsearch.index.manifest import FORMAT, command_line, library_versions, write_manifest
 from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner, Reservoir, reservoir_sample
 from selectsearch.selective_metrics import partition_balance
 from selectsearch.types import Document
@@ -345,22 +345,89 @@ def index_shards(root: Path, sizes: list[int], *, threads: int, memory_mb: int,
     return sorted(results, key=lambda r: int(r["shard_id"]))
 
 
-def _prepare_output(out: Path, overwrite: bool) -> Path:
-    if out.exists() and not overwrite:
-        raise IndexExistsError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+#: what a build (and later verbs: tune-route, csi, termstats, add-backend) writes at the top of an index
+_INDEX_ENTRIES = frozenset({"manifest.json", "manifest.json.tmp", "partition", "shards", "routing.json", "csi",
+                            "csi.partial", "termstats", "termstats.partial", _PARTIAL_MARKER})
+
+
+def _is_index_folder(folder: Path) -> bool:
+    """Whether ``folder`` is something a build made: a manifest of our format, or only our own entries."""
+    if not folder.is_dir():
+        return False
+    try:
+        if json.loads((folder / "manifest.json").read_text()).get("format") == FORMAT:
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    names = {p.name for p in folder.iterdir()}
+    return bool(names) and all(n in _INDEX_ENTRIES or n.startswith("routing.json.") for n in names)
+
+
+def _source_paths(corpus: Any) -> list[Path]:
+    """The files and folders a corpus reads (irds ids have none)."""
+    try:
+        described = corpus.describe()
+    except Exception:  # pragma: no cover - describe() is part of the corpus protocol
+        return []
+    out = []
+    for spec in [*described.get("sources", []), *described.get("files", [])]:
+        if isinstance(spec, str) and not spec.startswith("irds:"):
+            out.append(Path(spec).resolve())
+    return out
+
+
+def _refuse_sources_inside(out: Path, partial: Path, sources: list[Path]) -> None:
+    for target in (out, partial):
+        resolved = target.resolve()
+        for source in sources:
+            if source == resolved or resolved in source.parents:
+                raise IndexExistsError(
+                    f"--out {out} contains the SOURCE {source}; a build replaces its --out folder and would "
+                    "delete it — choose an --out outside the corpus folders"
+                )
+
+
+def _prepare_output(out: Path, overwrite: bool, sources: list[Path] | None = None) -> Path:
+    """Check ``out`` and make a fresh ``<out>.partial`` (with the marker saying it is ours).
+
+    ``overwrite`` replaces only a selectsearch index (or an empty folder): a folder holding
+    anything else, a file, or a folder containing one of the corpus ``sources`` is refused.
+    Leftovers of killed builds are cleaned first (see :func:`recover_replaced`).
+    """
     partial = out.with_name(out.name + ".partial")
+    _refuse_sources_inside(out, partial, sources or [])
+    recover_replaced(out, _is_index_folder)
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise IndexExistsError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+        if not out.is_dir():
+            raise IndexExistsError(f"{out} is not a selectsearch index (it is a file); --overwrite replaces only an "
+                                   "index — choose another --out")
+        if any(out.iterdir()) and not _is_index_folder(out):
+            names = sorted(p.name for p in out.iterdir())
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            raise IndexExistsError(f"{out} is not a selectsearch index (it holds {shown}); --overwrite replaces only "
+                                   "an index — choose another --out or move that folder away")
     if partial.exists():
-        if not (partial / _PARTIAL_MARKER).exists():
+        marker = partial / _PARTIAL_MARKER
+        if not marker.exists():
             raise IndexExistsError(f"{partial} exists and was not made by selectsearch; move it away")
-        shutil.rmtree(partial)  # left by an interrupted build
+        owner = marker.read_text().split()
+        if len(owner) == 2 and owner[1].isdigit() and int(owner[1]) != os.getpid() and pid_alive(int(owner[1])):
+            raise IndexExistsError(f"another build (pid {owner[1]}) is writing {partial}; wait for it to finish or "
+                                   "stop it")
+        log.warning("removing %s, left by an interrupted build", partial)
+        shutil.rmtree(partial)
     partial.mkdir(parents=True)
     (partial / _PARTIAL_MARKER).write_text(f"pid {os.getpid()}\n")
     return partial
 
 
 def _publish(partial: Path, out: Path) -> None:
-    (partial / _PARTIAL_MARKER).unlink()
+    # the marker goes only once the folder is in place: a kill between the two renames of the swap
+    # leaves a marked .partial, which the next build recognises and removes
     replace_dir(partial, out)
+    (out / _PARTIAL_MARKER).unlink(missing_ok=True)
 
 
 def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | None = None, *,
@@ -386,7 +453,7 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
     out = Path(out)
     partitioner = make_partitioner(config)
     started = time.time()
-    partial = _prepare_output(out, config.overwrite)
+    partial = _prepare_output(out, config.overwrite, _source_paths(corpus))
     try:
         t0 = time.time()
         if partitioner.needs_scan or config.dedupe == "last":
