@@ -397,6 +397,16 @@ def _prepare_output(out: Path, overwrite: bool, sources: list[Path] | None = Non
     partial = out.with_name(out.name + ".partial")
     _refuse_sources_inside(out, partial, sources or [])
     recover_replaced(out, _is_index_folder)
+    if partial.exists():
+        marker = partial / _PARTIAL_MARKER
+        if not marker.exists():
+            raise IndexExistsError(f"{partial} exists and was not made by selectsearch; move it away")
+        owner = marker.read_text().split()
+        if len(owner) == 2 and owner[1].isdigit() and int(owner[1]) != os.getpid() and pid_alive(int(owner[1])):
+            raise IndexExistsError(f"another build (pid {owner[1]}) is writing {partial}; wait for it to finish or "
+                                   "stop it")
+        log.warning("removing %s, left by an interrupted build", partial)
+        shutil.rmtree(partial)
     if out.exists() or out.is_symlink():
         if not overwrite:
             raise IndexExistsError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
@@ -408,16 +418,6 @@ def _prepare_output(out: Path, overwrite: bool, sources: list[Path] | None = Non
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             raise IndexExistsError(f"{out} is not a selectsearch index (it holds {shown}); --overwrite replaces only "
                                    "an index — choose another --out or move that folder away")
-    if partial.exists():
-        marker = partial / _PARTIAL_MARKER
-        if not marker.exists():
-            raise IndexExistsError(f"{partial} exists and was not made by selectsearch; move it away")
-        owner = marker.read_text().split()
-        if len(owner) == 2 and owner[1].isdigit() and int(owner[1]) != os.getpid() and pid_alive(int(owner[1])):
-            raise IndexExistsError(f"another build (pid {owner[1]}) is writing {partial}; wait for it to finish or "
-                                   "stop it")
-        log.warning("removing %s, left by an interrupted build", partial)
-        shutil.rmtree(partial)
     partial.mkdir(parents=True)
     (partial / _PARTIAL_MARKER).write_text(f"pid {os.getpid()}\n")
     return partial
