@@ -46,6 +46,7 @@ from selectsearch.data.ids import DuplicateDocIdError, corpus_fingerprint
 from selectsearch.dense.config import DenseConfig, parse_backends
 from selectsearch.errors import IndexExistsError, SelectSearchError
 from selectsearch.index.atomic import pid_alive, recover_replaced, replace_dir
+from selectsearch.index.integrity import record_checksums
 from selectsearch.index.manifest import FORMAT, command_line, library_versions, write_manifest
 from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner, Reservoir, reservoir_sample
 from selectsearch.selective_metrics import partition_balance
@@ -513,6 +514,8 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             **({"dense": dense} if dense is not None else {}),
             "backends": list(backends),
             "shards": shards,
+            # sha256 of our small files (doc_ids, offsets, partition), checked by `selectsearch verify`
+            "checksums": record_checksums(partial, shards),
             "build_seconds": round(time.time() - started, 3),
         }
         write_manifest(partial, manifest)
