@@ -134,5 +134,6 @@ def _execute(args: argparse.Namespace) -> int:
     print(json.dumps({"index": str(out), "documents": index.n_docs, "shards": index.n_shards,
                       "partition": part["kind"], "max_over_mean": round(part["balance"]["max_over_mean"], 3),
                       "backends": list(index.backends),
+                      "duplicates_dropped": index.manifest["corpus"].get("duplicates_dropped", 0),
                       "seconds": round(time.time() - started, 1)}))
     return 0

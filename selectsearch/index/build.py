@@ -44,7 +44,7 @@ import numpy as np
 
 from selectsearch.data.ids import DuplicateDocIdError, corpus_fingerprint
 from selectsearch.dense.config import DenseConfig, parse_backends
-from selectsearch.errors import IndexExistsError, SelectSearchError
+from selectsearch.errors import DataFormatError, IndexExistsError, SelectSearchError
 from selectsearch.index.atomic import pid_alive, recover_replaced, replace_dir
 from selectsearch.index.integrity import record_checksums
 from selectsearch.index.manifest import FORMAT, command_line, library_versions, write_manifest
@@ -145,20 +145,29 @@ def _bar(total: int | None, desc: str, unit: str, progress: bool) -> Any:
 class _IdChecker:
     """Duplicate-id check and fingerprint, fed one document at a time (one dict entry per id)."""
 
-    def __init__(self, dedupe: str) -> None:
+    def __init__(self, dedupe: str, *, require_text: bool = False) -> None:
         self.dedupe = dedupe
+        self.require_text = require_text
         self.first_seen: dict[str, tuple[int, str, int | None]] = {}
         self.drop: set[int] = set()
         self._hash = hashlib.sha256()
         self.kept = 0
 
     def keep(self, raw_position: int, doc: Document, where: str, line: int | None) -> bool:
-        """Whether to keep this document (raises on a duplicate unless deduplicating)."""
+        """Whether to keep this document (raises on a duplicate unless deduplicating).
+
+        With ``require_text`` (a Lucene build) a kept document without text (empty or only
+        whitespace) is an error naming its file and line: Lucene would skip it, and the shard
+        would not match its document store.
+        """
         previous = self.first_seen.get(doc.doc_id)
+        if previous is not None and self.dedupe == "first":
+            self.drop.add(raw_position)
+            return False
+        if self.require_text and not doc.contents.strip():
+            raise DataFormatError(where, line, f"document {doc.doc_id!r} has no text (empty or only whitespace); "
+                                               "Lucene cannot index it — remove it from the corpus or give it text")
         if previous is not None:
-            if self.dedupe == "first":
-                self.drop.add(raw_position)
-                return False
             if self.dedupe == "last":  # the earlier copy goes; known only after the whole pass
                 self.drop.add(previous[0])
                 self.first_seen[doc.doc_id] = (raw_position, where, line)
@@ -177,13 +186,14 @@ class _IdChecker:
         return self._hash.hexdigest()
 
 
-def scan_corpus(corpus: Any, *, dedupe: str, sample_size: int, seed: int, progress: bool) -> CorpusScan:
+def scan_corpus(corpus: Any, *, dedupe: str, sample_size: int, seed: int, progress: bool,
+                require_text: bool = False) -> CorpusScan:
     """Pass 1: count, check ids, fingerprint and sample, in ONE read of the corpus.
 
     Only ``dedupe="last"`` with actual repeats needs a second read (the kept copies are known
-    only at the end).
+    only at the end). ``require_text``: a document without text is an error (Lucene builds).
     """
-    checker = _IdChecker(dedupe)
+    checker = _IdChecker(dedupe, require_text=require_text)
     reservoir = Reservoir(sample_size, seed)
     with _bar(None, "scan", "doc", progress) as bar:
         for raw_position, (doc, where, line) in enumerate(corpus.iter_with_positions()):
@@ -459,7 +469,7 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
         t0 = time.time()
         if partitioner.needs_scan or config.dedupe == "last":
             scan = scan_corpus(corpus, dedupe=config.dedupe, sample_size=partitioner.sample_size, seed=config.seed,
-                               progress=progress)
+                               progress=progress, require_text="lucene" in backends)
             if scan.n_docs < config.n_shards and config.partitioner != "random":
                 raise SelectSearchError(
                     f"{scan.n_docs} documents cannot fill {config.n_shards} shards; use fewer --shards"
@@ -480,13 +490,17 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             fit_seconds = time.time() - t0
             (partial / "partition").mkdir()
             partition_config = fitted.save(partial / "partition")
-            checker = _IdChecker(config.dedupe)
+            checker = _IdChecker(config.dedupe, require_text="lucene" in backends)
             stream = (doc for raw, (doc, where, line) in enumerate(corpus.iter_with_positions())
                       if checker.keep(raw, doc, where, line))
             counts = write_shards(fitted, stream, partial, batch_size=config.batch_size, progress=progress)
             n_docs, fingerprint, dropped = checker.kept, checker.fingerprint, len(checker.drop)
             if n_docs == 0:
                 raise SelectSearchError(f"the corpus {corpus!r} has no documents; check the path and file format")
+            if n_docs < config.n_shards:  # known only now: the random partitioner reads the corpus once
+                raise SelectSearchError(f"{n_docs} documents cannot fill {config.n_shards} shards; use fewer --shards")
+            if dropped:
+                log.warning("dropped %d repeated doc ids (--dedupe %s)", dropped, config.dedupe)
             kept = _KeptCorpus(corpus, checker.drop)
         shards = index_shards(partial, counts, threads=config.threads, memory_mb=config.memory_mb,
                               progress=progress, lucene="lucene" in backends)
