@@ -126,7 +126,7 @@ def test_tampered_doc_ids_are_detected(dense_index: Path, tmp_path: Path) -> Non
     ids_file.write_text("\n".join(reversed(lines)) + "\n")
     # caught when the index is opened (doc ids no longer match the document store's offsets), or
     # else by the FAISS backend's doc_ids checksum at the first dense search
-    with pytest.raises(ShardedIndexError, match="no longer match|does not match doc_ids.txt"):
+    with pytest.raises(ShardedIndexError, match=r"no longer match|does not match doc_ids\.txt"):
         SelectiveSearcher.open(out, retriever="dense").search("rocket orbit", k=3)
 
 
