@@ -195,15 +195,19 @@ class EmbeddingCache:
 
             bar = tqdm(total=n, initial=row, desc="encode", unit="doc")
         started, first_row = time.perf_counter(), row
+        last_log = started
 
         def flush(buffer: list[str]) -> None:
-            nonlocal row
+            nonlocal row, last_log
             matrix[row:row + len(buffer)] = encoder.encode(buffer)
             row += len(buffer)
             matrix.flush()
             self.progress_path.write_text(json.dumps({**key, "rows": row}))
             if bar is not None:
                 bar.update(len(buffer))
+            elif time.perf_counter() - last_log >= 30.0:  # no bar (stderr not a terminal): a log line now and then
+                last_log = time.perf_counter()
+                log.info("encoded %d of %d texts (%.0f/s)", row, n, (row - first_row) / (last_log - started))
 
         buffer: list[str] = []
         for position, text in enumerate(texts):

@@ -7,6 +7,7 @@ do next. The CLI prints the message on one line to stderr and exits with code 2.
 from __future__ import annotations
 
 __all__ = [
+    "CorruptIndexError",
     "DataFormatError",
     "DataNotFoundError",
     "DependencyError",
@@ -45,6 +46,10 @@ class ShardedIndexError(SelectSearchError):
 
 class NotAnIndexError(ShardedIndexError):
     """A folder that has no selectsearch manifest."""
+
+
+class CorruptIndexError(ShardedIndexError):
+    """A damaged index (missing or changed files, Lucene corruption); the message names shard and file."""
 
 
 class IndexExistsError(ShardedIndexError):

@@ -20,6 +20,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "search": ("selectsearch.cli.search", "search a sharded index (one query or a query set)"),
     "eval": ("selectsearch.cli.eval", "evaluate routes: TREC metrics next to cost"),
     "info": ("selectsearch.cli.info", "describe a built index"),
+    "verify": ("selectsearch.cli.verify", "check a built index thoroughly (checksums, Lucene CheckIndex)"),
     "tune-route": ("selectsearch.cli.tune_route", "fit hybrid@m's weights on held-out logs; store them with the index"),
     "plot": ("selectsearch.cli.plot", "plot cost-quality curves from eval JSON"),
     "bench": ("selectsearch.cli.bench", "run a benchmark definition (TOML) end to end"),

@@ -5,7 +5,12 @@ or irds:<ir_datasets id>; several SOURCEs are indexed as one collection.
 
 Each shard gets its own Lucene index (Anserini, positions and document vectors stored), a
 document store and doc_ids.txt; the manifest is written last and the folder appears only when
-the build is complete. An existing index is never replaced without --overwrite.
+the build is complete. An existing index is never replaced without --overwrite, and --overwrite
+replaces only a selectsearch index (or an empty folder): a folder of other files, a file, or an
+--out that contains a SOURCE is refused. Ctrl-C and SIGTERM stop the build and remove its
+<out>.partial folder; leftovers of a killed build (<out>.partial, <out>.old-<pid>) are cleaned,
+and reported, by the next build at the same --out (an old index is restored, never deleted, when
+the kill came half-way through replacing it).
 
 --backend lucene,faiss (or faiss alone) also gives every shard a FAISS index of its documents'
 embeddings (--encoder, default all-MiniLM-L6-v2; rows aligned with the shard's doc_ids.txt),
@@ -73,6 +78,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    import sys
+
+    from selectsearch.index.atomic import Terminated, interrupt_on_sigterm
+
+    try:
+        with interrupt_on_sigterm():  # SIGTERM cleans up like Ctrl-C
+            return _execute(args)
+    except Terminated:
+        print("selectsearch index: terminated (SIGTERM); nothing was published", file=sys.stderr)
+        return 143
+
+
+def _execute(args: argparse.Namespace) -> int:
     apply_encoder_precision(args)  # partitioner, FAISS backend and MICO assignment all encode with it
     from selectsearch.data import open_corpus
     from selectsearch.dense.config import DenseConfig, parse_backends
@@ -116,5 +134,6 @@ def execute(args: argparse.Namespace) -> int:
     print(json.dumps({"index": str(out), "documents": index.n_docs, "shards": index.n_shards,
                       "partition": part["kind"], "max_over_mean": round(part["balance"]["max_over_mean"], 3),
                       "backends": list(index.backends),
+                      "duplicates_dropped": index.manifest["corpus"].get("duplicates_dropped", 0),
                       "seconds": round(time.time() - started, 1)}))
     return 0

@@ -1,5 +1,9 @@
 """Describe a built index: corpus, partition and balance, shard sizes, versions, build command.
 
+The index is checked first with the cheap checks every open runs (shard folders, doc_ids.txt
+rows, offsets, file sizes): a damaged index gets a one-line error naming shard and file and
+exit 2, never a healthy summary. `selectsearch verify INDEX` runs every check.
+
 examples:
   selectsearch info indexes/scifact-k16
   selectsearch info indexes/scifact-k16 --json
@@ -43,6 +47,7 @@ def execute(args: argparse.Namespace) -> int:
         f"  (faiss: {dense['model']}, {dense['dim']}-d {dense['metric']}, {dense['config']['factory']})"
         if dense else ""))
     print(f"built by    {info['command']}  in {info['build_seconds']} s")
+    print("checks      open checks passed (`selectsearch verify` also checks checksums and Lucene's files)")
     if tuned is not None:
         fused = " + ".join(f"{w:g} {n}" for w, n in zip(tuned["weights"], tuned["routers"], strict=True))
         print(f"routing     hybrid@M = {fused}  (validation AUC {tuned['val_auc']:.2f}, logs {tuned['logs']})")

@@ -7,8 +7,12 @@ join the corpus (documents never logged are still clustered by the assignment he
 
 --mode frozen (default) trains the two heads on cached embeddings (minutes on CPU); --mode full
 also fine-tunes the encoder (faithful to the paper, slow on CPU: bound it with --max-steps).
-The best model by validation AUC is written to --out; checkpoints go to --checkpoint (default
-OUT.checkpoint) and --resume continues from there.
+The best model by validation AUC is written to --out, whole or not at all (built in OUT.partial,
+then swapped in); --overwrite replaces an existing MICO model there, and a folder holding anything
+else is refused. Checkpoints go to --checkpoint (default OUT.checkpoint) and --resume continues from
+there (loading tensors only, never arbitrary pickled objects). A rerun without --resume refuses to
+discard an existing checkpoint unless --overwrite is given (then it says so and starts over).
+Without a terminal (stderr redirected) progress is logged as lines every 30 s; -q silences it.
 
 examples:
   selectsearch train-mico ../shared/data/homedepot --logs train --shards 16 --out models/hd-mico16
@@ -72,18 +76,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, help="checkpoint folder (default OUT.checkpoint)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint when there is one")
     parser.add_argument("--cache-dir", help="embedding cache root (default ~/.cache/selectsearch/embeddings)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out model")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out model, and start over from scratch even when --checkpoint "
+                             "holds a checkpoint of an earlier run (without --resume)")
 
 
 def execute(args: argparse.Namespace) -> int:
-    """Run ``train-mico``."""
+    """Run ``train-mico`` (SIGTERM cleans up like Ctrl-C)."""
+    from selectsearch.index.atomic import Terminated, interrupt_on_sigterm
+
+    try:
+        with interrupt_on_sigterm():
+            return _execute(args)
+    except Terminated:
+        print("selectsearch train-mico: terminated (SIGTERM); no model was written", file=sys.stderr)
+        return 143
+
+
+def _execute(args: argparse.Namespace) -> int:
     apply_encoder_precision(args)  # frozen mode encodes the corpus once (the cache `index` shares)
     from selectsearch.errors import ModelError
     from selectsearch.mico.config import MicoConfig
+    from selectsearch.mico.trainer import check_model_out, checkpoint_summary
 
     out: Path = args.out
     if (out / "config.json").exists() and not args.overwrite:
         raise ModelError(f"{out} already holds a model; pass --overwrite or another --out")
+    check_model_out(out)  # before minutes of work: never replace a folder that is not a model
+    checkpoint: Path = args.checkpoint or out.with_name(out.name + ".checkpoint")
+    if (checkpoint / "checkpoint.pt").exists() and not args.resume and not args.overwrite:
+        raise ModelError(f"{checkpoint} holds a checkpoint of an earlier run ({checkpoint_summary(checkpoint)}); "
+                         "pass --resume to continue it, or --overwrite to discard it and start over")
     config = MicoConfig(n_clusters=args.shards, mode=args.mode, encoder=args.encoder, max_length=args.max_length,
                         beta=args.beta, head_lr=args.head_lr, encoder_lr=args.encoder_lr,
                         warmup_steps=args.warmup_steps, batch_size=args.batch_size, epochs=args.epochs,
@@ -94,7 +117,7 @@ def execute(args: argparse.Namespace) -> int:
     from selectsearch.mico.run import train_from_data
 
     result = train_from_data(args.data, args.logs, config, out=out,
-                          checkpoint=args.checkpoint or out.with_name(out.name + ".checkpoint"),
+                          checkpoint=checkpoint,
                           resume=args.resume, cache_dir=args.cache_dir, progress=progress_enabled(args))
     summary = {"out": str(out), "initial_val_auc": round(result.initial_auc, 3),
                "best_val_auc": round(result.best_auc, 3),

@@ -78,18 +78,40 @@ def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
         ...     print(line_no, line)
     """
     line_no = 0
+    reason = ""
     try:
         with xopen(path) as f:
             for line_no, line in enumerate(f, start=1):
                 yield line_no, line.rstrip("\r\n")
+        return
     except UnicodeDecodeError as e:
-        raise DataFormatError(
-            path, line_no + 1, f"not valid UTF-8 ({e.reason}); re-encode the file as UTF-8"
-        ) from None
+        # text files are decoded in chunks, so the error comes before the lines that precede the
+        # bad byte in its chunk were read: read those one by one, up to the line that holds it
+        reason = e.reason
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise DataFormatError(
             path, line_no + 1, f"cannot read the file ({e}); it may be truncated — re-download it"
         ) from None
+    bad = line_no + 1
+    for bad, text in _lines_until_non_utf8(path, after=line_no):
+        if text is None:
+            break
+        yield bad, text.rstrip("\r\n")
+    raise DataFormatError(path, bad, f"not valid UTF-8 ({reason}); re-encode the file as UTF-8")
+
+
+def _lines_until_non_utf8(path: str | os.PathLike[str], *, after: int) -> Iterator[tuple[int, str | None]]:
+    """``(line_no, text)`` of the lines after line ``after``, then ``(line_no, None)`` for the first
+    line that is not valid UTF-8 (decoded one by one, so the number is exact)."""
+    with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as f:
+        for line_no, raw in enumerate(f, start=1):
+            if line_no <= after:
+                continue
+            try:
+                yield line_no, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield line_no, None
+                return
 
 
 def sniff(path: str | os.PathLike[str], size: int = 4096) -> str:

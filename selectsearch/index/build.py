@@ -44,9 +44,10 @@ import numpy as np
 
 from selectsearch.data.ids import DuplicateDocIdError, corpus_fingerprint
 from selectsearch.dense.config import DenseConfig, parse_backends
-from selectsearch.errors import IndexExistsError, SelectSearchError
-from selectsearch.index.atomic import replace_dir
-from selectsearch.index.manifest import command_line, library_versions, write_manifest
+from selectsearch.errors import DataFormatError, IndexExistsError, SelectSearchError
+from selectsearch.index.atomic import pid_alive, recover_replaced, replace_dir
+from selectsearch.index.integrity import record_checksums
+from selectsearch.index.manifest import FORMAT, command_line, library_versions, write_manifest
 from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner, Reservoir, reservoir_sample
 from selectsearch.selective_metrics import partition_balance
 from selectsearch.types import Document
@@ -144,20 +145,29 @@ def _bar(total: int | None, desc: str, unit: str, progress: bool) -> Any:
 class _IdChecker:
     """Duplicate-id check and fingerprint, fed one document at a time (one dict entry per id)."""
 
-    def __init__(self, dedupe: str) -> None:
+    def __init__(self, dedupe: str, *, require_text: bool = False) -> None:
         self.dedupe = dedupe
+        self.require_text = require_text
         self.first_seen: dict[str, tuple[int, str, int | None]] = {}
         self.drop: set[int] = set()
         self._hash = hashlib.sha256()
         self.kept = 0
 
     def keep(self, raw_position: int, doc: Document, where: str, line: int | None) -> bool:
-        """Whether to keep this document (raises on a duplicate unless deduplicating)."""
+        """Whether to keep this document (raises on a duplicate unless deduplicating).
+
+        With ``require_text`` (a Lucene build) a kept document without text (empty or only
+        whitespace) is an error naming its file and line: Lucene would skip it, and the shard
+        would not match its document store.
+        """
         previous = self.first_seen.get(doc.doc_id)
+        if previous is not None and self.dedupe == "first":
+            self.drop.add(raw_position)
+            return False
+        if self.require_text and not doc.contents.strip():
+            raise DataFormatError(where, line, f"document {doc.doc_id!r} has no text (empty or only whitespace); "
+                                               "Lucene cannot index it — remove it from the corpus or give it text")
         if previous is not None:
-            if self.dedupe == "first":
-                self.drop.add(raw_position)
-                return False
             if self.dedupe == "last":  # the earlier copy goes; known only after the whole pass
                 self.drop.add(previous[0])
                 self.first_seen[doc.doc_id] = (raw_position, where, line)
@@ -176,13 +186,14 @@ class _IdChecker:
         return self._hash.hexdigest()
 
 
-def scan_corpus(corpus: Any, *, dedupe: str, sample_size: int, seed: int, progress: bool) -> CorpusScan:
+def scan_corpus(corpus: Any, *, dedupe: str, sample_size: int, seed: int, progress: bool,
+                require_text: bool = False) -> CorpusScan:
     """Pass 1: count, check ids, fingerprint and sample, in ONE read of the corpus.
 
     Only ``dedupe="last"`` with actual repeats needs a second read (the kept copies are known
-    only at the end).
+    only at the end). ``require_text``: a document without text is an error (Lucene builds).
     """
-    checker = _IdChecker(dedupe)
+    checker = _IdChecker(dedupe, require_text=require_text)
     reservoir = Reservoir(sample_size, seed)
     with _bar(None, "scan", "doc", progress) as bar:
         for raw_position, (doc, where, line) in enumerate(corpus.iter_with_positions()):
@@ -345,22 +356,89 @@ def index_shards(root: Path, sizes: list[int], *, threads: int, memory_mb: int,
     return sorted(results, key=lambda r: int(r["shard_id"]))
 
 
-def _prepare_output(out: Path, overwrite: bool) -> Path:
-    if out.exists() and not overwrite:
-        raise IndexExistsError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+#: what a build (and later verbs: tune-route, csi, termstats, add-backend) writes at the top of an index
+_INDEX_ENTRIES = frozenset({"manifest.json", "manifest.json.tmp", "partition", "shards", "routing.json", "csi",
+                            "csi.partial", "termstats", "termstats.partial", _PARTIAL_MARKER})
+
+
+def _is_index_folder(folder: Path) -> bool:
+    """Whether ``folder`` is something a build made: a manifest of our format, or only our own entries."""
+    if not folder.is_dir():
+        return False
+    try:
+        if json.loads((folder / "manifest.json").read_text()).get("format") == FORMAT:
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    names = {p.name for p in folder.iterdir()}
+    return bool(names) and all(n in _INDEX_ENTRIES or n.startswith("routing.json.") for n in names)
+
+
+def _source_paths(corpus: Any) -> list[Path]:
+    """The files and folders a corpus reads (irds ids have none)."""
+    try:
+        described = corpus.describe()
+    except Exception:  # pragma: no cover - describe() is part of the corpus protocol
+        return []
+    out = []
+    for spec in [*described.get("sources", []), *described.get("files", [])]:
+        if isinstance(spec, str) and not spec.startswith("irds:"):
+            out.append(Path(spec).resolve())
+    return out
+
+
+def _refuse_sources_inside(out: Path, partial: Path, sources: list[Path]) -> None:
+    for target in (out, partial):
+        resolved = target.resolve()
+        for source in sources:
+            if source == resolved or resolved in source.parents:
+                raise IndexExistsError(
+                    f"--out {out} contains the SOURCE {source}; a build replaces its --out folder and would "
+                    "delete it — choose an --out outside the corpus folders"
+                )
+
+
+def _prepare_output(out: Path, overwrite: bool, sources: list[Path] | None = None) -> Path:
+    """Check ``out`` and make a fresh ``<out>.partial`` (with the marker saying it is ours).
+
+    ``overwrite`` replaces only a selectsearch index (or an empty folder): a folder holding
+    anything else, a file, or a folder containing one of the corpus ``sources`` is refused.
+    Leftovers of killed builds are cleaned first (see :func:`recover_replaced`).
+    """
     partial = out.with_name(out.name + ".partial")
+    _refuse_sources_inside(out, partial, sources or [])
+    recover_replaced(out, _is_index_folder)
     if partial.exists():
-        if not (partial / _PARTIAL_MARKER).exists():
+        marker = partial / _PARTIAL_MARKER
+        if not marker.exists():
             raise IndexExistsError(f"{partial} exists and was not made by selectsearch; move it away")
-        shutil.rmtree(partial)  # left by an interrupted build
+        owner = marker.read_text().split()
+        if len(owner) == 2 and owner[1].isdigit() and int(owner[1]) != os.getpid() and pid_alive(int(owner[1])):
+            raise IndexExistsError(f"another build (pid {owner[1]}) is writing {partial}; wait for it to finish or "
+                                   "stop it")
+        log.warning("removing %s, left by an interrupted build", partial)
+        shutil.rmtree(partial)
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise IndexExistsError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+        if not out.is_dir():
+            raise IndexExistsError(f"{out} is not a selectsearch index (it is a file); --overwrite replaces only an "
+                                   "index — choose another --out")
+        if any(out.iterdir()) and not _is_index_folder(out):
+            names = sorted(p.name for p in out.iterdir())
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            raise IndexExistsError(f"{out} is not a selectsearch index (it holds {shown}); --overwrite replaces only "
+                                   "an index — choose another --out or move that folder away")
     partial.mkdir(parents=True)
     (partial / _PARTIAL_MARKER).write_text(f"pid {os.getpid()}\n")
     return partial
 
 
 def _publish(partial: Path, out: Path) -> None:
-    (partial / _PARTIAL_MARKER).unlink()
+    # the marker goes only once the folder is in place: a kill between the two renames of the swap
+    # leaves a marked .partial, which the next build recognises and removes
     replace_dir(partial, out)
+    (out / _PARTIAL_MARKER).unlink(missing_ok=True)
 
 
 def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | None = None, *,
@@ -386,12 +464,12 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
     out = Path(out)
     partitioner = make_partitioner(config)
     started = time.time()
-    partial = _prepare_output(out, config.overwrite)
+    partial = _prepare_output(out, config.overwrite, _source_paths(corpus))
     try:
         t0 = time.time()
         if partitioner.needs_scan or config.dedupe == "last":
             scan = scan_corpus(corpus, dedupe=config.dedupe, sample_size=partitioner.sample_size, seed=config.seed,
-                               progress=progress)
+                               progress=progress, require_text="lucene" in backends)
             if scan.n_docs < config.n_shards and config.partitioner != "random":
                 raise SelectSearchError(
                     f"{scan.n_docs} documents cannot fill {config.n_shards} shards; use fewer --shards"
@@ -412,13 +490,17 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             fit_seconds = time.time() - t0
             (partial / "partition").mkdir()
             partition_config = fitted.save(partial / "partition")
-            checker = _IdChecker(config.dedupe)
+            checker = _IdChecker(config.dedupe, require_text="lucene" in backends)
             stream = (doc for raw, (doc, where, line) in enumerate(corpus.iter_with_positions())
                       if checker.keep(raw, doc, where, line))
             counts = write_shards(fitted, stream, partial, batch_size=config.batch_size, progress=progress)
             n_docs, fingerprint, dropped = checker.kept, checker.fingerprint, len(checker.drop)
             if n_docs == 0:
                 raise SelectSearchError(f"the corpus {corpus!r} has no documents; check the path and file format")
+            if n_docs < config.n_shards:  # known only now: the random partitioner reads the corpus once
+                raise SelectSearchError(f"{n_docs} documents cannot fill {config.n_shards} shards; use fewer --shards")
+            if dropped:
+                log.warning("dropped %d repeated doc ids (--dedupe %s)", dropped, config.dedupe)
             kept = _KeptCorpus(corpus, checker.drop)
         shards = index_shards(partial, counts, threads=config.threads, memory_mb=config.memory_mb,
                               progress=progress, lucene="lucene" in backends)
@@ -446,6 +528,8 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             **({"dense": dense} if dense is not None else {}),
             "backends": list(backends),
             "shards": shards,
+            # sha256 of our small files (doc_ids, offsets, partition), checked by `selectsearch verify`
+            "checksums": record_checksums(partial, shards),
             "build_seconds": round(time.time() - started, 3),
         }
         write_manifest(partial, manifest)

@@ -1,7 +1,8 @@
 """Open a built sharded index: manifest, shard doc ids, document store, partition, Lucene, FAISS.
 
-Opening is cheap: the manifest and doc ids are read eagerly, the JVM and the Lucene readers
-only on the first search, FAISS indexes and the query encoder only on the first dense search,
+Opening is cheap: the manifest and doc ids are read eagerly (and checked: see
+:func:`selectsearch.index.integrity.quick_check`), the JVM and the Lucene readers only on the
+first search, FAISS indexes and the query encoder only on the first dense search,
 the partition model only when a router asks for it.
 """
 
@@ -41,10 +42,32 @@ class ShardedIndex:
         self.shard_sizes = np.asarray([s["n_docs"] for s in self.shards], dtype=np.int64)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> ShardedIndex:
-        """Open the index at ``path`` (raises :class:`~selectsearch.errors.NotAnIndexError`)."""
+    def open(cls, path: str | os.PathLike[str], *, check: bool = True) -> ShardedIndex:
+        """Open the index at ``path``.
+
+        Args:
+            path: the index folder.
+            check: run the cheap integrity checks (shard folders, ``doc_ids.txt`` rows,
+                offsets; a few milliseconds) and refuse a damaged index.
+
+        Raises:
+            NotAnIndexError: no manifest.
+            CorruptIndexError: a check failed; the message names the shard and the file.
+        """
         folder = Path(path)
-        return cls(folder, read_manifest(folder))
+        index = cls(folder, read_manifest(folder))
+        if check:
+            from selectsearch.index.integrity import quick_check
+
+            problems = quick_check(folder, index.manifest)
+            if problems:
+                from selectsearch.errors import CorruptIndexError
+
+                more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+                raise CorruptIndexError(f"{folder} is damaged: {problems[0]}{more}; rebuild it with `selectsearch "
+                                        f"index ... --out {folder} --overwrite` (`selectsearch verify {folder}` "
+                                        "lists every problem)")
+        return index
 
     @property
     def n_shards(self) -> int:
@@ -119,12 +142,24 @@ class ShardedIndex:
                                     "--retriever dense, or rebuild with --backend lucene,faiss")
 
         bm25 = self.manifest.get("lucene", {}).get("bm25", {})
-        return ShardedLuceneSearcher(
+        searcher = ShardedLuceneSearcher(  # Lucene's own errors become CorruptIndexError (open_directory_reader)
             [self.shard_path(s) / "lucene" for s in self.lucene_shards],
             k1=bm25.get("k1", 0.9) if k1 is None else k1,
             b=bm25.get("b", 0.4) if b is None else b,
             threads=threads,
         )
+        expected = self.shard_sizes[self.lucene_shards]
+        for shard, want, got in zip(self.lucene_shards, expected.tolist(), searcher.shard_sizes.tolist(),
+                                    strict=True):
+            if want != got:
+                searcher.close()
+                from selectsearch.errors import CorruptIndexError
+
+                raise CorruptIndexError(
+                    f"{self.path} is damaged: shard {shard:03d} {self.shards[shard]['path']}/lucene has {got} "
+                    f"documents, but its doc_ids.txt and the manifest have {want}; rebuild it with `selectsearch "
+                    f"index ... --out {self.path} --overwrite` (`selectsearch verify {self.path}` lists every problem)")
+        return searcher
 
     @cached_property
     def partition(self) -> FittedPartition:

@@ -3,15 +3,23 @@
 Run as ``python -m selectsearch.lucene.index_worker``: reads ``{"root", "shards", "memory_mb"}``
 as JSON on stdin, indexes the shards one after the other in its own JVM, and prints one JSON
 line per finished shard (or ``{"error": ...}`` and exits 1).
+
+A worker dies with the process that started it: on Linux the kernel sends it ``SIGKILL`` when
+its parent dies (``prctl(PR_SET_PDEATHSIG)``), and a watchdog thread exits when the parent pid
+changes (the fallback elsewhere), so a killed build never leaves workers writing into its folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from queue import Queue
@@ -19,7 +27,28 @@ from typing import Any
 
 from selectsearch.errors import SelectSearchError
 
-__all__ = ["main", "run_workers"]
+__all__ = ["die_with_parent", "main", "run_workers"]
+
+#: pid of the build process, set by :func:`run_workers` in each worker's environment
+PARENT_ENV = "SELECTSEARCH_WORKER_PARENT"
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int, *, poll_seconds: float = 0.5) -> None:
+    """Make this process exit when process ``parent`` (the one that started it) is gone."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # prctl is in every Linux libc
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watchdog() -> None:
+        while True:
+            time.sleep(poll_seconds)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watchdog, name="parent-watchdog", daemon=True).start()
 
 
 def run_workers(root: Path, queues: list[list[int]], memory_mb: int) -> Iterator[dict[str, Any]]:
@@ -28,7 +57,8 @@ def run_workers(root: Path, queues: list[list[int]], memory_mb: int) -> Iterator
     Raises:
         SelectSearchError: a worker failed (its error message is passed on).
     """
-    env = {**os.environ, "SELECTSEARCH_JAVA_HEAP": os.environ.get("SELECTSEARCH_WORKER_HEAP", "1g")}
+    env = {**os.environ, "SELECTSEARCH_JAVA_HEAP": os.environ.get("SELECTSEARCH_WORKER_HEAP", "1g"),
+           PARENT_ENV: str(os.getpid())}
     procs = []
     for queue in queues:
         proc = subprocess.Popen([sys.executable, "-m", "selectsearch.lucene.index_worker"], stdin=subprocess.PIPE,
@@ -71,6 +101,8 @@ def run_workers(root: Path, queues: list[list[int]], memory_mb: int) -> Iterator
 
 def main() -> int:
     """Entry point of the worker process."""
+    if os.environ.get(PARENT_ENV, "").isdigit():
+        die_with_parent(int(os.environ[PARENT_ENV]))
     from selectsearch.index.build import index_one_shard
     from selectsearch.lucene.jvm import start_jvm
 

@@ -11,12 +11,15 @@ the sharded collection is a filter on that field (see :mod:`selectsearch.lucene.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+from selectsearch.errors import CorruptIndexError
 from selectsearch.lucene.jvm import jclass, quiet_logging
 
-__all__ = ["CONTENTS_FIELD", "ID_FIELD", "SHARD_FIELD", "index_shard", "read_lucene_ids"]
+__all__ = ["CONTENTS_FIELD", "ID_FIELD", "SHARD_FIELD", "check_lucene_index", "index_shard", "java_problem",
+           "open_directory_reader", "read_lucene_ids"]
 
 SHARD_FIELD = "shard"
 CONTENTS_FIELD = "contents"
@@ -76,9 +79,105 @@ def read_lucene_ids(index_dir: Path) -> list[str]:
         reader.close()
 
 
+_JAVA_PATH = re.compile(r'path="([^"]+)"')
+_JAVA_CLASS = re.compile(r"((?:[a-z]\w*\.)+[A-Z]\w*(?:Exception|Error))")
+
+
+def _shard_label(index_dir: Path) -> str:
+    """``shard 005`` for ``<index>/shards/005/lucene``, else the folder itself."""
+    index_dir = Path(index_dir)
+    if index_dir.parent.parent.name == "shards":
+        return f"shard {index_dir.parent.name}"
+    return str(index_dir)
+
+
+def java_problem(index_dir: Path, exc: BaseException) -> str:
+    """One line for a Lucene exception about ``index_dir``: exception class, file and Lucene's reason."""
+    text = " ".join(str(exc).split())
+    text = text.removeprefix("JVM exception occurred:").strip()
+    found = _JAVA_CLASS.search(text)
+    kind = found.group(1).rsplit(".", 1)[-1] if found else type(exc).__name__
+    if found and text.startswith(found.group(1)):
+        text = text[len(found.group(1)):].lstrip(": ")
+    path = _JAVA_PATH.search(text)
+    if path:
+        file = Path(path.group(1)).name
+    elif kind == "IndexNotFoundException":
+        file = "segments_N"
+        text = "no segments_N file: the Lucene index is missing or was deleted"
+    else:
+        file = "?"
+    reason = _JAVA_PATH.sub("", text).split(" (resource=")[0].split(": files: [")[0].strip(" (),")
+    return f"{index_dir / file if file != '?' else index_dir}: {kind}: {reason[:200]}"
+
+
+def _is_java_exception(exc: BaseException) -> bool:
+    return hasattr(exc, "classname") or type(exc).__name__ == "JavaException"
+
+
 def open_directory_reader(index_dir: Path) -> Any:
-    """A Lucene ``DirectoryReader`` on ``index_dir`` (memory-mapped)."""
+    """A Lucene ``DirectoryReader`` on ``index_dir`` (memory-mapped).
+
+    Raises:
+        CorruptIndexError: Lucene cannot open the index (``IndexNotFoundException``,
+            ``CorruptIndexException``, ...); the message names the shard and the file.
+    """
+    if not Path(index_dir).is_dir():  # FSDirectory.open would create it
+        raise CorruptIndexError(f"{_shard_label(index_dir)}: the Lucene folder {index_dir} is missing; the index is "
+                                "damaged — rebuild it with `selectsearch index ... --overwrite`")
     fs_directory = jclass("org.apache.lucene.store.FSDirectory")
     paths = jclass("java.nio.file.Paths")
     reader_cls = jclass("org.apache.lucene.index.DirectoryReader")
-    return reader_cls.open(fs_directory.open(paths.get(str(index_dir))))
+    try:
+        return reader_cls.open(fs_directory.open(paths.get(str(index_dir))))
+    except Exception as exc:  # jnius raises JavaException (an Exception) for any Java throwable
+        if not _is_java_exception(exc):
+            raise
+        raise CorruptIndexError(
+            f"{_shard_label(index_dir)}: Lucene cannot open {java_problem(index_dir, exc)}; the index is damaged — "
+            "rebuild it with `selectsearch index ... --overwrite` (`selectsearch verify INDEX` lists every problem)"
+        ) from None
+
+
+def check_lucene_index(index_dir: Path) -> tuple[list[str], list[str] | None]:
+    """Lucene's own checks of one index: ``CheckIndex`` (every file's checksum, then structure).
+
+    Nothing is written into ``index_dir`` (no lock file is taken).
+
+    Returns:
+        ``(problems, ids)``: one line per problem, naming the file; and the ``id`` of every
+        document in Lucene's doc order (``None`` when the index cannot be read).
+    """
+    quiet_logging()
+    problems: list[str] = []
+    if not Path(index_dir).is_dir():  # FSDirectory.open would create it
+        return [f"{index_dir}: the Lucene folder is missing"], None
+    directory = jclass("org.apache.lucene.store.FSDirectory").open(
+        jclass("java.nio.file.Paths").get(str(index_dir)), jclass("org.apache.lucene.store.NoLockFactory").INSTANCE)
+    try:
+        checker = jclass("org.apache.lucene.index.CheckIndex")(directory)
+        try:
+            status = checker.checkIndex()
+        finally:
+            checker.close()
+        if status.missingSegments:
+            problems.append(f"{index_dir}: no segments_N file: the Lucene index is missing or was deleted")
+        segments = status.segmentInfos
+        for i in range(segments.size() if segments is not None else 0):
+            error = segments.get(i).error
+            if error is not None:
+                problems.append(java_problem(index_dir, Exception(error.toString())))
+        if not status.clean and not problems:
+            problems.append(f"{index_dir}: CheckIndex found {status.numBadSegments} damaged segment(s)")
+    except Exception as exc:
+        if not _is_java_exception(exc):
+            raise
+        problems.append(java_problem(index_dir, exc))
+    finally:
+        directory.close()
+    if problems:
+        return problems, None
+    try:
+        return problems, read_lucene_ids(index_dir)
+    except CorruptIndexError as exc:
+        return [str(exc)], None

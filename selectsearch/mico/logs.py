@@ -82,7 +82,12 @@ def read_log_records(data: str | os.PathLike[str], logs: str) -> list[tuple[str,
     from selectsearch.data import iter_logs, load_qrels, load_queries
 
     if Path(logs).is_file():
-        return list(iter_logs(logs))
+        logged = list(iter_logs(logs))
+        if not logged:
+            raise DataFormatError(logs, None, "no log records (the file is empty or has only a header); write "
+                                              "'query<TAB>doc_id[<TAB>clicks]' lines or JSON lines with "
+                                              "query and doc_id")
+        return logged
     if os.sep in logs or logs.endswith((".tsv", ".jsonl", ".gz", ".json")):
         raise DataNotFoundError(f"click-log file {logs} does not exist; pass a TSV/JSONL log or a qrels split name")
     qrels = load_qrels(data, split=logs)

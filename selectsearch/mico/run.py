@@ -38,6 +38,11 @@ def train_from_data(data: Sequence[str | os.PathLike[str]], logs: str, config: M
         progress: progress bars.
     """
     pairs = load_log_pairs(list(data), logs, size_sample=config.size_sample, seed=config.seed)
+    if len(pairs.query_texts) < 2:  # before minutes of encoding, not after
+        from selectsearch.errors import ModelError
+
+        raise ModelError(f"the logs {logs} have {len(pairs.query_texts)} distinct queries; MICO needs at least 2 "
+                         "(one is held out for validation)")
     vectors = None
     if config.mode == "frozen" or config.init == "kmeans":
         vectors = corpus_vectors(list(data), encoder=config.encoder, max_length=config.max_length,

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,16 +35,19 @@ import numpy as np
 import torch
 
 from selectsearch.errors import ModelError
+from selectsearch.index.atomic import recover_replaced, replace_dir
 from selectsearch.mico.config import MicoConfig
 from selectsearch.mico.features import EncoderFeatures, FrozenFeatures, embed_queries, encoder_arg
 from selectsearch.mico.heads import ClusterHead, Marginal, auto_scale, spherical_kmeans
 from selectsearch.mico.logs import LogPairs
 from selectsearch.mico.loss import batch_marginal, mico_loss
+from selectsearch.mico.model import FORMAT as MODEL_FORMAT
 from selectsearch.mico.model import save_model
 from selectsearch.mico.validation import argmax_in_chunks, routing_curve
 from selectsearch.models.encoder import DEFAULT_ENCODER
 
-__all__ = ["TrainResult", "TrainState", "TrainerCallback", "split_by_query", "train_mico"]
+__all__ = ["TrainResult", "TrainState", "TrainerCallback", "check_model_out", "checkpoint_summary", "split_by_query",
+           "train_mico"]
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +257,18 @@ class _Run:
         (path / "state.json").write_text(json.dumps(asdict(state), indent=1))
 
     def load_checkpoint(self, path: Path) -> tuple[TrainState, dict[str, Any]]:
-        payload = torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=False)
+        import pickle
+
+        try:  # tensors and plain containers only: a checkpoint never runs code when it is loaded
+            payload = torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise ModelError(f"{path / 'checkpoint.pt'} cannot be loaded as tensors only ({reason}); it is damaged or "
+                             "not a selectsearch checkpoint — delete that folder, or rerun with --overwrite "
+                             "instead of --resume") from None
+        if not isinstance(payload, dict) or "config" not in payload:
+            raise ModelError(f"{path / 'checkpoint.pt'} is not a MICO checkpoint; delete that folder or rerun with "
+                             "--overwrite instead of --resume")
         if payload["config"] != self.config.to_dict():
             raise ModelError(f"checkpoint in {path} was made with another config; resume with the same options "
                              "or delete the checkpoint folder")
@@ -264,6 +279,48 @@ class _Run:
         torch.set_rng_state(payload["torch_rng"])
         state = TrainState(**json.loads((path / "state.json").read_text()))
         return state, payload["best"]
+
+
+#: seconds between progress log lines when there is no progress bar (stderr not a terminal)
+PROGRESS_LOG_SECONDS = 30.0
+_MODEL_ENTRIES = frozenset({"config.json", "query_head.safetensors", "doc_head.safetensors", "marginal.safetensors",
+                            "encoder", "training_log.json"})
+
+
+def _is_model_folder(folder: Path) -> bool:
+    """A MICO model folder (``config.json`` of our format), or one holding only what a model holds."""
+    try:
+        if json.loads((folder / "config.json").read_text()).get("format") == MODEL_FORMAT:
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    return folder.is_dir() and all(p.name in _MODEL_ENTRIES for p in folder.iterdir())
+
+
+def check_model_out(out: Path) -> None:
+    """Refuse an ``out`` that a model cannot replace without deleting someone's files.
+
+    Replacing is allowed for a MICO model folder and an empty folder; a file, or a folder
+    holding anything else, is refused. Leftovers of a killed swap (``<out>.old-<pid>``) are
+    restored or removed first, and a ``<out>.partial`` that is not ours is refused.
+    """
+    recover_replaced(out, _is_model_folder)
+    if out.exists() and (not out.is_dir() or not _is_model_folder(out)):
+        names = sorted(p.name for p in out.iterdir())[:5] if out.is_dir() else []
+        what = f"it holds {', '.join(names)}" if names else "it is a file"
+        raise ModelError(f"{out} is not a MICO model folder ({what}); choose another --out or move it away")
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists() and not _is_model_folder(partial):
+        raise ModelError(f"{partial} exists and was not made by selectsearch; move it away")
+
+
+def checkpoint_summary(path: Path) -> str:
+    """``"step 120, epoch 3"`` of the checkpoint in ``path`` (from its ``state.json``)."""
+    try:
+        state = json.loads((path / "state.json").read_text())
+        return f"step {state['step']}, epoch {state['epoch']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "state unknown"
 
 
 def _batches_of_epoch(n_train: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -283,22 +340,32 @@ def train_mico(pairs: LogPairs, config: MicoConfig, *, corpus_vectors: np.ndarra
         config: hyper-parameters.
         corpus_vectors: ``(n_docs, dim)`` cached embeddings of the whole corpus by the initial
             encoder (needed by ``frozen`` mode and ``init="kmeans"``).
-        out: model folder to write (the best model by validation AUC).
+        out: model folder to write (the best model by validation AUC), whole or not at all: it is
+            written as ``<out>.partial`` and swapped in; an existing MICO model there is replaced,
+            a folder holding anything else is refused.
         checkpoint_dir: where checkpoints go (after every validation); ``None``: no checkpoints.
-        resume: continue from the checkpoint in ``checkpoint_dir`` when there is one.
+        resume: continue from the checkpoint in ``checkpoint_dir`` when there is one; without it an
+            existing checkpoint is replaced (with a warning; the CLI refuses unless ``--overwrite``).
+            Checkpoints are loaded as tensors only (``weights_only=True``), never as arbitrary pickles.
         callbacks: :class:`TrainerCallback` hooks.
         cache_dir: embedding cache root (default ``~/.cache/selectsearch/embeddings``).
         progress: show a tqdm bar with loss and validation AUC.
 
     Raises:
-        ModelError: missing corpus embeddings, too few logs, or a checkpoint of another config.
+        ModelError: missing corpus embeddings, too few logs, a checkpoint of another config (or
+            one that holds more than tensors), or an ``out`` that is not a model folder.
     """
     torch.set_num_threads(max(1, config.threads))
     if len(pairs.query_texts) < 2:
         raise ModelError("MICO needs logs with at least 2 distinct queries (one is held out for validation)")
+    if out is not None:
+        check_model_out(Path(out))
     started = time.perf_counter()
-    run = _Run(pairs, config, corpus_vectors, cache_dir, progress)
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
+    if ckpt is not None and not resume and (ckpt / "checkpoint.pt").exists():
+        log.warning("starting over: the checkpoint in %s (%s) will be replaced; pass resume=True (--resume) to "
+                    "continue it instead", ckpt, checkpoint_summary(ckpt))
+    run = _Run(pairs, config, corpus_vectors, cache_dir, progress)
     state = TrainState()
     best: dict[str, Any]
     if resume and ckpt is not None and (ckpt / "checkpoint.pt").exists():
@@ -324,6 +391,8 @@ def train_mico(pairs: LogPairs, config: MicoConfig, *, corpus_vectors: np.ndarra
 
         bar = tqdm(total=total, initial=state.step, desc=f"mico-{config.mode}", unit="step")
     running: dict[str, float] = {}
+    last_log = time.perf_counter()
+    log.info("training %d steps (%d per epoch)", total, steps_per_epoch)
     step_seconds = 0.0  # time in optimisation steps only (validation excluded), this session
     while state.epoch < config.epochs and not state.should_stop and state.step < total:
         batches = _batches_of_epoch(len(run.train_idx), config.batch_size, config.seed, state.epoch)
@@ -339,6 +408,10 @@ def train_mico(pairs: LogPairs, config: MicoConfig, *, corpus_vectors: np.ndarra
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{running['loss']:.3f}", val_auc=f"{state.best_auc:.2f}")
+            elif time.perf_counter() - last_log >= PROGRESS_LOG_SECONDS:  # no bar (not a terminal): log lines
+                last_log = time.perf_counter()
+                log.info("step %d of %d (epoch %d): loss %.3f, best val AUC %.2f", state.step, total, state.epoch,
+                         running["loss"], state.best_auc)
             last = state.step >= total or b + 1 == len(batches)
             if state.step % eval_every == 0 or last:
                 if b + 1 == len(batches):
@@ -382,10 +455,19 @@ def train_mico(pairs: LogPairs, config: MicoConfig, *, corpus_vectors: np.ndarra
         encoder_model = None
         if config.mode == "full" or config.encoder != "all-MiniLM-L6-v2":
             encoder_model = run.text_encoder.model
-        save_model(out_path, config=config, dim=run.dim, doc_head=run.doc_head, query_head=run.query_head,
-                   marginal=run.marginal, tokenizer=run.text_encoder.tokenizer, encoder_model=encoder_model,
-                   extra=extra)
-        log_doc = {"config": config.to_dict(), "extra": extra, "state": asdict(state)}
-        (out_path / "training_log.json").write_text(json.dumps(log_doc, indent=1))
+        # written whole or not at all: into <out>.partial, then swapped in (like indexes)
+        check_model_out(out_path)
+        partial = out_path.with_name(out_path.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            save_model(partial, config=config, dim=run.dim, doc_head=run.doc_head, query_head=run.query_head,
+                       marginal=run.marginal, tokenizer=run.text_encoder.tokenizer, encoder_model=encoder_model,
+                       extra=extra)
+            log_doc = {"config": config.to_dict(), "extra": extra, "state": asdict(state)}
+            (partial / "training_log.json").write_text(json.dumps(log_doc, indent=1))
+            replace_dir(partial, out_path)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     return TrainResult(config=config, state=state, initial_auc=initial_auc, best_auc=state.best_auc,
                        wall_seconds=wall, out=out_path, doc_head=run.doc_head, query_head=run.query_head)
