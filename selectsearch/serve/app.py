@@ -59,6 +59,10 @@ MAX_BODY_BYTES = 1 << 20
 _FIELDS = {"query", "query_id", "queries", "k", "route", "deadline_ms"}
 
 
+class _ConnectionEndingError(RequestError):
+    """A request error after which the connection is closed (the rest of its body is unwanted)."""
+
+
 class Admission:
     """A bounded admission queue: ``max_inflight`` requests run, ``max_queue`` wait, the rest get 503."""
 
@@ -183,18 +187,21 @@ def create_app(coordinator: Coordinator, *, max_inflight: int | None = None, max
         headers = None
         if err.status == 503:
             headers = {"Retry-After": "1"}
-        elif err.status in (408, 413):  # the rest of the body is not wanted: end the connection
+        elif isinstance(err, _ConnectionEndingError):  # a body too slow, or too large with no declared end
             headers = {"Connection": "close"}
         return json_response(err.to_json(), err.status, headers)
 
     async def read_body(request: Request) -> bytes:
         # in pieces, so a body (chunked or not) is refused as soon as it passes the limit
-        too_large = RequestError(413, "body_too_large", f"request body over {MAX_BODY_BYTES} bytes")
+        message = f"request body over {MAX_BODY_BYTES} bytes"
         try:
-            if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
-                raise too_large
+            declared = int(request.headers.get("content-length") or 0)
         except ValueError:
-            pass  # the HTTP parser has already refused a malformed Content-Length
+            declared = 0  # the HTTP parser has already refused a malformed Content-Length
+        if declared > MAX_BODY_BYTES:
+            # answered at once; the server discards the declared rest (within header_timeout_s)
+            # and the connection stays usable
+            raise RequestError(413, "body_too_large", message)
         chunks: list[bytes] = []
         size = 0
         try:
@@ -202,11 +209,11 @@ def create_app(coordinator: Coordinator, *, max_inflight: int | None = None, max
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > MAX_BODY_BYTES:
-                        raise too_large
+                        raise _ConnectionEndingError(413, "body_too_large", message)
                     chunks.append(chunk)
         except TimeoutError as exc:
-            raise RequestError(408, "body_timeout", f"the request body did not arrive within "
-                                                    f"{config.body_timeout_s:g} s") from exc
+            raise _ConnectionEndingError(408, "body_timeout", f"the request body did not arrive within "
+                                                      f"{config.body_timeout_s:g} s") from exc
         return b"".join(chunks)
 
     async def search(request: Request) -> Response:
@@ -296,46 +303,64 @@ def guarded_http_protocol(header_timeout_s: float, max_header_bytes: int) -> typ
     class GuardedHttpProtocol(base):  # type: ignore[misc,valid-type,unused-ignore]
         _head_timer: asyncio.TimerHandle | None = None
         _head_bytes = 0
+        _head_pending = True  # no request line and headers yet since the last message ended
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
-            self._head_timer = self.loop.call_later(header_timeout_s, self._head_timed_out)
+            self._head_timer = self.loop.call_later(header_timeout_s, self._timed_out)
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_head_timer()
+            self._stop_timer()
             super().connection_lost(exc)
 
-        def _awaiting_head(self) -> bool:
-            return self.cycle is None or bool(self.cycle.response_complete)
+        # httptools' parser callbacks (the h11 fallback falls back on the request cycle)
+        def on_headers_complete(self) -> None:
+            self._head_pending = False
+            super().on_headers_complete()
 
-        def _stop_head_timer(self) -> None:
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._head_pending = True
+
+        def _awaiting_head(self) -> bool:
+            if hasattr(base, "on_message_complete"):
+                return self._head_pending
+            return self.cycle is None or bool(self.cycle.response_complete)  # pragma: no cover
+
+        def _guarded(self) -> bool:
+            # waiting for a head, or draining the rest of a body after the app already answered
+            # (e.g. 413 on a declared Content-Length): the app's body timeout no longer applies
+            return self._awaiting_head() or (self.cycle is not None and bool(self.cycle.response_complete))
+
+        def _stop_timer(self) -> None:
             if self._head_timer is not None:
                 self._head_timer.cancel()
                 self._head_timer = None
 
         def data_received(self, data: bytes) -> None:
             awaiting = self._awaiting_head()
+            if self._guarded() and self._head_timer is None:
+                self._head_timer = self.loop.call_later(header_timeout_s, self._timed_out)
             if awaiting:
-                if self._head_timer is None:
-                    self._head_timer = self.loop.call_later(header_timeout_s, self._head_timed_out)
                 self._head_bytes += len(data)
             super().data_received(data)
-            if not awaiting:
-                return
-            if not self._awaiting_head():  # the head is complete: a request cycle started
-                self._stop_head_timer()
+            if not self._awaiting_head():
                 self._head_bytes = 0
-            elif self._head_bytes > max_header_bytes:
+            if not self._guarded():  # a request is in the app's hands (which bounds the body)
+                self._stop_timer()
+            elif self._awaiting_head() and self._head_bytes > max_header_bytes:
                 self._reject(431, "header_too_large", f"request line and headers over {max_header_bytes} bytes")
 
-        def _head_timed_out(self) -> None:
+        def _timed_out(self) -> None:
             self._head_timer = None
             if self._awaiting_head():
                 self._reject(408, "header_timeout", f"the request line and headers did not arrive within "
                                                     f"{header_timeout_s:g} s")
+            elif self._guarded() and not self.transport.is_closing():
+                self.transport.close()  # the rest of an unwanted body is too slow
 
         def _reject(self, status: int, code: str, message: str) -> None:
-            self._stop_head_timer()
+            self._stop_timer()
             if self.transport.is_closing():
                 return
             body = orjson.dumps({"error": code, "message": message, "status": status})
