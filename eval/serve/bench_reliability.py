@@ -7,7 +7,8 @@ Starts `selectsearch serve INDEX` (its own local Ray instance), then measures:
 2. **Overload**: ``--overload-clients`` (128) clients at once, each sending
    ``--overload-per-client`` requests: 200s, 503s and how many of them carry ``Retry-After``,
    other errors, lost (must be 0).
-3. **Shard group killed mid-load**: ``--drill-requests`` from ``--clients`` clients; 1 s in, the
+3. **Shard group killed mid-load**: ``--drill-requests`` from ``--clients`` clients; ``--kill-after``
+   (1 s) in, the
    process of one shard-group actor is SIGKILLed (its pid from ``/health``): requests, full
    answers, flagged partial answers (naming the group's shards), 503s, lost (must be 0), and the
    time until ``/health`` shows the group served by a new process.
@@ -101,13 +102,14 @@ def _client_proc(port: int, jobs: list[list[str]], route: str, k: int, deadline_
     return out
 
 
-def run_load(port: int, texts: list[str], *, clients: int, per_client: int, procs: int, route: str, k: int,
+def run_load(port: int, texts: list[str], *, clients: int, requests: int, procs: int, route: str, k: int,
              deadline_ms: float | None = None, during: Any = None) -> dict[str, Any]:
-    """``clients`` closed-loop clients (spread over ``procs`` processes) sending ``per_client`` each."""
+    """``clients`` closed-loop clients (spread over ``procs`` processes) sending ``requests`` in all."""
+    per_client = [requests // clients + (c < requests % clients) for c in range(clients)]
     import multiprocessing as mp
 
     procs = max(1, min(procs, clients))
-    jobs = [[texts[(c * 37 + i) % len(texts)] for i in range(per_client)] for c in range(clients)]
+    jobs = [[texts[(c * 37 + i) % len(texts)] for i in range(n)] for c, n in enumerate(per_client)]
     per_proc = [jobs[p::procs] for p in range(procs)]
     start_at = time.time() + 3.0  # every process connected and waiting
     ctx = mp.get_context("spawn")
@@ -129,7 +131,7 @@ def run_load(port: int, texts: list[str], *, clients: int, per_client: int, proc
            "status_503_with_retry_after": sum(1 for r in records if r[0] == 503 and r[4]),
            "by_code": codes, "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
            "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
-           "qps": len(records) / span if span > 0 else None, "seconds": span}
+           "qps": len(records) / span if span > 0 else None, "seconds": span, "load_end": start_at + span}
     if extra is not None:
         out.update(extra)
     return out
@@ -158,6 +160,7 @@ def main() -> int:
     parser.add_argument("--overload-clients", type=int, default=128)
     parser.add_argument("--overload-per-client", type=int, default=10)
     parser.add_argument("--drill-requests", type=int, default=800)
+    parser.add_argument("--kill-after", type=float, default=1.0, help="seconds into the drill's load of the kill")
     parser.add_argument("--client-procs", type=int, default=8, help="client processes (clients are threads in them)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--serve-args", default="--shards-per-group 8 --actor-cpus 0.25 --java-heap 1g",
@@ -200,13 +203,13 @@ def main() -> int:
         print(json.dumps({"sockets": len(sockets), "non_loopback": [s for s in sockets if not s["loopback"]]}),
               flush=True)
         # 1. bounded load
-        per = max(1, args.requests // args.clients)
-        result["bounded"] = run_load(args.port, texts, clients=args.clients, per_client=per,
+        result["bounded"] = run_load(args.port, texts, clients=args.clients, requests=args.requests,
                                      procs=args.client_procs, route=args.route, k=args.k)
         print("bounded", json.dumps(result["bounded"]), flush=True)
         # 2. overload
         result["overload"] = run_load(args.port, texts, clients=args.overload_clients,
-                                      per_client=args.overload_per_client, procs=args.client_procs,
+                                      requests=args.overload_clients * args.overload_per_client,
+                                      procs=args.client_procs,
                                       route=args.route, k=args.k)
         print("overload", json.dumps(result["overload"]), flush=True)
         # 3. one shard-group process killed mid-load
@@ -214,11 +217,13 @@ def main() -> int:
         victim = 1 if len(groups) > 1 else 0
         old_pid = next(r["pid"] for r in _get(args.port, "/health")[1]["groups"][victim]["replicas"] if r["ok"])
 
-        def kill(start_at: float) -> dict[str, Any]:
-            state: dict[str, Any] = {}
+        drill_state: dict[str, Any] = {}
+
+        def during(start_at: float) -> None:
+            state = drill_state
 
             def watch() -> None:
-                time.sleep(max(0.0, start_at - time.time()) + 1.0)
+                time.sleep(max(0.0, start_at - time.time()) + args.kill_after)
                 state["killed_at"] = time.time()
                 os.kill(old_pid, signal.SIGKILL)
                 while time.time() - state["killed_at"] < 300:
@@ -236,19 +241,13 @@ def main() -> int:
             thread = threading.Thread(target=watch)
             thread.start()
             state["_thread"] = thread
-            return state
 
-        drill_state: dict[str, Any] = {}
-
-        def during(start_at: float) -> None:
-            drill_state.update(kill(start_at))
-
-        per = max(1, args.drill_requests // args.clients)
-        drill = run_load(args.port, texts, clients=args.clients, per_client=per, procs=args.client_procs,
+        drill = run_load(args.port, texts, clients=args.clients, requests=args.drill_requests, procs=args.client_procs,
                          route=args.route, k=args.k, during=during)
         drill_state.pop("_thread").join(300)
         drill.update({"victim_group": victim, "victim_shards": groups[victim]["shards"], "old_pid": old_pid,
-                      **drill_state})
+                      "kill_after_s": args.kill_after, **drill_state})
+        drill["killed_during_load"] = drill.get("killed_at", float("inf")) < drill["load_end"]
         result["kill_drill"] = drill
         print("kill_drill", json.dumps(drill), flush=True)
     finally:
@@ -297,7 +296,8 @@ def report(r: dict[str, Any]) -> str:
                      f"{ms(x['p50_ms'])} | {ms(x['p99_ms'])} | {ms(x['qps'])} |")
     lines += ["", "Errors by code: " + "; ".join(f"{name}: {x['by_code'] or 'none'}" for name, x in
                                                  (("bounded", b), ("overload", o), ("kill", d))) + ".", "",
-              f"Kill drill: 1 s into the load the process of shard group {d['victim_group']} (shards "
+              f"Kill drill: {d['kill_after_s']:g} s into the load ({'during' if d['killed_during_load'] else 'AFTER'}"
+              f" the load) the process of shard group {d['victim_group']} (shards "
               f"{d['victim_shards']}, pid {d['old_pid']}) got SIGKILL; {d['partial']} answers were flagged partial "
               f"(naming that group's shards), {d['lost']} requests lost; `/health` showed the group served by a new "
               f"process (pid {d.get('new_pid', '?')}) {d.get('recovered_s', float('nan')):.1f} s after the kill.", "",
