@@ -30,7 +30,24 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ShardGroup"]
+__all__ = ["ShardGroup", "query_error"]
+
+
+def query_error(exc: BaseException) -> dict[str, Any]:
+    """The per-query error of a search that raised: ``{"error", "message", "status"}``.
+
+    Lucene's ``TooManyClauses`` (more distinct terms than one query may have) is the query's
+    fault (422, ``too_many_terms``); anything else is the server's (500, ``search_failed``).
+
+    Example:
+        >>> query_error(RuntimeError("boom"))["status"]
+        500
+    """
+    text = f"{type(exc).__name__}: {exc}"
+    if "TooManyClauses" in text or "maxClauseCount" in text:
+        return {"error": "too_many_terms", "status": 422,
+                "message": "the query has more distinct terms than Lucene accepts in one query; shorten it"}
+    return {"error": "search_failed", "status": 500, "message": f"searching this query failed ({text[:300]})"}
 
 
 class ShardGroup:
@@ -70,14 +87,18 @@ class ShardGroup:
         self.open_ms = (time.perf_counter() - t) * 1000.0
         self.started = time.time()
         self._delay_s = 0.0
+        self._fail_text: str | None = None
         self._calls = 0
 
     def search(self, texts: Sequence[str], depth: int, shard_lists: Sequence[Sequence[int]]
                ) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
         """Top ``depth`` (global docids, scores) of each text over its shards (all hosted here).
 
-        Returns the per-query hits and ``{"group", "pid", "wall_ms", "cpu_ms"}`` of this call
-        (thread CPU time: the search runs on this thread, JNI included).
+        Returns the per-query hits and ``{"group", "pid", "wall_ms", "cpu_ms", "errors"}`` of
+        this call (thread CPU time: the search runs on this thread, JNI included). A query whose
+        search raises fails alone: its hits are empty and ``errors[position]`` says why
+        (``{"error", "message", "status"}``, see :func:`query_error`); the other queries of the
+        call are answered.
         """
         if len(texts) != len(shard_lists):
             raise ValueError(f"{len(texts)} queries but {len(shard_lists)} shard lists")
@@ -85,14 +106,22 @@ class ShardGroup:
         self._calls += 1
         if self._delay_s:
             time.sleep(self._delay_s)
-        out = []
-        for text, shards in zip(texts, shard_lists, strict=True):
+        for shards in shard_lists:
             foreign = [s for s in shards if s not in self._hosted]
             if foreign:
                 raise ValueError(f"group {self.group_id} does not host shards {foreign}")
-            out.append(self._lucene.search(text, int(depth), [self._lucene_pos[int(s)] for s in shards]))
+        out = []
+        errors: dict[int, dict[str, Any]] = {}
+        for j, (text, shards) in enumerate(zip(texts, shard_lists, strict=True)):
+            try:
+                if self._fail_text is not None and text == self._fail_text:
+                    raise RuntimeError("injected fault: this query text always fails")
+                out.append(self._lucene.search(text, int(depth), [self._lucene_pos[int(s)] for s in shards]))
+            except Exception as exc:  # this query only (Lucene refused it, ...): never the whole batch
+                errors[j] = query_error(exc)
+                out.append((np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)))
         stats = {"group": self.group_id, "pid": os.getpid(), "wall_ms": (time.perf_counter() - t_wall) * 1000.0,
-                 "cpu_ms": (time.thread_time() - t_cpu) * 1000.0}
+                 "cpu_ms": (time.thread_time() - t_cpu) * 1000.0, "errors": errors}
         return out, stats
 
     def ping(self) -> dict[str, Any]:
@@ -100,9 +129,11 @@ class ShardGroup:
         return {"group": self.group_id, "pid": os.getpid(), "shards": list(self.shards), "started": self.started,
                 "open_ms": self.open_ms, "calls": self._calls}
 
-    def inject_fault(self, *, delay_s: float = 0.0, crash: bool = False) -> None:
-        """Fault drills: slow every later search by ``delay_s``, or exit the process at once
-        (``crash``; Ray restarts the actor when ``max_restarts`` allows)."""
+    def inject_fault(self, *, delay_s: float = 0.0, crash: bool = False, fail_text: str | None = None) -> None:
+        """Fault drills: slow every later search by ``delay_s``, make every later search of the
+        query text ``fail_text`` raise (``None``: none), or exit the process at once (``crash``;
+        Ray restarts the actor when ``max_restarts`` allows)."""
         self._delay_s = float(delay_s)
+        self._fail_text = fail_text
         if crash:
             os._exit(1)

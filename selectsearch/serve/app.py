@@ -16,7 +16,21 @@ Errors are JSON ``{"error": code, "message": ..., "status": ...}``: 400 for a bo
 JSON object, 413 for a body over 1 MiB, 422 for invalid fields (empty query, ``k`` out of range,
 unknown route, unknown field), 404/405 for a wrong path or method, 503 with ``Retry-After``
 when the admission queue is full (``max_inflight`` requests running and ``max_queue`` waiting):
-memory stays bounded under overload instead of growing with the backlog.
+memory stays bounded under overload instead of growing with the backlog. 503 with
+``Retry-After`` (``unavailable``) also when not one of the shard groups a request needed
+answered: never a 200 with no hits.
+
+A query whose search failed in a shard group gets its own error and no hits — a one-query
+request answers with that error's status (422 ``too_many_terms``, 500 ``search_failed``); in a
+batch, that query's entry carries ``"error"`` and the others are answered as usual.
+
+Reading a request is bounded in size and time: the body is read in pieces and refused (413)
+as soon as it passes 1 MiB, chunked or not; a body must arrive within ``body_timeout_s``, a
+request line and headers within ``header_timeout_s`` and under ``max_header_bytes`` (see
+:class:`~selectsearch.serve.config.ServeConfig`), else 408/431 and the connection is closed —
+a client sending one byte a second cannot hold a connection. A client that disconnects in the
+middle of its body is dropped quietly (no traceback in the log). Serve with
+:func:`uvicorn_config` (or :class:`BackgroundServer`), which installs the request-head guard.
 
 Example:
     >>> app = create_app(coordinator)  # doctest: +SKIP
@@ -35,13 +49,18 @@ from selectsearch.types import Query, SearchResult
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.serve.coordinator import Coordinator
 
-__all__ = ["Admission", "BackgroundServer", "create_app", "parse_search_request", "result_to_json"]
+__all__ = ["Admission", "BackgroundServer", "create_app", "guarded_http_protocol", "parse_search_request",
+           "result_to_json", "uvicorn_config"]
 
 log = logging.getLogger(__name__)
 
 #: largest request body accepted
 MAX_BODY_BYTES = 1 << 20
 _FIELDS = {"query", "query_id", "queries", "k", "route", "deadline_ms"}
+
+
+class _ConnectionEndingError(RequestError):
+    """A request error after which the connection is closed (the rest of its body is unwanted)."""
 
 
 class Admission:
@@ -134,12 +153,17 @@ def parse_search_request(body: Any) -> tuple[list[Query], bool, dict[str, Any]]:
 
 
 def result_to_json(query_id: str, result: SearchResult) -> dict[str, Any]:
-    """One query's answer as JSON."""
+    """One query's answer as JSON (with ``"error"`` when searching that query failed)."""
     trace = result.trace.to_json()
-    return {"query_id": query_id,
-            "hits": [{"doc_id": h.doc_id, "score": h.score, "shard_id": h.shard_id} for h in result.hits],
-            "trace": trace, "partial": bool(result.trace.missing_shards),
-            "missing_shards": list(result.trace.missing_shards)}
+    out: dict[str, Any] = {
+        "query_id": query_id,
+        "hits": [{"doc_id": h.doc_id, "score": h.score, "shard_id": h.shard_id} for h in result.hits],
+        "trace": trace, "partial": bool(result.trace.missing_shards),
+        "missing_shards": list(result.trace.missing_shards)}
+    error: Any = result.trace.extra.get("error")
+    if error:
+        out["error"] = dict(error)
+    return out
 
 
 def create_app(coordinator: Coordinator, *, max_inflight: int | None = None, max_queue: int | None = None) -> Any:
@@ -147,7 +171,7 @@ def create_app(coordinator: Coordinator, *, max_inflight: int | None = None, max
     import orjson
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import Response
     from starlette.routing import Route
 
@@ -160,17 +184,41 @@ def create_app(coordinator: Coordinator, *, max_inflight: int | None = None, max
                         media_type="application/json", headers=headers)
 
     def error_response(err: RequestError) -> Response:
-        headers = {"Retry-After": "1"} if err.status == 503 else None
+        headers = None
+        if err.status == 503:
+            headers = {"Retry-After": "1"}
+        elif isinstance(err, _ConnectionEndingError):  # a body too slow, or too large with no declared end
+            headers = {"Connection": "close"}
         return json_response(err.to_json(), err.status, headers)
+
+    async def read_body(request: Request) -> bytes:
+        # in pieces, so a body (chunked or not) is refused as soon as it passes the limit
+        message = f"request body over {MAX_BODY_BYTES} bytes"
+        try:
+            declared = int(request.headers.get("content-length") or 0)
+        except ValueError:
+            declared = 0  # the HTTP parser has already refused a malformed Content-Length
+        if declared > MAX_BODY_BYTES:
+            # answered at once; the server discards the declared rest (within header_timeout_s)
+            # and the connection stays usable
+            raise RequestError(413, "body_too_large", message)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(config.body_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        raise _ConnectionEndingError(413, "body_too_large", message)
+                    chunks.append(chunk)
+        except TimeoutError as exc:
+            raise _ConnectionEndingError(408, "body_timeout", f"the request body did not arrive within "
+                                                      f"{config.body_timeout_s:g} s") from exc
+        return b"".join(chunks)
 
     async def search(request: Request) -> Response:
         try:
-            length = int(request.headers.get("content-length") or 0)
-            if length > MAX_BODY_BYTES:
-                raise RequestError(413, "body_too_large", f"request body over {MAX_BODY_BYTES} bytes")
-            raw = await request.body()
-            if len(raw) > MAX_BODY_BYTES:
-                raise RequestError(413, "body_too_large", f"request body over {MAX_BODY_BYTES} bytes")
+            raw = await read_body(request)
             try:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
@@ -189,13 +237,20 @@ def create_app(coordinator: Coordinator, *, max_inflight: int | None = None, max
                 admission.release()
         except RequestError as err:
             return error_response(err)
+        except ClientDisconnect:  # gone in the middle of its body: nobody to answer, nothing to log
+            log.debug("client disconnected before sending its whole request")
+            return Response(status_code=400)
         answers = []
         for q in queries:
             result = results[q.query_id]
             result.trace.timings_ms["queue"] = queued_ms
             answers.append(result_to_json(q.query_id, result))
         if is_batch:
-            return json_response({"results": answers, "partial": any(a["partial"] for a in answers)})
+            return json_response({"results": answers, "partial": any(a["partial"] for a in answers),
+                                  "errors": sum("error" in a for a in answers)})
+        if "error" in answers[0]:
+            error = answers[0]["error"]
+            return json_response({**error, "query_id": answers[0]["query_id"]}, int(error["status"]))
         return json_response(answers[0])
 
     async def health(request: Request) -> Response:
@@ -223,6 +278,115 @@ def create_app(coordinator: Coordinator, *, max_inflight: int | None = None, max
     return app
 
 
+def guarded_http_protocol(header_timeout_s: float, max_header_bytes: int) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol with a bound on each request's line and headers: they must
+    arrive within ``header_timeout_s`` of the connection opening (or of the first byte of the
+    next request on a kept-alive connection) and take at most ``max_header_bytes``; otherwise
+    the server answers 408 or 431 (JSON) and closes the connection. uvicorn bounds neither:
+    its keep-alive timeout only covers a connection that sends nothing after a response.
+    Idle kept-alive connections are still closed by uvicorn's ``timeout_keep_alive``.
+    """
+    import orjson
+
+    base: type[Any]
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        base = HttpToolsProtocol
+    except ImportError:  # pragma: no cover - httptools missing: the pure-Python parser
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        base = H11Protocol
+
+    reasons = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+
+    class GuardedHttpProtocol(base):  # type: ignore[misc,valid-type,unused-ignore]
+        _head_timer: asyncio.TimerHandle | None = None
+        _head_bytes = 0
+        _head_pending = True  # no request line and headers yet since the last message ended
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._head_timer = self.loop.call_later(header_timeout_s, self._timed_out)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_timer()
+            super().connection_lost(exc)
+
+        # httptools' parser callbacks (the h11 fallback falls back on the request cycle)
+        def on_headers_complete(self) -> None:
+            self._head_pending = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._head_pending = True
+
+        def _awaiting_head(self) -> bool:
+            if hasattr(base, "on_message_complete"):
+                return self._head_pending
+            return self.cycle is None or bool(self.cycle.response_complete)  # pragma: no cover
+
+        def _guarded(self) -> bool:
+            # waiting for a head, or draining the rest of a body after the app already answered
+            # (e.g. 413 on a declared Content-Length): the app's body timeout no longer applies
+            return self._awaiting_head() or (self.cycle is not None and bool(self.cycle.response_complete))
+
+        def _stop_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def data_received(self, data: bytes) -> None:
+            awaiting = self._awaiting_head()
+            if self._guarded() and self._head_timer is None:
+                self._head_timer = self.loop.call_later(header_timeout_s, self._timed_out)
+            if awaiting:
+                self._head_bytes += len(data)
+            super().data_received(data)
+            if not self._awaiting_head():
+                self._head_bytes = 0
+            if not self._guarded():  # a request is in the app's hands (which bounds the body)
+                self._stop_timer()
+            elif self._awaiting_head() and self._head_bytes > max_header_bytes:
+                self._reject(431, "header_too_large", f"request line and headers over {max_header_bytes} bytes")
+
+        def _timed_out(self) -> None:
+            self._head_timer = None
+            if self._awaiting_head():
+                self._reject(408, "header_timeout", f"the request line and headers did not arrive within "
+                                                    f"{header_timeout_s:g} s")
+            elif self._guarded() and not self.transport.is_closing():
+                self.transport.close()  # the rest of an unwanted body is too slow
+
+        def _reject(self, status: int, code: str, message: str) -> None:
+            self._stop_timer()
+            if self.transport.is_closing():
+                return
+            body = orjson.dumps({"error": code, "message": message, "status": status})
+            self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                                 b"connection: close\r\n\r\n%s" % (status, reasons[status], len(body), body))
+            self.transport.close()
+
+    return GuardedHttpProtocol
+
+
+def uvicorn_config(app: Any, *, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> Any:
+    """The ``uvicorn.Config`` serving an app of :func:`create_app`: its coordinator's
+    request-head limits (:func:`guarded_http_protocol`), warnings only, no access log;
+    ``options`` go to ``uvicorn.Config``.
+
+    Example:
+        >>> uvicorn.Server(uvicorn_config(create_app(coordinator), port=8000)).run()  # doctest: +SKIP
+    """
+    import uvicorn
+
+    config = app.state.coordinator.config
+    options = {"log_level": "warning", "access_log": False, **options}
+    return uvicorn.Config(app, host=host, port=port,
+                          http=guarded_http_protocol(config.header_timeout_s, config.max_header_bytes), **options)
+
+
 class BackgroundServer:
     """Run an ASGI app with uvicorn in a background thread (tests, benchmarks, notebooks).
 
@@ -242,8 +406,7 @@ class BackgroundServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = host, int(self._sock.getsockname()[1])
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                                    timeout_keep_alive=30))
+        self.server = uvicorn.Server(uvicorn_config(app, lifespan="off", timeout_keep_alive=30))
         self._thread: Any = None
 
     @property

@@ -51,6 +51,8 @@ class ServeClient:
         self.retries_on_503 = retries_on_503
         self.backoff_s = backoff_s
         self._conn: http.client.HTTPConnection | None = None
+        #: headers of the last response (lower-case names), e.g. ``retry-after`` of a 503
+        self.last_headers: dict[str, str] = {}
 
     def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -62,6 +64,7 @@ class ServeClient:
                 self._conn.request(method, path, body=data, headers=headers)
                 response = self._conn.getresponse()
                 raw = response.read()
+                self.last_headers = {k.lower(): v for k, v in response.getheaders()}
             except (ConnectionError, http.client.HTTPException, OSError) as exc:
                 self.close()
                 if attempt == 0:

@@ -61,6 +61,12 @@ class ServeConfig:
         rerank_depth: hits handed to the reranker, when one is configured.
         retry_cooldown_s: a replica that failed is skipped for this long when another exists.
         router_options: extra options for the router factories (e.g. ``mico_model``).
+        header_timeout_s: a client has this long, from connecting (or from the first byte of its
+            next request on a kept-alive connection), to send a request's line and headers;
+            then the server answers 408 and closes the connection.
+        body_timeout_s: time allowed to receive a whole request body, from the end of its
+            headers; then 408 and the connection is closed.
+        max_header_bytes: largest request line + headers accepted (431 and close beyond).
 
     Example:
         >>> ServeConfig(shards_per_group=4, replicas=2).deadline_ms
@@ -85,6 +91,9 @@ class ServeConfig:
     rerank_depth: int = 100
     retry_cooldown_s: float = 1.0
     router_options: dict[str, Any] = field(default_factory=dict)
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+    max_header_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
         checks = [
@@ -99,6 +108,9 @@ class ServeConfig:
             (self.actor_max_pending >= 1, "actor_max_pending must be at least 1"),
             (self.actor_num_cpus >= 0, "actor_num_cpus must be 0 or more"),
             (self.rerank_depth >= 1, "rerank_depth must be at least 1"),
+            (self.header_timeout_s > 0, "header_timeout_s must be positive"),
+            (self.body_timeout_s > 0, "body_timeout_s must be positive"),
+            (self.max_header_bytes >= 1024, "max_header_bytes must be at least 1024"),
         ]
         for ok, message in checks:
             if not ok:

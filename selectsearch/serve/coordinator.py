@@ -64,22 +64,46 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> N
 
     Usage statistics are off unless ``RAY_USAGE_STATS_ENABLED`` says otherwise, the dashboard
     is not started, and worker logs are not copied to this process's stderr.
+
+    **A local instance listens on loopback only.** Ray's own choice on Linux is the machine's
+    network address: its GCS, raylet, workers and Prometheus metrics servers listen on every
+    interface and its agents on that address, unauthenticated. Started here, Ray runs in its
+    single-node mode (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, what Ray does on macOS and
+    Windows), where every one of its processes binds ``127.0.0.1``; no other machine can join
+    it. To spread shard groups over machines, form a cluster explicitly (``ray start --head
+    --node-ip-address=IP`` on one machine, ``ray start --address=IP:6379`` on the others, on a
+    network you trust) and pass its address (``"auto"`` on one of its nodes).
+
+    A local instance is stopped by ``ray.shutdown()``; a watchdog process
+    (:mod:`selectsearch.serve.watchdog`) also stops whatever is left of it when this process
+    dies without cleaning up (SIGKILL).
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address is None:
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # inherited by every Ray process
     try:
         import ray
+        from ray._private import ray_constants
     except ImportError as exc:
         raise ServeError("Ray is not installed: pip install 'selectsearch[ray]' (or 'ray[serve]')") from exc
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     if address is None:
-        kwargs.update(include_dashboard=False, num_cpus=num_cpus)
+        kwargs.update(include_dashboard=False, num_cpus=num_cpus, dashboard_host="127.0.0.1")
+        from selectsearch.serve.watchdog import start_watchdog
+
+        start_watchdog()
+    # read when ray was imported: set it for this call too (a driver that imported Ray earlier)
+    cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = cluster_mode and address is not None
     try:
         ray.init(address=address, **kwargs)
     except ConnectionError as exc:
         raise ServeError(f"cannot reach the Ray cluster at {address!r} ({exc}); start it with `ray start --head` "
                          "or omit --ray-address to run a local one") from exc
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
 
 
 def merge_hits(parts: Sequence[tuple[np.ndarray, np.ndarray]], depth: int, doc_ids: np.ndarray,
@@ -228,9 +252,11 @@ class Coordinator:
                 "default_route": str(self.default_route), "reranker": getattr(self.reranker, "name", None),
                 "config": self.config.to_json()}
 
-    def inject_fault(self, group: int, replica: int = 0, *, delay_s: float = 0.0, crash: bool = False) -> Any:
+    def inject_fault(self, group: int, replica: int = 0, *, delay_s: float = 0.0, crash: bool = False,
+                     fail_text: str | None = None) -> Any:
         """Fault drill on one actor (see :meth:`ShardGroup.inject_fault`); returns the Ray call."""
-        return self.replicas[group][replica].handle.inject_fault.remote(delay_s=delay_s, crash=crash)
+        return self.replicas[group][replica].handle.inject_fault.remote(delay_s=delay_s, crash=crash,
+                                                                        fail_text=fail_text)
 
     def close(self) -> None:
         """Stop the actors and the coordinator's threads."""
@@ -295,8 +321,12 @@ class Coordinator:
         return asyncio.run(self.asearch(queries, k, route=route, deadline_ms=deadline_ms))
 
     def search(self, query: str, k: int = 10, *, route: str | None = None) -> list[Hit]:
-        """Top ``k`` hits of one query text."""
-        return self.batch_search([Query("q", query)], k, route=route)["q"].hits
+        """Top ``k`` hits of one query text; :class:`RequestError` when the search of it failed."""
+        result = self.batch_search([Query("q", query)], k, route=route)["q"]
+        error: Any = result.trace.extra.get("error")
+        if error:
+            raise RequestError(int(error["status"]), str(error["error"]), str(error["message"]))
+        return result.hits
 
     async def asearch(self, queries: Mapping[str, str] | Sequence[Query], k: int = 100, *,
                       route: str | RouteSpec | None = None, deadline_ms: float | None = None
@@ -305,6 +335,13 @@ class Coordinator:
 
         Always returns within about ``deadline_ms`` (plus merge and rerank time): groups that have
         not answered by then are left out and their shards named in ``trace.missing_shards``.
+        When not one of the groups the batch needed answered, raises :class:`RequestError` 503
+        (``unavailable``) instead of returning empty answers.
+
+        A query whose search raised in a group (e.g. Lucene's ``TooManyClauses``) fails alone:
+        its result has no hits and ``trace.extra["error"] = {"error", "message", "status"}``
+        (422 when the query is to blame, 500 otherwise); the other queries of the batch are
+        answered as usual and no replica is counted as failed.
         """
         from selectsearch.search import as_queries
 
@@ -323,26 +360,35 @@ class Coordinator:
         out: dict[str, SearchResult] = {}
         sizes = self.index.shard_sizes
         position = {g: {qi: j for j, qi in enumerate(call.queries)} for g, call in fan.calls.items()}
+        if fan.calls and not fan.hits:
+            # every group the request needed failed: no answer at all, not "200 with 0 hits"
+            reasons = "; ".join(f"group {g}: {', '.join(fan.failures.get(g, ['no answer']))}"
+                                for g in sorted(fan.calls))
+            raise RequestError(503, "unavailable", f"no shard group answered ({reasons}); retry after a short pause")
         for i, (q, shards) in enumerate(zip(qs, searched, strict=True)):
             t = time.perf_counter()
             parts: list[tuple[np.ndarray, np.ndarray]] = []
             missing: list[int] = []
+            error: dict[str, Any] | None = None
             cpu_ms = 0.0
             groups = sorted({self._group_of[s] for s in shards if s in self._group_of})
             for g in groups:
                 j = position.get(g, {}).get(i)
                 if g in fan.hits and j is not None:
+                    error = error or fan.stats[g].get("errors", {}).get(j)
                     parts.append(fan.hits[g][j])
                     cpu_ms += fan.stats[g]["cpu_ms"] / len(fan.calls[g].queries)
                 else:
                     missing.extend(s for s in shards if self._group_of.get(s) == g)
-            hits = merge_hits(parts, depth, self._doc_ids, self._shard_ids)
+            # a query that failed in a group (e.g. Lucene refused it) fails alone, with no hits:
+            # the other queries of the batch and the replicas are not affected
+            hits = [] if error else merge_hits(parts, depth, self._doc_ids, self._shard_ids)
             merge_ms = (time.perf_counter() - t) * 1000.0
             lost = set(missing)
             answered = [s for s in shards if s not in lost]
             trace = SearchTrace(
                 query_id=q.query_id, route=str(spec), shards=shards,
-                docs_scored=int(sizes[answered].sum()) if answered else 0,
+                docs_scored=int(sizes[answered].sum()) if answered and not error else 0,
                 timings_ms={"route": route_ms, "search": search_ms, "merge": merge_ms},
                 missing_shards=sorted(missing),
                 extra={"groups": groups, "actor_cpu_ms": round(cpu_ms, 3)},
@@ -350,6 +396,8 @@ class Coordinator:
             failed = {str(g): fan.failures[g] for g in groups if g in fan.failures}
             if failed:
                 trace.extra["failures"] = failed
+            if error:
+                trace.extra["error"] = dict(error)
             out[q.query_id] = SearchResult(hits, trace)
         if self.reranker is not None:
             await loop.run_in_executor(self._rerank_pool, self._rerank, qs, out, k)
@@ -382,6 +430,8 @@ class Coordinator:
         depth = self.config.rerank_depth
         for q in qs:
             result = out[q.query_id]
+            if "error" in result.trace.extra:
+                continue
             t = time.perf_counter()
             hits = result.hits
             texts = [self.index.doc(h.doc_id)["contents"] for h in hits[:depth]]
@@ -446,7 +496,13 @@ class Coordinator:
                 call = pending.pop(fut)
                 try:
                     hits, stats = fut.result()
-                except Exception as exc:  # actor died / restarting / task error: try another replica
+                except ray.exceptions.RayTaskError as exc:  # raised by the search code, the actor is alive:
+                    # another replica would raise the same, and this one is not down
+                    reason = f"replica {call.replica}: {type(exc.cause).__name__}: {exc.cause}"[:500]
+                    fan.failures.setdefault(call.group, []).append(reason)
+                    log.warning("shard group %d %s", call.group, reason)
+                    continue
+                except Exception as exc:  # actor died / restarting / unavailable: try another replica
                     self._failed(call.group, call.replica, fan, exc)
                     submit(call)
                     continue

@@ -181,8 +181,11 @@ def test_killed_shard_actor_loses_no_request_and_comes_back(server: Any, coordin
     results = _load(server.url, n_clients=16, per_client=25, routes=["all", "cori@3", "centroid@2"],
                     deadline_ms=5000, during=kill)
     assert len(results) == 400
-    assert all(status == 200 for status, _, _ in results), {s for s, _, _ in results}
-    partial = [p for _, p, _ in results if p and p["partial"]]
+    # answered: 200 (full or flagged partial), or 503 when every group a request needed was the dead one
+    assert {status for status, _, _ in results} <= {200, 503}, {s for s, _, _ in results}
+    for status, p, route in results:
+        assert status == 200 or (route != "all" and p is not None and p["error"] == "unavailable"), (status, p)
+    partial = [p for s, p, _ in results if s == 200 and p and p["partial"]]
     assert partial, "the kill should have cost some requests their group's shards"
     for p in partial:
         assert p is not None and set(p["missing_shards"]) <= victim_shards
@@ -220,6 +223,63 @@ def test_slow_shard_actor_misses_the_deadline_but_the_query_returns(coordinator:
     finally:
         ray.get(coordinator.inject_fault(slow, 0, delay_s=0.0), timeout=30)
     assert all(not r.trace.missing_shards for r in coordinator.batch_search(QUERIES, k=10, route="all").values())
+
+
+def test_one_failing_query_fails_alone_and_no_replica_is_marked_down(server: Any, coordinator: Any) -> None:
+    """Issue 17 item 8: a query that raises in the shard groups (here an injected fault; in the
+    field Lucene's TooManyClauses) gets its own error; the other queries of its batch keep their
+    exact answers, and no replica is counted as failed (before: the whole group call failed,
+    every query of the batch lost that group's shards and the replica was marked down)."""
+    import ray
+
+    poison = "poison pill query"
+    expected = coordinator.batch_search(QUERIES, k=10, route="all")
+    failures = [[r.failures for r in row] for row in coordinator.replicas]
+    ray.get([coordinator.inject_fault(g, 0, fail_text=poison) for g in range(len(coordinator.groups))])
+    try:
+        batch = [{"query_id": qid, "text": text} for qid, text in QUERIES.items()]
+        batch.insert(3, {"query_id": "bad", "text": poison})
+        status, payload, _ = _post(server, {"queries": batch, "k": 10, "route": "all"})
+        assert status == 200 and payload["errors"] == 1 and not payload["partial"]
+        by_id = {r["query_id"]: r for r in payload["results"]}
+        assert by_id["bad"]["hits"] == [] and by_id["bad"]["error"]["error"] == "search_failed"
+        for qid, result in expected.items():
+            assert [(h["doc_id"], h["score"]) for h in by_id[qid]["hits"]] == [(h.doc_id, h.score) for h in result.hits]
+            assert "error" not in by_id[qid] and by_id[qid]["missing_shards"] == []
+        status, payload, _ = _post(server, {"query": poison, "route": "all"})
+        assert status == 500 and payload["error"] == "search_failed" and "injected" in payload["message"]
+    finally:
+        ray.get([coordinator.inject_fault(g, 0) for g in range(len(coordinator.groups))], timeout=30)
+    assert [[r.failures for r in row] for row in coordinator.replicas] == failures
+    assert all(r.down_until == 0.0 for row in coordinator.replicas for r in row)
+    # a query with more distinct terms than Lucene's default clause limit (1,024): answered, or
+    # refused alone with 422 — never a batch emptied or replicas marked down
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    long_query = " ".join(a + b for a in alphabet for b in alphabet) + " rocket"  # 1,297 words, ~20 stopwords
+    assert len(long_query) <= ServeConfig().max_query_chars
+    status, payload, _ = _post(server, {"queries": [{"query_id": "long", "text": long_query},
+                                                    {"query_id": "q1", "text": QUERIES["q1"]}], "route": "all"})
+    assert status == 200
+    by_id = {r["query_id"]: r for r in payload["results"]}
+    assert [h["doc_id"] for h in by_id["q1"]["hits"]] == [h.doc_id for h in expected["q1"].hits]
+    assert "error" not in by_id["long"] or by_id["long"]["error"]["error"] == "too_many_terms"
+    assert all(r.down_until == 0.0 for row in coordinator.replicas for r in row)
+
+
+def test_no_group_answering_gives_503_with_retry_after(server: Any, coordinator: Any) -> None:
+    """Issue 17 item 18: before, a request none of whose groups answered got 200 with 0 hits."""
+    import ray
+
+    groups = range(len(coordinator.groups))
+    ray.get([coordinator.inject_fault(g, 0, delay_s=1.5) for g in groups])
+    try:
+        status, payload, headers = _post(server, {"query": QUERIES["q1"], "route": "all", "deadline_ms": 200})
+        assert status == 503 and payload["error"] == "unavailable" and "deadline" in payload["message"]
+        assert int(headers["retry-after"]) >= 1
+    finally:
+        ray.get([coordinator.inject_fault(g, 0, delay_s=0.0) for g in groups], timeout=60)
+    out = coordinator.batch_search(QUERIES, k=10, route="all")
+    assert all(not r.trace.missing_shards and r.hits for r in out.values())
 
 
 def test_full_admission_queue_answers_503_not_unbounded_growth(coordinator: Any) -> None:
