@@ -44,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--queries", metavar="SOURCE", help="query set: BEIR folder, .jsonl/.tsv, TREC topics, irds:<id>")
     parser.add_argument("--split", help="qrels split of a BEIR folder whose queries to run (e.g. test)")
     parser.add_argument("--qrels", metavar="SOURCE", help="qrels for oracle@M (default: --queries with --split)")
-    parser.add_argument("--route", default="all", help="route spec (default all)")
+    parser.add_argument("--route", action="append", dest="routes", metavar="SPEC",
+                        help="route spec, given once: NAME@M with M at most the index's shard count, or all "
+                             "(default all); a sweep such as centroid@1:4 is refused (use `selectsearch eval`)")
     parser.add_argument("--k", type=int, default=10, help="hits per query (default 10)")
     parser.add_argument("--output", metavar="RUN", help="write a TREC run file here (default stdout)")
     parser.add_argument("--trace", metavar="JSONL", help="write per-query traces here")
@@ -65,7 +67,10 @@ def execute(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise SelectSearchError(f"--k must be at least 1, got {args.k}")
-    spec = parse_route(args.route)
+    if args.routes and len(args.routes) > 1:
+        raise SelectSearchError(f"search takes one --route, got {len(args.routes)} ({', '.join(args.routes)}); "
+                                "compare routes with `selectsearch eval --route A --route B`")
+    spec = parse_route(args.routes[0] if args.routes else "all")  # sweeps and budgets > shards: refused on open
     qrels = None
     if spec.name == "oracle":
         source = args.qrels or args.queries
