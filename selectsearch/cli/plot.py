@@ -20,9 +20,9 @@ from selectsearch.errors import DataNotFoundError, SelectSearchError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", help="JSON rows written by `selectsearch eval --json`")
     parser.add_argument("--out", required=True, help="PNG file to write")
-    parser.add_argument("--metrics", nargs="+", default=None,
-                        help="metrics to plot, each present in the results (default: those of nDCG@10 R@100 "
-                             "coverage that the results have)")
+    parser.add_argument("--metrics", nargs="+", action="extend", default=None,
+                        help="metrics to plot, each present in the results, repeatable (default: those of nDCG@10 "
+                             "R@100 coverage that the results have)")
     parser.add_argument("--title", help="figure title")
 
 

@@ -146,7 +146,7 @@ def markdown_table(rows: Sequence[Row], metrics: Sequence[str] | None = None) ->
     """All rows as a Markdown table: quality, selective-search measures and cost."""
     if not rows:
         return "(no rows)"
-    metrics = list(metrics or rows[0]["metrics"])
+    metrics = list(metrics or available_metrics(rows))  # any route order
     cost = [("shards", "shards_searched", "{:.2f}"), ("frac scored", "fraction_scored", "{:.3f}"),
             ("largest shard", "largest_shard_fraction", "{:.3f}"), ("route ms", "router_ms", "{:.2f}"),
             ("search ms p50", "search_ms_p50", "{:.2f}"), ("total ms p95", "total_ms_p95", "{:.2f}")]
