@@ -40,8 +40,9 @@ from selectsearch.errors import SelectSearchError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("index", help="index folder")
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--query", help="one query text")
-    what.add_argument("--queries", metavar="SOURCE", help="query set: BEIR folder, .jsonl/.tsv, TREC topics, irds:<id>")
+    what.add_argument("--query", action="append", help="one query text (given once)")
+    what.add_argument("--queries", action="append", metavar="SOURCE",
+                      help="query set, given once: BEIR folder, .jsonl/.tsv, TREC topics, irds:<id>")
     parser.add_argument("--split", help="qrels split of a BEIR folder whose queries to run (e.g. test)")
     parser.add_argument("--qrels", metavar="SOURCE", help="qrels for oracle@M (default: --queries with --split)")
     parser.add_argument("--route", action="append", dest="routes", metavar="SPEC",
@@ -67,6 +68,12 @@ def execute(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise SelectSearchError(f"--k must be at least 1, got {args.k}")
+    for flag, values in (("--query", args.query), ("--queries", args.queries)):
+        if values is not None and len(values) > 1:
+            raise SelectSearchError(f"{flag} given {len(values)} times; search takes one (put several queries in a "
+                                    "--queries file)")
+    args.query = args.query[0] if args.query else None
+    args.queries = args.queries[0] if args.queries else None
     if args.routes and len(args.routes) > 1:
         raise SelectSearchError(f"search takes one --route, got {len(args.routes)} ({', '.join(args.routes)}); "
                                 "compare routes with `selectsearch eval --route A --route B`")

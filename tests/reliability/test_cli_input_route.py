@@ -195,3 +195,9 @@ def test_hybrid_without_tuned_routing_names_tune_route(index8: Path, beir8: Path
     err = last_err(capsys)
     assert "tune-route" in err and "no routing" in err.lower()
     assert "rebuild" not in err
+
+
+@pytest.mark.parametrize("flag", ["--query", "--queries"])
+def test_search_refuses_a_repeated_query_flag(index8: Path, flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", str(index8), flag, "a", flag, "b"]) == 2
+    assert f"{flag} given 2 times" in last_err(capsys)
