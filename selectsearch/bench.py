@@ -18,6 +18,12 @@ partition to compare, each with its routes::
 
 Results go to ``<out>/<index name>.json`` (rows plus the command), a Markdown report with the
 tables, the budget-to-target answers and the plot of each index.
+
+Every key is checked before anything runs: an unknown key at any level (a typo such as
+``mesures`` or ``partioner``) is refused with the valid keys, as are a ``k`` below 1 or below a
+measure's cutoff, a route spec that does not parse, and router options no route takes. Query cost
+benchmarks (``kind = "cost"``, :mod:`selectsearch.costbench`) also take the keys of
+:data:`COST_KEYS` and ``role`` in an ``[[index]]``.
 """
 
 from __future__ import annotations
@@ -35,8 +41,60 @@ from selectsearch.errors import DataNotFoundError, SelectSearchError
 __all__ = ["load_definition", "run_benchmark"]
 
 
+#: keys of a benchmark definition
+TOP_KEYS = ("name", "kind", "corpus", "queries", "split", "measures", "k", "index")
+#: keys of a query cost benchmark (``kind = "cost"``) besides :data:`TOP_KEYS`
+COST_KEYS = ("warmup", "passes", "target", "concurrency", "latency_routes", "notes", "rerank", "max_queries")
+#: keys of an ``[[index]]`` table (``role`` only in a cost benchmark)
+INDEX_KEYS = ("name", "shards", "routes", "partitioner", "space", "seed", "options", "router_options")
+#: partitioner class (module:name) per (partitioner, space); its dataclass fields are the ``[index.options]``
+_PARTITIONER_CLASSES = {("kmeans", "lexical"): "selectsearch.partition.lexical:LexicalKMeansPartitioner",
+                        ("kmeans", "dense"): "selectsearch.partition.dense:DenseKMeansPartitioner",
+                        ("mico", "lexical"): "selectsearch.partition.mico:MicoPartitioner",
+                        ("mico", "dense"): "selectsearch.partition.mico:MicoPartitioner"}
+
+
+def _unknown(where: str, table: dict[str, Any], known: tuple[str, ...]) -> None:
+    extra = sorted(set(table) - set(known))
+    if extra:
+        raise SelectSearchError(f"{where}: unknown key{'s' if len(extra) > 1 else ''} {', '.join(extra)}; "
+                                f"valid keys: {', '.join(known)}")
+
+
+def _partitioner_options(where: str, idx: dict[str, Any]) -> None:
+    import dataclasses
+    import importlib
+
+    partitioner, space = idx.get("partitioner", "kmeans"), idx.get("space", "lexical")
+    if partitioner not in ("random", "kmeans", "mico"):
+        raise SelectSearchError(f"{where}: partitioner {partitioner!r} is not one of random, kmeans, mico")
+    if space not in ("lexical", "dense"):
+        raise SelectSearchError(f"{where}: space {space!r} is not one of lexical, dense")
+    options = idx.get("options", {})
+    if not isinstance(options, dict):
+        raise SelectSearchError(f"{where}: options must be a table ([index.options])")
+    if not options:
+        return
+    target = _PARTITIONER_CLASSES.get((partitioner, space))
+    known: tuple[str, ...] = ()
+    if target is not None:
+        module, _, name = target.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        known = tuple(f.name for f in dataclasses.fields(cls) if f.name != "seed")
+    _unknown(f"{where} [index.options] of partitioner {partitioner!r}", options, known)
+
+
 def load_definition(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and check a benchmark TOML file."""
+    """Read and check a benchmark TOML file (see the module docs for what is checked).
+
+    Raises:
+        DataNotFoundError: no such file.
+        SelectSearchError: invalid TOML, a missing or unknown key, or a bad value; the message
+            names the file, the table and the valid keys.
+    """
+    from selectsearch.evaluation import check_cutoffs, parse_measures
+    from selectsearch.route import parse_route, split_router_options
+
     path = Path(path)
     if not path.exists():
         raise DataNotFoundError(f"benchmark definition {path} not found (see eval/benchmarks/*.toml)")
@@ -44,13 +102,36 @@ def load_definition(path: str | os.PathLike[str]) -> dict[str, Any]:
         spec = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise SelectSearchError(f"{path}: invalid TOML ({exc})") from exc
+    cost = spec.get("kind") == "cost"
+    if "kind" in spec and not cost:
+        raise SelectSearchError(f"{path}: kind {spec['kind']!r} is not known; use kind = \"cost\" or leave it out")
+    _unknown(str(path), spec, TOP_KEYS + COST_KEYS if cost else TOP_KEYS)
     for key in ("name", "corpus", "queries", "index"):
         if key not in spec:
             raise SelectSearchError(f"{path}: missing key {key!r}")
+    k = spec.get("k", 100 if cost else 1000)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise SelectSearchError(f"{path}: k (hits retrieved per query) must be an integer of at least 1, got {k!r}")
+    if not cost:
+        try:
+            check_cutoffs(parse_measures(spec.get("measures", ["nDCG@10", "R@100", "R@1000"])), k)
+        except SelectSearchError as exc:
+            raise SelectSearchError(f"{path}: {exc}") from exc
     for i, idx in enumerate(spec["index"]):
+        where = f"{path}: [[index]] number {i + 1}"
+        _unknown(where, idx, (*INDEX_KEYS, "role") if cost else INDEX_KEYS)
         for key in ("name", "shards", "routes"):
             if key not in idx:
                 raise SelectSearchError(f"{path}: [[index]] number {i + 1} lacks {key!r}")
+        shards = idx["shards"]
+        if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+            raise SelectSearchError(f"{where}: shards must be an integer of at least 1, got {shards!r}")
+        try:
+            routes = [parse_route(r) for r in idx["routes"]]
+            split_router_options({r.name for r in routes}, dict(idx.get("router_options", {})))
+        except SelectSearchError as exc:
+            raise SelectSearchError(f"{where} ({idx['name']}): {exc}") from exc
+        _partitioner_options(where, idx)
     return spec
 
 

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,9 @@ from selectsearch.types import Qrels, SearchResult
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.search import SelectiveSearcher
 
-__all__ = ["cost_summary", "evaluate", "format_table", "parse_measures", "results_to_run"]
+__all__ = ["check_cutoffs", "cost_summary", "evaluate", "format_table", "parse_measures", "results_to_run"]
+
+log = logging.getLogger(__name__)
 
 
 def parse_measures(names: Sequence[str]) -> list[Any]:
@@ -46,6 +49,22 @@ def parse_measures(names: Sequence[str]) -> list[Any]:
                 f"unknown measure {name!r} ({exc}); use ir-measures names such as nDCG@10, R@100, RR@10, AP"
             ) from exc
     return out
+
+
+def check_cutoffs(measures: Sequence[Any], k: int) -> None:
+    """Refuse ``k`` below 1, and a measure whose cutoff is deeper than the ``k`` hits retrieved
+    (``R@1000`` on 100 hits would print R@100's value under R@1000's name).
+
+    Raises:
+        SelectSearchError: naming the measure and the fix.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise SelectSearchError(f"k (hits retrieved per query) must be an integer of at least 1, got {k!r}")
+    deep = {str(m): int(m.params["cutoff"]) for m in measures if int(getattr(m, "params", {}).get("cutoff") or 0) > k}
+    if deep:
+        raise SelectSearchError(f"{', '.join(deep)} needs the top {max(deep.values())} hits but only k={k} are "
+                                f"retrieved per query (it would report a @{k} value); raise k (--k "
+                                f"{max(deep.values())}) or drop {', '.join(deep)}")
 
 
 def results_to_run(results: Mapping[str, SearchResult]) -> dict[str, dict[str, float]]:
@@ -119,8 +138,21 @@ def overlap_with(results: Mapping[str, SearchResult], reference: Mapping[str, Se
 def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qrels,
              routes: Sequence[str | RouteSpec], measures: Sequence[str], *, k: int = 1000, seed: int = 0,
              on_results: Callable[[RouteSpec, dict[str, SearchResult]], None] | None = None,
-             router_options: Mapping[str, Any] | None = None, progress: bool = False) -> list[dict[str, Any]]:
+             router_options: Mapping[str, Any] | None = None, progress: bool = False,
+             all_judged: bool = False) -> list[dict[str, Any]]:
     """One row ``{"route", "router", "budget", "retriever", "metrics", "cost"}`` per route and budget.
+
+    Which queries count: the queries given that have judgements in ``qrels`` (the *evaluated*
+    queries). Metrics are their mean, and cost is over the same queries. Given queries without
+    judgements are left out, and judged queries absent from ``queries`` are not scored, both with a
+    warning that gives the counts; a warning also counts the judged documents that are not in the
+    index (relevant documents no route can find). With ``all_judged=True`` metrics average over
+    every query of ``qrels`` instead, an absent query scoring 0 (``trec_eval -c``).
+
+    Budgets: a sweep (``centroid@1:16``) keeps the budgets the index can run, with a warning; a
+    single budget above the shard count is refused (see
+    :func:`~selectsearch.route.expand_for_index`). Router options are checked for the whole run
+    before anything is searched (:func:`~selectsearch.route.split_router_options`).
 
     Each router ranks the shards of every query ONCE (timed; that time is each row's router
     cost); budgets of a range (``redde@1:16``) then search the top-m shards of that ranking.
@@ -135,20 +167,32 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
         qrels: relevance judgements.
         routes: route specs (``all``, ``centroid@2``, ``random@1:4``, ``ranks`` ...).
         measures: ir-measures names.
-        k: hits retrieved per query (depth of the evaluated ranking).
+        k: hits retrieved per query (depth of the evaluated ranking); at least 1 and at least
+            every measure's cutoff.
         on_results: called with each route's raw results (e.g. to write run files).
         router_options: extra options for the router factories (e.g. ``csi_rate``).
+        all_judged: average metrics over every query of ``qrels`` (absent ones score 0).
+
+    Raises:
+        SelectSearchError: bad ``k`` or measure, no judged query, an unknown router option, or a
+            budget the index cannot run.
     """
     import ir_measures
 
-    from selectsearch.route import make_router
+    from selectsearch.route import expand_for_index, make_router, split_router_options
     from selectsearch.search import as_queries
     from selectsearch.selective_metrics import coverage_curve, partition_balance
 
     index = searcher.index
     parsed = parse_measures(measures)
-    evaluator = ir_measures.evaluator(parsed, qrels)  # built once, reused for every route
-    qs = as_queries(queries)
+    check_cutoffs(parsed, k)
+    specs = [s for r in routes for s in expand_for_index(parse_route(r) if isinstance(r, str) else r, index.n_shards)]
+    options = dict(router_options or {})
+    run_names = {spec.name for spec in specs}
+    split_router_options(run_names, options)  # fail fast, before anything is searched
+    qs = _judged_queries(as_queries(queries), qrels, index.shard_of_doc, all_judged=all_judged)
+    scored = qrels if all_judged else {q.query_id: qrels[q.query_id] for q in qs}
+    evaluator = ir_measures.evaluator(parsed, scored)  # built once, reused for every route
     row_of_query = {q.query_id: i for i, q in enumerate(qs)}
     shard_of = index.shard_of_doc
     pairs = [(row_of_query[qid], shard_of[d]) for qid, rels in qrels.items() if qid in row_of_query
@@ -156,18 +200,19 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
     pair_query = np.array([p[0] for p in pairs], dtype=np.int64)
     pair_shard = np.array([p[1] for p in pairs], dtype=np.int64)
     balance = partition_balance(index.shard_sizes)
-    exhaustive = searcher.with_route("all").search_selected(qs, [list(range(index.n_shards))] * len(qs), k=k)
-
-    specs = [s for r in routes for s in (parse_route(r) if isinstance(r, str) else r).expand(index.n_shards)]
     by_router: dict[str, list[RouteSpec]] = {}
     for spec in specs:
         by_router.setdefault(spec.name, []).append(spec)
+    # every router is built before anything is searched: a bad option or model fails the run at once
+    routers = {name: make_router(family[0], index, qrels=qrels, seed=seed, run=run_names, **options)
+               for name, family in by_router.items()}
+    exhaustive = searcher.with_route("all").search_selected(qs, [list(range(index.n_shards))] * len(qs), k=k)
     rows_by_spec: dict[str, dict[str, Any]] = {}
     from tqdm import tqdm
 
     bar = tqdm(total=len(specs), desc="routes", unit="route", disable=not progress)
     for name, family in by_router.items():
-        router = make_router(family[0], index, qrels=qrels, seed=seed, **dict(router_options or {}))
+        router = routers[name]
         router.select(qs[:1], 1)  # warm-up: lazy loads and JIT are not per-query costs
         t0 = time.perf_counter()
         ranking = router.rank(qs)
@@ -207,6 +252,32 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
     return [rows_by_spec[str(spec)] for spec in specs]
 
 
+def _judged_queries(qs: list[Any], qrels: Qrels, shard_of_doc: Mapping[str, int], *, all_judged: bool
+                    ) -> list[Any]:
+    """The queries with judgements, warning (with counts) about what the metrics leave out."""
+    given = {q.query_id for q in qs}
+    judged = [q for q in qs if q.query_id in qrels]
+    if not judged:
+        raise SelectSearchError(f"none of the {len(qs)} queries has judgements in the qrels ({len(qrels)} judged "
+                                "queries); check the split (--split) or the --queries/--qrels pair")
+    if len(judged) < len(qs):
+        log.warning("%d of %d queries have no judgements; they are left out of metrics and cost (e.g. %s)",
+                    len(qs) - len(judged), len(qs), ", ".join([q.query_id for q in qs if q.query_id not in qrels][:5]))
+    absent = [qid for qid in qrels if qid not in given]
+    if absent:
+        log.warning("%d of %d judged queries are not among the queries evaluated (e.g. %s); %s", len(absent),
+                    len(qrels), ", ".join(absent[:5]),
+                    "they score 0 in the metrics (all_judged)" if all_judged
+                    else f"metrics average over the {len(judged)} queries evaluated")
+    unknown = {(q.query_id, d): rel for q in judged for d, rel in qrels[q.query_id].items() if d not in shard_of_doc}
+    if unknown:
+        log.warning("the qrels of the evaluated queries name %d documents that are not in the index (%d judgements, "
+                    "%d relevant, e.g. %s); they count as relevant documents no route can find",
+                    len({d for _, d in unknown}), len(unknown), sum(1 for r in unknown.values() if r > 0),
+                    ", ".join(sorted({d for _, d in unknown})[:5]))
+    return judged
+
+
 def _retag(trace: Any, route: str, route_ms: float) -> Any:
     import dataclasses
 
@@ -217,14 +288,14 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """A plain-text table of evaluation rows (metrics, then cost)."""
     if not rows:
         return "(no rows)"
-    metric_names = list(rows[0]["metrics"])
+    metric_names = list(dict.fromkeys(m for row in rows for m in row["metrics"]))  # any route order
     cost_cols = [("shards", "shards_searched", "{:.2f}"), ("docs", "docs_scored", "{:.0f}"),
                  ("frac", "fraction_scored", "{:.3f}"), ("route_ms", "router_ms", "{:.2f}"),
                  ("search_ms", "search_ms", "{:.2f}")]
     header = ["route", *metric_names, *[c[0] for c in cost_cols]]
     lines = []
     for row in rows:
-        cells = [row["route"], *[f"{row['metrics'][m]:.4f}" for m in metric_names],
+        cells = [row["route"], *[f"{row['metrics'][m]:.4f}" if m in row["metrics"] else "-" for m in metric_names],
                  *[fmt.format(row["cost"].get(key, float("nan"))) for _, key, fmt in cost_cols]]
         lines.append(cells)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=True)]

@@ -20,7 +20,8 @@ def add_router_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--router-option", action="append", default=[], metavar="KEY=VALUE", dest="router_options",
                         help="router parameter, repeatable: mico_model=DIR, csi_rate=0.04, depth=30, base=3, "
                              "taily_v=50, cori_belief=0.4; prefix NAME. to give it to one router only, "
-                             "e.g. distilled.model=DIR; hybrid.routers=mico,cori,taily hybrid.weights=0.3,0.5,0.2")
+                             "e.g. distilled.model=DIR; hybrid.routers=mico,cori,taily hybrid.weights=0.3,0.5,0.2. "
+                             "An option no router of the run takes is refused, naming the valid ones")
 
 
 def parse_router_options(items: list[str]) -> dict[str, object]:

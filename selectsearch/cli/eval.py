@@ -3,7 +3,17 @@
 Every --route is run on the same queries (those judged in --split) and scored with every
 --measure; cost columns are mean shards searched, documents scored, fraction of the collection
 scored, router and search milliseconds per query. Budget ranges expand to one row per budget
-(centroid@1:16).
+(centroid@1:16); budgets above the index's shard count are left out of a range, with a warning,
+and a single budget above it (cori@99 on 8 shards) is refused.
+
+Which queries are averaged: the queries that have judgements in the qrels (--data with --split,
+or --queries with --qrels). Queries without judgements are left out, judged queries missing from
+the queries are not scored (warnings give both counts, and the judged documents that are not in
+the index); metrics and cost are means over the same evaluated queries (cost.queries says how
+many). --all-judged averages metrics over every judged query instead, a missing one scoring 0.
+
+--k must reach every measure's cutoff (R@1000 needs --k 1000); the default measures are those of
+nDCG@10 R@100 R@1000 that --k reaches. --measures may be repeated (the lists add up).
 
 --retriever bm25|dense|hybrid (and the fusion options) choose what searches the selected shards;
 dense and hybrid rows add the vectors scored and their fraction of the collection.
@@ -47,9 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--route", action="append", dest="routes", metavar="SPEC",
                         help="route spec NAME@M, NAME@LO:HI or NAME@1,2,4, repeatable (default: all); NAME: "
                              + ", ".join(ROUTERS))
-    parser.add_argument("--measures", nargs="+", default=["nDCG@10", "R@100", "R@1000"],
-                        help="ir-measures names (default nDCG@10 R@100 R@1000)")
-    parser.add_argument("--k", type=int, default=1000, help="hits retrieved per query (default 1000)")
+    parser.add_argument("--measures", nargs="+", action="extend", default=None,
+                        help="ir-measures names, repeatable (default: those of nDCG@10 R@100 R@1000 whose cutoff "
+                             "--k reaches)")
+    parser.add_argument("--k", type=int, default=1000,
+                        help="hits retrieved per query, at least every measure's cutoff (default 1000)")
+    parser.add_argument("--all-judged", action="store_true",
+                        help="average metrics over every judged query of the qrels, those missing from the queries "
+                             "scoring 0 (default: over the queries evaluated)")
     parser.add_argument("--json", metavar="FILE", help="write rows {route, metrics, cost} as JSON here")
     parser.add_argument("--run-dir", metavar="DIR", help="write one TREC run file per route here")
     parser.add_argument("--seed", type=int, default=0, help="seed of random@M")
@@ -62,17 +77,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     apply_encoder_precision(args)
     from selectsearch.data import load_qrels, load_queries, write_run
-    from selectsearch.evaluation import evaluate, format_table, parse_measures
+    from selectsearch.evaluation import check_cutoffs, evaluate, format_table, parse_measures
     from selectsearch.search import SelectiveSearcher
 
     if args.data is None and (args.queries is None or args.qrels is None):
         raise SelectSearchError("pass --data BEIR_FOLDER (with --split), or both --queries and --qrels")
-    parse_measures(args.measures)  # fail fast, before opening anything
+    if args.k < 1:
+        raise SelectSearchError(f"--k must be at least 1 (hits retrieved per query), got {args.k}")
+    measures = args.measures or default_measures(args.k)
+    check_cutoffs(parse_measures(measures), args.k)  # fail fast, before opening anything
     qrels = load_qrels(args.qrels or args.data, split=None if args.qrels else args.split)
     queries = load_queries(args.queries or args.data, split=None if args.queries else args.split)
-    queries = {qid: text for qid, text in queries.items() if qid in qrels}
-    if not queries:
-        raise SelectSearchError("none of the queries has judgements; check --split/--qrels")
     searcher = SelectiveSearcher.open(args.index, route="all", threads=args.threads, **retriever_kwargs(args))
     run_dir = Path(args.run_dir) if args.run_dir else None
     if run_dir:
@@ -84,13 +99,30 @@ def execute(args: argparse.Namespace) -> int:
             write_run({q: [(h.doc_id, h.score) for h in r.hits] for q, r in results.items()},
                       run_dir / f"{name}.trec", tag=str(spec).replace("@", "_at_"))
 
-    rows = evaluate(searcher, queries, qrels, args.routes or ["all"], args.measures, k=args.k, seed=args.seed,
+    rows = evaluate(searcher, queries, qrels, args.routes or ["all"], measures, k=args.k, seed=args.seed,
                     on_results=save_run, router_options=parse_router_options(args.router_options),
-                    progress=progress_enabled(args))
-    print(format_table(rows))
-    if args.json:
+                    progress=progress_enabled(args), all_judged=args.all_judged)
+    if args.json:  # results first: a failure to print must not lose them
         tmp = f"{args.json}.tmp"
         with open(tmp, "w") as f:
             json.dump(rows, f, indent=2)
         os.replace(tmp, args.json)
+    print(format_table(rows))
     return 0
+
+
+def default_measures(k: int) -> list[str]:
+    """The default measures whose cutoff ``k`` reaches (``--k 100``: nDCG@10 R@100).
+
+    Raises:
+        SelectSearchError: ``k`` is below every default cutoff.
+    """
+    measures = [m for m, cutoff in DEFAULT_MEASURES if cutoff <= k]
+    if not measures:
+        raise SelectSearchError(f"--k {k} is below the cutoff of every default measure "
+                                f"({', '.join(m for m, _ in DEFAULT_MEASURES)}); pass --measures, e.g. nDCG@{k}")
+    return measures
+
+
+#: default measures with their cutoffs
+DEFAULT_MEASURES = (("nDCG@10", 10), ("R@100", 100), ("R@1000", 1000))

@@ -42,7 +42,8 @@ from selectsearch.cli._common import add_encoder_precision, apply_encoder_precis
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", metavar="SOURCE", help="corpus source(s)")
     parser.add_argument("--out", required=True, help="output index folder (e.g. indexes/scifact-k16)")
-    parser.add_argument("--shards", type=int, default=16, metavar="K", help="number of shards (default 16)")
+    parser.add_argument("--shards", type=int, default=None, metavar="K",
+                        help="number of shards (default 16; with --partitioner mico the model's cluster count)")
     parser.add_argument("--partitioner", choices=["random", "kmeans", "mico"], default="kmeans",
                         help="how documents are split into shards (default kmeans)")
     parser.add_argument("--space", choices=["lexical", "dense"], default="lexical",
@@ -57,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing index at --out (with --add-backend: its FAISS backend)")
     dense = parser.add_argument_group("dense backend")
-    dense.add_argument("--backend", default="lucene", metavar="LIST",
-                       help="per-shard backends: lucene (default), faiss, or lucene,faiss")
+    dense.add_argument("--backend", action="append", default=None, metavar="LIST",
+                       help="per-shard backends, given once: lucene (default), faiss, or lucene,faiss (a second "
+                            "--backend is refused: list both in one)")
     dense.add_argument("--add-backend", choices=["faiss"], metavar="faiss",
                        help="add the FAISS backend to the existing index at --out instead of building one")
     dense.add_argument("--encoder", default="all-MiniLM-L6-v2", metavar="MODEL",
@@ -94,9 +96,14 @@ def _execute(args: argparse.Namespace) -> int:
     apply_encoder_precision(args)  # partitioner, FAISS backend and MICO assignment all encode with it
     from selectsearch.data import open_corpus
     from selectsearch.dense.config import DenseConfig, parse_backends
+    from selectsearch.errors import SelectSearchError
     from selectsearch.index.build import BuildConfig, build_index
     from selectsearch.index.sharded import ShardedIndex
 
+    if args.backend is not None and len(args.backend) > 1:
+        raise SelectSearchError(f"--backend given {len(args.backend)} times ({' '.join(args.backend)}); give it "
+                                f"once with a comma-separated list: --backend {','.join(args.backend)}")
+    backends = args.backend[0] if args.backend else "lucene"
     dense = DenseConfig(model=args.encoder, max_length=args.max_length, factory=args.faiss_index,
                         large_factory=args.faiss_large_index, large_threshold=args.faiss_large_threshold,
                         nprobe=args.nprobe, efsearch=args.efsearch, seed=args.seed)
@@ -115,17 +122,20 @@ def _execute(args: argparse.Namespace) -> int:
         options["sample_size"] = args.sample_size
     if args.space == "dense" and args.partitioner == "kmeans":
         options.update({"model": args.encoder, "max_length": args.max_length})
+    shards = args.shards
     if args.partitioner == "mico":
         if not args.mico_model:
-            from selectsearch.errors import SelectSearchError
-
             raise SelectSearchError(
                 "--partitioner mico needs --mico-model DIR (train one with `selectsearch train-mico`)"
             )
         options["model"] = args.mico_model
-    config = BuildConfig(n_shards=args.shards, partitioner=args.partitioner, space=args.space, seed=args.seed,
-                         threads=args.threads, dedupe=args.dedupe, overwrite=args.overwrite,
-                         partitioner_options=options, backends=parse_backends(args.backend), dense=dense)
+        if shards is None:  # the model decides K
+            from selectsearch.mico.model import MicoModelFolder
+
+            shards = MicoModelFolder(args.mico_model).n_clusters
+    config = BuildConfig(n_shards=16 if shards is None else shards, partitioner=args.partitioner, space=args.space,
+                         seed=args.seed, threads=args.threads, dedupe=args.dedupe, overwrite=args.overwrite,
+                         partitioner_options=options, backends=parse_backends(backends), dense=dense)
     corpus = open_corpus(args.sources)
     started = time.time()
     out = build_index(corpus, args.out, config, progress=progress_enabled(args))

@@ -40,11 +40,14 @@ from selectsearch.errors import SelectSearchError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("index", help="index folder")
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--query", help="one query text")
-    what.add_argument("--queries", metavar="SOURCE", help="query set: BEIR folder, .jsonl/.tsv, TREC topics, irds:<id>")
+    what.add_argument("--query", action="append", help="one query text (given once)")
+    what.add_argument("--queries", action="append", metavar="SOURCE",
+                      help="query set, given once: BEIR folder, .jsonl/.tsv, TREC topics, irds:<id>")
     parser.add_argument("--split", help="qrels split of a BEIR folder whose queries to run (e.g. test)")
     parser.add_argument("--qrels", metavar="SOURCE", help="qrels for oracle@M (default: --queries with --split)")
-    parser.add_argument("--route", default="all", help="route spec (default all)")
+    parser.add_argument("--route", action="append", dest="routes", metavar="SPEC",
+                        help="route spec, given once: NAME@M with M at most the index's shard count, or all "
+                             "(default all); a sweep such as centroid@1:4 is refused (use `selectsearch eval`)")
     parser.add_argument("--k", type=int, default=10, help="hits per query (default 10)")
     parser.add_argument("--output", metavar="RUN", help="write a TREC run file here (default stdout)")
     parser.add_argument("--trace", metavar="JSONL", help="write per-query traces here")
@@ -65,7 +68,16 @@ def execute(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise SelectSearchError(f"--k must be at least 1, got {args.k}")
-    spec = parse_route(args.route)
+    for flag, values in (("--query", args.query), ("--queries", args.queries)):
+        if values is not None and len(values) > 1:
+            raise SelectSearchError(f"{flag} given {len(values)} times; search takes one (put several queries in a "
+                                    "--queries file)")
+    args.query = args.query[0] if args.query else None
+    args.queries = args.queries[0] if args.queries else None
+    if args.routes and len(args.routes) > 1:
+        raise SelectSearchError(f"search takes one --route, got {len(args.routes)} ({', '.join(args.routes)}); "
+                                "compare routes with `selectsearch eval --route A --route B`")
+    spec = parse_route(args.routes[0] if args.routes else "all")  # sweeps and budgets > shards: refused on open
     qrels = None
     if spec.name == "oracle":
         source = args.qrels or args.queries

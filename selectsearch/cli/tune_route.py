@@ -7,6 +7,11 @@ The best is written to INDEX/routing.json; from then on `--route hybrid@M` witho
 --router-option hybrid.routers/weights uses it. The knn router's knowledge base during tuning is
 the training part of the logs only; at search time it reads all of --logs.
 
+Paths are stored absolute (--data, a --logs file), so the tuned index works from any folder. When
+the data move, --router-option knn.data=DIR overrides the stored folder, and so does
+$SELECTSEARCH_DATA when --data was inside the data folder at tuning time ($SELECTSEARCH_DATA/<name>).
+--router-option must be ROUTER.KEY=VALUE for one of --routers, with a KEY that router takes.
+
 examples:
   selectsearch tune-route indexes/hd-mico16 --data ../shared/data/homedepot --logs train \\
       --routers mico,cori,taily,knn

@@ -8,11 +8,11 @@ Example:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from selectsearch.data.sources import IRDS_PREFIX
-from selectsearch.errors import DataFormatError, DataNotFoundError, DependencyError
+from selectsearch.errors import DataFormatError, DataNotFoundError, DependencyError, SelectSearchError
 from selectsearch.types import Document, Qrels
 
 __all__ = [
@@ -57,6 +57,8 @@ def load_dataset(dataset_id: str, *, need: str | None = None) -> Any:
             f"{IRDS_PREFIX}{dataset_id}: unknown ir_datasets id; "
             "list ids with `ir_datasets list` or see https://ir-datasets.com"
         ) from None
+    except Exception as e:  # any failure inside ir_datasets: one clear line
+        raise DataNotFoundError(_fetch_failed(dataset_id, e)) from e
     if need is not None and not getattr(dataset, f"has_{need}")():
         raise DataNotFoundError(
             f"{IRDS_PREFIX}{dataset_id}: this dataset has no {need}; "
@@ -65,16 +67,30 @@ def load_dataset(dataset_id: str, *, need: str | None = None) -> Any:
     return dataset
 
 
-def _stream(dataset_id: str, entities: Iterable[_T]) -> Iterator[_T]:
-    """Iterate, turning a failure to fetch the files into a clear error."""
+def _fetch_failed(dataset_id: str, error: BaseException) -> str:
+    """One line for a failure inside ir_datasets (offline, a failed download, a corrupt file)."""
+    detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if len(detail) > 200:
+        detail = detail[:200] + "..."
+    return (
+        f"{IRDS_PREFIX}{dataset_id}: ir_datasets could not read its files ({type(error).__name__}: {detail}); "
+        f"fetch them first (e.g. `ir_datasets export {dataset_id} docs` with network access) "
+        "or set IR_DATASETS_HOME to where they are"
+    )
+
+
+def _stream(dataset_id: str, entities: Callable[[], Iterable[_T]]) -> Iterator[_T]:
+    """Iterate, turning any failure of ir_datasets to fetch or read its files (offline: a
+    ``RuntimeError`` from its downloader; a missing file: ``OSError``) into a clear error.
+
+    Errors of selectsearch itself pass through unchanged.
+    """
     try:
-        yield from entities
-    except OSError as e:
-        raise DataNotFoundError(
-            f"{IRDS_PREFIX}{dataset_id}: ir_datasets could not read its files ({e}); "
-            f"fetch them first (e.g. `ir_datasets export {dataset_id} docs` with network access) "
-            "or set IR_DATASETS_HOME to where they are"
-        ) from None
+        yield from entities()
+    except SelectSearchError:
+        raise
+    except Exception as e:  # any failure inside ir_datasets: one clear line
+        raise DataNotFoundError(_fetch_failed(dataset_id, e)) from None
 
 
 def _doc_text(doc: Any, where: str, number: int) -> str:
@@ -98,7 +114,7 @@ def iter_irds_documents(dataset_id: str) -> Iterator[tuple[Document, int]]:
     (or ``body``, ``contents``, ...) field, else ``default_text()``.
     """
     dataset = load_dataset(dataset_id, need="docs")
-    for number, doc in enumerate(_stream(dataset_id, dataset.docs_iter()), start=1):
+    for number, doc in enumerate(_stream(dataset_id, dataset.docs_iter), start=1):
         title = getattr(doc, "title", "")
         title = title if isinstance(title, str) else ""
         text = _doc_text(doc, IRDS_PREFIX + dataset_id, number)
@@ -136,7 +152,7 @@ def irds_queries(dataset_id: str, *, field: str | None = None) -> dict[str, str]
     dataset = load_dataset(dataset_id, need="queries")
     where = IRDS_PREFIX + dataset_id
     queries: dict[str, str] = {}
-    for number, query in enumerate(_stream(dataset_id, dataset.queries_iter()), start=1):
+    for number, query in enumerate(_stream(dataset_id, dataset.queries_iter), start=1):
         queries[str(query.query_id)] = _query_text(query, field, where, number)
     return queries
 
@@ -145,6 +161,6 @@ def irds_qrels(dataset_id: str) -> Qrels:
     """``{query_id: {doc_id: relevance}}`` of an ir_datasets id (grade 0 kept)."""
     dataset = load_dataset(dataset_id, need="qrels")
     qrels: Qrels = {}
-    for qrel in _stream(dataset_id, dataset.qrels_iter()):
+    for qrel in _stream(dataset_id, dataset.qrels_iter):
         qrels.setdefault(str(qrel.query_id), {})[str(qrel.doc_id)] = int(qrel.relevance)
     return qrels

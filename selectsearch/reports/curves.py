@@ -9,7 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["budget_to_reach", "markdown_table", "plot_curves", "targets_table"]
+from selectsearch.errors import SelectSearchError
+
+__all__ = ["available_metrics", "budget_to_reach", "check_rows", "markdown_table", "plot_curves", "targets_table"]
 
 Row = Mapping[str, Any]
 
@@ -23,18 +25,49 @@ def _families(rows: Sequence[Row]) -> dict[str, list[Row]]:
     return out
 
 
+def check_rows(rows: object) -> None:
+    """Raise unless ``rows`` is a non-empty list of evaluation rows (``route``, ``metrics``, ``cost``).
+
+    Raises:
+        SelectSearchError: saying what is wrong and where rows come from.
+    """
+    if not isinstance(rows, list) or not rows:
+        raise SelectSearchError("the results hold no rows; write them with `selectsearch eval ... --json FILE`")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not all(isinstance(row.get(k), t) for k, t in
+                                                (("route", str), ("metrics", dict), ("cost", dict))):
+            raise SelectSearchError(f"row {i + 1} of the results is not an evaluation row (route, metrics, cost); "
+                                    "write them with `selectsearch eval ... --json FILE`")
+        if "fraction_scored" not in row["cost"]:
+            raise SelectSearchError(f"row {i + 1} ({row['route']}) has no cost.fraction_scored to plot against")
+
+
+def available_metrics(rows: Sequence[Row]) -> list[str]:
+    """Every metric name in ``rows``, in first-seen order."""
+    return list(dict.fromkeys(m for r in rows for m in r["metrics"]))
+
+
 def plot_curves(rows: Sequence[Row], out: str | Path, *, metrics: Sequence[str] = ("nDCG@10", "R@100", "coverage"),
                 title: str | None = None) -> Path:
     """Quality against fraction of the collection scored, one line per router.
 
     ``all`` (exhaustive) is drawn as a horizontal dashed line, ``oracle`` as a dotted reference.
+    Metrics that no row has are left out.
+
+    Raises:
+        SelectSearchError: no rows, rows that are not evaluation rows, or none of ``metrics`` in
+            any row (the message names the metrics the rows have).
     """
+    check_rows(rows)
+    available = available_metrics(rows)
+    metrics = [m for m in metrics if m in available]
+    if not metrics:
+        raise SelectSearchError(f"none of the metrics asked for is in the results; available: {', '.join(available)}")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [m for m in metrics if any(m in r["metrics"] for r in rows)]
     families = _families(rows)
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.2), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -113,7 +146,7 @@ def markdown_table(rows: Sequence[Row], metrics: Sequence[str] | None = None) ->
     """All rows as a Markdown table: quality, selective-search measures and cost."""
     if not rows:
         return "(no rows)"
-    metrics = list(metrics or rows[0]["metrics"])
+    metrics = list(metrics or available_metrics(rows))  # any route order
     cost = [("shards", "shards_searched", "{:.2f}"), ("frac scored", "fraction_scored", "{:.3f}"),
             ("largest shard", "largest_shard_fraction", "{:.3f}"), ("route ms", "router_ms", "{:.2f}"),
             ("search ms p50", "search_ms_p50", "{:.2f}"), ("total ms p95", "total_ms_p95", "{:.2f}")]

@@ -8,6 +8,9 @@ Example:
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from selectsearch.errors import RouteSpecError
@@ -17,7 +20,145 @@ from selectsearch.types import Qrels
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
 
-__all__ = ["ROUTERS", "RouteSpec", "Router", "make_router", "options_for", "parse_route", "rank_by_scores"]
+__all__ = ["ROUTERS", "ROUTER_OPTIONS", "RouteSpec", "Router", "RouterOptions", "check_budget", "expand_for_index",
+           "make_router", "options_for", "parse_route", "rank_by_scores", "split_router_options"]
+
+log = logging.getLogger(__name__)
+
+#: the options each router takes (``--router-option KEY=VALUE``); ``hybrid`` also takes
+#: ``ROUTER.KEY`` for a router it fuses. Anything else is refused (a typo must not run on defaults).
+ROUTER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "all": (),
+    "random": (),
+    "centroid": (),
+    "oracle": (),
+    "redde": ("csi_rate", "depth"),
+    "ranks": ("csi_rate", "depth", "base", "threshold"),
+    "taily": ("taily_v", "taily_n_min"),
+    "cori": ("cori_belief",),
+    "mico": ("mico_model",),
+    "distilled": ("model", "retrieval"),
+    "knn": ("logs", "data", "k", "temperature", "encoder"),
+    "hybrid": ("routers", "weights"),
+}
+
+
+def _takes(router: str) -> str:
+    known = ROUTER_OPTIONS.get(router, ())
+    extra = ", ROUTER.KEY (an option of a fused router)" if router == "hybrid" else ""
+    return f"{router} takes {', '.join(known) + extra if known else 'no options'}"
+
+
+def _check_key(router: str, key: str, given: str) -> None:
+    """Raise unless ``key`` is an option of ``router`` (``given``: the option as the user wrote it)."""
+    if router == "hybrid" and "." in key:
+        sub, _, sub_key = key.partition(".")
+        if sub in ("hybrid", "all", "oracle") or sub not in ROUTERS:
+            raise RouteSpecError(f"router option {given!r}: hybrid fuses scoring routers, {sub!r} is not one; "
+                                 f"known routers: {', '.join(sorted(set(ROUTERS) - {'all', 'oracle', 'hybrid'}))}")
+        _check_key(sub, sub_key, given)
+        return
+    if key not in ROUTER_OPTIONS.get(router, ()):
+        raise RouteSpecError(f"unknown options for {router!r}: {given}; {_takes(router)}")
+
+
+@dataclass
+class RouterOptions:
+    """Options of one run, split per router by :func:`split_router_options`.
+
+    Attributes:
+        own: router name -> the options its factory gets (scope prefix removed).
+        fused: ``ROUTER.KEY`` options that also reach the routers ``hybrid`` fuses (below
+            ``hybrid.ROUTER.KEY`` and above the tuned ``routing.json``).
+        pending: options no top-level router of the run takes -> the routers that could take
+            them; ``hybrid`` must fuse one of them, or the option is refused.
+    """
+
+    own: dict[str, dict[str, Any]]
+    fused: dict[str, Any] = field(default_factory=dict)
+    pending: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+def split_router_options(names: Iterable[str], options: Mapping[str, Any]) -> RouterOptions:
+    """Check the router options of a run that uses the routers ``names``, and split them.
+
+    A plain ``KEY`` goes to every router of the run that takes it; ``NAME.KEY`` to router
+    ``NAME`` only. Either form also reaches the routers ``hybrid`` fuses, when ``hybrid`` is in
+    the run. Refused (:class:`RouteSpecError`, naming the valid options): ``NAME`` that is not a
+    router, a ``KEY`` that ``NAME`` does not take, a plain ``KEY`` that no router takes, and an
+    option that no router of the run uses (when ``hybrid`` is in the run, this last check waits
+    until it is built and its fused routers are known).
+
+    Example:
+        >>> split_router_options(["redde", "centroid"], {"csi_rate": 0.1}).own
+        {'centroid': {}, 'redde': {'csi_rate': 0.1}}
+    """
+    run = sorted(set(names))
+    own: dict[str, dict[str, Any]] = {n: {} for n in run}
+    fused: dict[str, Any] = {}
+    pending: dict[str, frozenset[str]] = {}
+    hybrid = "hybrid" in own
+    # plain keys first: a scoped key overrides a plain one for the router it names
+    for key, value in sorted(options.items(), key=lambda kv: "." in kv[0]):
+        head, dot, rest = key.partition(".")
+        if dot:
+            if head not in ROUTERS:
+                raise RouteSpecError(f"router option {key!r}: {head!r} is not a router; write NAME.KEY=VALUE with "
+                                     f"NAME one of {', '.join(sorted(ROUTERS))}")
+            _check_key(head, rest, key)
+            if head in own:
+                own[head][rest] = value
+            elif hybrid:
+                pending[key] = frozenset({head})
+            else:
+                raise RouteSpecError(f"router option {key!r} is for router {head!r}, which no route of this run "
+                                     f"uses ({', '.join(run)}); drop it or add a {head}@M route")
+            if hybrid and head != "hybrid":
+                fused[key] = value
+            continue
+        takers = [n for n in run if key in ROUTER_OPTIONS.get(n, ())]
+        for n in takers:
+            own[n][key] = value
+        candidates = frozenset(r for r, keys in ROUTER_OPTIONS.items() if key in keys and r != "hybrid")
+        if hybrid:
+            fused.update({f"{r}.{key}": value for r in candidates if f"{r}.{key}" not in fused})
+        if takers:
+            continue
+        if candidates and hybrid:
+            pending[key] = candidates
+            continue
+        routers = "; ".join(_takes(n) for n in run)
+        whose = (f" ({key} is an option of {', '.join(sorted(candidates))}, which no route of this run uses)"
+                 if candidates else "")
+        raise RouteSpecError(f"unknown options for {', '.join(repr(n) for n in run)}: {key}{whose}; {routers}")
+    return RouterOptions(own, fused, pending)
+
+
+def _sweep_text(spec: RouteSpec) -> str:
+    """``centroid@1:4`` or ``centroid@1,2,4`` (what the user wrote, up to spacing)."""
+    b = spec.budgets
+    contiguous = len(b) > 1 and list(b) == list(range(b[0], b[-1] + 1))
+    return f"{spec.name}@{b[0]}:{b[-1]}" if contiguous else f"{spec.name}@{','.join(map(str, b))}"
+
+
+def check_budget(spec: RouteSpec, n_shards: int) -> None:
+    """Refuse a sweep (one router takes one budget) and a budget above ``n_shards``.
+
+    The rule everywhere (``search``, ``eval``, :class:`~selectsearch.search.SelectiveSearcher`,
+    :func:`~selectsearch.evaluation.evaluate`): a single budget above the shard count is an error
+    naming the shard count; a sweep (``centroid@1:16``) in an evaluation keeps the budgets that fit,
+    with a warning (:func:`expand_for_index`), and each row is labelled with the budget that ran.
+
+    Raises:
+        RouteSpecError: naming the index's shard count.
+    """
+    if spec.budgets:
+        raise RouteSpecError(f"route {_sweep_text(spec)} is a sweep of {len(spec.budgets)} budgets, but a search "
+                             f"takes one budget (e.g. {spec.name}@{spec.budgets[0]}); evaluate sweeps with "
+                             "`selectsearch eval --route ...`")
+    if spec.budget is not None and spec.budget > n_shards:
+        raise RouteSpecError(f"route {spec} asks for {spec.budget} shards per query but the index has {n_shards} "
+                             f"shards; use {spec.name}@1 to {spec.name}@{n_shards}, or 'all'")
 
 
 def options_for(router: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -39,17 +180,52 @@ def options_for(router: str, options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def make_router(spec: RouteSpec | str, index: ShardedIndex, *, qrels: Qrels | None = None, seed: int = 0,
-                **options: Any) -> Router:
-    """The router a spec names, set up for ``index``.
+def expand_for_index(spec: RouteSpec, n_shards: int) -> list[RouteSpec]:
+    """One spec per budget that an index of ``n_shards`` shards can run.
+
+    Budgets of a sweep above ``n_shards`` are left out with a warning (``centroid@1:16`` on 8
+    shards runs ``centroid@1`` ... ``centroid@8``); a single budget above it is refused.
 
     Raises:
-        RouteSpecError: unknown router, or one the index cannot serve (e.g. ``centroid`` on a
-            random partition).
+        RouteSpecError: a single budget, or every budget of a sweep, above ``n_shards``.
+
+    Example:
+        >>> [str(s) for s in expand_for_index(parse_route("random@1:3"), 8)]
+        ['random@1', 'random@2', 'random@3']
+    """
+    if not spec.budgets:
+        check_budget(spec, n_shards)
+        return [spec]
+    kept = [b for b in spec.budgets if b <= n_shards]
+    dropped = [b for b in spec.budgets if b > n_shards]
+    if not kept:
+        raise RouteSpecError(f"route {_sweep_text(spec)}: every budget is above the index's {n_shards} shards; "
+                             f"use budgets 1 to {n_shards}")
+    if dropped:
+        log.warning("route %s: the index has %d shards; budgets %s left out (rows %s@%d to %s@%d)",
+                    _sweep_text(spec), n_shards, ",".join(map(str, dropped)), spec.name, kept[0], spec.name, kept[-1])
+    return [RouteSpec(spec.name, b) for b in kept]
+
+
+def make_router(spec: RouteSpec | str, index: ShardedIndex, *, qrels: Qrels | None = None, seed: int = 0,
+                run: Collection[str] = (), **options: Any) -> Router:
+    """The router a spec names, set up for ``index``.
+
+    ``options`` are the run's router options (``KEY`` or ``NAME.KEY``, see
+    :func:`split_router_options`); ``run`` names the other routers of the run, which may take
+    options this router does not (default: this router alone, so every option must be its own).
+
+    Raises:
+        RouteSpecError: unknown router, unknown option, a sweep spec or a budget above the index's
+            shard count (:func:`check_budget`), or a router the index cannot serve (e.g.
+            ``centroid`` on a random partition).
     """
     from selectsearch.route import simple
 
     spec = parse_route(spec) if isinstance(spec, str) else spec
+    check_budget(spec, index.n_shards)
+    split = split_router_options({spec.name, *run}, options)
+    own = split.own[spec.name]
     if spec.name == "all":
         return simple.ExhaustiveRouter(index.n_shards)
     if spec.name == "random":
@@ -74,7 +250,17 @@ def make_router(spec: RouteSpec | str, index: ShardedIndex, *, qrels: Qrels | No
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise RouteSpecError(f"router {spec.name!r} is not available in this version ({exc})") from exc
-    router: Router = getattr(module, function)(spec, index, qrels=qrels, seed=seed, **options_for(spec.name, options))
+    factory = getattr(module, function)
+    if spec.name != "hybrid":
+        router: Router = factory(spec, index, qrels=qrels, seed=seed, **own)
+        return router
+    router = factory(spec, index, qrels=qrels, seed=seed, fused_defaults=split.fused, **own)
+    fused_names = {r.name for r in getattr(router, "routers", ())}
+    for key, candidates in split.pending.items():
+        if not candidates & fused_names:
+            raise RouteSpecError(f"unknown options for 'hybrid': {key}; no router of this run takes it (hybrid "
+                                 f"fuses {', '.join(sorted(fused_names))}; {key} is for "
+                                 f"{', '.join(sorted(candidates))})")
     return router
 
 

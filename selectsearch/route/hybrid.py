@@ -29,7 +29,7 @@ Example:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -163,24 +163,32 @@ def _floats(text: str, what: str) -> list[float]:
 
 def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | None = None, seed: int = 0,
                        routers: str | Sequence[str] | None = None, weights: str | Sequence[float] | None = None,
-                       **options: Any) -> HybridRouter:
+                       fused_defaults: Mapping[str, Any] | None = None, **options: Any) -> HybridRouter:
     """The ``hybrid`` router for ``index`` (factory called by :func:`selectsearch.route.make_router`).
 
     Without ``routers`` and ``weights`` it uses the fusion ``selectsearch tune-route`` stored with
-    the index (``routing.json``; options given here override its sub-router options), else
-    ``mico,cori`` with equal weights.
+    the index (``routing.json``), else ``mico,cori`` with equal weights. A fused router's options
+    come, strongest first, from ``ROUTER.KEY`` given to hybrid (``hybrid.knn.k=50``), from
+    ``fused_defaults`` (the run's options outside hybrid's scope: ``knn.data=DIR``, ``k=50``), then
+    from ``routing.json`` (whose stored paths :func:`~selectsearch.route.tuning.stored_options`
+    resolves: ``$SELECTSEARCH_DATA`` first, then the absolute path stored).
 
     Raises:
-        RouteSpecError: an unknown or unfusable sub-router, a nested ``hybrid``, or bad weights.
+        RouteSpecError: an unknown or unfusable sub-router, a nested ``hybrid``, bad weights, or no
+            tuned routing on an index where the default fusion cannot be built (the message names
+            ``selectsearch tune-route``).
     """
     from selectsearch.route import make_router, options_for
-    from selectsearch.route.tuning import read_routing
+    from selectsearch.route.tuning import ROUTING_FILE, read_routing, stored_options
 
+    defaults = dict(fused_defaults or {})
+    stored: dict[str, Any] = {}
     if routers is None and weights is None:
         tuned = read_routing(index.path)
         if tuned is not None:
             routers, weights = tuned["routers"], tuned["weights"]
-            options = {**tuned.get("options", {}), **options}
+            stored = stored_options(tuned, index.path, given={**defaults, **options})
+    untuned = routers is None
     if routers is None:
         routers = DEFAULT_ROUTERS
     names = [n.strip() for n in routers.split(",")] if isinstance(routers, str) else list(routers)
@@ -190,11 +198,23 @@ def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | N
     stray = sorted(k for k in options if k.partition(".")[0] not in names)
     if stray:
         raise RouteSpecError(f"unknown options for 'hybrid': {', '.join(stray)}; use routers=, weights= or "
-                             "ROUTER.KEY=VALUE for a fused router")
+                             f"ROUTER.KEY=VALUE for a fused router ({', '.join(names)})")
     if weights is None:
         w = [1.0 / len(names)] * len(names)
     else:
         w = _floats(weights, "weights") if isinstance(weights, str) else [float(x) for x in weights]
-    subs = [make_router(parse_route(f"{name}@1"), index, qrels=qrels, seed=seed, **options_for(name, options))
-            for name in names]
+    merged = {**stored, **defaults, **options}
+    try:
+        subs = [make_router(parse_route(f"{name}@1"), index, qrels=qrels, seed=seed, **options_for(name, merged))
+                for name in names]
+    except RouteSpecError as exc:
+        if not untuned:
+            raise
+        kind = index.manifest.get("partition", {}).get("kind")
+        why = (f"the default fusion {','.join(names)} needs a MICO model, which this {kind!r} index does not have"
+               if kind != "mico" and "mico" in names else f"the default fusion {','.join(names)} failed: {exc}")
+        raise RouteSpecError(
+            f"'hybrid' on {index.path}: no routing is tuned ({ROUTING_FILE} is missing) and {why}; run "
+            f"`selectsearch tune-route {index.path} --data DATA --routers centroid,cori,knn` first, or choose the "
+            "fused routers with --router-option hybrid.routers=centroid,cori") from exc
     return HybridRouter(subs, w)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from selectsearch.errors import RouteSpecError
 from selectsearch.index.csi import CsiInfo, ensure_csi
 from selectsearch.route.base import Router, RouteSpec, rank_by_scores
 from selectsearch.types import Query
@@ -96,8 +97,15 @@ class CsiVotingRouter(Router):
 
 def make_sample_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Any = None, seed: int = 0,
                        csi_rate: float | None = None, depth: int | None = None, base: float = 3.0,
-                       threshold: float = 1e-4, **_: Any) -> CsiVotingRouter:
-    """Factory used by :func:`selectsearch.route.make_router` for ``redde`` and ``ranks``."""
+                       threshold: float = 1e-4, **options: Any) -> CsiVotingRouter:
+    """Factory used by :func:`selectsearch.route.make_router` for ``redde`` and ``ranks``.
+
+    Raises:
+        RouteSpecError: an unknown option (the message names the valid ones).
+    """
+    if options:
+        raise RouteSpecError(f"unknown options for {spec.name!r}: {', '.join(sorted(options))}; "
+                             "known: csi_rate, depth" + (", base, threshold" if spec.name == "ranks" else ""))
     csi = ensure_csi(index, rate=csi_rate)
     default_depth = 50 if spec.name == "redde" else 100
     return CsiVotingRouter(index, csi, method=spec.name, depth=depth or default_depth, base=base, threshold=threshold)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from selectsearch.errors import RouteSpecError
 from selectsearch.index.termstats import Analyzer, TermStats, ensure_term_stats
 from selectsearch.route.base import Router, RouteSpec, rank_by_scores
 from selectsearch.types import Query
@@ -138,8 +139,15 @@ class TailyRouter(_StatsRouter):
 
 def make_stats_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Any = None, seed: int = 0,
                       taily_v: float = 50.0, taily_n_min: float = 1.0, cori_belief: float = 0.4,
-                      **_: Any) -> Router:
-    """Factory used by :func:`selectsearch.route.make_router` for ``taily`` and ``cori``."""
+                      **options: Any) -> Router:
+    """Factory used by :func:`selectsearch.route.make_router` for ``taily`` and ``cori``.
+
+    Raises:
+        RouteSpecError: an unknown option (the message names the valid ones).
+    """
+    if options:
+        raise RouteSpecError(f"unknown options for {spec.name!r}: {', '.join(sorted(options))}; known: "
+                             + ("cori_belief" if spec.name == "cori" else "taily_v, taily_n_min"))
     stats = ensure_term_stats(index)
     if spec.name == "cori":
         return CoriRouter(stats, belief=cori_belief)

@@ -33,8 +33,8 @@ from selectsearch.types import Query
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
 
-__all__ = ["ROUTING_FILE", "HeldOutLogs", "held_out_logs", "read_routing", "scoring_routers", "tune_hybrid",
-           "write_routing"]
+__all__ = ["ROUTING_FILE", "HeldOutLogs", "check_tuning_options", "held_out_logs", "read_routing", "scoring_routers",
+           "stored_options", "tune_hybrid", "write_routing"]
 
 #: the tuned fusion, next to the index's manifest
 ROUTING_FILE = "routing.json"
@@ -98,6 +98,7 @@ def scoring_routers(index: ShardedIndex, names: Sequence[str], train_records: Se
     from selectsearch.route.knn import router_from_records
 
     options = options or {}
+    check_tuning_options(names, options)
     routers: dict[str, Any] = {}
     for name in names:
         if name == "knn":
@@ -134,14 +135,78 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
     weights, auc, _ = fit_weights(scores, held.pair_query, held.pair_shard, index.shard_sizes, step=step)
     single = {n: coverage_curve(rank_by_scores(s), held.pair_query, held.pair_shard, index.shard_sizes).auc
               for n, s in zip(names, scores, strict=True)}
+    # paths are stored absolute, so the tuned index works from any working directory
+    data_path = str(Path(data).expanduser().resolve())
+    logs_value = str(Path(logs).expanduser().resolve()) if Path(logs).is_file() else str(logs)
     stored = {k: v for k, v in (options or {}).items() if k.partition(".")[0] in names}
+    for key in ("knn.data", "knn.logs"):
+        value = stored.get(key)
+        if isinstance(value, str) and (key == "knn.data" or Path(value).is_file()):
+            stored[key] = str(Path(value).expanduser().resolve())
     if "knn" in names:
-        stored.setdefault("knn.logs", str(logs))
+        stored.setdefault("knn.logs", logs_value)
         if not Path(logs).is_file():
-            stored.setdefault("knn.data", str(data))
+            stored.setdefault("knn.data", data_path)
     return {"router": "hybrid", "routers": names, "weights": [float(w) for w in weights], "val_auc": float(auc),
-            "single_auc": single, "options": stored, "logs": str(logs), "data": str(data), "step": step,
+            "single_auc": single, "options": stored, "logs": logs_value, "data": data_path,
+            "data_root_relative": _under_data_root(stored.get("knn.data", data_path)), "step": step,
             "n_val_queries": len(held.queries), "n_val_pairs": len(held.pair_query)}
+
+
+def _under_data_root(path: object) -> str | None:
+    """``path`` relative to the data folder (``$SELECTSEARCH_DATA`` or the default), if inside it."""
+    from selectsearch.data import resolve_data_dir
+
+    try:
+        return Path(str(path)).resolve().relative_to(resolve_data_dir(must_exist=False)).as_posix()
+    except ValueError:
+        return None
+
+
+def check_tuning_options(names: Sequence[str], options: dict[str, Any]) -> None:
+    """Refuse an option that is not ``ROUTER.KEY`` for one of the tuned routers ``names``, or a
+    ``KEY`` that router does not take (the message names the valid ones).
+
+    Raises:
+        RouteSpecError: a bad option.
+    """
+    from selectsearch.route import _check_key
+
+    for key in options:
+        head, dot, rest = key.partition(".")
+        if not dot or head not in names:
+            raise RouteSpecError(f"router option {key!r}: write ROUTER.KEY=VALUE for one of the tuned routers "
+                                 f"({', '.join(names)})")
+        _check_key(head, rest, key)
+
+
+def stored_options(tuned: dict[str, Any], index_path: str | os.PathLike[str],
+                   given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fused routers' options stored in ``routing.json``, with its data folder resolved.
+
+    ``knn.data`` (unless ``given`` holds it, e.g. ``--router-option knn.data=DIR``) is
+    ``$SELECTSEARCH_DATA/<folder>`` when the folder was inside the data folder at tuning time and
+    exists under ``$SELECTSEARCH_DATA`` now, else the absolute path stored.
+
+    Raises:
+        RouteSpecError: the stored folder does not exist any more (the message says how to point at it).
+    """
+    from selectsearch.data.sources import DATA_ENV
+
+    options = dict(tuned.get("options", {}))
+    given = given or {}
+    data = options.get("knn.data")
+    if data is None or "knn.data" in given:
+        return options
+    relative = tuned.get("data_root_relative")
+    env = os.environ.get(DATA_ENV)
+    if relative and env and (Path(env).expanduser() / relative).is_dir():
+        options["knn.data"] = str((Path(env).expanduser() / relative).resolve())
+    elif not Path(str(data)).is_dir():
+        hint = f" or set {DATA_ENV} to the folder holding {relative}" if relative else ""
+        raise RouteSpecError(f"{Path(index_path) / ROUTING_FILE} stores knn.data={data}, which does not exist; pass "
+                             f"--router-option knn.data=DIR{hint} (or re-run `selectsearch tune-route`)")
+    return options
 
 
 def write_routing(index_path: str | os.PathLike[str], tuned: dict[str, Any], *, overwrite: bool = False) -> Path:
