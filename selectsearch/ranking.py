@@ -31,9 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
-import numpy as np
-
-__all__ = ["order_by_score", "sort_scored", "strict_scores"]
+__all__ = ["order_by_score", "scores_below", "sort_scored", "strict_scores"]
 
 T = TypeVar("T")
 
@@ -72,17 +70,37 @@ def strict_scores(scores: Sequence[float]) -> list[float]:
     Raises:
         ValueError: a score is higher than the one ranked before it, or NaN.
     """
+    import numpy as np  # lazy: ``import selectsearch.data`` (run files) stays free of numpy
     values = np.asarray(scores, dtype=np.float64)
     if len(values) < 2:
         return values.tolist()
     if np.isnan(values).any() or np.any(np.diff(values) > 0):
         raise ValueError("scores are not in rank order (best first); sort with selectsearch.ranking first")
-    single = values.astype(np.float32)
+    # beyond float32's range no evaluator keeps scores in single precision: step in double there
+    fits = bool(np.all(np.abs(values) <= np.finfo(np.float32).max))
+    single: np.ndarray = values.astype(np.float32) if fits else values.copy()
     if np.all(np.diff(single) < 0):
         return values.tolist()
     out = single.copy()
     for i in range(1, len(out)):
         if out[i] >= out[i - 1]:
-            out[i] = np.nextafter(out[i - 1], np.float32(-np.inf))
+            out[i] = np.nextafter(out[i - 1], out.dtype.type(-np.inf))
     changed = out != single
     return np.where(changed, out.astype(np.float64), values).tolist()
+
+
+def scores_below(floor: float, scores: Sequence[float]) -> list[float]:
+    """Scores of a ranking's tail moved, order and gaps kept, to lie strictly below ``floor``.
+
+    A reranker rescores only the head of a ranking, on its own scale; the tail it did not see
+    keeps its rank. Left with first-stage scores the tail could outscore the head, and every
+    evaluator (which re-sorts by score) would score a different ranking from the one returned.
+
+    Example:
+        >>> scores_below(-2.0, [12.0, 11.5])
+        [-3.0, -3.5]
+    """
+    if not scores:
+        return []
+    shift = float(scores[0]) - float(floor) + 1.0
+    return [float(s) - shift for s in scores]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,11 +29,11 @@ import numpy as np
 from selectsearch.errors import SelectSearchError
 from selectsearch.fusion import FusionConfig, fuse
 from selectsearch.index.sharded import ShardedIndex
-from selectsearch.ranking import order_by_score
+from selectsearch.ranking import order_by_score, scores_below
 from selectsearch.route import Router, RouteSpec, make_router, parse_route
 from selectsearch.types import Hit, Qrels, Query, SearchResult, SearchTrace
 
-__all__ = ["RETRIEVERS", "Reranker", "SelectiveSearcher"]
+__all__ = ["RETRIEVERS", "Reranker", "SelectiveSearcher", "rerank_head"]
 
 #: what searches the selected shards
 RETRIEVERS = ("bm25", "dense", "hybrid")
@@ -47,6 +47,20 @@ class Reranker(Protocol):
     def rerank(self, query: str, hits: Sequence[Hit], texts: Sequence[str]) -> list[Hit]:
         """Return ``hits`` re-scored and re-ordered, best first."""
         ...
+
+
+def rerank_head(reranker: Reranker, query: str, hits: Sequence[Hit], depth: int,
+                text_of: Callable[[str], str]) -> list[Hit]:
+    """``hits`` with the top ``depth`` re-scored by ``reranker``; the rest keep their order below.
+
+    The tail's scores are moved below the reranked head (:func:`~selectsearch.ranking.scores_below`)
+    so that scores decrease down the whole list, as evaluators and run files require.
+    ``text_of`` maps a doc id to the text the reranker reads.
+    """
+    head = reranker.rerank(query, hits[:depth], [text_of(h.doc_id) for h in hits[:depth]])
+    tail = hits[depth:]
+    moved = scores_below(head[-1].score, [h.score for h in tail]) if head else []
+    return head + [h._replace(score=s) for h, s in zip(tail, moved, strict=True)]
 
 
 class QueryAnnotator(Protocol):
@@ -74,7 +88,8 @@ class SelectiveSearcher:
         budget: shards searched per query (``None``: all).
         route_name: label used in traces (defaults to ``router.name@budget``).
         threads: Java threads that search the selected shards of a query concurrently.
-        reranker: optional reranker applied to the top ``rerank_depth`` hits.
+        reranker: optional reranker applied to the top ``rerank_depth`` hits; hits below that
+            depth keep their order, their scores moved below the reranked ones.
         annotators: stages that add per-query outputs to the traces (e.g. a query classifier).
         retriever: ``bm25``, ``dense`` or ``hybrid`` (``None``: ``bm25`` when the index has
             Lucene, else ``dense``).
@@ -245,8 +260,8 @@ class SelectiveSearcher:
             )
             if self.reranker is not None:
                 t = time.perf_counter()
-                texts = [self.index.doc(h.doc_id)["contents"] for h in hits[: self.rerank_depth]]
-                hits = self.reranker.rerank(q.text, hits[: self.rerank_depth], texts) + hits[self.rerank_depth:]
+                hits = rerank_head(self.reranker, q.text, hits, self.rerank_depth,
+                                   lambda doc_id: self.index.doc(doc_id)["contents"])
                 trace.timings_ms["rerank"] = _ms(time.perf_counter() - t)
             out[q.query_id] = SearchResult(hits[:k], trace)
         return out

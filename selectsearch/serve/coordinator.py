@@ -45,7 +45,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from selectsearch.errors import SelectSearchError
+from selectsearch.ranking import order_by_score
 from selectsearch.route import RouteSpec, parse_route
+from selectsearch.search import rerank_head
 from selectsearch.serve.config import RequestError, ServeConfig, ServeError
 from selectsearch.serve.placement import check_placement, plan_groups
 from selectsearch.types import Hit, Qrels, Query, SearchResult, SearchTrace
@@ -130,7 +132,7 @@ def merge_hits(parts: Sequence[tuple[np.ndarray, np.ndarray]], depth: int, doc_i
     ids = doc_ids[docids].tolist()
     score_list = scores.tolist()
     shard_list = shard_ids[docids].tolist()
-    final = sorted(range(len(ids)), key=lambda j: (-score_list[j], ids[j]))
+    final = order_by_score(score_list, ids)
     return [Hit(ids[j], score_list[j], shard_list[j]) for j in final]
 
 
@@ -434,8 +436,8 @@ class Coordinator:
                 continue
             t = time.perf_counter()
             hits = result.hits
-            texts = [self.index.doc(h.doc_id)["contents"] for h in hits[:depth]]
-            hits = self.reranker.rerank(q.text, hits[:depth], texts) + hits[depth:]
+            hits = rerank_head(self.reranker, q.text, hits, depth,
+                               lambda doc_id: self.index.doc(doc_id)["contents"])
             result.trace.timings_ms["rerank"] = (time.perf_counter() - t) * 1000.0
             out[q.query_id] = SearchResult(hits[:k], result.trace)
 

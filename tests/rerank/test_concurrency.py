@@ -46,12 +46,16 @@ def queries(beir: Path) -> list[Query]:
     return [Query(qid, text) for qid, text in out.items()]
 
 
-def _router_options(mico_dir: Path, router_dir: SimpleNamespace, beir: Path, tiny_model_dir: Path) -> dict[str, Any]:
+def _router_options(route: str, mico_dir: Path, router_dir: SimpleNamespace, beir: Path,
+                    tiny_model_dir: Path) -> dict[str, Any]:
+    """The options of ``route``'s router (options for routers a run does not use are refused)."""
     knn = {"logs": "train", "data": str(beir), "encoder": str(tiny_model_dir), "k": "10"}
-    return {"mico.mico_model": str(mico_dir), "distilled.model": str(router_dir.out),
-            **{f"knn.{k}": v for k, v in knn.items()},
-            "hybrid.routers": "mico,cori,knn", "hybrid.weights": "0.3,0.4,0.3",
-            "hybrid.mico.mico_model": str(mico_dir), **{f"hybrid.knn.{k}": v for k, v in knn.items()}}
+    every = {"mico.mico_model": str(mico_dir), "distilled.model": str(router_dir.out),
+             **{f"knn.{k}": v for k, v in knn.items()},
+             "hybrid.routers": "mico,cori,knn", "hybrid.weights": "0.3,0.4,0.3",
+             "hybrid.mico.mico_model": str(mico_dir), **{f"hybrid.knn.{k}": v for k, v in knn.items()}}
+    name = parse_route(route).name
+    return {key: value for key, value in every.items() if key.split(".")[0] == name}
 
 
 def _in_threads(work: Callable[[int], None]) -> list[str]:
@@ -104,7 +108,7 @@ def test_every_router_is_thread_safe(route: str, kmeans_index: Path, queries: li
                                      mico_dir: Path, router_dir: SimpleNamespace, tiny_model_dir: Path) -> None:
     qrels = {**load_qrels(beir, split="test"), **load_qrels(beir, split="train")}
     searcher = SelectiveSearcher.open(kmeans_index, route, qrels=qrels,
-                                      router_options=_router_options(mico_dir, router_dir, beir, tiny_model_dir))
+                                      router_options=_router_options(route, mico_dir, router_dir, beir, tiny_model_dir))
     _check_concurrent(searcher, queries)
 
 
@@ -129,8 +133,8 @@ def test_a_router_shared_between_searchers_and_threads(kmeans_index: Path, queri
     from selectsearch.index.sharded import ShardedIndex
 
     index = ShardedIndex.open(kmeans_index)
-    options = _router_options(mico_dir, router_dir, beir, tiny_model_dir)
     for route in ("redde@2", "ranks", "cori@2", "hybrid@2"):
+        options = _router_options(route, mico_dir, router_dir, beir, tiny_model_dir)
         router = make_router(parse_route(route), index, **options)
         budget = parse_route(route).budget
         sequential = {q.query_id: router.select([q], budget)[0] for q in queries}
