@@ -79,8 +79,8 @@ def main() -> int:
     args = ap.parse_args()
     configs = [(r, k) for r in args.routes for k in args.k]
     load_before = os.getloadavg()
-    workers = {"before": _worker(args.before, args.index, args.data, configs),
-               "after": _worker(args.after, args.index, args.data, configs)}
+    workers = {"before": _worker(args.before, os.path.abspath(args.index), os.path.abspath(args.data), configs),
+               "after": _worker(args.after, os.path.abspath(args.index), os.path.abspath(args.data), configs)}
     samples: dict[str, dict[str, list[list[float]]]] = {"before": {}, "after": {}}
     for p in range(args.passes):
         order = ["before", "after"] if p % 2 == 0 else ["after", "before"]
