@@ -117,13 +117,13 @@ def rank_by_scores(scores: np.ndarray) -> np.ndarray:
 
 
 #: the methods a router subclass defines that are serialised per router object (see __init_subclass__)
-_SERIALISED = ("select", "rank", "scores", "cutoffs", "offer_encoded", "encoded_queries")
+_SERIALISED = ("select", "selections", "rank", "scores", "cutoffs", "offer_encoded", "encoded_queries")
 
 
 class Router(ABC):
     """Ranks every shard for each query.
 
-    Thread safety: one router object may be shared between threads. Every subclass's ``select``,
+    Thread safety: one router object may be shared between threads. Every subclass's ``select``, ``selections``,
     ``rank``, ``scores``, ``cutoffs``, ``offer_encoded`` and ``encoded_queries`` run
     under the router's own re-entrant lock, added automatically to subclasses — a user's router
     too — so concurrent calls give the answers of sequential ones (see :mod:`selectsearch.locks`).
@@ -158,14 +158,29 @@ class Router(ABC):
     def select(self, queries: Sequence[Query], budget: int | None) -> list[list[int]]:
         """The first ``budget`` shards of each query's ranking; without a budget, the router's
         own cut-off (or every shard)."""
+        return self.selections(queries, [budget])[1][0]
+
+    def selections(self, queries: Sequence[Query], budgets: Sequence[int | None]
+                   ) -> tuple[np.ndarray, list[list[list[int]]]]:
+        """Rank once, then cut that ranking at every budget (evaluation sweeps route once).
+
+        Returns the ranking (as :meth:`rank`) and, per budget, each query's shards: the first
+        ``budget`` of its ranking; for ``None`` the router's own cut-off (:meth:`cutoffs`), or
+        every shard in id order when it has none. Budgets of one ranking are nested.
+        """
         with instance_lock(self):  # ranking and cut-off of the same batch, not another thread's
             ranking = self.rank(queries)
+            cut = self.cutoffs(queries) if any(b is None for b in budgets) else None
+        rows = ranking.tolist()
+        out: list[list[list[int]]] = []
+        for budget in budgets:
             if budget is not None:
-                return [r[:budget] for r in ranking.tolist()]
-            cut = self.cutoffs(queries)
-        if cut is None:
-            return [sorted(r) for r in ranking.tolist()]
-        return [r[: max(1, int(c))] for r, c in zip(ranking.tolist(), cut.tolist(), strict=True)]
+                out.append([r[:budget] for r in rows])
+            elif cut is None:
+                out.append([sorted(r) for r in rows])
+            else:
+                out.append([r[: max(1, int(c))] for r, c in zip(rows, cut.tolist(), strict=True)])
+        return ranking, out
 
 
 class ScoringRouter(Router):
