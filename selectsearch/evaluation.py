@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -155,7 +154,8 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
     before anything is searched (:func:`~selectsearch.route.split_router_options`).
 
     Each router ranks the shards of every query ONCE (timed; that time is each row's router
-    cost); budgets of a range (``redde@1:16``) then search the top-m shards of that ranking.
+    cost); budgets of a range (``redde@1:16``) then search the top-m shards of that ranking
+    (:meth:`~selectsearch.search.SelectiveSearcher.route_budgets`).
     Besides the ir-measures ``measures``, ``metrics`` holds the selective-search measures:
     ``coverage`` (fraction of relevant (query, doc) pairs whose document is in a searched shard),
     ``coverage_auc`` (AUC x100 of the router's coverage-cost curve over all budgets) and
@@ -212,24 +212,15 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
 
     bar = tqdm(total=len(specs), desc="routes", unit="route", disable=not progress)
     for name, family in by_router.items():
-        router = routers[name]
-        router.select(qs[:1], 1)  # warm-up: lazy loads and JIT are not per-query costs
-        t0 = time.perf_counter()
-        ranking = router.rank(qs)
-        cut = router.cutoffs(qs) if any(s.budget is None for s in family) else None
-        route_ms = (time.perf_counter() - t0) * 1000.0 / max(len(qs), 1)
+        routed = searcher.with_router(routers[name])
+        routed.router.select(qs[:1], 1)  # warm-up: lazy loads and JIT are not per-query costs
+        ranking, selections, route_ms = routed.route_budgets(qs, [spec.budget for spec in family])
         curve = coverage_curve(ranking, pair_query, pair_shard, index.shard_sizes) if len(pairs) else None
-        for spec in family:
-            if spec.budget is not None:
-                selected = [r[: spec.budget] for r in ranking.tolist()]
-            elif cut is None:
-                selected = [list(range(index.n_shards))] * len(qs)
-            else:
-                selected = [r[: max(1, int(c))] for r, c in zip(ranking.tolist(), cut.tolist(), strict=True)]
+        for spec, selected in zip(family, selections, strict=True):
             if name == "all":
                 results = {qid: r._replace(trace=_retag(r.trace, str(spec), route_ms)) for qid, r in exhaustive.items()}
             else:
-                results = searcher.search_selected(qs, selected, k=k, route_ms=route_ms, route_name=str(spec))
+                results = routed.search_selected(qs, selected, k=k, route_ms=route_ms, route_name=str(spec))
             if on_results is not None:
                 on_results(spec, results)
             aggregate = evaluator.calc_aggregate(results_to_run(results))

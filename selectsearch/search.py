@@ -17,6 +17,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from selectsearch.fusion import FusionConfig
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.pipeline.shards import RETRIEVERS as _RETRIEVERS
@@ -167,6 +169,16 @@ class SelectiveSearcher:
             for annotator in self.annotators:
                 annotator.annotate([q.text for q in qs], [results[q.query_id].trace for q in qs])
         return results
+
+    def route_budgets(self, queries: Sequence[Query], budgets: Sequence[int | None]
+                      ) -> tuple[np.ndarray, list[list[list[int]]], float]:
+        """Route once for several budgets (evaluation sweeps): the router's ranking, each budget's
+        shards per query (:meth:`~selectsearch.route.Router.selections`) and the routing time per
+        query in ms. Search them with :meth:`search_selected`."""
+        with self.engines.lock:
+            t0 = time.perf_counter()
+            ranking, selections = self.router.selections(queries, budgets)
+            return ranking, selections, _ms(time.perf_counter() - t0) / max(len(queries), 1)
 
     def search_selected(self, queries: Sequence[Query], selected: Sequence[Sequence[int]], *, k: int,
                         route_ms: float = 0.0, route_name: str | None = None) -> dict[str, SearchResult]:

@@ -7,16 +7,13 @@ Data flow of one request (a batch of queries):
 2. **Route** on the coordinator's single routing thread (routers may use the JVM — ReDDE and
    Rank-S search the central sample index — and pyjnius is not thread-safe). The same
    :func:`~selectsearch.route.make_router` routers as in-process search.
-3. **Fan out** one call per shard group that holds a selected shard, only those groups, with
-   each query's selected shards of that group. A replica is picked round-robin among the
-   healthy ones; a call that fails (actor died, queue full) is retried on another replica
-   while the deadline allows.
-4. **Merge** when every group answered or the deadline passed: per query, the groups' top
-   ``depth`` lists are cut to the global top ``depth`` by ``(-score, global docid)`` —
-   Lucene's own order, so the cut equals in-process search over the union of the shards — and
-   ordered by ``(-score, doc_id)`` as :class:`~selectsearch.search.SelectiveSearcher` does.
-   Shards whose group did not answer are named in ``trace.missing_shards``.
-5. **Rerank** (optional, any :class:`~selectsearch.search.Reranker`) on its own thread.
+3. **Search** the selected shards on the shard groups (:class:`~selectsearch.serve.remote.RemoteShards`,
+   the Ray implementation of the pipeline's shard searcher: fan out only to the groups holding
+   selected shards, retry on replicas while the deadline allows, merge exactly; shards whose
+   group did not answer are named in ``trace.missing_shards``).
+4. **Assemble** traces, rerank (optional, any :class:`~selectsearch.pipeline.Reranker`, on its
+   own thread) and cut to ``k``: :func:`selectsearch.pipeline.assemble`, the same step as
+   in-process search.
 
 Example:
     >>> import ray  # doctest: +SKIP
@@ -31,30 +28,24 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from selectsearch.errors import SelectSearchError
-from selectsearch.ranking import order_by_score
+from selectsearch.pipeline.stages import assemble
 from selectsearch.route import RouteSpec, parse_route
-from selectsearch.search import rerank_head
 from selectsearch.serve.config import RequestError, ServeConfig, ServeError
-from selectsearch.serve.placement import check_placement, plan_groups
-from selectsearch.types import Hit, Qrels, Query, SearchResult, SearchTrace
+from selectsearch.serve.remote import RemoteShards, merge_hits
+from selectsearch.types import Hit, Qrels, Query, SearchResult
 
 if TYPE_CHECKING:  # pragma: no cover
+    from selectsearch.pipeline.stages import Reranker
     from selectsearch.route import Router
-    from selectsearch.search import Reranker
 
 __all__ = ["Coordinator", "connect_ray", "merge_hits"]
 
@@ -108,61 +99,6 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> N
         ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
 
 
-def merge_hits(parts: Sequence[tuple[np.ndarray, np.ndarray]], depth: int, doc_ids: np.ndarray,
-               shard_ids: np.ndarray) -> list[Hit]:
-    """The global top ``depth`` of several groups' ``(global docids, scores)`` lists.
-
-    The cut is by ``(-score, global docid)`` — the order Lucene's collector keeps, so ties at the
-    boundary fall exactly as in one search over all the shards — and the result is ordered by
-    ``(-score, doc_id)``, the library's deterministic tie-break.
-
-    Example:
-        >>> ids = np.array(["a", "b", "c"], dtype=object); shards = np.array([0, 1, 1])
-        >>> parts = [(np.array([0]), np.array([1.0], np.float32)), (np.array([2, 1]), np.array([2.0, 1.0], np.float32))]
-        >>> [h.doc_id for h in merge_hits(parts, 2, ids, shards)]
-        ['c', 'a']
-    """
-    parts = [p for p in parts if len(p[0])]
-    if not parts:
-        return []
-    docids = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts])
-    scores = np.concatenate([np.asarray(p[1], dtype=np.float32) for p in parts])
-    order = np.lexsort((docids, -scores))[:depth]
-    docids, scores = docids[order], scores[order]
-    ids = doc_ids[docids].tolist()
-    score_list = scores.tolist()
-    shard_list = shard_ids[docids].tolist()
-    final = order_by_score(score_list, ids)
-    return [Hit(ids[j], score_list[j], shard_list[j]) for j in final]
-
-
-@dataclass
-class _Replica:
-    handle: Any
-    down_until: float = 0.0
-    failures: int = 0
-
-
-@dataclass
-class _Call:
-    group: int
-    replica: int
-    queries: list[int]
-    shard_lists: list[list[int]]
-    ref: Any = None
-    started: float = 0.0
-
-
-@dataclass
-class _FanOut:
-    """What the groups answered: per group, the hits aligned with its call's queries."""
-
-    hits: dict[int, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
-    calls: dict[int, _Call] = field(default_factory=dict)
-    stats: dict[int, dict[str, Any]] = field(default_factory=dict)
-    failures: dict[int, list[str]] = field(default_factory=dict)
-
-
 class Coordinator:
     """Serve an index from Ray actors: routing here, searching in the shard groups.
 
@@ -188,64 +124,39 @@ class Coordinator:
             raise ServeError("Ray is not installed: pip install 'selectsearch[ray]'") from exc
         if not ray.is_initialized():
             raise ServeError("Ray is not initialised: call selectsearch.serve.coordinator.connect_ray(address) first")
-        from selectsearch.serve.actor import ShardGroup
-
         self.config = config or ServeConfig()
         self.index = ShardedIndex.open(Path(index_path).resolve())
         self.reranker = reranker
         self.qrels = qrels
         self.seed = seed
-        shards = self.index.lucene_shards
-        self.groups = (check_placement(self.config.placement, shards) if self.config.placement
-                       else plan_groups(self.index.shard_sizes, shards, self.config.shards_per_group))
-        self._group_of = {s: g for g, members in enumerate(self.groups) for s in members}
-        self._doc_ids = self.index.global_doc_ids
-        self._shard_ids = self.index.global_shard_ids
+        self.remote = RemoteShards(self.index, self.config)
         self._route_pool = ThreadPoolExecutor(1, thread_name_prefix="selectsearch-route")
         self._rerank_pool = ThreadPoolExecutor(1, thread_name_prefix="selectsearch-rerank")
         self._routers: dict[str, Router] = {}
-        self._rr = itertools.count()
-        remote_cls = ray.remote(ShardGroup)
-        self.replicas: list[list[_Replica]] = []
-        for g, members in enumerate(self.groups):
-            row = []
-            for _ in range(self.config.replicas):
-                handle = remote_cls.options(
-                    max_restarts=self.config.max_restarts, max_task_retries=0,
-                    num_cpus=self.config.actor_num_cpus, max_pending_calls=self.config.actor_max_pending,
-                    scheduling_strategy="SPREAD" if self.config.spread else "DEFAULT",
-                ).remote(str(self.index.path), list(members), group_id=g, java_heap=self.config.actor_java_heap)
-                row.append(_Replica(handle))
-            self.replicas.append(row)
         self.default_route = self.resolve_route(self.config.route)
 
     # ------------------------------------------------------------------ set-up and health
+    @property
+    def groups(self) -> Sequence[Sequence[int]]:
+        """The shards of each group (placement)."""
+        return self.remote.groups
+
+    @property
+    def replicas(self) -> list[list[Any]]:
+        """Per group, its replicas (Ray actor handles and health)."""
+        return self.remote.replicas
+
+    @property
+    def _group_of(self) -> dict[int, int]:
+        return self.remote.group_of
+
     def wait_ready(self, timeout_s: float = 120.0) -> list[list[dict[str, Any]]]:
         """Block until every actor answers a ping; returns the pings (per group, per replica)."""
-        import ray
-
-        refs = [[r.handle.ping.remote() for r in row] for row in self.replicas]
-        try:
-            return [ray.get(row, timeout=timeout_s) for row in refs]
-        except Exception as exc:
-            raise ServeError(f"shard actors did not start within {timeout_s:.0f} s ({type(exc).__name__}: {exc}); "
-                             "check the Ray logs (/tmp/ray/session_latest/logs) and that every node can read "
-                             f"{self.index.path}") from exc
+        return self.remote.wait_ready(timeout_s)
 
     async def ahealth(self, timeout_s: float = 2.0) -> dict[str, Any]:
         """Ping every replica; ``ok`` when each group has at least one live replica."""
-        groups = []
-        for g, row in enumerate(self.replicas):
-            replicas = []
-            for r in row:
-                try:
-                    ping = await asyncio.wait_for(asyncio.wrap_future(r.handle.ping.remote().future()), timeout_s)
-                    replicas.append({"ok": True, "pid": ping["pid"], "calls": ping["calls"]})
-                except Exception as exc:  # dead, restarting or too slow: all mean "not now"
-                    replicas.append({"ok": False, "error": type(exc).__name__})
-            groups.append({"group": g, "shards": list(self.groups[g]), "replicas": replicas,
-                           "ok": any(r["ok"] for r in replicas)})
-        return {"ok": all(g["ok"] for g in groups), "groups": groups}
+        return await self.remote.ahealth(timeout_s)
 
     def describe(self) -> dict[str, Any]:
         """Index, placement and configuration (the ``/info`` endpoint)."""
@@ -257,17 +168,11 @@ class Coordinator:
     def inject_fault(self, group: int, replica: int = 0, *, delay_s: float = 0.0, crash: bool = False,
                      fail_text: str | None = None) -> Any:
         """Fault drill on one actor (see :meth:`ShardGroup.inject_fault`); returns the Ray call."""
-        return self.replicas[group][replica].handle.inject_fault.remote(delay_s=delay_s, crash=crash,
-                                                                        fail_text=fail_text)
+        return self.remote.inject_fault(group, replica, delay_s=delay_s, crash=crash, fail_text=fail_text)
 
     def close(self) -> None:
         """Stop the actors and the coordinator's threads."""
-        import ray
-
-        for row in self.replicas:
-            for r in row:
-                with contextlib.suppress(Exception):  # already gone
-                    ray.kill(r.handle, no_restart=True)
+        self.remote.close()
         self._route_pool.shutdown(wait=False)
         self._rerank_pool.shutdown(wait=False)
 
@@ -356,56 +261,19 @@ class Coordinator:
         selected, route_ms = await loop.run_in_executor(self._route_pool, self._route, qs, spec)
         searched = [sorted(int(s) for s in sel) for sel in selected]
         depth = max(k, self.config.rerank_depth) if self.reranker is not None else k
-        t = time.perf_counter()
-        fan = await self._fan_out([q.text for q in qs], searched, depth, deadline)
-        search_ms = (time.perf_counter() - t) * 1000.0
-        out: dict[str, SearchResult] = {}
-        sizes = self.index.shard_sizes
-        position = {g: {qi: j for j, qi in enumerate(call.queries)} for g, call in fan.calls.items()}
-        if fan.calls and not fan.hits:
-            # every group the request needed failed: no answer at all, not "200 with 0 hits"
-            reasons = "; ".join(f"group {g}: {', '.join(fan.failures.get(g, ['no answer']))}"
-                                for g in sorted(fan.calls))
-            raise RequestError(503, "unavailable", f"no shard group answered ({reasons}); retry after a short pause")
-        for i, (q, shards) in enumerate(zip(qs, searched, strict=True)):
-            t = time.perf_counter()
-            parts: list[tuple[np.ndarray, np.ndarray]] = []
-            missing: list[int] = []
-            error: dict[str, Any] | None = None
-            cpu_ms = 0.0
-            groups = sorted({self._group_of[s] for s in shards if s in self._group_of})
-            for g in groups:
-                j = position.get(g, {}).get(i)
-                if g in fan.hits and j is not None:
-                    error = error or fan.stats[g].get("errors", {}).get(j)
-                    parts.append(fan.hits[g][j])
-                    cpu_ms += fan.stats[g]["cpu_ms"] / len(fan.calls[g].queries)
-                else:
-                    missing.extend(s for s in shards if self._group_of.get(s) == g)
-            # a query that failed in a group (e.g. Lucene refused it) fails alone, with no hits:
-            # the other queries of the batch and the replicas are not affected
-            hits = [] if error else merge_hits(parts, depth, self._doc_ids, self._shard_ids)
-            merge_ms = (time.perf_counter() - t) * 1000.0
-            lost = set(missing)
-            answered = [s for s in shards if s not in lost]
-            trace = SearchTrace(
-                query_id=q.query_id, route=str(spec), shards=shards,
-                docs_scored=int(sizes[answered].sum()) if answered and not error else 0,
-                timings_ms={"route": route_ms, "search": search_ms, "merge": merge_ms},
-                missing_shards=sorted(missing),
-                extra={"groups": groups, "actor_cpu_ms": round(cpu_ms, 3)},
-            )
-            failed = {str(g): fan.failures[g] for g in groups if g in fan.failures}
-            if failed:
-                trace.extra["failures"] = failed
-            if error:
-                trace.extra["error"] = dict(error)
-            out[q.query_id] = SearchResult(hits, trace)
-        if self.reranker is not None:
-            await loop.run_in_executor(self._rerank_pool, self._rerank, qs, out, k)
-        else:
-            out = {qid: r._replace(hits=r.hits[:k]) for qid, r in out.items()}
-        return out
+        retrieved = await self.remote.asearch(qs, searched, depth, deadline)
+
+        def finish() -> dict[str, SearchResult]:
+            return assemble(qs, searched, retrieved, k=k, route_ms=route_ms, route_name=str(spec),
+                            shard_sizes=self.index.shard_sizes, reranker=self.reranker,
+                            rerank_depth=self.config.rerank_depth, text_of=self._text)
+
+        if self.reranker is None:
+            return finish()
+        return await loop.run_in_executor(self._rerank_pool, finish)  # the reranker's own thread
+
+    def _text(self, doc_id: str) -> str:
+        return str(self.index.doc(doc_id)["contents"])
 
     def _router(self, spec: RouteSpec) -> Router:
         from selectsearch.route import make_router
@@ -426,105 +294,3 @@ class Coordinator:
         t = time.perf_counter()
         selected = router.select(qs, spec.budget)
         return [list(s) for s in selected], (time.perf_counter() - t) * 1000.0 / max(len(qs), 1)
-
-    def _rerank(self, qs: Sequence[Query], out: dict[str, SearchResult], k: int) -> None:
-        assert self.reranker is not None
-        depth = self.config.rerank_depth
-        for q in qs:
-            result = out[q.query_id]
-            if "error" in result.trace.extra:
-                continue
-            t = time.perf_counter()
-            hits = result.hits
-            hits = rerank_head(self.reranker, q.text, hits, depth,
-                               lambda doc_id: self.index.doc(doc_id)["contents"])
-            result.trace.timings_ms["rerank"] = (time.perf_counter() - t) * 1000.0
-            out[q.query_id] = SearchResult(hits[:k], result.trace)
-
-    def _pick_replica(self, group: int, exclude: set[int]) -> int | None:
-        row = self.replicas[group]
-        candidates = [r for r in range(len(row)) if r not in exclude]
-        if not candidates:
-            return None
-        now = time.monotonic()
-        healthy = [r for r in candidates if row[r].down_until <= now]
-        pool = healthy or candidates
-        return pool[next(self._rr) % len(pool)]
-
-    async def _fan_out(self, texts: Sequence[str], searched: Sequence[Sequence[int]], depth: int,
-                       deadline: float) -> _FanOut:
-        import ray
-
-        per_group: dict[int, _Call] = {}
-        for i, shards in enumerate(searched):
-            by_group: dict[int, list[int]] = {}
-            for s in shards:
-                if s in self._group_of:
-                    by_group.setdefault(self._group_of[s], []).append(s)
-            for g, members in by_group.items():
-                call = per_group.setdefault(g, _Call(g, -1, [], []))
-                call.queries.append(i)
-                call.shard_lists.append(members)
-        fan = _FanOut(calls=per_group)
-        tried: dict[int, set[int]] = {g: set() for g in per_group}
-        pending: dict[asyncio.Future[Any], _Call] = {}
-
-        def submit(call: _Call) -> None:
-            while True:
-                r = self._pick_replica(call.group, tried[call.group])
-                if r is None:
-                    return
-                tried[call.group].add(r)
-                handle = self.replicas[call.group][r].handle
-                try:
-                    ref = handle.search.remote([texts[i] for i in call.queries], depth, call.shard_lists)
-                except Exception as exc:  # e.g. PendingCallsLimitExceeded: this replica's queue is full
-                    self._failed(call.group, r, fan, exc)
-                    continue
-                call.replica, call.ref, call.started = r, ref, time.perf_counter()
-                pending[asyncio.wrap_future(ref.future())] = call
-                return
-
-        for call in per_group.values():
-            submit(call)
-        while pending:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                break
-            done, _ = await asyncio.wait(list(pending), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-            if not done:
-                break
-            for fut in done:
-                call = pending.pop(fut)
-                try:
-                    hits, stats = fut.result()
-                except ray.exceptions.RayTaskError as exc:  # raised by the search code, the actor is alive:
-                    # another replica would raise the same, and this one is not down
-                    reason = f"replica {call.replica}: {type(exc.cause).__name__}: {exc.cause}"[:500]
-                    fan.failures.setdefault(call.group, []).append(reason)
-                    log.warning("shard group %d %s", call.group, reason)
-                    continue
-                except Exception as exc:  # actor died / restarting / unavailable: try another replica
-                    self._failed(call.group, call.replica, fan, exc)
-                    submit(call)
-                    continue
-                fan.hits[call.group] = hits
-                fan.stats[call.group] = stats
-                self.replicas[call.group][call.replica].down_until = 0.0
-        for fut, call in pending.items():
-            fan.failures.setdefault(call.group, []).append(f"replica {call.replica}: deadline exceeded")
-            fut.cancel()
-            with contextlib.suppress(Exception):  # already running or finished: nothing to free
-                ray.cancel(call.ref)
-        for g in per_group:
-            if g not in fan.hits and g not in fan.failures:
-                fan.failures[g] = ["no replica available"]
-        return fan
-
-    def _failed(self, group: int, replica: int, fan: _FanOut, exc: BaseException) -> None:
-        rep = self.replicas[group][replica]
-        rep.failures += 1
-        rep.down_until = time.monotonic() + self.config.retry_cooldown_s
-        reason = f"replica {replica}: {type(exc).__name__}"
-        fan.failures.setdefault(group, []).append(reason)
-        log.warning("shard group %d %s", group, reason)

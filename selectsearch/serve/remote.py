@@ -1,0 +1,326 @@
+"""Shard groups on Ray as one shard searcher: fan out, retry on replicas, merge exactly.
+
+:class:`RemoteShards` is the serving coordinator's :class:`~selectsearch.pipeline.ShardSearcher`:
+the same job as :mod:`selectsearch.pipeline.shards` in process, over actors
+(:class:`~selectsearch.serve.actor.ShardGroup`) that each hold a group of shards.
+
+1. **Fan out** one call per shard group that holds a selected shard, only those groups, with
+   each query's selected shards of that group. A replica is picked round-robin among the
+   healthy ones; a call that fails (actor died, queue full) is retried on another replica
+   while the deadline allows.
+2. **Merge** when every group answered or the deadline passed: per query, the groups' top
+   ``depth`` lists are cut to the global top ``depth`` by ``(-score, global docid)`` —
+   Lucene's own order, so the cut equals in-process search over the union of the shards — and
+   ordered as :mod:`selectsearch.ranking` orders every list. Shards whose group did not answer
+   are the query's ``missing_shards``; a query whose search raised in a group fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from selectsearch.index.sharded import ShardedIndex
+from selectsearch.pipeline.stages import Retrieved
+from selectsearch.ranking import order_by_score
+from selectsearch.serve.config import RequestError, ServeConfig, ServeError
+from selectsearch.serve.placement import check_placement, plan_groups
+from selectsearch.types import Hit, Query
+
+__all__ = ["RemoteShards", "merge_hits"]
+
+log = logging.getLogger("selectsearch.serve.coordinator")  # operators filter on the coordinator's logger
+
+
+def merge_hits(parts: Sequence[tuple[np.ndarray, np.ndarray]], depth: int, doc_ids: np.ndarray,
+               shard_ids: np.ndarray) -> list[Hit]:
+    """The global top ``depth`` of several groups' ``(global docids, scores)`` lists.
+
+    The cut is by ``(-score, global docid)`` — the order Lucene's collector keeps, so ties at the
+    boundary fall exactly as in one search over all the shards — and the result is ordered by
+    ``(-score, doc_id)``, the library's deterministic tie-break.
+
+    Example:
+        >>> ids = np.array(["a", "b", "c"], dtype=object); shards = np.array([0, 1, 1])
+        >>> parts = [(np.array([0]), np.array([1.0], np.float32)), (np.array([2, 1]), np.array([2.0, 1.0], np.float32))]
+        >>> [h.doc_id for h in merge_hits(parts, 2, ids, shards)]
+        ['c', 'a']
+    """
+    parts = [p for p in parts if len(p[0])]
+    if not parts:
+        return []
+    docids = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts])
+    scores = np.concatenate([np.asarray(p[1], dtype=np.float32) for p in parts])
+    order = np.lexsort((docids, -scores))[:depth]
+    docids, scores = docids[order], scores[order]
+    ids = doc_ids[docids].tolist()
+    score_list = scores.tolist()
+    shard_list = shard_ids[docids].tolist()
+    final = order_by_score(score_list, ids)
+    return [Hit(ids[j], score_list[j], shard_list[j]) for j in final]
+
+
+@dataclass
+class _Replica:
+    handle: Any
+    down_until: float = 0.0
+    failures: int = 0
+
+
+@dataclass
+class _Call:
+    group: int
+    replica: int
+    queries: list[int]
+    shard_lists: list[list[int]]
+    ref: Any = None
+    started: float = 0.0
+
+
+@dataclass
+class _FanOut:
+    """What the groups answered: per group, the hits aligned with its call's queries."""
+
+    hits: dict[int, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    calls: dict[int, _Call] = field(default_factory=dict)
+    stats: dict[int, dict[str, Any]] = field(default_factory=dict)
+    failures: dict[int, list[str]] = field(default_factory=dict)
+
+
+class RemoteShards:
+    """The shards of an index served by Ray actors, searched and merged like in-process shards.
+
+    Args:
+        index: the opened index (every node must be able to read its folder).
+        config: placement, replication, actor resources, deadlines.
+
+    Ray must be initialised. Actors start in the background; :meth:`wait_ready` blocks until
+    all answer.
+    """
+
+    name = "bm25"
+
+    def __init__(self, index: ShardedIndex, config: ServeConfig) -> None:
+        import ray
+
+        from selectsearch.serve.actor import ShardGroup
+
+        self.index = index
+        self.config = config
+        shards = index.lucene_shards
+        self.groups = (check_placement(config.placement, shards) if config.placement
+                       else plan_groups(index.shard_sizes, shards, config.shards_per_group))
+        self.group_of = {s: g for g, members in enumerate(self.groups) for s in members}
+        self._doc_ids = index.global_doc_ids
+        self._shard_ids = index.global_shard_ids
+        self._rr = itertools.count()
+        remote_cls = ray.remote(ShardGroup)
+        self.replicas: list[list[_Replica]] = []
+        for g, members in enumerate(self.groups):
+            row = []
+            for _ in range(config.replicas):
+                handle = remote_cls.options(
+                    max_restarts=config.max_restarts, max_task_retries=0,
+                    num_cpus=config.actor_num_cpus, max_pending_calls=config.actor_max_pending,
+                    scheduling_strategy="SPREAD" if config.spread else "DEFAULT",
+                ).remote(str(index.path), list(members), group_id=g, java_heap=config.actor_java_heap)
+                row.append(_Replica(handle))
+            self.replicas.append(row)
+
+    def wait_ready(self, timeout_s: float = 120.0) -> list[list[dict[str, Any]]]:
+        """Block until every actor answers a ping; returns the pings (per group, per replica)."""
+        import ray
+
+        refs = [[r.handle.ping.remote() for r in row] for row in self.replicas]
+        try:
+            return [ray.get(row, timeout=timeout_s) for row in refs]
+        except Exception as exc:
+            raise ServeError(f"shard actors did not start within {timeout_s:.0f} s ({type(exc).__name__}: {exc}); "
+                             "check the Ray logs (/tmp/ray/session_latest/logs) and that every node can read "
+                             f"{self.index.path}") from exc
+
+    async def ahealth(self, timeout_s: float = 2.0) -> dict[str, Any]:
+        """Ping every replica; ``ok`` when each group has at least one live replica."""
+        groups = []
+        for g, row in enumerate(self.replicas):
+            replicas = []
+            for r in row:
+                try:
+                    ping = await asyncio.wait_for(asyncio.wrap_future(r.handle.ping.remote().future()), timeout_s)
+                    replicas.append({"ok": True, "pid": ping["pid"], "calls": ping["calls"]})
+                except Exception as exc:  # dead, restarting or too slow: all mean "not now"
+                    replicas.append({"ok": False, "error": type(exc).__name__})
+            groups.append({"group": g, "shards": list(self.groups[g]), "replicas": replicas,
+                           "ok": any(r["ok"] for r in replicas)})
+        return {"ok": all(g["ok"] for g in groups), "groups": groups}
+
+    def inject_fault(self, group: int, replica: int = 0, *, delay_s: float = 0.0, crash: bool = False,
+                     fail_text: str | None = None) -> Any:
+        """Fault drill on one actor (see :meth:`ShardGroup.inject_fault`); returns the Ray call."""
+        return self.replicas[group][replica].handle.inject_fault.remote(delay_s=delay_s, crash=crash,
+                                                                        fail_text=fail_text)
+
+    def close(self) -> None:
+        """Stop the actors."""
+        import ray
+
+        for row in self.replicas:
+            for r in row:
+                with contextlib.suppress(Exception):  # already gone
+                    ray.kill(r.handle, no_restart=True)
+
+    def warm(self) -> None:
+        self.wait_ready()
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+    def search(self, queries: Sequence[Query], shard_lists: Sequence[Sequence[int]], depth: int, *,
+               encoded: Any = None) -> list[Retrieved]:
+        """Synchronous :meth:`asearch` with the configured deadline."""
+        deadline = time.perf_counter() + self.config.deadline_ms / 1000.0
+        return asyncio.run(self.asearch(queries, shard_lists, depth, deadline))
+
+    async def asearch(self, queries: Sequence[Query], shard_lists: Sequence[Sequence[int]], depth: int,
+                      deadline: float) -> list[Retrieved]:
+        """Fan out to the groups holding the selected shards, wait until ``deadline``
+        (``time.perf_counter()`` seconds), merge; one :class:`Retrieved` per query.
+
+        Every query's timings are the fan-out's wall time (``search``) and its own merge time;
+        ``extra`` records the groups asked, their CPU per query, and any group failures.
+
+        Raises:
+            RequestError: 503 ``unavailable`` when not one of the groups the batch needed answered.
+        """
+        t = time.perf_counter()
+        fan = await self._fan_out([q.text for q in queries], shard_lists, depth, deadline)
+        search_ms = (time.perf_counter() - t) * 1000.0
+        if fan.calls and not fan.hits:
+            # every group the request needed failed: no answer at all, not "200 with 0 hits"
+            reasons = "; ".join(f"group {g}: {', '.join(fan.failures.get(g, ['no answer']))}"
+                                for g in sorted(fan.calls))
+            raise RequestError(503, "unavailable", f"no shard group answered ({reasons}); retry after a short pause")
+        position = {g: {qi: j for j, qi in enumerate(call.queries)} for g, call in fan.calls.items()}
+        out: list[Retrieved] = []
+        for i, shards in enumerate(shard_lists):
+            t = time.perf_counter()
+            parts: list[tuple[np.ndarray, np.ndarray]] = []
+            missing: list[int] = []
+            error: dict[str, Any] | None = None
+            cpu_ms = 0.0
+            groups = sorted({self.group_of[s] for s in shards if s in self.group_of})
+            for g in groups:
+                j = position.get(g, {}).get(i)
+                if g in fan.hits and j is not None:
+                    error = error or fan.stats[g].get("errors", {}).get(j)
+                    parts.append(fan.hits[g][j])
+                    cpu_ms += fan.stats[g]["cpu_ms"] / len(fan.calls[g].queries)
+                else:
+                    missing.extend(s for s in shards if self.group_of.get(s) == g)
+            # a query that failed in a group (e.g. Lucene refused it) fails alone, with no hits:
+            # the other queries of the batch and the replicas are not affected
+            hits = [] if error else merge_hits(parts, depth, self._doc_ids, self._shard_ids)
+            merge_ms = (time.perf_counter() - t) * 1000.0
+            extra: dict[str, Any] = {"groups": groups, "actor_cpu_ms": round(cpu_ms, 3)}
+            failed = {str(g): fan.failures[g] for g in groups if g in fan.failures}
+            if failed:
+                extra["failures"] = failed
+            out.append(Retrieved(hits, {"search": search_ms, "merge": merge_ms}, extra, missing_shards=missing,
+                                 error=dict(error) if error else None))
+        return out
+
+    def _pick_replica(self, group: int, exclude: set[int]) -> int | None:
+        row = self.replicas[group]
+        candidates = [r for r in range(len(row)) if r not in exclude]
+        if not candidates:
+            return None
+        now = time.monotonic()
+        healthy = [r for r in candidates if row[r].down_until <= now]
+        pool = healthy or candidates
+        return pool[next(self._rr) % len(pool)]
+
+    async def _fan_out(self, texts: Sequence[str], searched: Sequence[Sequence[int]], depth: int,
+                       deadline: float) -> _FanOut:
+        import ray
+
+        per_group: dict[int, _Call] = {}
+        for i, shards in enumerate(searched):
+            by_group: dict[int, list[int]] = {}
+            for s in shards:
+                if s in self.group_of:
+                    by_group.setdefault(self.group_of[s], []).append(s)
+            for g, members in by_group.items():
+                call = per_group.setdefault(g, _Call(g, -1, [], []))
+                call.queries.append(i)
+                call.shard_lists.append(members)
+        fan = _FanOut(calls=per_group)
+        tried: dict[int, set[int]] = {g: set() for g in per_group}
+        pending: dict[asyncio.Future[Any], _Call] = {}
+
+        def submit(call: _Call) -> None:
+            while True:
+                r = self._pick_replica(call.group, tried[call.group])
+                if r is None:
+                    return
+                tried[call.group].add(r)
+                handle = self.replicas[call.group][r].handle
+                try:
+                    ref = handle.search.remote([texts[i] for i in call.queries], depth, call.shard_lists)
+                except Exception as exc:  # e.g. PendingCallsLimitExceeded: this replica's queue is full
+                    self._failed(call.group, r, fan, exc)
+                    continue
+                call.replica, call.ref, call.started = r, ref, time.perf_counter()
+                pending[asyncio.wrap_future(ref.future())] = call
+                return
+
+        for call in per_group.values():
+            submit(call)
+        while pending:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            done, _ = await asyncio.wait(list(pending), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                break
+            for fut in done:
+                call = pending.pop(fut)
+                try:
+                    hits, stats = fut.result()
+                except ray.exceptions.RayTaskError as exc:  # raised by the search code, the actor is alive:
+                    # another replica would raise the same, and this one is not down
+                    reason = f"replica {call.replica}: {type(exc.cause).__name__}: {exc.cause}"[:500]
+                    fan.failures.setdefault(call.group, []).append(reason)
+                    log.warning("shard group %d %s", call.group, reason)
+                    continue
+                except Exception as exc:  # actor died / restarting / unavailable: try another replica
+                    self._failed(call.group, call.replica, fan, exc)
+                    submit(call)
+                    continue
+                fan.hits[call.group] = hits
+                fan.stats[call.group] = stats
+                self.replicas[call.group][call.replica].down_until = 0.0
+        for fut, call in pending.items():
+            fan.failures.setdefault(call.group, []).append(f"replica {call.replica}: deadline exceeded")
+            fut.cancel()
+            with contextlib.suppress(Exception):  # already running or finished: nothing to free
+                ray.cancel(call.ref)
+        for g in per_group:
+            if g not in fan.hits and g not in fan.failures:
+                fan.failures[g] = ["no replica available"]
+        return fan
+
+    def _failed(self, group: int, replica: int, fan: _FanOut, exc: BaseException) -> None:
+        rep = self.replicas[group][replica]
+        rep.failures += 1
+        rep.down_until = time.monotonic() + self.config.retry_cooldown_s
+        reason = f"replica {replica}: {type(exc).__name__}"
+        fan.failures.setdefault(group, []).append(reason)
+        log.warning("shard group %d %s", group, reason)
