@@ -57,6 +57,8 @@ class SelectiveSearcher:
         engines: the opened engines of ``index`` to share (what :meth:`with_route` and
             :meth:`with_retriever` pass on); ``threads``, ``k1``, ``b`` and ``dense_options``
             configure new ones.
+        shard_searcher: any :class:`~selectsearch.pipeline.ShardSearcher` to use instead of the
+            ``retriever``'s (your own engine, or :class:`~selectsearch.serve.remote.RemoteShards`).
 
     Thread safety: a searcher may be shared between threads. Its searches run one at a time (a
     lock shared, with the engines, by the searchers made from it by :meth:`with_route` and
@@ -75,7 +77,8 @@ class SelectiveSearcher:
                  route_name: str | None = None, threads: int = 1, reranker: Reranker | None = None,
                  rerank_depth: int = 100, annotators: Sequence[QueryAnnotator] = (), k1: float | None = None,
                  b: float | None = None, retriever: str | None = None, fusion: FusionConfig | None = None,
-                 dense_options: Mapping[str, Any] | None = None, engines: Engines | None = None) -> None:
+                 dense_options: Mapping[str, Any] | None = None, engines: Engines | None = None,
+                 shard_searcher: ShardSearcher | None = None) -> None:
         self.index = index
         self.router = router
         self.budget = budget
@@ -85,8 +88,8 @@ class SelectiveSearcher:
         self.annotators = tuple(annotators)
         self.engines = engines or Engines(index, threads=threads, k1=k1, b=b, dense_options=dense_options)
         self.fusion = fusion or FusionConfig()
-        self.shards: ShardSearcher = make_shard_searcher(retriever or default_retriever(index), self.engines,
-                                                          self.fusion)
+        self.shards: ShardSearcher = shard_searcher or make_shard_searcher(
+            retriever or default_retriever(index), self.engines, self.fusion)
 
     @property
     def retriever(self) -> str:
@@ -122,15 +125,25 @@ class SelectiveSearcher:
     def with_router(self, router: Router, budget: int | None = None, route_name: str | None = None
                     ) -> SelectiveSearcher:
         """A searcher with this router instance and budget, sharing everything else."""
-        return SelectiveSearcher(self.index, router, budget, route_name=route_name, reranker=self.reranker,
-                                 rerank_depth=self.rerank_depth, annotators=self.annotators,
-                                 retriever=self.retriever, fusion=self.fusion, engines=self.engines)
+        return self._derive(router=router, budget=budget, route_name=route_name)
 
     def with_retriever(self, retriever: str, fusion: FusionConfig | None = None) -> SelectiveSearcher:
         """A searcher with the same router and open engines but another retriever (or fusion)."""
-        return SelectiveSearcher(self.index, self.router, self.budget, route_name=self.route_name,
-                                 reranker=self.reranker, rerank_depth=self.rerank_depth, annotators=self.annotators,
-                                 retriever=retriever, fusion=fusion or self.fusion, engines=self.engines)
+        return self._derive(retriever=retriever, fusion=fusion or self.fusion, shard_searcher=None)
+
+    def with_reranker(self, reranker: Reranker | None, depth: int | None = None) -> SelectiveSearcher:
+        """A searcher that reranks the top ``depth`` hits (default: this searcher's depth) with
+        ``reranker`` (``None``: no reranking), sharing everything else."""
+        return self._derive(reranker=reranker, rerank_depth=self.rerank_depth if depth is None else depth)
+
+    def _derive(self, **changes: Any) -> SelectiveSearcher:
+        # every stage is a value: a derived searcher shares the others, and the open engines
+        stages: dict[str, Any] = {"router": self.router, "budget": self.budget, "route_name": self.route_name,
+                                  "reranker": self.reranker, "rerank_depth": self.rerank_depth,
+                                  "annotators": self.annotators, "fusion": self.fusion, "engines": self.engines,
+                                  "shard_searcher": self.shards}
+        stages.update(changes)
+        return SelectiveSearcher(self.index, **stages)
 
     @property
     def lucene(self) -> Any:
