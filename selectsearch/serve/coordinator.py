@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -48,8 +47,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.route import Router
 
 __all__ = ["Coordinator", "connect_ray", "merge_hits"]
-
-log = logging.getLogger(__name__)
 
 
 def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:

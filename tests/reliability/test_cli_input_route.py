@@ -13,10 +13,7 @@ import pytest
 from selectsearch.cli import main
 from selectsearch.errors import RouteSpecError
 
-from . import cli_input_fixtures as fx
 from .cli_input_fixtures import last_err
-
-_private_cache, beir8, index8 = fx._private_cache, fx.beir8, fx.index8  # fixtures of this module
 
 EVAL = ["--measures", "nDCG@10", "--k", "10"]
 
