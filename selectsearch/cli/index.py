@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     import sys
 
-    from selectsearch.index.atomic import Terminated, interrupt_on_sigterm
+    from selectsearch.atomic import Terminated, interrupt_on_sigterm
 
     try:
         with interrupt_on_sigterm():  # SIGTERM cleans up like Ctrl-C

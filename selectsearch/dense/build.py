@@ -39,10 +39,11 @@ from typing import Any
 
 import numpy as np
 
+from selectsearch.atomic import replace_dir
 from selectsearch.dense.config import DenseConfig
 from selectsearch.errors import IndexExistsError, ModelError, SelectSearchError, ShardedIndexError
-from selectsearch.index.atomic import replace_dir
 from selectsearch.index.manifest import read_manifest, write_manifest
+from selectsearch.index.scan import scan_corpus
 from selectsearch.types import Document
 
 __all__ = ["FAISS_DIR", "add_faiss_backend", "build_faiss_shards", "doc_ids_digest", "load_shard_index"]
@@ -199,8 +200,6 @@ def add_faiss_backend(path: str | os.PathLike[str], corpus: Any, config: DenseCo
         IndexExistsError: the index has FAISS already and ``overwrite`` is false.
         ShardedIndexError: ``corpus`` is not the corpus of the index.
     """
-    from selectsearch.index.build import scan_corpus
-
     config = config or DenseConfig()
     folder = Path(path)
     manifest = read_manifest(folder)

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from selectsearch.index.shards import store_ids_and_offsets
+
 __all__ = ["CHECKSUM_FILES", "Problem", "quick_check", "record_checksums", "verify_index"]
 
 #: per-shard files whose checksums the manifest records (small: about 20 bytes per document)
@@ -171,9 +173,7 @@ def _check_shard(root: Path, entry: dict[str, Any], recorded: dict[str, dict[str
     if ids is None or len(ids) != n_docs or not n_docs:
         return problems, ids
     if full:
-        from selectsearch.index.build import _store_ids_and_offsets
-
-        store_ids, store_offsets = _store_ids_and_offsets(store)
+        store_ids, store_offsets = store_ids_and_offsets(store)
         at = dict(zip(store_offsets, store_ids, strict=True))
         wrong = [r for r, off in enumerate(offsets.tolist()) if at.get(off) != ids[r]]
         if len(store_ids) != n_docs:

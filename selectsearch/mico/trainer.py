@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from selectsearch.atomic import recover_replaced, replace_dir
 from selectsearch.errors import ModelError
-from selectsearch.index.atomic import recover_replaced, replace_dir
 from selectsearch.mico.config import MicoConfig
 from selectsearch.mico.features import EncoderFeatures, FrozenFeatures, embed_queries, encoder_arg
 from selectsearch.mico.heads import ClusterHead, Marginal, auto_scale, spherical_kmeans
