@@ -45,7 +45,17 @@ from selectsearch.atomic import pid_alive, recover_replaced, replace_dir
 from selectsearch.dense.config import DenseConfig, parse_backends
 from selectsearch.errors import IndexExistsError, SelectSearchError
 from selectsearch.index.integrity import record_checksums
-from selectsearch.index.manifest import FORMAT, command_line, library_versions, write_manifest
+from selectsearch.index.manifest import (
+    FORMAT,
+    CorpusSection,
+    DenseSection,
+    LuceneSection,
+    Manifest,
+    PartitionSection,
+    ShardEntry,
+    command_line,
+    library_versions,
+)
 from selectsearch.index.scan import IdChecker, KeptCorpus, progress_bar, scan_corpus
 from selectsearch.index.shards import index_one_shard, shard_dir_name
 from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner
@@ -357,28 +367,26 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             dense = build_faiss_shards(partial, shards, kept, fingerprint=fingerprint, n_docs=n_docs,
                                        config=config.dense, progress=progress)
         sizes = [s["n_docs"] for s in shards]
-        manifest = {
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "command": command_line(),
-            "versions": library_versions(),
-            "corpus": {**corpus.describe(), "n_docs": n_docs, "fingerprint": fingerprint,
-                       "duplicates_dropped": dropped},
-            "build": {k: v for k, v in asdict(config).items()
-                      if k not in ("overwrite",) and (k != "dense" or dense is not None)},
-            "partition": {**partition_config, "sizes": sizes, "balance": partition_balance(np.asarray(sizes)),
-                          "fit_seconds": round(fit_seconds, 3)},
-            **({"lucene": {"analyzer": "DefaultEnglishAnalyzer (Porter, Lucene stop words)", "field": "contents",
-                           "contents": "title + newline + text", "similarity": "BM25",
-                           "bm25": {"k1": 0.9, "b": 0.4}, "positions": True, "docvectors": True}}
-               if "lucene" in backends else {}),
-            **({"dense": dense} if dense is not None else {}),
-            "backends": list(backends),
-            "shards": shards,
+        Manifest(
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            command=command_line(),
+            versions=library_versions(),
+            corpus=CorpusSection.from_json({**corpus.describe(), "n_docs": n_docs, "fingerprint": fingerprint,
+                                            "duplicates_dropped": dropped}),
+            build={k: v for k, v in asdict(config).items()
+                   if k not in ("overwrite",) and (k != "dense" or dense is not None)},
+            partition=PartitionSection.from_json({**partition_config, "sizes": sizes,
+                                                  "balance": partition_balance(np.asarray(sizes)),
+                                                  "fit_seconds": round(fit_seconds, 3)}),
+            # what the shards were indexed and are scored with (lucene.indexer: Anserini's defaults)
+            lucene=LuceneSection() if "lucene" in backends else None,
+            dense=DenseSection.from_json(dense) if dense is not None else None,
+            backends=list(backends),
+            shards=tuple(ShardEntry.from_json(s) for s in shards),
             # sha256 of our small files (doc_ids, offsets, partition), checked by `selectsearch verify`
-            "checksums": record_checksums(partial, shards),
-            "build_seconds": round(time.time() - started, 3),
-        }
-        write_manifest(partial, manifest)
+            checksums=record_checksums(partial, shards),
+            build_seconds=round(time.time() - started, 3),
+        ).write(partial)
         _publish(partial, out)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

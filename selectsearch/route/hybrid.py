@@ -210,7 +210,7 @@ def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | N
     except RouteSpecError as exc:
         if not untuned:
             raise
-        kind = index.manifest.get("partition", {}).get("kind")
+        kind = index.manifest.partition_kind
         why = (f"the default fusion {','.join(names)} needs a MICO model, which this {kind!r} index does not have"
                if kind != "mico" and "mico" in names else f"the default fusion {','.join(names)} failed: {exc}")
         raise RouteSpecError(

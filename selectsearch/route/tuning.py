@@ -59,12 +59,13 @@ def held_out_logs(index: ShardedIndex, data: str | os.PathLike[str], logs: str) 
     Raises:
         RouteSpecError: no validation pair lands in the index.
     """
+    from selectsearch.index.manifest import PartitionSection
     from selectsearch.mico.logs import read_log_records, split_by_query
 
-    part = index.manifest.get("partition", {})
+    part = index.manifest.partition or PartitionSection()
     config = dict(DEFAULT_SPLIT)
-    model_config = index.path / "partition" / str(part.get("model", "model")) / "config.json"
-    if part.get("kind") == "mico" and model_config.is_file():
+    model_config = index.path / "partition" / part.model_dir / "config.json"
+    if part.kind == "mico" and model_config.is_file():
         training = json.loads(model_config.read_text()).get("training", {})
         config.update({k: v for k, v in training.items() if k in config})
     records = read_log_records(data, logs)
