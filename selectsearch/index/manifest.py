@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import os
@@ -77,8 +78,8 @@ class _Section:
                 known[key] = (tuple(nested.from_json(v) for v in value) if isinstance(value, list)
                               else nested.from_json(value))
             else:
-                known[key] = value
-        return cls(**known, extra=extra, keys=tuple(data))
+                known[key] = copy.deepcopy(value)  # a section never shares a list or dict with its JSON
+        return cls(**known, extra=copy.deepcopy(extra), keys=tuple(data))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object: the fields read (or set, or all for a section made in code), then ``extra``,
@@ -93,10 +94,12 @@ class _Section:
             if isinstance(value, _Section):
                 value = value.to_json()
             elif isinstance(value, tuple):
-                value = [v.to_json() if isinstance(v, _Section) else v for v in value]
+                value = [v.to_json() if isinstance(v, _Section) else copy.deepcopy(v) for v in value]
+            else:
+                value = copy.deepcopy(value)
             out[f.name] = value
         for key, value in self.extra.items():
-            out.setdefault(key, value)
+            out.setdefault(key, copy.deepcopy(value))
         order = {key: i for i, key in enumerate(self.keys)}
         return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order))))
 

@@ -189,8 +189,9 @@ class ShardedIndex:
     def describe(self) -> dict[str, Any]:
         """Summary for ``selectsearch info``."""
         m = self.manifest
-        part = m.partition.to_json() if m.partition is not None else {}
+        part = m.partition_json
         corpus = m.corpus.to_json()
+        dense = m.dense.to_json() if m.dense is not None else None
         return {
             "path": str(self.path),
             "format_version": m.format_version,
@@ -200,8 +201,7 @@ class ShardedIndex:
             "partition": {k: v for k, v in part.items() if k not in ("sizes",)},
             "shard_sizes": part.get("sizes"),
             "backends": list(self.backends),
-            **({"dense": {k: m.dense.to_json().get(k) for k in ("model", "dim", "metric", "config")}}
-               if m.dense is not None else {}),
+            **({"dense": {k: dense.get(k) for k in ("model", "dim", "metric", "config")}} if dense is not None else {}),
             "versions": m.versions,
             "build_seconds": m.build_seconds,
         }
