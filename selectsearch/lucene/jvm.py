@@ -39,6 +39,7 @@ JNI_LOCK = threading.RLock()
 _STARTED = False
 _CLASSES: dict[str, Any] = {}
 
+
 def anserini_jar() -> Path:
     """Path of the Anserini fat jar inside the installed pyserini package."""
     spec = importlib.util.find_spec("pyserini")
