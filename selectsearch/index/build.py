@@ -58,7 +58,7 @@ from selectsearch.index.manifest import (
     library_versions,
 )
 from selectsearch.index.scan import IdChecker, KeptCorpus, progress_bar, scan_corpus
-from selectsearch.index.shards import index_one_shard, shard_dir_name
+from selectsearch.index.shard_files import index_one_shard, shard_dir_name
 from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner
 from selectsearch.selective_metrics import partition_balance
 from selectsearch.types import Document

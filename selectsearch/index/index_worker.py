@@ -27,7 +27,7 @@ from typing import Any
 
 from selectsearch import settings
 from selectsearch.errors import SelectSearchError
-from selectsearch.index.shards import index_one_shard
+from selectsearch.index.shard_files import index_one_shard
 
 __all__ = ["die_with_parent", "main", "run_workers"]
 

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from selectsearch.index.manifest import Manifest, ShardEntry
-from selectsearch.index.shards import store_ids_and_offsets
+from selectsearch.index.shard_files import store_ids_and_offsets
 
 __all__ = ["CHECKSUM_FILES", "Problem", "quick_check", "record_checksums", "verify_index"]
 
