@@ -1,7 +1,9 @@
 """``INDEX/routing.json``: the fusion ``selectsearch tune-route`` chose, stored with the index.
 
-Written by :func:`selectsearch.route.tuning.tune_hybrid`'s caller, read by ``hybrid@m`` when no
-``routers``/``weights`` option is given (:mod:`selectsearch.route.hybrid`).
+:func:`write_routing` stores what :func:`selectsearch.route.tuning.tune_hybrid` found;
+``hybrid@m`` (:mod:`selectsearch.route.hybrid`) reads it with :func:`read_routing` when no
+``routers``/``weights`` option is given. Its own module so that the router and the tuning, which
+fits the router's weights, need not import each other.
 """
 
 from __future__ import annotations
