@@ -204,7 +204,7 @@ def run_benchmark(definition: str | os.PathLike[str], *, data_root: Path, indexe
         eval_s = time.time() - t
         result = {"benchmark": spec["name"], "index": idx["name"], "command": command, "definition": str(definition),
                   "date": time.strftime("%Y-%m-%d %H:%M:%S"), "build_seconds": build_s, "eval_seconds": eval_s,
-                  "partition": searcher.index.manifest["partition"], "rows": rows}
+                  "partition": searcher.index.manifest.partition_json, "rows": rows}
         file = out / f"{idx['name']}.json"
         file.write_text(json.dumps(result, indent=2))
         plot = plot_curves(rows, out / f"{idx['name']}.png", title=f"{spec['name']}: {idx['name']}")

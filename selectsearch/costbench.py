@@ -271,7 +271,7 @@ def query_postings(index: Any, queries: Sequence[tuple[str, str]], shard_lists: 
     from selectsearch.index.termstats import Analyzer, ensure_term_stats
 
     stats = ensure_term_stats(index)
-    analyzer = Analyzer()
+    analyzer = Analyzer(stats.analyzer_class)
     out = np.zeros(len(queries), dtype=np.float64)
     for i, ((_, text), shards) in enumerate(zip(queries, shard_lists, strict=True)):
         ids = np.unique(stats.term_ids(analyzer(text)))

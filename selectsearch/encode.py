@@ -25,11 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from selectsearch import settings
 from selectsearch.errors import ModelError
 from selectsearch.models.encoder import DEFAULT_ENCODER
+from selectsearch.settings import PRECISION_ENV
 
 __all__ = ["PRECISIONS", "PRECISION_ENV", "EmbeddingCache", "TextEncoder", "corpus_cache", "corpus_embeddings",
-           "default_cache_dir", "encoder_precision", "inference_autocast"]
+           "encoder_precision", "inference_autocast"]
 
 #: Compute precisions of transformer inference (encoders, MICO and distilled routers, rerankers,
 #: classifiers). ``bf16`` runs the forward pass under CPU autocast: about 1.8x faster on CPUs with
@@ -37,14 +39,13 @@ __all__ = ["PRECISIONS", "PRECISION_ENV", "EmbeddingCache", "TextEncoder", "corp
 #: eval/results/dense/encode.json). It is part of the embedding cache key, so fp32 and bf16
 #: embeddings of a corpus never mix. Training always runs in fp32.
 PRECISIONS = ("fp32", "bf16")
-PRECISION_ENV = "SELECTSEARCH_ENCODER_PRECISION"
 
 log = logging.getLogger(__name__)
 
 
 def encoder_precision(precision: str | None = None) -> str:
     """``precision``, else ``$SELECTSEARCH_ENCODER_PRECISION``, else ``fp32``; checked."""
-    value = precision or os.environ.get(PRECISION_ENV) or "fp32"
+    value = precision or settings.encoder_precision() or "fp32"
     if value not in PRECISIONS:
         raise ValueError(f"unknown encoder precision {value!r} (choose from {', '.join(PRECISIONS)})")
     return value
@@ -56,11 +57,6 @@ def inference_autocast(precision: str | None = None) -> Any:
     import torch
 
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=encoder_precision(precision) == "bf16")
-
-
-def default_cache_dir() -> Path:
-    """``$SELECTSEARCH_CACHE`` or ``~/.cache/selectsearch``."""
-    return Path(os.environ.get("SELECTSEARCH_CACHE", Path.home() / ".cache" / "selectsearch"))
 
 
 class TextEncoder:
@@ -248,7 +244,7 @@ def corpus_cache(model: str, max_length: int, fingerprint: str,
     corpus is encoded once. ``cache_dir`` defaults to ``~/.cache/selectsearch/embeddings``;
     ``precision`` to :func:`encoder_precision` (fp32 caches keep their unsuffixed names).
     """
-    root = Path(cache_dir) if cache_dir else default_cache_dir() / "embeddings"
+    root = Path(cache_dir) if cache_dir else settings.cache_dir() / "embeddings"
     tag = Path(model).name if model != DEFAULT_ENCODER else model
     resolved = encoder_precision(precision)
     suffix = "" if resolved == "fp32" else f"-{resolved}"

@@ -29,9 +29,12 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-__all__ = ["order_by_score", "scores_below", "sort_scored", "strict_scores"]
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = ["order_by_score", "rank_by_scores", "scores_below", "sort_scored", "strict_scores"]
 
 T = TypeVar("T")
 
@@ -104,3 +107,21 @@ def scores_below(floor: float, scores: Sequence[float]) -> list[float]:
         return []
     shift = float(scores[0]) - float(floor) + 1.0
     return [float(s) - shift for s in scores]
+
+
+def rank_by_scores(scores: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """Shard ids sorted by descending score, ties by ascending shard id. Shape ``(n, K)``.
+
+    The order of shards, as :func:`order_by_score` is the order of documents (used by every
+    router and by the coverage curves of routing validation).
+
+    Example:
+        >>> rank_by_scores([[0.5, 2.0, 0.5]]).tolist()
+        [[1, 0, 2]]
+    """
+    import numpy as np
+
+    scores = np.asarray(scores, dtype=np.float64)
+    # lexsort: last key is primary; stable on shard id
+    ids = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    return np.lexsort((ids, -scores), axis=1).astype(np.int32)

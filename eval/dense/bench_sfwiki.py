@@ -120,7 +120,7 @@ def main() -> int:
     assert abs(rows_mico[0]["metrics"]["nDCG@10"] - exhaustive["nDCG@10"]) < 1e-9, "exhaustive differs by partition"
 
     # -- the IVF anchor ---------------------------------------------------------------------------
-    cache = EmbeddingCache(Path(dense_s.index.manifest["dense"]["embedding_cache"]))
+    cache = EmbeddingCache(Path(dense_s.index.manifest.dense.embedding_cache))
     matrix = cache.load()
     ids = [d.doc_id for d in open_corpus(args.sources)]
     assert len(ids) == len(matrix) == n_docs

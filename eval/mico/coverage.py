@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "label": args.label or args.route, "index": args.index, "route": args.route, "split": args.split,
         "n_queries": len(query_ids), "n_pairs": len(pair_query), "n_shards": k,
-        "partition": index.manifest["partition"]["kind"],
+        "partition": index.manifest.partition_kind,
         "coverage": {m: float(curve.coverage[m - 1]) for m in range(1, k + 1)},
         "cost_fraction": {m: float(curve.cost_fraction[m - 1]) for m in range(1, k + 1)},
         "latency_fraction": {m: float(curve.latency_fraction[m - 1]) for m in range(1, k + 1)},

@@ -56,8 +56,6 @@ def add_encoder_precision(parser: Any) -> None:
 def apply_encoder_precision(args: argparse.Namespace) -> None:
     """Make ``--encoder-precision`` the default of every encoder this command creates."""
     if getattr(args, "encoder_precision", None):
-        import os
+        from selectsearch import settings
 
-        from selectsearch.encode import PRECISION_ENV
-
-        os.environ[PRECISION_ENV] = args.encoder_precision
+        settings.use_encoder_precision(args.encoder_precision)

@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     import sys
 
-    from selectsearch.index.atomic import Terminated, interrupt_on_sigterm
+    from selectsearch.atomic import Terminated, interrupt_on_sigterm
 
     try:
         with interrupt_on_sigterm():  # SIGTERM cleans up like Ctrl-C
@@ -114,8 +114,10 @@ def _execute(args: argparse.Namespace) -> int:
         out = add_faiss_backend(args.out, open_corpus(args.sources), dense, overwrite=args.overwrite,
                                 progress=progress_enabled(args))
         index = ShardedIndex.open(out)
-        print(json.dumps({"index": str(out), "added": "faiss", "model": index.manifest["dense"]["model"],
-                          "dim": index.manifest["dense"]["dim"], "seconds": round(time.time() - started, 1)}))
+        added = index.manifest.dense
+        assert added is not None
+        print(json.dumps({"index": str(out), "added": "faiss", "model": added.model,
+                          "dim": added.dim, "seconds": round(time.time() - started, 1)}))
         return 0
     options: dict[str, object] = {}
     if args.sample_size:
@@ -140,10 +142,11 @@ def _execute(args: argparse.Namespace) -> int:
     started = time.time()
     out = build_index(corpus, args.out, config, progress=progress_enabled(args))
     index = ShardedIndex.open(out)
-    part = index.manifest["partition"]
+    part = index.manifest.partition
+    assert part is not None
     print(json.dumps({"index": str(out), "documents": index.n_docs, "shards": index.n_shards,
-                      "partition": part["kind"], "max_over_mean": round(part["balance"]["max_over_mean"], 3),
+                      "partition": part.kind, "max_over_mean": round(part.balance["max_over_mean"], 3),
                       "backends": list(index.backends),
-                      "duplicates_dropped": index.manifest["corpus"].get("duplicates_dropped", 0),
+                      "duplicates_dropped": index.manifest.corpus.duplicates_dropped,
                       "seconds": round(time.time() - started, 1)}))
     return 0

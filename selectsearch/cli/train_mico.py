@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     """Run ``train-mico`` (SIGTERM cleans up like Ctrl-C)."""
-    from selectsearch.index.atomic import Terminated, interrupt_on_sigterm
+    from selectsearch.atomic import Terminated, interrupt_on_sigterm
 
     try:
         with interrupt_on_sigterm():

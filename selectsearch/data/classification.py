@@ -77,10 +77,9 @@ def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """``data_dir``, else ``$SELECTSEARCH_DATA``, else ``../shared/data`` next to the repository."""
     if data_dir is not None:
         return Path(data_dir)
-    env = os.environ.get("SELECTSEARCH_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    from selectsearch import settings
+
+    return settings.data_root() or settings.default_data_root()
 
 
 def _read_tsv(path: Path, header: bool) -> list[list[str]]:

@@ -10,19 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from selectsearch import settings
 from selectsearch.errors import DataNotFoundError
+from selectsearch.settings import DATA_ENV
 
 __all__ = ["DATA_ENV", "IRDS_PREFIX", "existing_path", "is_irds", "resolve_data_dir"]
 
 #: Prefix of an ir_datasets id given as a source, e.g. ``"irds:beir/scifact/test"``.
 IRDS_PREFIX = "irds:"
-#: Environment variable naming the shared data folder.
-DATA_ENV = "SELECTSEARCH_DATA"
-
-
-def _default_data_dir() -> Path:
-    # selectsearch/data/sources.py -> repository root -> ../shared/data
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def resolve_data_dir(
@@ -43,10 +38,10 @@ def resolve_data_dir(
     """
     if path is not None:
         folder, origin = Path(path), "the given path"
-    elif os.environ.get(DATA_ENV):
-        folder, origin = Path(os.environ[DATA_ENV]), f"${DATA_ENV}"
+    elif (from_env := settings.data_root()) is not None:
+        folder, origin = from_env, f"${DATA_ENV}"
     else:
-        folder, origin = _default_data_dir(), "the default <repo>/../shared/data"
+        folder, origin = settings.default_data_root(), "the default <repo>/../shared/data"
     folder = folder.expanduser().resolve()
     if must_exist and not folder.is_dir():
         raise DataNotFoundError(

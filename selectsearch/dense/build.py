@@ -34,15 +34,17 @@ import os
 import shutil
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from selectsearch.atomic import replace_dir
 from selectsearch.dense.config import DenseConfig
 from selectsearch.errors import IndexExistsError, ModelError, SelectSearchError, ShardedIndexError
-from selectsearch.index.atomic import replace_dir
-from selectsearch.index.manifest import read_manifest, write_manifest
+from selectsearch.index.manifest import DenseSection, Manifest, ShardEntry, command_line
+from selectsearch.index.scan import scan_corpus
 from selectsearch.types import Document
 
 __all__ = ["FAISS_DIR", "add_faiss_backend", "build_faiss_shards", "doc_ids_digest", "load_shard_index"]
@@ -199,24 +201,22 @@ def add_faiss_backend(path: str | os.PathLike[str], corpus: Any, config: DenseCo
         IndexExistsError: the index has FAISS already and ``overwrite`` is false.
         ShardedIndexError: ``corpus`` is not the corpus of the index.
     """
-    from selectsearch.index.build import scan_corpus
-
     config = config or DenseConfig()
     folder = Path(path)
-    manifest = read_manifest(folder)
-    if "dense" in manifest and not overwrite:
-        raise IndexExistsError(f"{folder} already has a FAISS backend ({manifest['dense'].get('model')}); "
+    manifest = Manifest.read(folder)
+    if manifest.dense is not None and not overwrite:
+        raise IndexExistsError(f"{folder} already has a FAISS backend ({manifest.dense.model}); "
                                "pass --overwrite to rebuild it")
-    dedupe = str(manifest.get("build", {}).get("dedupe", "error"))
+    dedupe = str(manifest.build.get("dedupe", "error"))
     scan = scan_corpus(corpus, dedupe=dedupe, sample_size=0, seed=0, progress=progress)
-    expected = manifest["corpus"]["fingerprint"]
+    expected = manifest.corpus.fingerprint
     if scan.fingerprint != expected:
         raise ShardedIndexError(
             f"the sources given are not the corpus of {folder} (fingerprint {scan.fingerprint[:16]}…, index "
             f"{expected[:16]}…); pass the SOURCEs it was built from, in the same order"
         )
     assert scan.corpus is not None
-    shards = [dict(s) for s in manifest["shards"]]
+    shards = [s.to_json() for s in manifest.shards]
     partial = f"{FAISS_DIR}.partial"
     try:
         dense = build_faiss_shards(folder, shards, scan.corpus, fingerprint=scan.fingerprint, n_docs=scan.n_docs,
@@ -225,27 +225,18 @@ def add_faiss_backend(path: str | os.PathLike[str], corpus: Any, config: DenseCo
         for s in shards:
             shutil.rmtree(folder / s["path"] / partial, ignore_errors=True)
         raise
-    if "dense" in manifest:  # drop the old backend from the manifest before touching its files
-        without = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "dense")}
-        without["shards"] = [{k: v for k, v in s.items() if k != "faiss"} | {
-            "backends": [b for b in s.get("backends", []) if b != "faiss"]} for s in manifest["shards"]]
-        write_manifest(folder, without)
+    if manifest.dense is not None:  # drop the old backend from the manifest before touching its files
+        replace(manifest, dense=None, shards=tuple(
+            replace(s, faiss=None, backends=[b for b in s.backends if b != "faiss"]) for s in manifest.shards)
+        ).write(folder)
     for s in shards:
         if (folder / s["path"] / partial).exists():
             replace_dir(folder / s["path"] / partial, folder / s["path"] / FAISS_DIR)
-    body = {k: v for k, v in manifest.items() if k not in ("format", "format_version")}
-    body["shards"] = shards
-    body["dense"] = dense
-    body.setdefault("backends_added", []).append({"backend": "faiss", "created": time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": _command()})
-    write_manifest(folder, body)
+    added = {"backend": "faiss", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "command": command_line()}
+    replace(manifest, shards=tuple(ShardEntry.from_json(s) for s in shards), dense=DenseSection.from_json(dense),
+            backends_added=[*(manifest.backends_added or []), added]).write(folder)
     return folder
-
-
-def _command() -> list[str]:
-    from selectsearch.index.manifest import command_line
-
-    return command_line()
 
 
 def load_shard_index(shard_dir: Path, *, dim: int) -> Any:

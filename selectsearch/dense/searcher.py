@@ -68,24 +68,24 @@ class ShardedDenseSearcher:
 
     def __init__(self, index: ShardedIndex, *, encoder: str | None = None, nprobe: int | None = None,
                  efsearch: int | None = None, threads: int | None = None, batch_size: int = 64) -> None:
-        section = index.manifest.get("dense")
-        if not section:
+        section = index.manifest.dense
+        if section is None:
             raise ShardedIndexError(
                 f"{index.path} has no FAISS backend; add one with `selectsearch index SOURCE... --out {index.path} "
                 "--add-backend faiss` (or rebuild with --backend lucene,faiss)"
             )
         self.index = index
-        self.section: dict[str, Any] = section
-        self.dim = int(section["dim"])
-        self.model = str(section["model"])
+        self.section = section
+        self.dim = int(section.dim)
+        self.model = str(section.model)
         self.query_model = encoder or self.model
-        self.max_length = int(section.get("max_length", 256))
-        config = section.get("config", {})
+        self.max_length = int(section.max_length)
+        config = section.config
         self.nprobe = int(nprobe if nprobe is not None else config.get("nprobe", 16))
         self.efsearch = int(efsearch if efsearch is not None else config.get("efsearch", 64))
         self.threads = threads
         self.batch_size = batch_size
-        self.shards = [int(s["shard_id"]) for s in index.shards if "faiss" in s.get("backends", [])]
+        self.shards = [int(s.shard_id) for s in index.shards if "faiss" in s.backends]
         self._shard_set = set(self.shards)
         self._indexes: dict[int, Any] = {}
         self._doc_ids: dict[int, np.ndarray] = {}

@@ -29,7 +29,6 @@ Layout::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -41,28 +40,36 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
-from selectsearch.data.ids import DuplicateDocIdError, corpus_fingerprint
+from selectsearch.atomic import pid_alive, recover_replaced, replace_dir
 from selectsearch.dense.config import DenseConfig, parse_backends
-from selectsearch.errors import DataFormatError, IndexExistsError, SelectSearchError
-from selectsearch.index.atomic import pid_alive, recover_replaced, replace_dir
+from selectsearch.errors import IndexExistsError, SelectSearchError
 from selectsearch.index.integrity import record_checksums
-from selectsearch.index.manifest import FORMAT, command_line, library_versions, write_manifest
-from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner, Reservoir, reservoir_sample
+from selectsearch.index.manifest import (
+    FORMAT,
+    CorpusSection,
+    DenseSection,
+    LuceneSection,
+    Manifest,
+    PartitionSection,
+    ShardEntry,
+    command_line,
+    library_versions,
+)
+from selectsearch.index.scan import IdChecker, KeptCorpus, progress_bar, scan_corpus
+from selectsearch.index.shard_files import index_one_shard, shard_dir_name
+from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner
 from selectsearch.selective_metrics import partition_balance
 from selectsearch.types import Document
 
-__all__ = ["PARTITIONERS", "BuildConfig", "build_index", "make_partitioner", "shard_dir_name"]
+__all__ = ["PARTITIONERS", "BuildConfig", "build_index", "index_shards", "make_partitioner", "scan_corpus",
+           "shard_dir_name", "write_shards"]
 
 log = logging.getLogger(__name__)
 
 PARTITIONERS = ("random", "kmeans", "mico")
 _PARTIAL_MARKER = ".selectsearch-partial"
-
-
-def shard_dir_name(shard: int) -> str:
-    """``shards/007`` style folder name of a shard."""
-    return f"{shard:03d}"
 
 
 @dataclass(frozen=True)
@@ -112,119 +119,13 @@ def make_partitioner(config: BuildConfig) -> Partitioner:
 
         return DenseKMeansPartitioner(seed=config.seed, **opts)
     if config.partitioner == "mico":
-        try:
-            from selectsearch.partition.mico import MicoPartitioner
-        except ImportError as exc:
-            raise SelectSearchError("the mico partitioner is not available in this version") from exc
+        from selectsearch.partition.mico import MicoPartitioner
+
         return MicoPartitioner(**opts)
     raise SelectSearchError(
         f"unknown partitioner {config.partitioner!r} (space {config.space!r}); "
         f"choose one of {', '.join(PARTITIONERS)} with --space lexical|dense"
     )
-
-
-class _KeptCorpus:
-    """Re-iterable view of the corpus without the dropped duplicate positions."""
-
-    def __init__(self, corpus: Any, drop: set[int]) -> None:
-        self._corpus = corpus
-        self._drop = drop
-
-    def __iter__(self) -> Iterator[Document]:
-        for raw_position, (doc, _, _) in enumerate(self._corpus.iter_with_positions()):
-            if raw_position not in self._drop:
-                yield doc
-
-
-def _bar(total: int | None, desc: str, unit: str, progress: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, disable=not progress, dynamic_ncols=True)
-
-
-class _IdChecker:
-    """Duplicate-id check and fingerprint, fed one document at a time (one dict entry per id)."""
-
-    def __init__(self, dedupe: str, *, require_text: bool = False) -> None:
-        self.dedupe = dedupe
-        self.require_text = require_text
-        self.first_seen: dict[str, tuple[int, str, int | None]] = {}
-        self.drop: set[int] = set()
-        self._hash = hashlib.sha256()
-        self.kept = 0
-
-    def keep(self, raw_position: int, doc: Document, where: str, line: int | None) -> bool:
-        """Whether to keep this document (raises on a duplicate unless deduplicating).
-
-        With ``require_text`` (a Lucene build) a kept document without text (empty or only
-        whitespace) is an error naming its file and line: Lucene would skip it, and the shard
-        would not match its document store.
-        """
-        previous = self.first_seen.get(doc.doc_id)
-        if previous is not None and self.dedupe == "first":
-            self.drop.add(raw_position)
-            return False
-        if self.require_text and not doc.contents.strip():
-            raise DataFormatError(where, line, f"document {doc.doc_id!r} has no text (empty or only whitespace); "
-                                               "Lucene cannot index it — remove it from the corpus or give it text")
-        if previous is not None:
-            if self.dedupe == "last":  # the earlier copy goes; known only after the whole pass
-                self.drop.add(previous[0])
-                self.first_seen[doc.doc_id] = (raw_position, where, line)
-                return True
-            raise DuplicateDocIdError(doc.doc_id, (previous[1], previous[2]), (where, line))
-        self.first_seen[doc.doc_id] = (raw_position, where, line)
-        if self.kept:
-            self._hash.update(b"\n")
-        self._hash.update(doc.doc_id.encode("utf-8"))
-        self.kept += 1
-        return True
-
-    @property
-    def fingerprint(self) -> str:
-        """:func:`corpus_fingerprint` of the kept ids (exact unless ``dedupe == "last"`` dropped some)."""
-        return self._hash.hexdigest()
-
-
-def scan_corpus(corpus: Any, *, dedupe: str, sample_size: int, seed: int, progress: bool,
-                require_text: bool = False) -> CorpusScan:
-    """Pass 1: count, check ids, fingerprint and sample, in ONE read of the corpus.
-
-    Only ``dedupe="last"`` with actual repeats needs a second read (the kept copies are known
-    only at the end). ``require_text``: a document without text is an error (Lucene builds).
-    """
-    checker = _IdChecker(dedupe, require_text=require_text)
-    reservoir = Reservoir(sample_size, seed)
-    with _bar(None, "scan", "doc", progress) as bar:
-        for raw_position, (doc, where, line) in enumerate(corpus.iter_with_positions()):
-            if checker.keep(raw_position, doc, where, line):
-                reservoir.offer(doc)
-            bar.update(1)
-    drop = checker.drop
-    kept = _KeptCorpus(corpus, drop)
-    n_docs = len(checker.first_seen)
-    if n_docs == 0:
-        raise SelectSearchError(f"the corpus {corpus!r} has no documents; check the path and file format")
-    if dedupe == "last" and drop:
-        fingerprint = corpus_fingerprint(d.doc_id for d in kept)
-        docs, positions = reservoir_sample(kept, sample_size, seed) if sample_size else ([], [])
-    else:
-        fingerprint = checker.fingerprint
-        docs, positions = reservoir.result()
-    if drop:
-        log.warning("dropped %d repeated doc ids (--dedupe %s)", len(drop), dedupe)
-    return CorpusScan(n_docs=n_docs, fingerprint=fingerprint, sample=docs, sample_positions=positions,
-                      corpus=kept, extra={"duplicates_dropped": len(drop)})
-
-
-try:  # orjson is 3-5x faster than json for the one line written per document
-    import orjson
-
-    def _dumps(obj: dict[str, str]) -> bytes:
-        return orjson.dumps(obj)
-except ImportError:  # pragma: no cover - orjson is a dependency; keep working without it
-    def _dumps(obj: dict[str, str]) -> bytes:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _batches(docs: Any, size: int) -> Iterator[list[Document]]:
@@ -252,14 +153,15 @@ def write_shards(fitted: FittedPartition, docs: Iterable[Document], root: Path, 
         files.append((root / "shards" / shard_dir_name(s) / "docs" / "docs.jsonl").open("wb"))
     try:
         position = 0
-        with _bar(total, "assign", "doc", progress) as bar:
+        with progress_bar(total, "assign", "doc", progress) as bar:
             for batch in _batches(docs, batch_size):
                 positions = np.arange(position, position + len(batch))
                 shards = fitted.assign(batch, positions)
                 if shards.shape != (len(batch),) or (len(batch) and (shards.min() < 0 or shards.max() >= k)):
                     raise SelectSearchError(f"partitioner returned invalid shards {shards!r}")
                 for doc, s in zip(batch, shards.tolist(), strict=True):
-                    line = _dumps({"id": doc.doc_id, "contents": doc.contents, "shard": str(s)}) + b"\n"
+                    # orjson: 3-5x faster than json for the one line written per document
+                    line = orjson.dumps({"id": doc.doc_id, "contents": doc.contents, "shard": str(s)}) + b"\n"
                     files[s].write(line)
                     counts[s] += 1
                 position += len(batch)
@@ -270,71 +172,17 @@ def write_shards(fitted: FittedPartition, docs: Iterable[Document], root: Path, 
     return counts
 
 
-_ID_PREFIX = b'{"id":'
-_DECODER = json.JSONDecoder()
-
-
-def _store_ids_and_offsets(path: Path) -> tuple[list[str], list[int]]:
-    ids: list[str] = []
-    offsets: list[int] = []
-    position = 0
-    with path.open("rb") as f:
-        for line in f:
-            # write_shards puts the id first: decode just that string, not the whole document
-            if line.startswith(_ID_PREFIX):
-                ids.append(_DECODER.raw_decode(line[len(_ID_PREFIX):len(_ID_PREFIX) + 4096].decode("utf-8",
-                                                                                             "ignore"))[0])
-            else:
-                ids.append(json.loads(line)["id"])
-            offsets.append(position)
-            position += len(line)
-    return ids, offsets
-
-
-def index_one_shard(root: Path, shard: int, memory_mb: int, *, lucene: bool = True) -> dict[str, Any]:
-    """Index shard ``shard`` of the build at ``root``; write ``doc_ids.txt`` and store offsets.
-
-    Without ``lucene`` no Lucene index is built and ``doc_ids.txt`` follows the store's order.
-    """
-    folder = root / "shards" / shard_dir_name(shard)
-    ids, offsets = _store_ids_and_offsets(folder / "docs" / "docs.jsonl")
-    entry: dict[str, Any] = {"shard_id": shard, "path": f"shards/{shard_dir_name(shard)}", "n_docs": len(ids)}
-    if not ids:
-        # An empty shard has no Lucene index; it is recorded and never searched.
-        (folder / "doc_ids.txt").write_text("")
-        np.save(folder / "docs.offsets.npy", np.empty(0, np.int64))
-        return {**entry, "backends": []}
-    if not lucene:
-        np.save(folder / "docs.offsets.npy", np.asarray(offsets, dtype=np.int64))
-        (folder / "doc_ids.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
-        return {**entry, "backends": []}
-    from selectsearch.lucene.indexer import index_shard, read_lucene_ids
-
-    n = index_shard(folder / "docs", folder / "lucene", threads=1, memory_mb=memory_mb)
-    lucene_ids = read_lucene_ids(folder / "lucene")
-    if n != len(ids) or len(lucene_ids) != len(ids):
-        raise SelectSearchError(
-            f"shard {shard}: wrote {len(ids)} documents but Lucene indexed {n} ({len(lucene_ids)} readable); "
-            "empty documents are not indexable — remove them from the corpus"
-        )
-    row_of = {doc_id: i for i, doc_id in enumerate(ids)}
-    order = np.fromiter((row_of[d] for d in lucene_ids), dtype=np.int64, count=len(lucene_ids))
-    np.save(folder / "docs.offsets.npy", np.asarray(offsets, dtype=np.int64)[order])
-    (folder / "doc_ids.txt").write_text("\n".join(lucene_ids) + "\n", encoding="utf-8")
-    return {**entry, "backends": ["lucene"]}
-
-
 def index_shards(root: Path, sizes: list[int], *, threads: int, memory_mb: int,
                  progress: bool, lucene: bool = True) -> list[dict[str, Any]]:
     """Pass 3: one Lucene index per shard, ``threads`` shards at a time.
 
-    Parallel shards run in worker *processes* (``python -m selectsearch.lucene.index_worker``),
+    Parallel shards run in worker *processes* (``python -m selectsearch.index.index_worker``),
     each with its own JVM: pyjnius is not safe for concurrent calls from several Python threads
     (a method's target object is shared state; pyjnius issues 287 and 563).
     """
     jobs = sorted(range(len(sizes)), key=lambda s: -sizes[s])  # largest first: better packing
     results: list[dict[str, Any]] = []
-    with _bar(len(sizes), "index", "shard", progress) as bar:
+    with progress_bar(len(sizes), "index", "shard", progress) as bar:
         if not lucene:
             for s in jobs:
                 results.append(index_one_shard(root, s, memory_mb, lucene=False))
@@ -347,7 +195,7 @@ def index_shards(root: Path, sizes: list[int], *, threads: int, memory_mb: int,
                 results.append(index_one_shard(root, s, memory_mb))
                 bar.update(1)
         else:
-            from selectsearch.lucene.index_worker import run_workers
+            from selectsearch.index.index_worker import run_workers
 
             queues = [jobs[i::threads] for i in range(min(threads, len(jobs)))]
             for result in run_workers(root, queues, memory_mb):
@@ -490,7 +338,7 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             fit_seconds = time.time() - t0
             (partial / "partition").mkdir()
             partition_config = fitted.save(partial / "partition")
-            checker = _IdChecker(config.dedupe, require_text="lucene" in backends)
+            checker = IdChecker(config.dedupe, require_text="lucene" in backends)
             stream = (doc for raw, (doc, where, line) in enumerate(corpus.iter_with_positions())
                       if checker.keep(raw, doc, where, line))
             counts = write_shards(fitted, stream, partial, batch_size=config.batch_size, progress=progress)
@@ -501,7 +349,7 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
                 raise SelectSearchError(f"{n_docs} documents cannot fill {config.n_shards} shards; use fewer --shards")
             if dropped:
                 log.warning("dropped %d repeated doc ids (--dedupe %s)", dropped, config.dedupe)
-            kept = _KeptCorpus(corpus, checker.drop)
+            kept = KeptCorpus(corpus, checker.drop)
         shards = index_shards(partial, counts, threads=config.threads, memory_mb=config.memory_mb,
                               progress=progress, lucene="lucene" in backends)
         dense: dict[str, Any] | None = None
@@ -511,28 +359,26 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             dense = build_faiss_shards(partial, shards, kept, fingerprint=fingerprint, n_docs=n_docs,
                                        config=config.dense, progress=progress)
         sizes = [s["n_docs"] for s in shards]
-        manifest = {
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "command": command_line(),
-            "versions": library_versions(),
-            "corpus": {**corpus.describe(), "n_docs": n_docs, "fingerprint": fingerprint,
-                       "duplicates_dropped": dropped},
-            "build": {k: v for k, v in asdict(config).items()
-                      if k not in ("overwrite",) and (k != "dense" or dense is not None)},
-            "partition": {**partition_config, "sizes": sizes, "balance": partition_balance(np.asarray(sizes)),
-                          "fit_seconds": round(fit_seconds, 3)},
-            **({"lucene": {"analyzer": "DefaultEnglishAnalyzer (Porter, Lucene stop words)", "field": "contents",
-                           "contents": "title + newline + text", "similarity": "BM25",
-                           "bm25": {"k1": 0.9, "b": 0.4}, "positions": True, "docvectors": True}}
-               if "lucene" in backends else {}),
-            **({"dense": dense} if dense is not None else {}),
-            "backends": list(backends),
-            "shards": shards,
+        Manifest(
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            command=command_line(),
+            versions=library_versions(),
+            corpus=CorpusSection.from_json({**corpus.describe(), "n_docs": n_docs, "fingerprint": fingerprint,
+                                            "duplicates_dropped": dropped}),
+            build={k: v for k, v in asdict(config).items()
+                   if k not in ("overwrite",) and (k != "dense" or dense is not None)},
+            partition=PartitionSection.from_json({**partition_config, "sizes": sizes,
+                                                  "balance": partition_balance(np.asarray(sizes)),
+                                                  "fit_seconds": round(fit_seconds, 3)}),
+            # what the shards were indexed and are scored with (lucene.indexer: Anserini's defaults)
+            lucene=LuceneSection() if "lucene" in backends else None,
+            dense=DenseSection.from_json(dense) if dense is not None else None,
+            backends=list(backends),
+            shards=tuple(ShardEntry.from_json(s) for s in shards),
             # sha256 of our small files (doc_ids, offsets, partition), checked by `selectsearch verify`
-            "checksums": record_checksums(partial, shards),
-            "build_seconds": round(time.time() - started, 3),
-        }
-        write_manifest(partial, manifest)
+            checksums=record_checksums(partial, shards),
+            build_seconds=round(time.time() - started, 3),
+        ).write(partial)
         _publish(partial, out)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

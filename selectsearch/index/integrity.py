@@ -42,6 +42,9 @@ from typing import Any
 
 import numpy as np
 
+from selectsearch.index.manifest import Manifest, ShardEntry
+from selectsearch.index.shard_files import store_ids_and_offsets
+
 __all__ = ["CHECKSUM_FILES", "Problem", "quick_check", "record_checksums", "verify_index"]
 
 #: per-shard files whose checksums the manifest records (small: about 20 bytes per document)
@@ -120,13 +123,13 @@ def _read_ids(path: Path) -> tuple[list[str] | None, str | None]:
     return (text.split("\n")[:-1] if text else []), None
 
 
-def _check_shard(root: Path, entry: dict[str, Any], recorded: dict[str, dict[str, Any]],
+def _check_shard(root: Path, entry: ShardEntry, recorded: dict[str, dict[str, Any]],
                  full: bool) -> tuple[list[Problem], list[str] | None]:
     """Checks of one shard (``full``: every row's offset, not a sample). Returns its doc ids too."""
-    shard = int(entry["shard_id"])
-    rel = str(entry["path"])
+    shard = int(entry.shard_id)
+    rel = str(entry.path)
     folder = root / rel
-    n_docs = int(entry["n_docs"])
+    n_docs = int(entry.n_docs)
     problems: list[Problem] = []
 
     def problem(name: str, message: str) -> None:
@@ -145,7 +148,7 @@ def _check_shard(root: Path, entry: dict[str, Any], recorded: dict[str, dict[str
         problem("doc_ids.txt", trouble)
     if ids is not None and len(ids) != n_docs:
         problem("doc_ids.txt", f"{len(ids)} rows, but the shard has {n_docs} documents (manifest)")
-    if "lucene" in entry.get("backends", []) and not any((folder / "lucene").glob("segments_*")):
+    if "lucene" in entry.backends and not any((folder / "lucene").glob("segments_*")):
         problem("lucene", "no Lucene index here (no segments_N file)")
     store = folder / "docs" / "docs.jsonl"
     try:
@@ -171,9 +174,7 @@ def _check_shard(root: Path, entry: dict[str, Any], recorded: dict[str, dict[str
     if ids is None or len(ids) != n_docs or not n_docs:
         return problems, ids
     if full:
-        from selectsearch.index.build import _store_ids_and_offsets
-
-        store_ids, store_offsets = _store_ids_and_offsets(store)
+        store_ids, store_offsets = store_ids_and_offsets(store)
         at = dict(zip(store_offsets, store_ids, strict=True))
         wrong = [r for r, off in enumerate(offsets.tolist()) if at.get(off) != ids[r]]
         if len(store_ids) != n_docs:
@@ -194,14 +195,14 @@ def _check_shard(root: Path, entry: dict[str, Any], recorded: dict[str, dict[str
     return problems, ids
 
 
-def quick_check(path: str | os.PathLike[str], manifest: dict[str, Any]) -> list[Problem]:
+def quick_check(path: str | os.PathLike[str], manifest: Manifest) -> list[Problem]:
     """The cheap checks run on every open (see the module docstring); ``[]`` when none fails."""
     root = Path(path)
-    recorded = manifest.get("checksums") or {}
+    recorded = manifest.checksums
     problems: list[Problem] = []
-    for entry in manifest.get("shards", []):
+    for entry in manifest.shards:
         problems.extend(_check_shard(root, entry, recorded, full=False)[0])
-    if "partition" in manifest and not (root / "partition").is_dir():
+    if manifest.partition is not None and not (root / "partition").is_dir():
         problems.append(Problem(None, "partition", "the partition folder is missing"))
     return problems
 
@@ -220,24 +221,22 @@ def verify_index(path: str | os.PathLike[str], *, lucene: bool = True) -> tuple[
     Raises:
         NotAnIndexError: no manifest (nothing to check against).
     """
-    from selectsearch.index.manifest import read_manifest
-
     root = Path(path)
-    manifest = read_manifest(root)
-    recorded: dict[str, dict[str, Any]] = manifest.get("checksums") or {}
+    manifest = Manifest.read(root)
+    recorded = manifest.checksums
     notes: list[str] = []
     problems: list[Problem] = []
     shard_ids: dict[int, list[str] | None] = {}
-    for entry in manifest.get("shards", []):
+    for entry in manifest.shards:
         found, ids = _check_shard(root, entry, recorded, full=True)
         problems.extend(found)
-        shard_ids[int(entry["shard_id"])] = ids
-    if "partition" in manifest and not (root / "partition").is_dir():
+        shard_ids[int(entry.shard_id)] = ids
+    if manifest.partition is not None and not (root / "partition").is_dir():
         problems.append(Problem(None, "partition", "the partition folder is missing"))
     if not recorded:
         notes.append("no checksums recorded (index built by an older selectsearch): checksums not verified; "
                      "rebuild the index to record them")
-    shard_of = {str(e["path"]): int(e["shard_id"]) for e in manifest.get("shards", [])}
+    shard_of = {str(e.path): int(e.shard_id) for e in manifest.shards}
     for rel, record in recorded.items():
         file = root / rel
         shard = next((s for p, s in shard_of.items() if rel.startswith(p + "/")), None)
@@ -248,16 +247,16 @@ def verify_index(path: str | os.PathLike[str], *, lucene: bool = True) -> tuple[
         if file_digest(file)["sha256"] != record.get("sha256"):
             problems.append(Problem(shard, rel, "sha256 differs from the one recorded at build time: the file was "
                                                 "changed or damaged"))
-    if lucene and "lucene" in manifest.get("backends", ["lucene"]):
+    if lucene and "lucene" in (manifest.backends if manifest.backends is not None else ["lucene"]):
         from selectsearch.lucene.indexer import check_lucene_index
         from selectsearch.lucene.jvm import start_jvm
 
         start_jvm()
-        for entry in manifest.get("shards", []):
-            lucene_dir = root / entry["path"] / "lucene"
-            if "lucene" not in entry.get("backends", []) or not any(lucene_dir.glob("segments_*")):
+        for entry in manifest.shards:
+            lucene_dir = root / entry.path / "lucene"
+            if "lucene" not in entry.backends or not any(lucene_dir.glob("segments_*")):
                 continue  # reported above
-            shard = int(entry["shard_id"])
+            shard = int(entry.shard_id)
             found_lucene, lucene_ids = check_lucene_index(lucene_dir)
             for line in found_lucene:
                 named, _, message = line.partition(": ")
@@ -265,7 +264,7 @@ def verify_index(path: str | os.PathLike[str], *, lucene: bool = True) -> tuple[
                 problems.append(Problem(shard, where, message or line))
             ids = shard_ids.get(shard)
             if lucene_ids is not None and ids is not None and lucene_ids != ids:
-                rel = f"{entry['path']}/doc_ids.txt"
+                rel = f"{entry.path}/doc_ids.txt"
                 if len(lucene_ids) != len(ids):
                     problems.append(Problem(shard, rel, f"{len(ids)} rows, but the Lucene index has "
                                                         f"{len(lucene_ids)} documents"))

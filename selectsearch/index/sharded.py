@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from selectsearch.index.manifest import read_manifest
+from selectsearch.index.manifest import Manifest, ShardEntry
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.lucene.searcher import ShardedLuceneSearcher
@@ -35,11 +35,11 @@ class ShardedIndex:
         >>> index.doc("4983")["contents"][:40]  # doctest: +SKIP
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: Manifest) -> None:
         self.path = path
         self.manifest = manifest
-        self.shards: list[dict[str, Any]] = list(manifest["shards"])
-        self.shard_sizes = np.asarray([s["n_docs"] for s in self.shards], dtype=np.int64)
+        self.shards: list[ShardEntry] = list(manifest.shards)
+        self.shard_sizes = np.asarray([s.n_docs for s in self.shards], dtype=np.int64)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, check: bool = True) -> ShardedIndex:
@@ -55,7 +55,7 @@ class ShardedIndex:
             CorruptIndexError: a check failed; the message names the shard and the file.
         """
         folder = Path(path)
-        index = cls(folder, read_manifest(folder))
+        index = cls(folder, Manifest.read(folder))
         if check:
             from selectsearch.index.integrity import quick_check
 
@@ -81,7 +81,7 @@ class ShardedIndex:
 
     def shard_path(self, shard: int) -> Path:
         """Folder of shard ``shard``."""
-        return self.path / self.shards[shard]["path"]
+        return self.path / self.shards[shard].path
 
     def shard_doc_ids(self, shard: int) -> list[str]:
         """Doc ids of a shard, in Lucene doc order (FAISS rows follow the same order)."""
@@ -91,19 +91,19 @@ class ShardedIndex:
     @cached_property
     def backends(self) -> tuple[str, ...]:
         """Search backends of the index: ``lucene``, ``faiss`` or both (from the manifest)."""
-        if "backends" in self.manifest:
-            return tuple(self.manifest["backends"])
-        found = {b for s in self.shards for b in s.get("backends", [])}
+        if self.manifest.backends is not None:
+            return tuple(self.manifest.backends)
+        found = {b for s in self.shards for b in s.backends}
         return tuple(b for b in ("lucene", "faiss") if b in found) or ("lucene",)
 
     def has_backend(self, backend: str) -> bool:
         """Whether the index was built (or extended) with ``backend``."""
-        return backend in self.backends or (backend == "faiss" and "dense" in self.manifest)
+        return backend in self.backends or (backend == "faiss" and self.manifest.dense is not None)
 
     @cached_property
     def lucene_shards(self) -> list[int]:
         """Shards that have a Lucene index (empty shards have none)."""
-        return [s["shard_id"] for s in self.shards if "lucene" in s.get("backends", [])]
+        return [s.shard_id for s in self.shards if "lucene" in s.backends]
 
     @cached_property
     def global_doc_ids(self) -> np.ndarray:
@@ -141,11 +141,12 @@ class ShardedIndex:
             raise ShardedIndexError(f"{self.path} has no Lucene backend (built with --backend faiss); search it with "
                                     "--retriever dense, or rebuild with --backend lucene,faiss")
 
-        bm25 = self.manifest.get("lucene", {}).get("bm25", {})
+        bm25 = self.manifest.bm25  # what the build recorded (the defaults for older manifests)
         searcher = ShardedLuceneSearcher(  # Lucene's own errors become CorruptIndexError (open_directory_reader)
             [self.shard_path(s) / "lucene" for s in self.lucene_shards],
-            k1=bm25.get("k1", 0.9) if k1 is None else k1,
-            b=bm25.get("b", 0.4) if b is None else b,
+            k1=bm25.k1 if k1 is None else k1,
+            b=bm25.b if b is None else b,
+            analyzer=self.manifest.analyzer_class,
             threads=threads,
         )
         expected = self.shard_sizes[self.lucene_shards]
@@ -156,7 +157,7 @@ class ShardedIndex:
                 from selectsearch.errors import CorruptIndexError
 
                 raise CorruptIndexError(
-                    f"{self.path} is damaged: shard {shard:03d} {self.shards[shard]['path']}/lucene has {got} "
+                    f"{self.path} is damaged: shard {shard:03d} {self.shards[shard].path}/lucene has {got} "
                     f"documents, but its doc_ids.txt and the manifest have {want}; rebuild it with `selectsearch "
                     f"index ... --out {self.path} --overwrite` (`selectsearch verify {self.path}` lists every problem)")
         return searcher
@@ -188,17 +189,19 @@ class ShardedIndex:
     def describe(self) -> dict[str, Any]:
         """Summary for ``selectsearch info``."""
         m = self.manifest
-        part = m.get("partition", {})
+        part = m.partition_json
+        corpus = m.corpus.to_json()
+        dense = m.dense.to_json() if m.dense is not None else None
         return {
             "path": str(self.path),
-            "format_version": m.get("format_version"),
-            "created": m.get("created"),
-            "command": " ".join(m.get("command", [])),
-            "corpus": {k: m["corpus"].get(k) for k in ("sources", "n_docs", "fingerprint")},
+            "format_version": m.format_version,
+            "created": m.created,
+            "command": " ".join(m.command),
+            "corpus": {k: corpus.get(k) for k in ("sources", "n_docs", "fingerprint")},
             "partition": {k: v for k, v in part.items() if k not in ("sizes",)},
             "shard_sizes": part.get("sizes"),
             "backends": list(self.backends),
-            **({"dense": {k: m["dense"].get(k) for k in ("model", "dim", "metric", "config")}} if "dense" in m else {}),
-            "versions": m.get("versions"),
-            "build_seconds": m.get("build_seconds"),
+            **({"dense": {k: dense.get(k) for k in ("model", "dim", "metric", "config")}} if dense is not None else {}),
+            "versions": m.versions,
+            "build_seconds": m.build_seconds,
         }

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from selectsearch.index.atomic import building
+from selectsearch.atomic import building
+from selectsearch.lucene.params import DEFAULT_ANALYZER_CLASS
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
@@ -29,16 +30,17 @@ log = logging.getLogger(__name__)
 
 
 class Analyzer:
-    """Anserini's default English analyzer (what the shard indexes use), from Python."""
+    """An Anserini analyzer from Python: by default the default English analyzer every build
+    indexes with; pass ``index.manifest.analyzer_class`` for the one an index recorded."""
 
-    def __init__(self) -> None:
+    def __init__(self, java_class: str = DEFAULT_ANALYZER_CLASS) -> None:
         from selectsearch.lucene.java_helpers import TERMS_CLASS
         from selectsearch.lucene.jvm import JNI_LOCK, jclass, optional_jclass
 
         self._lock = JNI_LOCK  # pyjnius calls are not thread-safe (see JNI_LOCK)
         self._utils = jclass("io.anserini.analysis.AnalyzerUtils")
         self._terms = optional_jclass(TERMS_CLASS)  # one JNI string per text; None: read the list
-        self._analyzer = jclass("io.anserini.analysis.DefaultEnglishAnalyzer").newDefaultInstance()
+        self._analyzer = jclass(java_class).newDefaultInstance()
 
     def __call__(self, text: str) -> list[str]:
         with self._lock:
@@ -59,6 +61,8 @@ class TermStats:
     shard_tokens: np.ndarray
     shard_docs: np.ndarray
     config: dict[str, Any]
+    #: Java class of the analyzer the index (and so these statistics) used: analyse queries with it
+    analyzer_class: str = DEFAULT_ANALYZER_CLASS
 
     def term_ids(self, terms: Sequence[str]) -> np.ndarray:
         """Ids of the known terms among ``terms`` (repeats kept, unknown dropped)."""
@@ -88,12 +92,18 @@ def _dense_columns(matrix: Any, term_ids: np.ndarray) -> np.ndarray:
     return out
 
 
-def build_term_stats(index: ShardedIndex, *, k1: float = 0.9, b: float = 0.4, progress: bool = False) -> Path:
-    """Analyse every stored document and write ``<index>/termstats``."""
+def build_term_stats(index: ShardedIndex, *, k1: float | None = None, b: float | None = None,
+                     progress: bool = False) -> Path:
+    """Analyse every stored document and write ``<index>/termstats``.
+
+    ``k1``, ``b``: BM25 parameters (default: the index's, as its manifest records them).
+    """
     from scipy import sparse
     from tqdm import tqdm
 
-    analyzer = Analyzer()
+    k1 = index.manifest.bm25.k1 if k1 is None else k1
+    b = index.manifest.bm25.b if b is None else b
+    analyzer = Analyzer(index.manifest.analyzer_class)
     vocabulary: dict[str, int] = {}
     postings: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per shard: term ids, tf, doc length
     shard_tokens = np.zeros(index.n_shards, np.int64)
@@ -161,4 +171,5 @@ def ensure_term_stats(index: ShardedIndex, *, progress: bool = False) -> TermSta
         shard_tokens=np.load(folder / "shard_tokens.npy"),
         shard_docs=np.asarray(index.shard_sizes, dtype=np.int64),
         config=json.loads((folder / "config.json").read_text()),
+        analyzer_class=index.manifest.analyzer_class,
     )

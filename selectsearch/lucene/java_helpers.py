@@ -30,6 +30,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from selectsearch import settings
+
 log = logging.getLogger(__name__)
 
 __all__ = ["GLOBAL_STATS_CLASS", "HITS_CLASS", "TERMS_CLASS", "helper_classpath"]
@@ -161,7 +163,7 @@ public final class Hits {
 
 
 def _javac() -> str | None:
-    for home in (os.environ.get("SELECTSEARCH_JAVAC_HOME"), "/usr/lib/jvm/default-java"):
+    for home in (settings.javac_home(), "/usr/lib/jvm/default-java"):
         if home and (Path(home) / "bin" / "javac").is_file():
             return str(Path(home) / "bin" / "javac")
     return shutil.which("javac")
@@ -170,11 +172,9 @@ def _javac() -> str | None:
 def helper_classpath(jar: Path) -> str | None:
     """A classpath entry holding the compiled helper, compiling it if needed; ``None`` if it
     cannot be compiled here (no ``javac``), in which case callers use the slow path."""
-    from selectsearch.encode import default_cache_dir
-
     sources = {"Hits": SOURCE, "GlobalStatsSearcher": GLOBAL_STATS_SOURCE, "Terms": TERMS_SOURCE}
     key = hashlib.sha256("".join(sources.values()).encode() + str(jar).encode()).hexdigest()[:16]
-    out = default_cache_dir() / "java" / key
+    out = settings.cache_dir() / "java" / key
     if (out / "selectsearch" / "Hits.class").is_file():
         return str(out)
     javac = _javac()

@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from selectsearch import settings
 from selectsearch.errors import DependencyError
 
 __all__ = ["JNI_LOCK", "anserini_jar", "jclass", "optional_jclass", "start_jvm"]
@@ -38,9 +39,6 @@ JNI_LOCK = threading.RLock()
 _STARTED = False
 _CLASSES: dict[str, Any] = {}
 
-#: Maximum Java heap. Lucene keeps postings off-heap (mmap), so a modest heap suffices.
-DEFAULT_HEAP = os.environ.get("SELECTSEARCH_JAVA_HEAP", "2g")
-
 
 def anserini_jar() -> Path:
     """Path of the Anserini fat jar inside the installed pyserini package."""
@@ -54,8 +52,11 @@ def anserini_jar() -> Path:
     return Path(jars[-1])
 
 
-def start_jvm(heap: str = DEFAULT_HEAP) -> None:
-    """Start the JVM if it is not running yet. Safe to call many times, from any thread."""
+def start_jvm(heap: str | None = None) -> None:
+    """Start the JVM if it is not running yet. Safe to call many times, from any thread.
+
+    ``heap``: maximum Java heap (default :func:`selectsearch.settings.java_heap`).
+    """
     global _STARTED
     if _STARTED:
         return
@@ -76,7 +77,7 @@ def start_jvm(heap: str = DEFAULT_HEAP) -> None:
                 # -Xrs: leave SIGINT to Python, so Ctrl-C raises KeyboardInterrupt and builds clean up.
                 # --sun-misc-unsafe-memory-access=allow: Lucene's MappedByteBuffer path (used on
                 # Java 22+ by this Lucene) would otherwise print deprecation warnings.
-                jnius_config.add_options(f"-Xmx{heap}", "-Xrs", "-Dlog4j2.level=WARN",
+                jnius_config.add_options(f"-Xmx{heap or settings.java_heap()}", "-Xrs", "-Dlog4j2.level=WARN",
                                          "--enable-native-access=ALL-UNNAMED",
                                          "--sun-misc-unsafe-memory-access=allow")
                 from selectsearch.lucene.java_helpers import helper_classpath

@@ -32,6 +32,7 @@ import numpy as np
 from selectsearch.lucene.indexer import CONTENTS_FIELD, SHARD_FIELD, open_directory_reader
 from selectsearch.lucene.java_helpers import GLOBAL_STATS_CLASS, HITS_CLASS
 from selectsearch.lucene.jvm import JNI_LOCK, jclass, optional_jclass
+from selectsearch.lucene.params import DEFAULT_ANALYZER_CLASS, DEFAULT_BM25
 
 __all__ = ["ShardedLuceneSearcher"]
 
@@ -42,13 +43,15 @@ class ShardedLuceneSearcher:
     Args:
         shard_dirs: Lucene index folders, in shard order (shard ``i`` is ``shard_dirs[i]``).
         k1, b: BM25 parameters.
+        analyzer: Java class of the query analyzer (the one the shards were indexed with).
 
     Example:
         >>> s = ShardedLuceneSearcher([Path("idx/shard-000/lucene"), Path("idx/shard-001/lucene")])  # doctest: +SKIP
         >>> docids, scores = s.search("vitamin d", k=10, shards=[1])  # doctest: +SKIP
     """
 
-    def __init__(self, shard_dirs: Sequence[Path], *, k1: float = 0.9, b: float = 0.4, threads: int = 1) -> None:
+    def __init__(self, shard_dirs: Sequence[Path], *, k1: float = DEFAULT_BM25.k1, b: float = DEFAULT_BM25.b,
+                 analyzer: str = DEFAULT_ANALYZER_CLASS, threads: int = 1) -> None:
         self.shard_dirs = [Path(d) for d in shard_dirs]
         self._readers = [open_directory_reader(d) for d in self.shard_dirs]
         sizes = [int(r.maxDoc()) for r in self._readers]
@@ -69,7 +72,7 @@ class ShardedLuceneSearcher:
             self._executor = None
             self._searcher = searcher_cls(reader)
         self._searcher.setSimilarity(jclass("org.apache.lucene.search.similarities.BM25Similarity")(k1, b))
-        self._analyzer = jclass("io.anserini.analysis.DefaultEnglishAnalyzer").newDefaultInstance()
+        self._analyzer = jclass(analyzer).newDefaultInstance()
         self._local = threading.local()
         self._occur = jclass("org.apache.lucene.search.BooleanClause$Occur")
         self._bool_builder = jclass("org.apache.lucene.search.BooleanQuery$Builder")

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from selectsearch.encode import EmbeddingCache, TextEncoder, corpus_cache, default_cache_dir
+from selectsearch import settings
+from selectsearch.encode import EmbeddingCache, TextEncoder, corpus_cache
 from selectsearch.models.encoder import DEFAULT_ENCODER, mean_pool
 
 __all__ = ["EncoderFeatures", "FrozenFeatures", "corpus_cache", "corpus_vectors", "embed_queries", "encoder_arg"]
@@ -32,7 +33,7 @@ def encoder_arg(encoder: str) -> str | None:
 
 
 def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
-    return Path(cache_dir) if cache_dir else default_cache_dir() / "embeddings"
+    return Path(cache_dir) if cache_dir else settings.cache_dir() / "embeddings"
 
 
 def embed_queries(texts: Sequence[str], key: str, encoder: TextEncoder,

@@ -24,7 +24,7 @@ import numpy as np
 
 from selectsearch.errors import DataFormatError, DataNotFoundError
 
-__all__ = ["LogPairs", "load_log_pairs", "read_log_records"]
+__all__ = ["LogPairs", "load_log_pairs", "read_log_records", "split_by_query"]
 
 log = logging.getLogger(__name__)
 
@@ -170,3 +170,17 @@ def load_log_pairs(sources: Sequence[str | os.PathLike[str]], logs: str, *, size
         size_sample_texts=sample,
         source=str(logs),
     )
+
+
+def split_by_query(pair_query: np.ndarray, n_queries: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of pair indices into (train, validation) by query: no query in both.
+
+    numpy only: MICO training and ``tune-route`` (which must draw the same validation queries
+    without loading torch) both split here.
+    """
+    rng = np.random.default_rng(seed)
+    n_val = min(max(1, round(fraction * n_queries)), n_queries - 1)
+    val_queries = np.zeros(n_queries, dtype=bool)
+    val_queries[rng.permutation(n_queries)[:n_val]] = True
+    is_val = val_queries[pair_query]
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)

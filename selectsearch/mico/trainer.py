@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from selectsearch.atomic import recover_replaced, replace_dir
 from selectsearch.errors import ModelError
-from selectsearch.index.atomic import recover_replaced, replace_dir
 from selectsearch.mico.config import MicoConfig
 from selectsearch.mico.features import EncoderFeatures, FrozenFeatures, embed_queries, encoder_arg
 from selectsearch.mico.heads import ClusterHead, Marginal, auto_scale, spherical_kmeans
-from selectsearch.mico.logs import LogPairs
+from selectsearch.mico.logs import LogPairs, split_by_query
 from selectsearch.mico.loss import batch_marginal, mico_loss
 from selectsearch.mico.model import FORMAT as MODEL_FORMAT
 from selectsearch.mico.model import save_model
@@ -91,16 +91,6 @@ class TrainResult:
     out: Path | None
     doc_head: Any = None
     query_head: Any = None
-
-
-def split_by_query(pair_query: np.ndarray, n_queries: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of pair indices into (train, validation) by query: no query in both."""
-    rng = np.random.default_rng(seed)
-    n_val = min(max(1, round(fraction * n_queries)), n_queries - 1)
-    val_queries = np.zeros(n_queries, dtype=bool)
-    val_queries[rng.permutation(n_queries)[:n_val]] = True
-    is_val = val_queries[pair_query]
-    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
 class _Run:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from selectsearch.route.base import rank_by_scores
+from selectsearch.ranking import rank_by_scores
 from selectsearch.selective_metrics import CoverageCurve, coverage_curve
 
 __all__ = ["argmax_in_chunks", "routing_curve"]

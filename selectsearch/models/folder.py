@@ -14,8 +14,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from selectsearch.atomic import replace_dir
 from selectsearch.errors import ModelError
-from selectsearch.index.atomic import replace_dir
 
 __all__ = ["config_from_json", "new_model_folder", "publish_model_folder", "read_model_manifest"]
 

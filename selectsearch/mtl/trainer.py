@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from selectsearch.atomic import replace_dir
 from selectsearch.data.classification import compute_metrics
 from selectsearch.errors import SelectSearchError
-from selectsearch.index.atomic import replace_dir
 from selectsearch.mtl.balancing import METHODS, ParamGroups, make_balancer
 from selectsearch.mtl.convergence import ConvergenceTracker
 from selectsearch.mtl.losses import distillation_loss, soft_targets, supervised_loss

@@ -85,7 +85,7 @@ def _open(index: ShardedIndex | str | os.PathLike[str]) -> ShardedIndex:
 
 def _cache_key(index: ShardedIndex, queries: Mapping[str, str], depth: int) -> str:
     h = hashlib.sha256()
-    h.update(str(index.manifest.get("corpus", {}).get("fingerprint", index.path)).encode())
+    h.update(str(index.manifest.corpus.fingerprint or index.path).encode())
     h.update(f"|{depth}|".encode())
     for qid, text in queries.items():
         h.update(f"{qid}\t{text}\n".encode())

@@ -235,7 +235,7 @@ def make_router(spec: RouteSpec | str, index: ShardedIndex, *, qrels: Qrels | No
         if space is None:
             raise RouteSpecError(
                 f"'centroid' needs a partition with centroids; {index.path} was built with "
-                f"{index.manifest['partition']['kind']!r} — use random@m/all or rebuild with --partitioner kmeans"
+                f"{index.manifest.partition_kind!r} — use random@m/all or rebuild with --partitioner kmeans"
             )
         return simple.CentroidRouter(space)
     if spec.name == "oracle":

@@ -16,6 +16,7 @@ import numpy as np
 
 from selectsearch.errors import RouteSpecError
 from selectsearch.locks import instance_lock, serialised
+from selectsearch.ranking import rank_by_scores
 from selectsearch.types import EncodedQueries, Query
 
 __all__ = ["ROUTERS", "RouteSpec", "Router", "ScoringRouter", "parse_route", "rank_by_scores"]
@@ -106,14 +107,6 @@ def parse_route(spec: str) -> RouteSpec:
     if hi is None:
         return RouteSpec(name, lo)
     return RouteSpec(name, lo, tuple(range(lo, hi + 1)))
-
-
-def rank_by_scores(scores: np.ndarray) -> np.ndarray:
-    """Shard ids sorted by descending score, ties by ascending shard id. Shape ``(n, K)``."""
-    scores = np.asarray(scores, dtype=np.float64)
-    # lexsort: last key is primary; stable on shard id
-    ids = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
-    return np.lexsort((ids, -scores), axis=1).astype(np.int32)
 
 
 #: the methods a router subclass defines that are serialised per router object (see __init_subclass__)

@@ -170,7 +170,7 @@ def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | N
     the index (``routing.json``), else ``mico,cori`` with equal weights. A fused router's options
     come, strongest first, from ``ROUTER.KEY`` given to hybrid (``hybrid.knn.k=50``), from
     ``fused_defaults`` (the run's options outside hybrid's scope: ``knn.data=DIR``, ``k=50``), then
-    from ``routing.json`` (whose stored paths :func:`~selectsearch.route.tuning.stored_options`
+    from ``routing.json`` (whose stored paths :func:`~selectsearch.route.routing_file.stored_options`
     resolves: ``$SELECTSEARCH_DATA`` first, then the absolute path stored).
 
     Raises:
@@ -179,7 +179,7 @@ def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | N
             ``selectsearch tune-route``).
     """
     from selectsearch.route import make_router, options_for
-    from selectsearch.route.tuning import ROUTING_FILE, read_routing, stored_options
+    from selectsearch.route.routing_file import ROUTING_FILE, read_routing, stored_options
 
     defaults = dict(fused_defaults or {})
     stored: dict[str, Any] = {}
@@ -210,7 +210,7 @@ def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | N
     except RouteSpecError as exc:
         if not untuned:
             raise
-        kind = index.manifest.get("partition", {}).get("kind")
+        kind = index.manifest.partition_kind
         why = (f"the default fusion {','.join(names)} needs a MICO model, which this {kind!r} index does not have"
                if kind != "mico" and "mico" in names else f"the default fusion {','.join(names)} failed: {exc}")
         raise RouteSpecError(

@@ -157,8 +157,8 @@ class LoggedQueryRouter(ScoringRouter):
 
 
 def _default_data(index: ShardedIndex) -> str:
-    sources = index.manifest.get("corpus", {}).get("sources", [])
-    formats = index.manifest.get("corpus", {}).get("formats", [])
+    sources = index.manifest.corpus.sources
+    formats = index.manifest.corpus.formats
     if len(sources) == 1 and formats == ["beir"]:
         return str(sources[0])
     raise RouteSpecError(f"'knn' cannot tell which BEIR folder {index.path} was built from; pass the option "

@@ -71,12 +71,13 @@ def mico_model_dir(index: ShardedIndex, mico_model: str | Path | None = None) ->
     if mico_model is not None:
         folder = Path(mico_model)
     else:
-        part = index.manifest.get("partition", {})
-        if part.get("kind") != "mico":
+        part = index.manifest.partition
+        if part is None or part.kind != "mico":
             raise RouteSpecError(
-                f"'mico' needs a MICO model: {index.path} was partitioned with {part.get('kind')!r}; rebuild it with "
-                "--partitioner mico --mico-model DIR, or pass the option mico_model=DIR (same shard count)")
-        folder = index.path / "partition" / str(part.get("model", "model"))
+                f"'mico' needs a MICO model: {index.path} was partitioned with {index.manifest.partition_kind!r}; "
+                "rebuild it with --partitioner mico --mico-model DIR, or pass the option mico_model=DIR (same shard "
+                "count)")
+        folder = index.path / "partition" / part.model_dir
     from selectsearch.mico.model import MicoModelFolder
 
     try:

@@ -52,8 +52,9 @@ class CsiVotingRouter(Router):
         self.threshold = threshold
         self.n_shards = index.n_shards
         self.csi = csi
-        bm25 = index.manifest.get("lucene", {}).get("bm25", {})
-        self._searcher = ShardedLuceneSearcher([csi.lucene_dir], k1=bm25.get("k1", 0.9), b=bm25.get("b", 0.4))
+        bm25 = index.manifest.bm25
+        self._searcher = ShardedLuceneSearcher([csi.lucene_dir], k1=bm25.k1, b=bm25.b,
+                                               analyzer=index.manifest.analyzer_class)
         shard_of = index.shard_of_doc
         self._csi_shard = np.asarray([shard_of[d] for d in read_lucene_ids(csi.lucene_dir)], dtype=np.int64)
         sizes = np.asarray(index.shard_sizes, dtype=np.float64)

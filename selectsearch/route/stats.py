@@ -44,7 +44,7 @@ __all__ = ["CoriRouter", "TailyRouter", "make_stats_router"]
 class _StatsRouter(Router):
     def __init__(self, stats: TermStats) -> None:
         self.stats = stats
-        self.analyzer = Analyzer()
+        self.analyzer = Analyzer(stats.analyzer_class)
         sizes = stats.shard_docs.astype(np.float64)
         self._prior = 1e-12 * sizes / max(sizes.max(), 1.0)  # ties: larger shards first
         self._last: tuple[tuple[str, ...], np.ndarray] | None = None

@@ -5,8 +5,9 @@ validation split by query that MICO training held out (its ``val_fraction`` and 
 the model's config; for an index that is not MICO-partitioned the same default split of the logs).
 The ``knn`` router's knowledge base is the training part of the logs only, so no validation query
 finds itself. :func:`tune_hybrid` scores every grid point of weights by coverage AUC
-(:func:`~selectsearch.route.hybrid.fit_weights`); :func:`write_routing` stores the winner as
-``INDEX/routing.json``, which ``hybrid@m`` reads when no ``routers``/``weights`` option is given.
+(:func:`~selectsearch.route.hybrid.fit_weights`);
+:func:`~selectsearch.route.routing_file.write_routing` stores the winner as ``INDEX/routing.json``,
+which ``hybrid@m`` reads when no ``routers``/``weights`` option is given.
 
 Example:
     >>> from selectsearch.index.sharded import ShardedIndex  # doctest: +SKIP
@@ -27,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from selectsearch.errors import RouteSpecError, SelectSearchError
+from selectsearch.errors import RouteSpecError
+from selectsearch.route.hybrid import fit_weights, standardise
+from selectsearch.route.routing_file import ROUTING_FILE, read_routing, stored_options, write_routing
 from selectsearch.types import Query
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,8 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ROUTING_FILE", "HeldOutLogs", "check_tuning_options", "held_out_logs", "read_routing", "scoring_routers",
            "stored_options", "tune_hybrid", "write_routing"]
 
-#: the tuned fusion, next to the index's manifest
-ROUTING_FILE = "routing.json"
 #: the split of the logs when the index has no MICO model to read it from (MICO's defaults)
 DEFAULT_SPLIT = {"val_fraction": 0.1, "seed": 0}
 
@@ -58,13 +59,13 @@ def held_out_logs(index: ShardedIndex, data: str | os.PathLike[str], logs: str) 
     Raises:
         RouteSpecError: no validation pair lands in the index.
     """
-    from selectsearch.mico.logs import read_log_records
-    from selectsearch.mico.trainer import split_by_query
+    from selectsearch.index.manifest import PartitionSection
+    from selectsearch.mico.logs import read_log_records, split_by_query
 
-    part = index.manifest.get("partition", {})
+    part = index.manifest.partition or PartitionSection()
     config = dict(DEFAULT_SPLIT)
-    model_config = index.path / "partition" / str(part.get("model", "model")) / "config.json"
-    if part.get("kind") == "mico" and model_config.is_file():
+    model_config = index.path / "partition" / part.model_dir / "config.json"
+    if part.kind == "mico" and model_config.is_file():
         training = json.loads(model_config.read_text()).get("training", {})
         config.update({k: v for k, v in training.items() if k in config})
     records = read_log_records(data, logs)
@@ -122,8 +123,7 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
         (``single_auc``), the sub-router ``options`` ``hybrid@m`` needs to rebuild them, and the
         validation sizes.
     """
-    from selectsearch.route.base import rank_by_scores
-    from selectsearch.route.hybrid import fit_weights, standardise
+    from selectsearch.ranking import rank_by_scores
     from selectsearch.selective_metrics import coverage_curve
 
     names = [n for n in routers if n]
@@ -178,63 +178,3 @@ def check_tuning_options(names: Sequence[str], options: dict[str, Any]) -> None:
             raise RouteSpecError(f"router option {key!r}: write ROUTER.KEY=VALUE for one of the tuned routers "
                                  f"({', '.join(names)})")
         _check_key(head, rest, key)
-
-
-def stored_options(tuned: dict[str, Any], index_path: str | os.PathLike[str],
-                   given: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The fused routers' options stored in ``routing.json``, with its data folder resolved.
-
-    ``knn.data`` (unless ``given`` holds it, e.g. ``--router-option knn.data=DIR``) is
-    ``$SELECTSEARCH_DATA/<folder>`` when the folder was inside the data folder at tuning time and
-    exists under ``$SELECTSEARCH_DATA`` now, else the absolute path stored.
-
-    Raises:
-        RouteSpecError: the stored folder does not exist any more (the message says how to point at it).
-    """
-    from selectsearch.data.sources import DATA_ENV
-
-    options = dict(tuned.get("options", {}))
-    given = given or {}
-    data = options.get("knn.data")
-    if data is None or "knn.data" in given:
-        return options
-    relative = tuned.get("data_root_relative")
-    env = os.environ.get(DATA_ENV)
-    if relative and env and (Path(env).expanduser() / relative).is_dir():
-        options["knn.data"] = str((Path(env).expanduser() / relative).resolve())
-    elif not Path(str(data)).is_dir():
-        hint = f" or set {DATA_ENV} to the folder holding {relative}" if relative else ""
-        raise RouteSpecError(f"{Path(index_path) / ROUTING_FILE} stores knn.data={data}, which does not exist; pass "
-                             f"--router-option knn.data=DIR{hint} (or re-run `selectsearch tune-route`)")
-    return options
-
-
-def write_routing(index_path: str | os.PathLike[str], tuned: dict[str, Any], *, overwrite: bool = False) -> Path:
-    """Store ``tuned`` as ``INDEX/routing.json`` (written whole or not at all).
-
-    Raises:
-        SelectSearchError: the file exists and ``overwrite`` is false.
-    """
-    path = Path(index_path) / ROUTING_FILE
-    if path.exists() and not overwrite:
-        raise SelectSearchError(f"{path} exists (tuned before); pass --overwrite to replace it")
-    tmp = path.with_name(f"{ROUTING_FILE}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(tuned, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def read_routing(index_path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The tuned fusion stored with an index, or ``None``.
-
-    Raises:
-        RouteSpecError: the file is not valid JSON.
-    """
-    path = Path(index_path) / ROUTING_FILE
-    if not path.is_file():
-        return None
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RouteSpecError(f"{path} is not valid JSON ({exc}); re-run `selectsearch tune-route`") from exc
-    return data

@@ -28,7 +28,7 @@ def test_dense_kmeans_build_route_and_cache_reuse(tiny_beir: Path, tmp_path: Pat
     build_index(open_corpus(tiny_beir), tmp_path / "dense2", config)
     assert matrix.stat().st_mtime_ns == stamp
     searcher = SelectiveSearcher.open(out, route="centroid@1")
-    assert searcher.index.manifest["partition"]["kind"] == "kmeans-dense"
+    assert searcher.index.manifest.partition.kind == "kmeans-dense"
     correct = 0
     for topic, words in TOPICS.items():
         hits = searcher.search(" ".join(words[:4]), k=5)

@@ -35,7 +35,7 @@ def test_every_document_in_exactly_one_shard(tiny_index: Path, tiny_beir: Path) 
         seen.extend(index.shard_doc_ids(s))
     corpus_ids = [d.doc_id for d in open_corpus(tiny_beir)]
     assert sorted(seen) == sorted(corpus_ids) and len(set(seen)) == len(seen)
-    assert index.manifest["partition"]["sizes"] == [len(index.shard_doc_ids(s)) for s in range(index.n_shards)]
+    assert index.manifest.partition.sizes == [len(index.shard_doc_ids(s)) for s in range(index.n_shards)]
     # the document store returns each document's text
     doc = index.doc(corpus_ids[0])
     assert doc["id"] == corpus_ids[0] and doc["contents"]
@@ -129,8 +129,8 @@ def test_same_seed_builds_identical_index(tiny_beir: Path, tmp_path: Path) -> No
             assert (ia.shard_path(s) / name).read_bytes() == (ib.shard_path(s) / name).read_bytes()
     assert np.array_equal(np.load(a / "partition" / "centroids.npy"), np.load(b / "partition" / "centroids.npy"))
     strip = ("created", "build_seconds", "command")
-    ma = {k: v for k, v in ia.manifest.items() if k not in strip}
-    mb = {k: v for k, v in ib.manifest.items() if k not in strip}
+    ma = {k: v for k, v in ia.manifest.to_json().items() if k not in strip}
+    mb = {k: v for k, v in ib.manifest.to_json().items() if k not in strip}
     ma["partition"].pop("fit_seconds")
     mb["partition"].pop("fit_seconds")
     assert ma == mb
@@ -152,7 +152,7 @@ def test_random_partition_and_dedupe(tmp_path: Path) -> None:
                                                                           threads=1, dedupe="last"))
     index = ShardedIndex.open(out)
     assert index.n_docs == 20 and index.doc(docs[0]["_id"])["contents"].endswith("a later copy")
-    sizes = index.manifest["partition"]["sizes"]
+    sizes = index.manifest.partition.sizes
     assert abs(sizes[0] - sizes[1]) <= 1
 
 

@@ -23,7 +23,7 @@ def corpus_matrix(index_path: Path, source: Path) -> tuple[np.ndarray, list[str]
     from selectsearch.encode import EmbeddingCache
 
     index = ShardedIndex.open(index_path)
-    cache = EmbeddingCache(Path(index.manifest["dense"]["embedding_cache"]))
+    cache = EmbeddingCache(Path(index.manifest.dense.embedding_cache))
     return np.asarray(cache.load()), [d.doc_id for d in open_corpus(source)]
 
 
@@ -77,17 +77,17 @@ def test_rows_aligned_with_doc_ids_after_rebuild(dense_index: Path, beir: Path, 
         flat = faiss.read_index(str(index.shard_path(s) / "faiss" / "index.faiss"))
         stored = flat.reconstruct_n(0, flat.ntotal)
         np.testing.assert_array_equal(stored, matrix[[row_of[d] for d in shard_ids]])
-        assert index.shards[s]["faiss"] == {"type": "Flat", "ntotal": len(shard_ids)}
+        assert index.shards[s].faiss == {"type": "Flat", "ntotal": len(shard_ids)}
     assert sorted(d for s in range(3) for d in index.shard_doc_ids(s)) == sorted(ids)
 
 
 def test_manifest_records_backend_model_dimension_and_type(dense_index: Path, tiny_model: Path) -> None:
     index = ShardedIndex.open(dense_index)
-    dense = index.manifest["dense"]
+    dense = index.manifest.dense.to_json()
     assert dense["backend"] == "faiss" and dense["model"] == str(tiny_model) and dense["dim"] == 32
     assert dense["metric"] == "inner_product" and dense["config"]["factory"] == "Flat"
     assert index.backends == ("lucene", "faiss")
-    assert all(s["backends"] == ["lucene", "faiss"] for s in index.shards if s["n_docs"])
+    assert all(s.backends == ["lucene", "faiss"] for s in index.shards if s.n_docs)
     assert index.describe()["dense"]["dim"] == 32
 
 
@@ -144,10 +144,10 @@ def test_add_backend_to_lucene_index_is_atomic_and_keeps_bm25(beir: Path, tiny_m
     (other / "corpus.jsonl").write_text(json.dumps({"_id": "x", "text": "y"}) + "\n")
     with pytest.raises(ShardedIndexError, match="not the corpus"):
         add_faiss_backend(out, open_corpus(other), config)
-    assert "dense" not in ShardedIndex.open(out).manifest
+    assert "dense" not in ShardedIndex.open(out).manifest.to_json()
     add_faiss_backend(out, open_corpus(beir), config)
     index = ShardedIndex.open(out)
-    assert index.manifest["dense"]["dim"] == 32 and index.has_backend("faiss")
+    assert index.manifest.dense.dim == 32 and index.has_backend("faiss")
     assert not list(out.glob("shards/*/faiss.partial"))
     assert SelectiveSearcher.open(out).search("rocket orbit planet", k=10) == bm25_before
     dense_hits = SelectiveSearcher.open(out, retriever="dense").search("rocket orbit planet", k=10)
@@ -158,7 +158,7 @@ def test_add_backend_to_lucene_index_is_atomic_and_keeps_bm25(beir: Path, tiny_m
     add_faiss_backend(out, open_corpus(beir), DenseConfig(model=str(tiny_model), max_length=32, factory="HNSW8"),
                       overwrite=True)
     index = ShardedIndex.open(out)
-    assert {s["faiss"]["type"] for s in index.shards} == {"HNSW8"}
+    assert {s.faiss["type"] for s in index.shards} == {"HNSW8"}
     assert len(SelectiveSearcher.open(out, retriever="dense").search("rocket orbit planet", k=10)) == 10
 
 
@@ -184,7 +184,7 @@ def test_ivf_shards_with_all_lists_probed_are_exact(beir: Path, tiny_model: Path
                                            large_threshold=1, nprobe=2))
     out = build_index(open_corpus(beir), tmp_path / "ivf", config)
     index = ShardedIndex.open(out)
-    assert {s["faiss"]["type"] for s in index.shards} == {"IVF4,Flat"}
+    assert {s.faiss["type"] for s in index.shards} == {"IVF4,Flat"}
     matrix, ids = corpus_matrix(out, beir)
     exact = SelectiveSearcher.open(out, retriever="dense", dense_options={"nprobe": 4})
     vectors = exact.dense.encode(["rocket orbit", "stock market"])

@@ -27,13 +27,13 @@ def dense_kmeans_index(tmp_path_factory: pytest.TempPathFactory, beir: Path, tin
 def test_partition_and_faiss_share_one_embedding_cache(dense_kmeans_index: Path) -> None:
     searcher = SelectiveSearcher.open(dense_kmeans_index, retriever="dense")
     manifest = searcher.index.manifest
-    assert manifest["partition"]["embedding_cache"] == manifest["dense"]["embedding_cache"]
+    assert manifest.partition.embedding_cache == manifest.dense.embedding_cache
 
 
 def test_ivf_with_kmeans_lists_equals_centroid_routed_dense(dense_kmeans_index: Path, beir: Path) -> None:
     searcher = SelectiveSearcher.open(dense_kmeans_index, route="all", retriever="dense")
     index = searcher.index
-    matrix = np.asarray(EmbeddingCache(Path(index.manifest["dense"]["embedding_cache"])).load())
+    matrix = np.asarray(EmbeddingCache(Path(index.manifest.dense.embedding_cache)).load())
     ids = [d.doc_id for d in open_corpus(beir)]
     # trained the partitioner's way, the quantizer's centroids ARE the partition's centroids
     centroids = spherical_kmeans_centroids(matrix, 4, seed=0)
@@ -57,7 +57,7 @@ def test_ivf_with_kmeans_lists_equals_centroid_routed_dense(dense_kmeans_index: 
 
 def test_anchor_save_load_and_cost_grows_with_nprobe(dense_kmeans_index: Path, beir: Path, tmp_path: Path) -> None:
     index = SelectiveSearcher.open(dense_kmeans_index, retriever="dense").index
-    matrix = np.asarray(EmbeddingCache(Path(index.manifest["dense"]["embedding_cache"])).load())
+    matrix = np.asarray(EmbeddingCache(Path(index.manifest.dense.embedding_cache)).load())
     ids = [d.doc_id for d in open_corpus(beir)]
     anchor = IvfAnchor.build(matrix, ids, 4, seed=3)
     anchor.save(tmp_path / "anchor")

@@ -14,6 +14,7 @@ pytest.importorskip("torch")
 from selectsearch.cli import main
 from selectsearch.data import open_corpus
 from selectsearch.errors import ModelError
+from selectsearch.index.manifest import Manifest
 from selectsearch.mico.config import MicoConfig
 from selectsearch.mico.run import train_from_data
 from selectsearch.mico.trainer import TrainerCallback, TrainState
@@ -122,10 +123,10 @@ def test_partitioner_assigns_every_document_and_router_reads_the_index(trained: 
     assert config["kind"] == "mico"
     reloaded = load_partition(part_dir)
     assert np.array_equal(reloaded.assign(docs, np.arange(len(docs))), batched)  # encoder path == cache path
-    index = SimpleNamespace(path=tmp_path / "index", n_shards=K, manifest={"partition": config})
+    index = SimpleNamespace(path=tmp_path / "index", n_shards=K, manifest=Manifest.from_json({"partition": config}))
     router = make_mico_router(parse_route("mico@1"), index, qrels=None, seed=0)  # type: ignore[arg-type]
     queries = [Query("a", "planet galaxy")]
-    other = SimpleNamespace(path=tmp_path, n_shards=K, manifest={"partition": {"kind": "kmeans"}})
+    other = SimpleNamespace(path=tmp_path, n_shards=K, manifest=Manifest.from_json({"partition": {"kind": "kmeans"}}))
     explicit = make_mico_router(parse_route("mico@1"), other, qrels=None, seed=0,  # type: ignore[arg-type]
                                 mico_model=trained.out)
     assert np.array_equal(router.rank(queries), explicit.rank(queries))
@@ -137,10 +138,11 @@ def test_router_errors_name_the_fix(trained: SimpleNamespace, tmp_path: Path) ->
     from selectsearch.errors import RouteSpecError
     from selectsearch.route.mico import make_mico_router
 
-    plain = SimpleNamespace(path=tmp_path, n_shards=K, manifest={"partition": {"kind": "kmeans-dense"}})
+    kmeans_dense = Manifest.from_json({"partition": {"kind": "kmeans-dense"}})
+    plain = SimpleNamespace(path=tmp_path, n_shards=K, manifest=kmeans_dense)
     with pytest.raises(RouteSpecError, match="--partitioner mico"):
         make_mico_router(parse_route("mico@1"), plain, qrels=None, seed=0)  # type: ignore[arg-type]
-    wrong_k = SimpleNamespace(path=tmp_path, n_shards=K + 4, manifest={"partition": {"kind": "kmeans-dense"}})
+    wrong_k = SimpleNamespace(path=tmp_path, n_shards=K + 4, manifest=kmeans_dense)
     with pytest.raises(RouteSpecError, match="clusters"):
         make_mico_router(parse_route("mico@1"), wrong_k, qrels=None, seed=0,  # type: ignore[arg-type]
                          mico_model=trained.out)

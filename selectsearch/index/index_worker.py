@@ -1,6 +1,6 @@
 """Worker process that indexes a queue of shards (used by parallel builds).
 
-Run as ``python -m selectsearch.lucene.index_worker``: reads ``{"root", "shards", "memory_mb"}``
+Run as ``python -m selectsearch.index.index_worker``: reads ``{"root", "shards", "memory_mb"}``
 as JSON on stdin, indexes the shards one after the other in its own JVM, and prints one JSON
 line per finished shard (or ``{"error": ...}`` and exits 1).
 
@@ -25,12 +25,12 @@ from pathlib import Path
 from queue import Queue
 from typing import Any
 
+from selectsearch import settings
 from selectsearch.errors import SelectSearchError
+from selectsearch.index.shard_files import index_one_shard
 
 __all__ = ["die_with_parent", "main", "run_workers"]
 
-#: pid of the build process, set by :func:`run_workers` in each worker's environment
-PARENT_ENV = "SELECTSEARCH_WORKER_PARENT"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -57,11 +57,10 @@ def run_workers(root: Path, queues: list[list[int]], memory_mb: int) -> Iterator
     Raises:
         SelectSearchError: a worker failed (its error message is passed on).
     """
-    env = {**os.environ, "SELECTSEARCH_JAVA_HEAP": os.environ.get("SELECTSEARCH_WORKER_HEAP", "1g"),
-           PARENT_ENV: str(os.getpid())}
+    env = {**os.environ, settings.JAVA_HEAP_ENV: settings.worker_heap(), settings.WORKER_PARENT_ENV: str(os.getpid())}
     procs = []
     for queue in queues:
-        proc = subprocess.Popen([sys.executable, "-m", "selectsearch.lucene.index_worker"], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "selectsearch.index.index_worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         assert proc.stdin is not None
         proc.stdin.write(json.dumps({"root": str(root), "shards": queue, "memory_mb": memory_mb}))
@@ -101,9 +100,9 @@ def run_workers(root: Path, queues: list[list[int]], memory_mb: int) -> Iterator
 
 def main() -> int:
     """Entry point of the worker process."""
-    if os.environ.get(PARENT_ENV, "").isdigit():
-        die_with_parent(int(os.environ[PARENT_ENV]))
-    from selectsearch.index.build import index_one_shard
+    parent = settings.worker_parent()
+    if parent is not None:
+        die_with_parent(parent)
     from selectsearch.lucene.jvm import start_jvm
 
     job = json.loads(sys.stdin.read())
