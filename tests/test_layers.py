@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("engines", ("lucene", "partition")),
     ("index", ("index", "dense")),
     ("route", ("route",)),
+    ("pipeline", ("pipeline",)),
     ("search", ("search",)),
     ("rerank", ("rerank",)),
     ("evaluation", ("evaluation", "bench", "costbench", "reports")),
