@@ -81,7 +81,7 @@ class Param:
 
     Attributes:
         name: the option's name (``KEY`` of ``--router-option KEY=VALUE``).
-        type: ``int``, ``float``, ``bool`` or ``str``; a string value (from the command line) is
+        dtype: ``int``, ``float``, ``bool`` or ``str``; a string value (from the command line) is
             converted to it, a value of another type (from TOML or Python) is passed as given.
         default: what the factory uses when the option is not given (shown in help; the
             factory's own default applies). :data:`REQUIRED` when it must be given.
@@ -89,23 +89,23 @@ class Param:
     """
 
     name: str
-    type: type = str
+    dtype: type = str
     default: Any = None
     help: str = ""
 
     def convert(self, value: Any) -> Any:
-        """``value`` as :attr:`type` when it is a string; :class:`ValueError` if it does not parse."""
-        if not isinstance(value, str) or self.type is str:
+        """``value`` as :attr:`dtype` when it is a string; :class:`ValueError` if it does not parse."""
+        if not isinstance(value, str) or self.dtype is str:
             return value
-        if self.type is bool:
+        if self.dtype is bool:
             return flag(value)
-        return self.type(value.strip())
+        return self.dtype(value.strip())
 
     def describe(self) -> str:
         """``name (int, default 50): help``."""
         default = "required" if self.default is REQUIRED else (
             f"default {self.default}" if self.default is not None else "optional")
-        text = f"{self.name} ({self.type.__name__}, {default})"
+        text = f"{self.name} ({self.dtype.__name__}, {default})"
         return f"{text}: {self.help}" if self.help else text
 
 
@@ -286,9 +286,9 @@ class Registry(Mapping[str, Entry]):
             try:
                 out[key] = param.convert(value)
             except ValueError:
-                numeric = [p.name for p in declared.values() if p.type in (int, float)]
+                numeric = [p.name for p in declared.values() if p.dtype in (int, float)]
                 raise self.error(f"{name!r} options {', '.join(numeric)} must be numbers: {key}={value!r} is not "
-                                 f"{_TYPE_TEXT[param.type]}") from None
+                                 f"{_TYPE_TEXT[param.dtype]}") from None
         return out
 
     def build(self, name: str, options: Mapping[str, Any] | None = None,

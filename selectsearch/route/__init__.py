@@ -30,9 +30,15 @@ __all__ = ["ROUTERS", "Param", "RouteSpec", "Router", "RouterOptions", "as_route
 
 log = logging.getLogger(__name__)
 
+
+def _fuses(router: str) -> bool:
+    """Whether ``router`` fuses others (and so takes their options as ``ROUTER.KEY``)."""
+    return router in ROUTERS and bool(ROUTERS[router].meta.get("fuses"))
+
+
 def _takes(router: str) -> str:
-    extra = ", ROUTER.KEY (an option of a fused router)" if ROUTERS[router].meta.get("fuses") else ""
-    known = ROUTERS[router].param_names(ROUTERS.context)
+    extra = ", ROUTER.KEY (an option of a fused router)" if _fuses(router) else ""
+    known = _options_of(router)
     return f"{router} takes {', '.join(known) + extra if known or extra else 'no options'}"
 
 
@@ -43,7 +49,7 @@ def _options_of(router: str) -> tuple[str, ...]:
 
 def _check_key(router: str, key: str, given: str) -> None:
     """Raise unless ``key`` is an option of ``router`` (``given``: the option as the user wrote it)."""
-    if router in ROUTERS and ROUTERS[router].meta.get("fuses") and "." in key:
+    if _fuses(router) and "." in key:
         sub, _, sub_key = key.partition(".")
         if sub not in ROUTERS or not fusable(sub):
             raise RouteSpecError(f"router option {given!r}: {router} fuses scoring routers, {sub!r} is not one; "
@@ -89,7 +95,7 @@ def split_router_options(names: Iterable[str], options: Mapping[str, Any]) -> Ro
     own: dict[str, dict[str, Any]] = {n: {} for n in run}
     fused: dict[str, Any] = {}
     pending: dict[str, frozenset[str]] = {}
-    hybrid = any(n in ROUTERS and ROUTERS[n].meta.get("fuses") for n in own)
+    hybrid = any(_fuses(n) for n in own)
     # plain keys first: a scoped key overrides a plain one for the router it names
     for key, value in sorted(options.items(), key=lambda kv: "." in kv[0]):
         head, dot, rest = key.partition(".")
@@ -105,13 +111,13 @@ def split_router_options(names: Iterable[str], options: Mapping[str, Any]) -> Ro
             else:
                 raise RouteSpecError(f"router option {key!r} is for router {head!r}, which no route of this run "
                                      f"uses ({', '.join(run)}); drop it or add a {head}@M route")
-            if hybrid and not ROUTERS[head].meta.get("fuses"):
+            if hybrid and not _fuses(head):
                 fused[key] = value
             continue
         takers = [n for n in run if key in _options_of(n)]
         for n in takers:
             own[n][key] = value
-        candidates = frozenset(r for r in ROUTERS if key in _options_of(r) and not ROUTERS[r].meta.get("fuses"))
+        candidates = frozenset(r for r in ROUTERS if key in _options_of(r) and not _fuses(r))
         if hybrid:
             fused.update({f"{r}.{key}": value for r in candidates if f"{r}.{key}" not in fused})
         if takers:

@@ -249,7 +249,7 @@ def test_signature_params_types_defaults_and_help() -> None:
 
     reg.register("thing", make)
     params = {p.name: p for p in reg["thing"].params(reg.context)}
-    assert [(p.type, p.default) for p in params.values()] == [
+    assert [(p.dtype, p.default) for p in params.values()] == [
         (int, 3), (float, None), (bool, False), (str, "x"), (str, REQUIRED)]
     assert params["size"].help == "how big." and reg["thing"].description == "Make a thing."
     made = reg.build("thing", {"size": "5", "flag": "1", "path": "p"}, {"seed": 9, "other": 1})
