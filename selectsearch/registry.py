@@ -37,13 +37,13 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from selectsearch.errors import SelectSearchError
 
-__all__ = ["REQUIRED", "Entry", "Param", "Registry", "call_with_context", "flag", "load_target", "registered_names"]
+__all__ = ["REQUIRED", "Entry", "Param", "Registry", "call_with_context", "flag", "load_target"]
 
 
 class _Required:
@@ -383,7 +383,3 @@ def _doc_args(doc: str) -> dict[str, str]:
             out.setdefault(match.group(1), match.group(2).strip())
     return out
 
-
-def registered_names(registry: Registry, *, where: Callable[[Entry], bool] | None = None) -> list[str]:
-    """Sorted names of ``registry`` whose entry passes ``where``."""
-    return sorted(n for n in registry if where is None or where(registry[n]))
