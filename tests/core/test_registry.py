@@ -56,14 +56,10 @@ def test_custom_router_by_name_through_the_cli(largest: str, tiny_index: Path, t
     rows = json.loads(out.read_text())
     assert [r["route"] for r in rows] == ["largest@1", "largest@2", "all"]
     assert [r["cost"]["shards_searched"] for r in rows[:2]] == [1.0, 2.0]
-    run = tmp_path / "run.trec"
+    trace = tmp_path / "trace.jsonl"
     assert main(["-q", "search", str(tiny_index), "--query", "rocket orbit", "--route", "largest@1",
-                 "--router-option", "reverse=yes", "--output", str(run)]) == 0
-    smallest = _order(tiny_index)[-1]
-    from selectsearch.index.sharded import ShardedIndex
-
-    shard_of = ShardedIndex.open(tiny_index).shard_of_doc
-    assert {shard_of[line.split()[2]] for line in run.read_text().splitlines()} == {smallest}
+                 "--router-option", "reverse=yes", "--trace", str(trace)]) == 0
+    assert json.loads(trace.read_text())["shards"] == [_order(tiny_index)[-1]]  # reverse=yes: the smallest
 
 
 def test_custom_router_options_are_checked(largest: str, tiny_index: Path, tiny_beir: Path,
