@@ -47,11 +47,6 @@ TOP_KEYS = ("name", "kind", "corpus", "queries", "split", "measures", "k", "inde
 COST_KEYS = ("warmup", "passes", "target", "concurrency", "latency_routes", "notes", "rerank", "max_queries")
 #: keys of an ``[[index]]`` table (``role`` only in a cost benchmark)
 INDEX_KEYS = ("name", "shards", "routes", "partitioner", "space", "seed", "options", "router_options")
-#: partitioner class (module:name) per (partitioner, space); its dataclass fields are the ``[index.options]``
-_PARTITIONER_CLASSES = {("kmeans", "lexical"): "selectsearch.partition.lexical:LexicalKMeansPartitioner",
-                        ("kmeans", "dense"): "selectsearch.partition.dense:DenseKMeansPartitioner",
-                        ("mico", "lexical"): "selectsearch.partition.mico:MicoPartitioner",
-                        ("mico", "dense"): "selectsearch.partition.mico:MicoPartitioner"}
 
 
 def _unknown(where: str, table: dict[str, Any], known: tuple[str, ...]) -> None:
@@ -62,26 +57,18 @@ def _unknown(where: str, table: dict[str, Any], known: tuple[str, ...]) -> None:
 
 
 def _partitioner_options(where: str, idx: dict[str, Any]) -> None:
-    import dataclasses
-    import importlib
+    from selectsearch.partition.registry import PARTITIONERS, resolve_partitioner
 
-    partitioner, space = idx.get("partitioner", "kmeans"), idx.get("space", "lexical")
-    if partitioner not in ("random", "kmeans", "mico"):
-        raise SelectSearchError(f"{where}: partitioner {partitioner!r} is not one of random, kmeans, mico")
-    if space not in ("lexical", "dense"):
-        raise SelectSearchError(f"{where}: space {space!r} is not one of lexical, dense")
+    try:
+        name = resolve_partitioner(idx.get("partitioner", "kmeans"), idx.get("space", "lexical"))
+    except SelectSearchError as exc:
+        raise SelectSearchError(f"{where}: {exc}") from exc
     options = idx.get("options", {})
     if not isinstance(options, dict):
         raise SelectSearchError(f"{where}: options must be a table ([index.options])")
-    if not options:
-        return
-    target = _PARTITIONER_CLASSES.get((partitioner, space))
-    known: tuple[str, ...] = ()
-    if target is not None:
-        module, _, name = target.partition(":")
-        cls = getattr(importlib.import_module(module), name)
-        known = tuple(f.name for f in dataclasses.fields(cls) if f.name != "seed")
-    _unknown(f"{where} [index.options] of partitioner {partitioner!r}", options, known)
+    if options:
+        known = PARTITIONERS[name].param_names(PARTITIONERS.context)
+        _unknown(f"{where} [index.options] of partitioner {idx.get('partitioner', 'kmeans')!r}", options, known)
 
 
 def load_definition(path: str | os.PathLike[str]) -> dict[str, Any]:

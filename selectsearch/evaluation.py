@@ -24,7 +24,7 @@ import numpy as np
 
 from selectsearch.errors import SelectSearchError
 from selectsearch.ranking import strict_scores
-from selectsearch.route import RouteSpec, parse_route
+from selectsearch.route import Router, RouteSpec, as_route
 from selectsearch.types import Qrels, SearchResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -135,7 +135,8 @@ def overlap_with(results: Mapping[str, SearchResult], reference: Mapping[str, Se
 
 
 def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qrels,
-             routes: Sequence[str | RouteSpec], measures: Sequence[str], *, k: int = 1000, seed: int = 0,
+             routes: Sequence[str | RouteSpec | Router | type[Router]], measures: Sequence[str], *, k: int = 1000,
+             seed: int = 0,
              on_results: Callable[[RouteSpec, dict[str, SearchResult]], None] | None = None,
              router_options: Mapping[str, Any] | None = None, progress: bool = False,
              all_judged: bool = False) -> list[dict[str, Any]]:
@@ -165,7 +166,8 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
         searcher: any searcher on the index; its Lucene readers are shared by every route.
         queries: ``{query_id: text}``; usually the queries of the qrels split.
         qrels: relevance judgements.
-        routes: route specs (``all``, ``centroid@2``, ``random@1:4``, ``ranks`` ...).
+        routes: route specs (``all``, ``centroid@2``, ``random@1:4``, ``ranks`` ...), or router
+            objects or classes (:func:`~selectsearch.route.as_route`).
         measures: ir-measures names.
         k: hits retrieved per query (depth of the evaluated ranking); at least 1 and at least
             every measure's cutoff.
@@ -186,7 +188,7 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
     index = searcher.index
     parsed = parse_measures(measures)
     check_cutoffs(parsed, k)
-    specs = [s for r in routes for s in expand_for_index(parse_route(r) if isinstance(r, str) else r, index.n_shards)]
+    specs = [s for r in routes for s in expand_for_index(as_route(r), index.n_shards)]
     options = dict(router_options or {})
     run_names = {spec.name for spec in specs}
     split_router_options(run_names, options)  # fail fast, before anything is searched

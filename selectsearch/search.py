@@ -21,17 +21,12 @@ import numpy as np
 
 from selectsearch.fusion import FusionConfig
 from selectsearch.index.sharded import ShardedIndex
-from selectsearch.pipeline.shards import RETRIEVERS as _RETRIEVERS
 from selectsearch.pipeline.shards import Engines, default_retriever, make_shard_searcher
 from selectsearch.pipeline.stages import QueryAnnotator, Reranker, ShardSearcher, assemble, rerank_head
-from selectsearch.route import Router, RouteSpec, make_router, parse_route
+from selectsearch.route import Router, RouteSpec, as_route, make_router
 from selectsearch.types import Hit, Qrels, Query, SearchResult
 
-__all__ = ["RETRIEVERS", "QueryAnnotator", "Reranker", "SelectiveSearcher", "as_queries", "rerank_head"]
-
-#: what searches the selected shards (see :mod:`selectsearch.pipeline.shards`)
-RETRIEVERS = tuple(_RETRIEVERS)
-
+__all__ = ["QueryAnnotator", "Reranker", "SelectiveSearcher", "as_queries", "rerank_head"]
 
 def _ms(seconds: float) -> float:
     return seconds * 1000.0
@@ -105,21 +100,24 @@ class SelectiveSearcher:
         return self.engines.dense_options
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], route: str | RouteSpec = "all", *, qrels: Qrels | None = None,
-             seed: int = 0, threads: int = 1, router_options: Mapping[str, Any] | None = None,
+    def open(cls, path: str | os.PathLike[str], route: str | RouteSpec | Router | type[Router] = "all", *,
+             qrels: Qrels | None = None, seed: int = 0, threads: int = 1,
+             router_options: Mapping[str, Any] | None = None,
              **options: Any) -> SelectiveSearcher:
-        """Open the index at ``path`` with the router of spec ``route`` (e.g. ``"centroid@2"``).
+        """Open the index at ``path`` with the router of spec ``route`` (e.g. ``"centroid@2"``; a
+        :class:`~selectsearch.route.Router` object or class also works, see :func:`~selectsearch.route.as_route`).
 
         ``router_options`` go to the router's factory (e.g. ``{"mico_model": "models/hd-mico16"}``).
         """
         index = ShardedIndex.open(path)
-        spec = parse_route(route) if isinstance(route, str) else route
+        spec = as_route(route)
         router = make_router(spec, index, qrels=qrels, seed=seed, **dict(router_options or {}))
         return cls(index, router, spec.budget, route_name=str(spec), threads=threads, **options)
 
-    def with_route(self, route: str | RouteSpec, *, qrels: Qrels | None = None, seed: int = 0) -> SelectiveSearcher:
+    def with_route(self, route: str | RouteSpec | Router | type[Router], *, qrels: Qrels | None = None,
+                   seed: int = 0) -> SelectiveSearcher:
         """A searcher on the same index (and the same open engines) with another route."""
-        spec = parse_route(route) if isinstance(route, str) else route
+        spec = as_route(route)
         return self.with_router(make_router(spec, self.index, qrels=qrels, seed=seed), spec.budget, str(spec))
 
     def with_router(self, router: Router, budget: int | None = None, route_name: str | None = None

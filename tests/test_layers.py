@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1] / "selectsearch"
 
 #: lowest first: (layer, top-level modules and packages of ``selectsearch`` in it)
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("core", ("errors", "types", "settings", "atomic", "locks", "ranking", "fusion", "selective_metrics")),
+    ("core", ("errors", "types", "settings", "atomic", "locks", "registry", "ranking", "fusion",
+              "selective_metrics")),
     ("data", ("data", "prompting")),
     ("models", ("encode", "models", "distill", "mico", "mtl")),
     ("engines", ("lucene", "partition")),

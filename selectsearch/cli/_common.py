@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -17,15 +18,52 @@ def add_threads(parser: argparse.ArgumentParser, default: int = 1, what: str = "
 
 
 def add_router_options(parser: argparse.ArgumentParser) -> None:
+    """``--router-option KEY=VALUE``, and every registered router with its options at the end of ``--help``."""
     parser.add_argument("--router-option", action="append", default=[], metavar="KEY=VALUE", dest="router_options",
-                        help="router parameter, repeatable: mico_model=DIR, csi_rate=0.04, depth=30, base=3, "
-                             "taily_v=50, cori_belief=0.4; prefix NAME. to give it to one router only, "
-                             "e.g. distilled.model=DIR; hybrid.routers=mico,cori,taily hybrid.weights=0.3,0.5,0.2. "
-                             "An option no router of the run takes is refused, naming the valid ones")
+                        help="router parameter, repeatable (each router's are listed below); prefix NAME. to give it "
+                             "to one router only, e.g. distilled.model=DIR; hybrid.routers=mico,cori,taily "
+                             "hybrid.weights=0.3,0.5,0.2. An option no router of the run takes is refused, naming the "
+                             "valid ones")
+    add_help_section(parser, routers_help)
+
+
+def routers_help() -> str:
+    """The registered routers with their options (``--help`` text)."""
+    from selectsearch.route.registry import ROUTERS
+
+    def having(budget: str) -> str:
+        return ", ".join(n for n in sorted(ROUTERS) if ROUTERS[n].meta.get("budget", "required") == budget) or "none"
+
+    return (f"routers (route spec NAME@M; without a budget: {having('none')}; with or without one: "
+            f"{having('optional')}) and their --router-option KEY=VALUE parameters:\n" + ROUTERS.help_text())
+
+
+def partitioners_help() -> str:
+    """The registered partitioners with their options (``--help`` text)."""
+    from selectsearch.partition.registry import PARTITIONERS, SPACES
+
+    return (f"partitioners (NAME-SPACE: --partitioner NAME --space SPACE, SPACE one of {', '.join(SPACES)}) and "
+            "their options:\n" + PARTITIONERS.help_text())
+
+
+def add_help_section(parser: argparse.ArgumentParser, make_text: Callable[[], str]) -> None:
+    """Add ``make_text()`` at the end of the parser's help. It runs only when help is printed:
+    listing plugins imports their modules and reads the installed packages' entry points."""
+    sections: list[Callable[[], str]] = parser.__dict__.setdefault("_selectsearch_sections", [])
+    if not sections:
+        base_format, base_epilog = parser.format_help, parser.epilog
+
+        def format_help() -> str:
+            parser.epilog = "\n\n".join([*([base_epilog] if base_epilog else []), *(f() for f in sections)])
+            return base_format()
+
+        parser.format_help = format_help  # type: ignore[method-assign]
+    sections.append(make_text)
 
 
 def parse_router_options(items: list[str]) -> dict[str, object]:
-    """``["depth=30", "mico_model=m/"]`` -> ``{"depth": 30, "mico_model": "m/"}`` (numbers parsed)."""
+    """``["depth=30", "mico_model=m/"]`` -> ``{"depth": "30", "mico_model": "m/"}``; each router
+    converts its values to the types it declares (:mod:`selectsearch.route.registry`)."""
     from selectsearch.errors import SelectSearchError
 
     out: dict[str, object] = {}
@@ -33,14 +71,7 @@ def parse_router_options(items: list[str]) -> dict[str, object]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SelectSearchError(f"--router-option {item!r}: write KEY=VALUE, e.g. mico_model=models/hd-mico16")
-        parsed: object = value
-        for cast in (int, float):
-            try:
-                parsed = cast(value)
-                break
-            except ValueError:
-                continue
-        out[key.replace("-", "_")] = parsed
+        out[key.replace("-", "_")] = value
     return out
 
 

@@ -5,17 +5,27 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from selectsearch.cli._common import add_help_section
 from selectsearch.errors import SelectSearchError
 
 __all__ = ["add_retriever_options", "retriever_kwargs"]
 
 
+def _retrievers_help() -> str:
+    from selectsearch.pipeline.shards import RETRIEVERS
+
+    return "retrievers (--retriever NAME; add yours with selectsearch.pipeline.register_retriever):\n" + \
+        RETRIEVERS.help_text()
+
+
 def add_retriever_options(parser: argparse.ArgumentParser) -> None:
-    """``--retriever bm25|dense|hybrid`` plus fusion and dense-search options."""
+    """``--retriever NAME`` (the registered shard searchers) plus fusion and dense-search options."""
     group = parser.add_argument_group("retrieval")
-    group.add_argument("--retriever", choices=["bm25", "dense", "hybrid"], default=None,
-                       help="what searches the selected shards: bm25 (Lucene), dense (FAISS) or hybrid (both, "
-                            "fused); default bm25, or dense for a FAISS-only index")
+    group.add_argument("--retriever", default=None, metavar="NAME",
+                       help="what searches the selected shards, one of the retrievers listed below: bm25 (Lucene), "
+                            "dense (FAISS), hybrid (both, fused), or one you registered; default bm25, or dense "
+                            "for a FAISS-only index")
+    add_help_section(parser, _retrievers_help)
     group.add_argument("--fusion", choices=["rrf", "convex"], default="rrf",
                        help="hybrid fusion: reciprocal rank fusion (default) or convex combination of normalised "
                             "scores")

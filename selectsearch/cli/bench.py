@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from selectsearch.cli._common import progress_enabled
+from selectsearch.cli._common import add_help_section, partitioners_help, progress_enabled, routers_help
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="shards indexed in parallel when building")
     parser.add_argument("--only", nargs="+", metavar="INDEX", help="run only these [[index]] names")
     parser.add_argument("--report-only", action="store_true", help="only rebuild README.md from the JSON results")
+    add_help_section(parser, routers_help)  # an [[index]]'s routes and router_options
+    add_help_section(parser, partitioners_help)  # its partitioner, space and [index.options]
 
 
 def execute(args: argparse.Namespace) -> int:

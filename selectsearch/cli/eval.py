@@ -45,7 +45,6 @@ from selectsearch.cli._common import (
 )
 from selectsearch.cli._retriever import add_retriever_options, retriever_kwargs
 from selectsearch.errors import SelectSearchError
-from selectsearch.route.base import ROUTERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queries", metavar="SOURCE", help="queries (instead of --data): .jsonl, .tsv, topics, irds:")
     parser.add_argument("--qrels", metavar="SOURCE", help="qrels (instead of --data): TREC qrels or BEIR tsv")
     parser.add_argument("--route", action="append", dest="routes", metavar="SPEC",
-                        help="route spec NAME@M, NAME@LO:HI or NAME@1,2,4, repeatable (default: all); NAME: "
-                             + ", ".join(ROUTERS))
+                        help="route spec NAME@M, NAME@LO:HI or NAME@1,2,4, repeatable (default: all); NAME: a "
+                             "router listed at the end of this help")
     parser.add_argument("--measures", nargs="+", action="extend", default=None,
                         help="ir-measures names, repeatable (default: those of nDCG@10 R@100 R@1000 whose cutoff "
                              "--k reaches)")

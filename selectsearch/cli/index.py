@@ -36,7 +36,14 @@ import argparse
 import json
 import time
 
-from selectsearch.cli._common import add_encoder_precision, apply_encoder_precision, progress_enabled
+from selectsearch.cli._common import (
+    add_encoder_precision,
+    add_help_section,
+    apply_encoder_precision,
+    partitioners_help,
+    progress_enabled,
+)
+from selectsearch.partition.registry import SPACES, partitioner_choices
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,9 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output index folder (e.g. indexes/scifact-k16)")
     parser.add_argument("--shards", type=int, default=None, metavar="K",
                         help="number of shards (default 16; with --partitioner mico the model's cluster count)")
-    parser.add_argument("--partitioner", choices=["random", "kmeans", "mico"], default="kmeans",
-                        help="how documents are split into shards (default kmeans)")
-    parser.add_argument("--space", choices=["lexical", "dense"], default="lexical",
+    parser.add_argument("--partitioner", choices=partitioner_choices(), default="kmeans",
+                        help="how documents are split into shards (default kmeans; listed at the end of this help)")
+    parser.add_argument("--space", choices=SPACES, default="lexical",
                         help="k-means feature space: lexical TF-IDF (fast) or dense all-MiniLM-L6-v2 embeddings")
     parser.add_argument("--mico-model", metavar="DIR", help="trained MICO model folder (with --partitioner mico)")
     parser.add_argument("--sample-size", type=int, metavar="N",
@@ -77,6 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="shard size from which --faiss-large-index applies (default 100000)")
     dense.add_argument("--nprobe", type=int, default=16, metavar="N", help="default IVF lists probed (default 16)")
     dense.add_argument("--efsearch", type=int, default=64, metavar="N", help="default HNSW efSearch (default 64)")
+    add_help_section(parser, partitioners_help)
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ One --query prints a ranked table and the query's trace. --queries (a BEIR folde
 (or stdout) and, with --trace, one JSON line per query: shards searched, documents scored,
 time per stage.
 
-route specs: all | random@M | centroid@M | mico@M | oracle@M (needs --qrels or a BEIR --queries with --split)
+route specs: all, or NAME@M with NAME a router listed at the end of this help (oracle@M needs --qrels or a BEIR
+--queries with --split)
 
 --retriever bm25 (default) searches the selected shards' Lucene indexes; dense their FAISS
 indexes (the index needs the faiss backend); hybrid both, fused by RRF (--fusion rrf --rrf-k 60)

@@ -86,10 +86,8 @@ def execute(args: argparse.Namespace) -> int:
                          header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout)
     reranker = None
     if args.rerank:
-        try:
-            from selectsearch.rerank import load_reranker  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as exc:
-            raise SelectSearchError("--rerank needs selectsearch.rerank, which this version lacks") from exc
+        from selectsearch.rerank import load_reranker
+
         reranker = load_reranker(args.rerank)
 
     import signal

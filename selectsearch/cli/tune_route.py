@@ -25,6 +25,8 @@ import argparse
 import json
 import sys
 
+from selectsearch.cli._common import add_help_section
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``tune-route``."""
@@ -41,6 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="option of one fused router, e.g. mico.mico_model=DIR or knn.k=50 (stored)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing routing.json")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_help_section(parser, _fusable_help)
+
+
+def _fusable_help() -> str:
+    from selectsearch.route.registry import ROUTERS, fusable
+
+    return ("routers --routers can fuse and their --router-option ROUTER.KEY=VALUE parameters:\n"
+            + ROUTERS.help_text([n for n in sorted(ROUTERS) if fusable(n)]))
 
 
 def execute(args: argparse.Namespace) -> int:

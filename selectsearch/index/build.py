@@ -63,12 +63,11 @@ from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner
 from selectsearch.selective_metrics import partition_balance
 from selectsearch.types import Document
 
-__all__ = ["PARTITIONERS", "BuildConfig", "build_index", "index_shards", "make_partitioner", "scan_corpus",
+__all__ = ["BuildConfig", "build_index", "index_shards", "make_partitioner", "scan_corpus",
            "shard_dir_name", "write_shards"]
 
 log = logging.getLogger(__name__)
 
-PARTITIONERS = ("random", "kmeans", "mico")
 _PARTIAL_MARKER = ".selectsearch-partial"
 
 
@@ -78,7 +77,8 @@ class BuildConfig:
 
     Args:
         n_shards: number of shards K.
-        partitioner: ``random``, ``kmeans`` or ``mico``.
+        partitioner: a registered partitioner (:mod:`selectsearch.partition.registry`):
+            ``random``, ``kmeans`` or ``mico`` built in.
         space: feature space of ``kmeans``: ``lexical`` (TF-IDF) or ``dense`` (encoder embeddings).
         seed: seeds sampling, k-means and random assignment.
         threads: shards indexed concurrently.
@@ -104,28 +104,12 @@ class BuildConfig:
 
 
 def make_partitioner(config: BuildConfig) -> Partitioner:
-    """The :class:`Partitioner` named by ``config``."""
-    opts = dict(config.partitioner_options)
-    if config.partitioner == "random":
-        from selectsearch.partition.random_ import RandomPartitioner
+    """The :class:`Partitioner` named by ``config`` (see :mod:`selectsearch.partition.registry`)."""
+    from selectsearch.partition.registry import make_partitioner as from_registry
 
-        return RandomPartitioner(seed=config.seed)
-    if config.partitioner == "kmeans" and config.space == "lexical":
-        from selectsearch.partition.lexical import LexicalKMeansPartitioner
-
-        return LexicalKMeansPartitioner(seed=config.seed, **opts)
-    if config.partitioner == "kmeans" and config.space == "dense":
-        from selectsearch.partition.dense import DenseKMeansPartitioner
-
-        return DenseKMeansPartitioner(seed=config.seed, **opts)
-    if config.partitioner == "mico":
-        from selectsearch.partition.mico import MicoPartitioner
-
-        return MicoPartitioner(**opts)
-    raise SelectSearchError(
-        f"unknown partitioner {config.partitioner!r} (space {config.space!r}); "
-        f"choose one of {', '.join(PARTITIONERS)} with --space lexical|dense"
-    )
+    partitioner: Partitioner = from_registry(config.partitioner, config.space, seed=config.seed,
+                                             options=dict(config.partitioner_options))
+    return partitioner
 
 
 def _batches(docs: Any, size: int) -> Iterator[list[Document]]:

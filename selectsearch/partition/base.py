@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -141,18 +141,21 @@ def register_partition(cls: type[FittedPartition]) -> type[FittedPartition]:
     return cls
 
 
-def load_partition(folder: Path, loaders: dict[str, Callable[[], None]] | None = None) -> FittedPartition:
-    """Load the fitted partition saved in ``folder`` (reads ``config.json``)."""
+def load_partition(folder: Path) -> FittedPartition:
+    """Load the fitted partition saved in ``folder`` (reads ``config.json``); its ``kind`` is the
+    name of the partitioner that fitted it, whose module registers the fitted class on import.
+
+    Raises:
+        SelectSearchError: a kind no registered partitioner saves.
+    """
+    from selectsearch.errors import SelectSearchError
+    from selectsearch.partition.registry import PARTITIONERS
+
     config = json.loads((folder / "config.json").read_text())
     kind = config["kind"]
+    if kind not in _REGISTRY and kind in PARTITIONERS:
+        PARTITIONERS[kind].load()  # importing the partitioner's module registers its fitted partition
     if kind not in _REGISTRY:
-        _import_kind(kind)
+        raise SelectSearchError(f"{folder} holds a {kind!r} partition, which no registered partitioner loads; "
+                                f"partitioners: {', '.join(sorted(PARTITIONERS))}")
     return _REGISTRY[kind].load(folder, config)
-
-
-def _import_kind(kind: str) -> None:
-    import importlib
-
-    module = {"random": "random_", "kmeans-lexical": "lexical", "kmeans-dense": "dense",
-              "mico": "mico"}.get(kind, kind)
-    importlib.import_module(f"selectsearch.partition.{module}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,13 +29,14 @@ from selectsearch.errors import SelectSearchError
 from selectsearch.fusion import FusionConfig, fuse
 from selectsearch.pipeline.stages import Retrieved, ShardSearcher
 from selectsearch.ranking import order_by_score
+from selectsearch.registry import Registry
 from selectsearch.types import Hit, Query
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
 
 __all__ = ["RETRIEVERS", "DenseShards", "Engines", "FusedShards", "LuceneShards", "default_retriever",
-           "make_shard_searcher"]
+           "make_shard_searcher", "register_retriever"]
 
 
 def _ms(seconds: float) -> float:
@@ -186,15 +187,33 @@ class FusedShards:
         return out
 
 
-#: retriever name -> (backends it needs, one-line description, factory(engines, fusion))
-RETRIEVERS: dict[str, tuple[tuple[str, ...], str, Callable[[Engines, FusionConfig | None], ShardSearcher]]] = {
-    "bm25": (("lucene",), "BM25 with collection-wide statistics over the selected shards (Lucene)",
-             lambda engines, fusion: LuceneShards(engines)),
-    "dense": (("faiss",), "nearest neighbours of the query embedding in the selected shards (FAISS)",
-              lambda engines, fusion: DenseShards(engines)),
-    "hybrid": (("lucene", "faiss"), "BM25 and dense over the same shards, fused (RRF or convex combination)",
-               lambda engines, fusion: FusedShards(engines, fusion)),
-}
+#: every shard searcher by ``--retriever`` name (add yours with :func:`register_retriever` or the
+#: ``selectsearch.retrievers`` entry points); ``meta["needs"]`` names the index backends it uses
+RETRIEVERS = Registry("retriever", group="selectsearch.retrievers", context=("engines", "fusion"))
+
+
+def register_retriever(name: str, factory: Any = None, *, description: str | None = None,
+                       needs: tuple[str, ...] = (), replace: bool = False) -> Any:
+    """Register a shard searcher as ``--retriever name``; a decorator without ``factory``.
+
+    Args:
+        name: lower-case name (``[a-z][a-z0-9_-]*``).
+        factory: a :class:`~selectsearch.pipeline.ShardSearcher` class or a function returning one;
+            called with ``engines`` (the index's shared :class:`Engines`) and ``fusion`` when it
+            names them as parameters.
+        description: one line for ``--help`` (default: the factory's docstring's first line).
+        needs: index backends it uses (``"lucene"``, ``"faiss"``): checked before it is built.
+        replace: replace a retriever registered under ``name`` before.
+    """
+    return RETRIEVERS.register(name, factory, description=description, replace=replace, needs=tuple(needs))
+
+
+register_retriever("bm25", LuceneShards, needs=("lucene",),
+                   description="BM25 with collection-wide statistics over the selected shards (Lucene)")
+register_retriever("dense", DenseShards, needs=("faiss",),
+                   description="nearest neighbours of the query embedding in the selected shards (FAISS)")
+register_retriever("hybrid", FusedShards, needs=("lucene", "faiss"),
+                   description="BM25 and dense over the same shards, fused (--fusion rrf or convex)")
 
 
 def default_retriever(index: ShardedIndex) -> str:
@@ -209,9 +228,7 @@ def make_shard_searcher(retriever: str, engines: Engines, fusion: FusionConfig |
         SelectSearchError: an unknown retriever, or one the index lacks the backend for (naming the fix).
     """
     index = engines.index
-    if retriever not in RETRIEVERS:
-        raise SelectSearchError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
-    needs, _, factory = RETRIEVERS[retriever]
+    needs = RETRIEVERS.entry(retriever).meta.get("needs", ())
     if "lucene" in needs and not index.has_backend("lucene"):
         raise SelectSearchError(
             f"--retriever {retriever} needs Lucene but {index.path} was built with --backend faiss only; "
@@ -220,4 +237,5 @@ def make_shard_searcher(retriever: str, engines: Engines, fusion: FusionConfig |
         raise SelectSearchError(
             f"--retriever {retriever} needs the FAISS backend, which {index.path} does not have; add it with "
             f"`selectsearch index SOURCE... --out {index.path} --add-backend faiss`")
-    return factory(engines, fusion)
+    searcher: ShardSearcher = RETRIEVERS.build(retriever, {}, {"engines": engines, "fusion": fusion})
+    return searcher

@@ -5,6 +5,8 @@
 - :mod:`selectsearch.rerank.student`: ReAugKD distillation of the teacher (KB = training pairs).
 - :mod:`selectsearch.rerank.rerankers`: :func:`load_reranker` for either folder, as a
   :class:`selectsearch.search.Reranker`.
+- :mod:`selectsearch.rerank.formats`: the registry of reranker folder formats (add one with
+  :func:`~selectsearch.rerank.formats.register_reranker`).
 
 Heavy libraries (torch, transformers, faiss) are imported only when a model is trained or loaded.
 

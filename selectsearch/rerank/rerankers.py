@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from selectsearch.ranking import sort_scored
 from selectsearch.types import Hit
 
 __all__ = ["CrossEncoderReranker", "DistilledReranker", "RerankStats", "expected_grade", "interpolate",
-           "load_reranker", "reranker_kind"]
+           "is_cross_encoder", "is_student", "load_cross_encoder", "load_reranker", "load_student", "reranker_kind"]
 
 #: file written next to a student's own files, describing it as a reranker
 STUDENT_SIDECAR = "reranker.json"
@@ -99,14 +100,15 @@ def interpolate(model_scores: np.ndarray, first_stage: np.ndarray, weight: float
     return (z(model_scores) + weight * z(np.asarray(first_stage, dtype=np.float64))).astype(np.float32)
 
 
-class _Timed:
+class _Timed(ABC):
     name: str
     stats: RerankStats
     #: weight of the first-stage (BM25) score mixed into the model's (see :func:`interpolate`)
     first_stage_weight: float = 0.0
 
-    def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        """Model score of each text for ``query`` (higher is better)."""
 
     @serialised  # one call at a time per reranker: the stats counters and models are shared state
     def rerank(self, query: str, hits: Sequence[Hit], texts: Sequence[str]) -> list[Hit]:
@@ -245,33 +247,70 @@ class DistilledReranker(_Timed):
         return self.score_both(query, texts)[1]
 
 
-def reranker_kind(path: str | os.PathLike[str]) -> str:
-    """``"cross-encoder"`` or ``"student"`` for a reranker folder.
+def is_student(folder: Path) -> bool:
+    """A ReAugKD student written by ``train-reranker --teacher`` (it has a reranker sidecar)."""
+    return (folder / STUDENT_SIDECAR).is_file()
+
+
+def is_cross_encoder(folder: Path) -> bool:
+    """A pair :class:`~selectsearch.models.text_classifier.TextClassifier` folder (two text slots).
 
     Raises:
-        ModelError: the folder holds neither.
+        ModelError: its ``config.json`` is not valid JSON.
     """
-    folder = Path(path)
-    if (folder / STUDENT_SIDECAR).is_file():
-        return "student"
     config = folder / "config.json"
-    if config.is_file():
-        try:
-            data = json.loads(config.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{config} is not valid JSON ({exc}); re-train or re-copy the model") from exc
-        from selectsearch.models.text_classifier import FORMAT
+    if not config.is_file():
+        return False
+    try:
+        data = json.loads(config.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{config} is not valid JSON ({exc}); re-train or re-copy the model") from exc
+    from selectsearch.models.text_classifier import FORMAT
 
-        if data.get("format") == FORMAT and len(data.get("model_config", {}).get("slots", [])) == 2:
-            return "cross-encoder"
+    return bool(data.get("format") == FORMAT and len(data.get("model_config", {}).get("slots", [])) == 2)
+
+
+def load_cross_encoder(folder: Path, *, batch_size: int = 128) -> CrossEncoderReranker:
+    """A cross-encoder folder (:func:`is_cross_encoder`) as a reranker."""
+    from selectsearch.models.text_classifier import TextClassifier
+
+    return CrossEncoderReranker(TextClassifier.load(folder), name=folder.name, batch_size=batch_size)
+
+
+def load_student(folder: Path, *, retrieval: bool = True, batch_size: int = 128) -> DistilledReranker:
+    """A distilled student folder (:func:`is_student`) as a reranker."""
+    from selectsearch.distill import ReAugKDStudent
+
+    info = json.loads((folder / STUDENT_SIDECAR).read_text())
+    return DistilledReranker(ReAugKDStudent.load(folder), info["grades"], retrieval=retrieval, name=folder.name,
+                             batch_size=batch_size)
+
+
+def reranker_kind(path: str | os.PathLike[str]) -> str:
+    """The registered reranker format of a folder: ``"student"`` or ``"cross-encoder"`` built in
+    (the first format, in registration order, whose detector accepts it).
+
+    Raises:
+        ModelError: the folder holds none.
+    """
+    from selectsearch.registry import load_target
+    from selectsearch.rerank.formats import RERANKERS
+
+    folder = Path(path)
+    for name in RERANKERS:
+        entry = RERANKERS[name]
+        detect = entry.meta.get("detect") or getattr(entry.load(), "detect", None)  # entry points: the loader's
+        if detect is not None and load_target(detect)(folder):
+            return name
     raise ModelError(f"{folder} is not a reranker: train one with `selectsearch train-reranker DATA --index INDEX "
                      "--out DIR` (cross-encoder) or add `--teacher DIR` (distilled student)")
 
 
 def load_reranker(path: str | os.PathLike[str], *, retrieval: bool = True, batch_size: int = 128,
                   threads: int | None = None, first_stage_weight: float = 0.0, max_length: int | None = None
-                  ) -> CrossEncoderReranker | DistilledReranker:
-    """Load a cross-encoder teacher folder or a distilled student folder as a reranker.
+                  ) -> Any:
+    """Load a reranker folder of any registered format (:mod:`selectsearch.rerank.formats`): a
+    cross-encoder teacher or a distilled student built in.
 
     Args:
         path: a folder written by ``selectsearch train-reranker`` (with or without ``--teacher``).
@@ -294,21 +333,13 @@ def load_reranker(path: str | os.PathLike[str], *, retrieval: bool = True, batch
     """
     import torch
 
+    from selectsearch.rerank.formats import RERANKERS
+
     if threads:
         torch.set_num_threads(threads)
     folder = Path(path)
-    kind = reranker_kind(folder)
-    if kind == "cross-encoder":
-        from selectsearch.models.text_classifier import TextClassifier
-
-        reranker: CrossEncoderReranker | DistilledReranker = CrossEncoderReranker(
-            TextClassifier.load(folder), name=folder.name, batch_size=batch_size)
-    else:
-        from selectsearch.distill import ReAugKDStudent
-
-        info = json.loads((folder / STUDENT_SIDECAR).read_text())
-        reranker = DistilledReranker(ReAugKDStudent.load(folder), info["grades"], retrieval=retrieval,
-                                     name=folder.name, batch_size=batch_size)
+    reranker = RERANKERS.build(reranker_kind(folder), {},
+                               {"folder": folder, "retrieval": retrieval, "batch_size": batch_size})
     reranker.first_stage_weight = float(first_stage_weight)
     if max_length is not None:
         if max_length < 8:
@@ -316,3 +347,4 @@ def load_reranker(path: str | os.PathLike[str], *, retrieval: bool = True, batch
         model = reranker.model if isinstance(reranker, CrossEncoderReranker) else reranker.student
         model.batcher.max_length = int(max_length)
     return reranker
+

@@ -1,5 +1,8 @@
 """Routers: which shards each query searches.
 
+Routers are named in :mod:`selectsearch.route.registry` (add your own with
+:func:`register_router`); this module builds them from route specs and checks their options.
+
 Example:
     >>> from selectsearch.route import parse_route
     >>> str(parse_route("centroid@2"))
@@ -10,55 +13,50 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from selectsearch.errors import RouteSpecError
-from selectsearch.route.base import ROUTERS, Router, RouteSpec, parse_route, rank_by_scores
+from selectsearch.registry import Param, call_with_context
+from selectsearch.route.base import Router, RouteSpec, as_route, parse_route, rank_by_scores
+from selectsearch.route.registry import ROUTERS, fusable, register_router
 from selectsearch.types import Qrels
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
 
-__all__ = ["ROUTERS", "ROUTER_OPTIONS", "RouteSpec", "Router", "RouterOptions", "check_budget", "expand_for_index",
-           "make_router", "options_for", "parse_route", "rank_by_scores", "split_router_options"]
+__all__ = ["ROUTERS", "Param", "RouteSpec", "Router", "RouterOptions", "as_route", "check_budget", "expand_for_index",
+           "make_router", "options_for", "parse_route", "rank_by_scores", "register_router", "split_router_options"]
 
 log = logging.getLogger(__name__)
 
-#: the options each router takes (``--router-option KEY=VALUE``); ``hybrid`` also takes
-#: ``ROUTER.KEY`` for a router it fuses. Anything else is refused (a typo must not run on defaults).
-ROUTER_OPTIONS: dict[str, tuple[str, ...]] = {
-    "all": (),
-    "random": (),
-    "centroid": (),
-    "oracle": (),
-    "redde": ("csi_rate", "depth"),
-    "ranks": ("csi_rate", "depth", "base", "threshold"),
-    "taily": ("taily_v", "taily_n_min"),
-    "cori": ("cori_belief",),
-    "mico": ("mico_model",),
-    "distilled": ("model", "retrieval"),
-    "knn": ("logs", "data", "k", "temperature", "encoder"),
-    "hybrid": ("routers", "weights"),
-}
+
+def _fuses(router: str) -> bool:
+    """Whether ``router`` fuses others (and so takes their options as ``ROUTER.KEY``)."""
+    return router in ROUTERS and bool(ROUTERS[router].meta.get("fuses"))
 
 
 def _takes(router: str) -> str:
-    known = ROUTER_OPTIONS.get(router, ())
-    extra = ", ROUTER.KEY (an option of a fused router)" if router == "hybrid" else ""
-    return f"{router} takes {', '.join(known) + extra if known else 'no options'}"
+    extra = ", ROUTER.KEY (an option of a fused router)" if _fuses(router) else ""
+    known = _options_of(router)
+    return f"{router} takes {', '.join(known) + extra if known or extra else 'no options'}"
+
+
+def _options_of(router: str) -> tuple[str, ...]:
+    """The declared options of ``router`` (none for a name no registry knows, e.g. a router object's)."""
+    return ROUTERS[router].param_names(ROUTERS.context) if router in ROUTERS else ()
 
 
 def _check_key(router: str, key: str, given: str) -> None:
     """Raise unless ``key`` is an option of ``router`` (``given``: the option as the user wrote it)."""
-    if router == "hybrid" and "." in key:
+    if _fuses(router) and "." in key:
         sub, _, sub_key = key.partition(".")
-        if sub in ("hybrid", "all", "oracle") or sub not in ROUTERS:
-            raise RouteSpecError(f"router option {given!r}: hybrid fuses scoring routers, {sub!r} is not one; "
-                                 f"known routers: {', '.join(sorted(set(ROUTERS) - {'all', 'oracle', 'hybrid'}))}")
+        if sub not in ROUTERS or not fusable(sub):
+            raise RouteSpecError(f"router option {given!r}: {router} fuses scoring routers, {sub!r} is not one; "
+                                 f"known routers: {', '.join(n for n in sorted(ROUTERS) if fusable(n))}")
         _check_key(sub, sub_key, given)
         return
-    if key not in ROUTER_OPTIONS.get(router, ()):
+    if key not in _options_of(router):
         raise RouteSpecError(f"unknown options for {router!r}: {given}; {_takes(router)}")
 
 
@@ -97,7 +95,7 @@ def split_router_options(names: Iterable[str], options: Mapping[str, Any]) -> Ro
     own: dict[str, dict[str, Any]] = {n: {} for n in run}
     fused: dict[str, Any] = {}
     pending: dict[str, frozenset[str]] = {}
-    hybrid = "hybrid" in own
+    hybrid = any(_fuses(n) for n in own)
     # plain keys first: a scoped key overrides a plain one for the router it names
     for key, value in sorted(options.items(), key=lambda kv: "." in kv[0]):
         head, dot, rest = key.partition(".")
@@ -113,13 +111,13 @@ def split_router_options(names: Iterable[str], options: Mapping[str, Any]) -> Ro
             else:
                 raise RouteSpecError(f"router option {key!r} is for router {head!r}, which no route of this run "
                                      f"uses ({', '.join(run)}); drop it or add a {head}@M route")
-            if hybrid and head != "hybrid":
+            if hybrid and not _fuses(head):
                 fused[key] = value
             continue
-        takers = [n for n in run if key in ROUTER_OPTIONS.get(n, ())]
+        takers = [n for n in run if key in _options_of(n)]
         for n in takers:
             own[n][key] = value
-        candidates = frozenset(r for r, keys in ROUTER_OPTIONS.items() if key in keys and r != "hybrid")
+        candidates = frozenset(r for r in ROUTERS if key in _options_of(r) and not _fuses(r))
         if hybrid:
             fused.update({f"{r}.{key}": value for r in candidates if f"{r}.{key}" not in fused})
         if takers:
@@ -204,7 +202,7 @@ def expand_for_index(spec: RouteSpec, n_shards: int) -> list[RouteSpec]:
     if dropped:
         log.warning("route %s: the index has %d shards; budgets %s left out (rows %s@%d to %s@%d)",
                     _sweep_text(spec), n_shards, ",".join(map(str, dropped)), spec.name, kept[0], spec.name, kept[-1])
-    return [RouteSpec(spec.name, b) for b in kept]
+    return [replace(spec, budget=b, budgets=()) for b in kept]
 
 
 def make_router(spec: RouteSpec | str, index: ShardedIndex, *, qrels: Qrels | None = None, seed: int = 0,
@@ -220,59 +218,27 @@ def make_router(spec: RouteSpec | str, index: ShardedIndex, *, qrels: Qrels | No
             shard count (:func:`check_budget`), or a router the index cannot serve (e.g.
             ``centroid`` on a random partition).
     """
-    from selectsearch.route import simple
-
     spec = parse_route(spec) if isinstance(spec, str) else spec
     check_budget(spec, index.n_shards)
     split = split_router_options({spec.name, *run}, options)
-    own = split.own[spec.name]
-    if spec.name == "all":
-        return simple.ExhaustiveRouter(index.n_shards)
-    if spec.name == "random":
-        return simple.RandomRouter(index.n_shards, seed=seed)
-    if spec.name == "centroid":
-        space = index.partition.query_space()
-        if space is None:
-            raise RouteSpecError(
-                f"'centroid' needs a partition with centroids; {index.path} was built with "
-                f"{index.manifest.partition_kind!r} — use random@m/all or rebuild with --partitioner kmeans"
-            )
-        return simple.CentroidRouter(space)
-    if spec.name == "oracle":
-        return simple.OracleRouter(qrels or {}, index.shard_of_doc, index.shard_sizes)
-    target = ROUTER_FACTORIES.get(spec.name)
-    if target is None:
-        raise RouteSpecError(f"router {spec.name!r} is not available in this version")
-    import importlib
-
-    module_name, _, function = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise RouteSpecError(f"router {spec.name!r} is not available in this version ({exc})") from exc
-    factory = getattr(module, function)
-    if spec.name != "hybrid":
-        router: Router = factory(spec, index, qrels=qrels, seed=seed, **own)
-        return router
-    router = factory(spec, index, qrels=qrels, seed=seed, fused_defaults=split.fused, **own)
+    context = {"spec": spec, "index": index, "qrels": qrels, "seed": seed, "n_shards": index.n_shards,
+               "fused_defaults": split.fused}
+    if spec.router is not None:  # a router object or class given in place of a name
+        router = call_with_context(spec.router, context, split.own[spec.name])
+    else:
+        own = split.own[spec.name]
+        nested = {k: v for k, v in own.items() if "." in k}  # ROUTER.KEY of a router it fuses: it checks them
+        router = ROUTERS.build(spec.name, {k: v for k, v in own.items() if k not in nested}, context,
+                               unchecked=nested)
+    if not isinstance(router, Router):
+        raise RouteSpecError(f"router {spec.name!r}: its factory returned {type(router).__name__}, not a "
+                             "selectsearch.route.Router")
+    if not router.name:
+        router.name = spec.name
     fused_names = {r.name for r in getattr(router, "routers", ())}
     for key, candidates in split.pending.items():
         if not candidates & fused_names:
-            raise RouteSpecError(f"unknown options for 'hybrid': {key}; no router of this run takes it (hybrid "
-                                 f"fuses {', '.join(sorted(fused_names))}; {key} is for "
+            raise RouteSpecError(f"unknown options for {spec.name!r}: {key}; no router of this run takes it "
+                                 f"({spec.name} fuses {', '.join(sorted(fused_names))}; {key} is for "
                                  f"{', '.join(sorted(candidates))})")
     return router
-
-
-#: routers implemented in their own modules: name -> "module:factory". A factory is called as
-#: ``factory(spec, index, *, qrels, seed, **options)`` and returns a :class:`Router`.
-ROUTER_FACTORIES: dict[str, str] = {
-    "redde": "selectsearch.route.sample:make_sample_router",
-    "ranks": "selectsearch.route.sample:make_sample_router",
-    "taily": "selectsearch.route.stats:make_stats_router",
-    "cori": "selectsearch.route.stats:make_stats_router",
-    "mico": "selectsearch.route.mico:make_mico_router",
-    "distilled": "selectsearch.route.distilled:make_distilled_router",
-    "hybrid": "selectsearch.route.hybrid:make_hybrid_router",
-    "knn": "selectsearch.route.knn:make_knn_router",
-}

@@ -10,35 +10,18 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from selectsearch.errors import RouteSpecError
 from selectsearch.locks import instance_lock, serialised
 from selectsearch.ranking import rank_by_scores
+from selectsearch.route.registry import ROUTERS
 from selectsearch.types import EncodedQueries, Query
 
-__all__ = ["ROUTERS", "RouteSpec", "Router", "ScoringRouter", "parse_route", "rank_by_scores"]
-
-#: router names and what they need; later issues add more
-ROUTERS: dict[str, str] = {
-    "all": "exhaustive: every shard",
-    "random": "seeded random shards (per query)",
-    "centroid": "nearest k-means centroids in the partition's feature space",
-    "oracle": "shards holding most relevant documents (evaluation only, needs qrels)",
-    "redde": "ReDDE on the central sample index (Si & Callan 2003)",
-    "ranks": "Rank-S on the central sample index (Kulkarni et al. 2012)",
-    "taily": "Taily: Gamma-fitted shard score distributions (Aly et al. 2013)",
-    "cori": "CORI on shard term statistics (Callan et al. 1995)",
-    "mico": "MICO query-routing head (learned from search logs)",
-    "distilled": "ReAugKD-distilled student of the MICO router",
-    "knn": "k nearest logged queries vote with their clicked documents' shards",
-    "hybrid": "weighted sum of standardised router scores (default mico + cori)",
-}
-
-#: routers that may be used without a budget: they pick the number of shards per query
-VARIABLE_BUDGET = frozenset({"ranks", "taily"})
+__all__ = ["RouteSpec", "Router", "ScoringRouter", "as_route", "parse_route", "rank_by_scores"]
 
 _SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9_-]*)(?:@(?P<lo>\d+)(?::(?P<hi>\d+)|(?P<list>(?:,\d+)+))?)?$")
 
@@ -47,12 +30,15 @@ _SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9_-]*)(?:@(?P<lo>\d+)(?::(?P<hi>\d+)|(
 class RouteSpec:
     """A parsed route spec. ``budget`` is ``None`` for ``all`` (every shard).
 
-    ``budgets`` holds the range of a sweep spec such as ``redde@1:16``.
+    ``budgets`` holds the range of a sweep spec such as ``redde@1:16``. ``router``, when set, is
+    a :class:`Router` object or class used in place of the registered router ``name`` (see
+    :func:`as_route`); it plays no part in comparisons.
     """
 
     name: str
     budget: int | None
     budgets: tuple[int, ...] = ()
+    router: Any = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         if self.name == "all" or self.budget is None:
@@ -64,7 +50,7 @@ class RouteSpec:
         if not self.budgets:
             return [self]
         budgets = [b for b in self.budgets if n_shards is None or b <= n_shards]
-        return [RouteSpec(self.name, b) for b in budgets]
+        return [replace(self, budget=b, budgets=()) for b in budgets]
 
 
 def parse_route(spec: str) -> RouteSpec:
@@ -87,11 +73,12 @@ def parse_route(spec: str) -> RouteSpec:
     name = m.group("name")
     if name not in ROUTERS:
         raise RouteSpecError(f"unknown router {name!r} in {spec!r}; known: {', '.join(sorted(ROUTERS))}")
-    if name == "all":
+    budget = ROUTERS[name].meta.get("budget", "required")
+    if budget == "none":
         if m.group("lo"):
-            raise RouteSpecError(f"'all' takes no budget (got {spec!r}); write 'all'")
-        return RouteSpec("all", None)
-    if m.group("lo") is None and name in VARIABLE_BUDGET:
+            raise RouteSpecError(f"{name!r} takes no budget (got {spec!r}); write {name!r}")
+        return RouteSpec(name, None)
+    if m.group("lo") is None and budget == "optional":
         return RouteSpec(name, None)
     if m.group("lo") is None:
         raise RouteSpecError(f"route {spec!r} needs a budget: {name}@M (shards per query), e.g. {name}@2")
@@ -107,6 +94,31 @@ def parse_route(spec: str) -> RouteSpec:
     if hi is None:
         return RouteSpec(name, lo)
     return RouteSpec(name, lo, tuple(range(lo, hi + 1)))
+
+
+def as_route(route: str | RouteSpec | Router | type[Router]) -> RouteSpec:
+    """A route spec from a spec string, a spec, or a :class:`Router` object or subclass.
+
+    A router object or class runs under its ``name`` (its class name when it has none) without
+    a budget, i.e. with its own cut-off (:meth:`Router.cutoffs`) or on every shard; for budgets,
+    register it (:func:`~selectsearch.route.register_router`) and write ``name@M``, or pass
+    ``RouteSpec(name, budget, router=...)``.
+
+    Example:
+        >>> as_route("centroid@2") == parse_route("centroid@2")
+        True
+    """
+    if isinstance(route, str):
+        return parse_route(route)
+    if isinstance(route, RouteSpec):
+        return route
+    if isinstance(route, type) and issubclass(route, Router):
+        return RouteSpec(route.name or route.__name__, None, router=route)
+    if isinstance(route, Router):
+        return RouteSpec(route.name or type(route).__name__, None, router=route)
+    raise RouteSpecError(f"a route is a spec such as 'centroid@2', a RouteSpec or a Router, not "
+                         f"{type(route).__name__}")
+
 
 
 #: the methods a router subclass defines that are serialised per router object (see __init_subclass__)

@@ -36,7 +36,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from selectsearch.errors import ModelError, RouteSpecError
+from selectsearch.registry import flag
 from selectsearch.route.base import RouteSpec, ScoringRouter
+from selectsearch.route.registry import ROUTERS
 from selectsearch.types import Qrels, Query
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -203,12 +205,6 @@ class DistilledRouter(ScoringRouter):
         return out
 
 
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("0", "false", "no", "off", "")
-    return bool(value)
-
-
 def make_distilled_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | None = None, seed: int = 0,
                           model: str | os.PathLike[str] | None = None, retrieval: Any = True,
                           **options: Any) -> DistilledRouter:
@@ -220,16 +216,14 @@ def make_distilled_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels 
         RouteSpecError: no student, one that cannot be loaded, a shard count that differs from
             the index's, or an unknown option.
     """
-    if options:
-        raise RouteSpecError(f"unknown options for 'distilled': {', '.join(sorted(options))}; "
-                             "known: model=DIR, retrieval=0/1")
+    ROUTERS.check(spec.name, options)  # refuses what is left, naming the valid options
     folder = Path(model) if model is not None else index.path / DEFAULT_FOLDER
     if not folder.is_dir():
         raise RouteSpecError(f"'distilled' needs a student router: {folder} does not exist; train one with "
                              f"`selectsearch distill-router DATA --logs train --index {index.path}` or pass "
                              "--router-option model=DIR")
     try:
-        router = DistilledRouter(folder, retrieval=_flag(retrieval))
+        router = DistilledRouter(folder, retrieval=flag(retrieval))
     except ModelError as exc:
         raise RouteSpecError(f"'distilled' cannot load its model: {exc}") from exc
     if router.n_shards != index.n_shards:

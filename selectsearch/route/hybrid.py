@@ -36,6 +36,7 @@ import numpy as np
 
 from selectsearch.errors import RouteSpecError
 from selectsearch.route.base import Router, RouteSpec, parse_route, rank_by_scores
+from selectsearch.route.registry import ROUTERS, fusable
 from selectsearch.types import EncodedQueries, Qrels, Query
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -193,7 +194,7 @@ def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | N
         routers = DEFAULT_ROUTERS
     names = [n.strip() for n in routers.split(",")] if isinstance(routers, str) else list(routers)
     names = [n for n in names if n]
-    if "hybrid" in names or "all" in names or "oracle" in names:
+    if any(n in ROUTERS and not fusable(n) for n in names):
         raise RouteSpecError(f"'hybrid' fuses real routers; got {', '.join(names)}")
     stray = sorted(k for k in options if k.partition(".")[0] not in names)
     if stray:

@@ -41,6 +41,7 @@ import numpy as np
 
 from selectsearch.errors import RouteSpecError
 from selectsearch.route.base import RouteSpec, ScoringRouter
+from selectsearch.route.registry import ROUTERS
 from selectsearch.types import EncodedQueries, Qrels, Query
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -185,9 +186,7 @@ def make_knn_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | None
     Raises:
         RouteSpecError: unknown option, no data folder, or no logged document in the index.
     """
-    if options:
-        raise RouteSpecError(f"unknown options for 'knn': {', '.join(sorted(options))}; "
-                             "use logs, data, k, temperature, encoder")
+    ROUTERS.check(spec.name, options)  # refuses what is left, naming the valid options
     from selectsearch.encode import TextEncoder
     from selectsearch.errors import DataNotFoundError
     from selectsearch.mico.logs import read_log_records

@@ -22,6 +22,7 @@ import numpy as np
 
 from selectsearch.errors import ModelError, RouteSpecError
 from selectsearch.route.base import RouteSpec, ScoringRouter
+from selectsearch.route.registry import ROUTERS
 from selectsearch.types import EncodedQueries, Qrels, Query
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,6 +98,5 @@ def make_mico_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | Non
     Raises:
         RouteSpecError: no usable model (see :func:`mico_model_dir`) or an unknown option.
     """
-    if options:
-        raise RouteSpecError(f"unknown options for 'mico': {', '.join(sorted(options))}; the only one is mico_model")
+    ROUTERS.check(spec.name, options)  # refuses what is left, naming the valid options
     return MicoRouter(mico_model_dir(index, mico_model))

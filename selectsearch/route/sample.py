@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from selectsearch.errors import RouteSpecError
 from selectsearch.index.csi import CsiInfo, ensure_csi
 from selectsearch.route.base import Router, RouteSpec, rank_by_scores
+from selectsearch.route.registry import ROUTERS
 from selectsearch.types import Query
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,11 +102,10 @@ def make_sample_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Any = Non
     """Factory used by :func:`selectsearch.route.make_router` for ``redde`` and ``ranks``.
 
     Raises:
-        RouteSpecError: an unknown option (the message names the valid ones).
+        RouteSpecError: an unknown option (the message names the valid ones, see
+            :mod:`selectsearch.route.registry`).
     """
-    if options:
-        raise RouteSpecError(f"unknown options for {spec.name!r}: {', '.join(sorted(options))}; "
-                             "known: csi_rate, depth" + (", base, threshold" if spec.name == "ranks" else ""))
+    ROUTERS.check(spec.name, options)  # refuses what is left, naming the valid options
     csi = ensure_csi(index, rate=csi_rate)
     default_depth = 50 if spec.name == "redde" else 100
     return CsiVotingRouter(index, csi, method=spec.name, depth=depth or default_depth, base=base, threshold=threshold)

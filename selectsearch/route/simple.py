@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from selectsearch.errors import SelectSearchError
+from selectsearch.errors import RouteSpecError, SelectSearchError
 from selectsearch.partition.base import QuerySpace
 from selectsearch.route.base import Router, rank_by_scores
 from selectsearch.types import EncodedQueries, Qrels, Query
 
-__all__ = ["CentroidRouter", "ExhaustiveRouter", "OracleRouter", "RandomRouter"]
+if TYPE_CHECKING:  # pragma: no cover
+    from selectsearch.index.sharded import ShardedIndex
+
+__all__ = ["CentroidRouter", "ExhaustiveRouter", "OracleRouter", "RandomRouter", "make_centroid_router",
+           "make_oracle_router"]
 
 
 class ExhaustiveRouter(Router):
@@ -95,3 +100,23 @@ class OracleRouter(Router):
                 if rel > 0 and shard is not None and shard < k:
                     scores[i, shard] += 1.0
         return rank_by_scores(scores)
+
+
+def make_centroid_router(index: ShardedIndex) -> CentroidRouter:
+    """The ``centroid`` router of ``index`` (its partition's feature space).
+
+    Raises:
+        RouteSpecError: the partition has no centroids (e.g. a random one).
+    """
+    space = index.partition.query_space()
+    if space is None:
+        raise RouteSpecError(
+            f"'centroid' needs a partition with centroids; {index.path} was built with "
+            f"{index.manifest.partition_kind!r} — use random@m/all or rebuild with --partitioner kmeans"
+        )
+    return CentroidRouter(space)
+
+
+def make_oracle_router(index: ShardedIndex, qrels: Qrels | None = None) -> OracleRouter:
+    """The ``oracle`` router of ``index`` for the judgements ``qrels``."""
+    return OracleRouter(qrels or {}, index.shard_of_doc, index.shard_sizes)

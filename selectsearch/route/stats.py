@@ -25,14 +25,15 @@ collection are ignored; a query with no known term ranks shards by size.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from selectsearch.errors import RouteSpecError
 from selectsearch.index.termstats import Analyzer, TermStats, ensure_term_stats
 from selectsearch.route.base import Router, RouteSpec, rank_by_scores
+from selectsearch.route.registry import ROUTERS
 from selectsearch.types import Query
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,8 +50,9 @@ class _StatsRouter(Router):
         self._prior = 1e-12 * sizes / max(sizes.max(), 1.0)  # ties: larger shards first
         self._last: tuple[tuple[str, ...], np.ndarray] | None = None
 
+    @abstractmethod
     def query_scores(self, term_ids: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """``(K,)`` scores of the shards for a query's known term ids."""
 
     def scores(self, queries: Sequence[Query]) -> np.ndarray:
         key = tuple(q.text for q in queries)
@@ -145,9 +147,7 @@ def make_stats_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Any = None
     Raises:
         RouteSpecError: an unknown option (the message names the valid ones).
     """
-    if options:
-        raise RouteSpecError(f"unknown options for {spec.name!r}: {', '.join(sorted(options))}; known: "
-                             + ("cori_belief" if spec.name == "cori" else "taily_v, taily_n_min"))
+    ROUTERS.check(spec.name, options)  # refuses what is left, naming the valid options
     stats = ensure_term_stats(index)
     if spec.name == "cori":
         return CoriRouter(stats, belief=cori_belief)
