@@ -33,11 +33,11 @@ import numpy as np
 def main(argv: list[str] | None = None) -> int:
     import torch
 
+    from selectsearch.cluster import spherical_kmeans
     from selectsearch.data import load_qrels, load_queries, open_corpus
     from selectsearch.encode import TextEncoder
     from selectsearch.mico.config import MicoConfig
     from selectsearch.mico.features import embed_queries
-    from selectsearch.mico.heads import spherical_kmeans
     from selectsearch.mico.logs import load_log_pairs
     from selectsearch.mico.trainer import train_mico
     from selectsearch.mico.validation import argmax_in_chunks, routing_curve
