@@ -34,8 +34,8 @@ from selectsearch.distill.teacher import Row, RowLike, as_rows
 from selectsearch.encode import inference_autocast
 from selectsearch.errors import ModelError
 from selectsearch.models.encoder import load_encoder, mean_pool
-from selectsearch.models.folder import config_from_json, new_model_folder, publish_model_folder, read_model_manifest
-from selectsearch.models.text_classifier import PlainBatcher
+from selectsearch.models.folder import config_from_json, model_folder, read_model_manifest, write_model_manifest
+from selectsearch.models.pooled import PlainBatcher
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ReAugKDStudent", "StudentModel", "build_student_encoder"]
 
@@ -216,26 +216,27 @@ class ReAugKDStudent:
         Raises:
             ModelError: ``folder`` exists and ``overwrite`` is false.
         """
-        final, partial = new_model_folder(folder, overwrite=overwrite)
-        self.model.encoder.save_pretrained(str(partial / "encoder"))
-        self.tokenizer.save_pretrained(str(partial / "encoder"))
-        torch.save(self.model.head.state_dict(), partial / "head.pt")
-        if self.projection is not None:
-            torch.save(self.projection.detach().cpu(), partial / "projection.pt")
-        if self.kb is not None:
-            self.kb.save(partial)
-        manifest = {
-            "task": self.task,
-            "num_outputs": self.num_outputs,
-            "k": self.k,
-            "alpha": self.alpha,
-            "tau_kb": self.tau_kb,
-            "target_mean": self.target_mean,
-            "target_std": self.target_std,
-            "distill_config": asdict(self.config),
-            "extra": self.extra,
-        }
-        return publish_model_folder(partial, final, manifest, format=FORMAT, version=FORMAT_VERSION, command=command)
+        with model_folder(folder, overwrite=overwrite) as partial:
+            self.model.encoder.save_pretrained(str(partial / "encoder"))
+            self.tokenizer.save_pretrained(str(partial / "encoder"))
+            torch.save(self.model.head.state_dict(), partial / "head.pt")
+            if self.projection is not None:
+                torch.save(self.projection.detach().cpu(), partial / "projection.pt")
+            if self.kb is not None:
+                self.kb.save(partial)
+            manifest = {
+                "task": self.task,
+                "num_outputs": self.num_outputs,
+                "k": self.k,
+                "alpha": self.alpha,
+                "tau_kb": self.tau_kb,
+                "target_mean": self.target_mean,
+                "target_std": self.target_std,
+                "distill_config": asdict(self.config),
+                "extra": self.extra,
+            }
+            write_model_manifest(partial, manifest, format=FORMAT, version=FORMAT_VERSION, command=command)
+        return Path(folder)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> ReAugKDStudent:
