@@ -65,13 +65,8 @@ def execute(args: argparse.Namespace) -> int:
     import torch
 
     from selectsearch.mtl.tasks import load_task_file, prepare_tasks
-    from selectsearch.mtl.trainer import (
-        JsonLogCallback,
-        MultiTaskTrainer,
-        ProgressCallback,
-        TrainConfig,
-        build_model,
-    )
+    from selectsearch.mtl.trainer import JsonLogCallback, MultiTaskTrainer, TrainConfig, build_model
+    from selectsearch.train.callbacks import ProgressCallback
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -89,7 +84,7 @@ def execute(args: argparse.Namespace) -> int:
                         max_length=args.max_length, seed=args.seed)
     quiet = bool(getattr(args, "quiet", False)) or not sys.stderr.isatty()
     trainer = MultiTaskTrainer(model, tasks, config, callbacks=[
-        JsonLogCallback(out / "log.jsonl"), ProgressCallback(disable=quiet)])
+        JsonLogCallback(out / "log.jsonl"), ProgressCallback(disable=quiet, desc=args.method)])
     if args.resume:
         trainer.load_checkpoint(args.resume)
     summary = trainer.train(output_dir=out)

@@ -71,7 +71,7 @@ def write_model_manifest(folder: Path, manifest: dict[str, Any], *, format: str,
 
 def read_model_manifest(folder: str | os.PathLike[str], *, format: str, version: int, what: str,
                         hint: str, name: str = "config.json") -> dict[str, Any]:
-    """The manifest of a folder written by :func:`publish_model_folder`.
+    """The manifest of a folder written by :func:`write_model_manifest`.
 
     Raises:
         ModelError: no manifest (``hint`` says how to make one), another format, or a newer version.
