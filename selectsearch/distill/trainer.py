@@ -31,6 +31,7 @@ from selectsearch.distill.losses import kd_loss, relational_loss, supcon_loss
 from selectsearch.distill.student import ReAugKDStudent, StudentModel, build_student_encoder
 from selectsearch.distill.teacher import RowLike, Teacher, as_rows
 from selectsearch.errors import ModelError
+from selectsearch.train.arguments import TrainingArguments
 from selectsearch.train.callbacks import TrainerCallback, TrainState
 from selectsearch.train.loop import Trainer, TrainingMethod
 from selectsearch.train.optim import encoder_head_adamw
@@ -39,6 +40,7 @@ from selectsearch.train.schedule import lr_scheduler, seed_everything
 __all__ = [
     "DistillTraining",
     "Metric",
+    "ProjectionTraining",
     "contrastive_groups",
     "default_metric",
     "distill",
@@ -83,6 +85,52 @@ def contrastive_groups(task: str, labels: np.ndarray | None, teacher_pred: np.nd
     return np.searchsorted(edges, values, side="right").astype(np.int64)
 
 
+class ProjectionTraining(TrainingMethod):
+    """Step 1 of ReAugKD for the training kernel: ``W`` alone, supervised contrastive loss.
+
+    Each epoch is a seeded permutation cut into batches (a last batch of one row is left out:
+    the loss needs pairs); each validation record holds the epoch's mean loss.
+    """
+
+    name = "reaugkd-projection"
+
+    def __init__(self, teacher_emb: np.ndarray, groups: np.ndarray, dim: int, config: DistillConfig) -> None:
+        self.h = torch.from_numpy(np.ascontiguousarray(teacher_emb, dtype=np.float32))
+        self.y = torch.from_numpy(groups)
+        self.tau = config.tau
+        self.proj = nn.Linear(self.h.shape[1], dim, bias=False)
+        self.optimizer = torch.optim.Adam(self.proj.parameters(), lr=config.projection_learning_rate)
+        self.scheduler = lr_scheduler(self.optimizer, 0, 1, decay="constant")
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.batch_size = max(2, min(config.projection_batch_size, len(self.h)))
+        self.starts = [s for s in range(0, len(self.h), self.batch_size) if len(self.h) - s >= 2]
+        self.queue: list[torch.Tensor] = []
+        self.total, self.count = 0.0, 0
+
+    def next_batch(self) -> torch.Tensor:
+        if not self.queue:
+            perm = torch.randperm(len(self.h), generator=self.gen)
+            self.queue = [perm[s : s + self.batch_size] for s in self.starts]
+        return self.queue.pop(0)
+
+    def compute_loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+        loss = supcon_loss(nnf.normalize(self.proj(self.h[batch]), dim=1), self.y[batch], tau=self.tau)
+        value = float(loss.detach())
+        self.total, self.count = self.total + value, self.count + 1
+        return loss, {"loss": value}
+
+    def clip_groups(self) -> list[list[Any]]:
+        return []
+
+    def epoch_ended(self) -> bool:
+        return not self.queue
+
+    def evaluate(self, state: TrainState) -> dict[str, Any]:
+        record = {"step": state.step, "loss": self.total / max(self.count, 1)}
+        self.total, self.count = 0.0, 0
+        return record
+
+
 def train_projection(
     teacher_emb: np.ndarray, groups: np.ndarray, dim: int, config: DistillConfig
 ) -> tuple[torch.Tensor, list[float]]:
@@ -90,28 +138,14 @@ def train_projection(
 
     Returns the weight and the mean loss per epoch.
     """
-    h = torch.from_numpy(np.ascontiguousarray(teacher_emb, dtype=np.float32))
-    y = torch.from_numpy(groups)
-    proj = nn.Linear(h.shape[1], dim, bias=False)
-    opt = torch.optim.Adam(proj.parameters(), lr=config.projection_learning_rate)
-    gen = torch.Generator().manual_seed(config.seed)
-    losses: list[float] = []
-    bs = max(2, min(config.projection_batch_size, len(h)))
-    for _ in range(config.projection_epochs):
-        perm = torch.randperm(len(h), generator=gen)
-        total, count = 0.0, 0
-        for start in range(0, len(h), bs):
-            idx = perm[start : start + bs]
-            if len(idx) < 2:
-                continue
-            loss = supcon_loss(nnf.normalize(proj(h[idx]), dim=1), y[idx], tau=config.tau)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-            count += 1
-        losses.append(total / max(count, 1))
-    return proj.weight.detach().clone(), losses
+    method = ProjectionTraining(teacher_emb, groups, dim, config)
+    if not method.starts:  # fewer than two rows: nothing to contrast
+        return method.proj.weight.detach().clone(), [0.0] * config.projection_epochs
+    total = config.projection_epochs * len(method.starts)
+    args = TrainingArguments(max_steps=total, batch_size=method.batch_size,
+                             learning_rate=config.projection_learning_rate, max_grad_norm=0.0, seed=config.seed)
+    state = Trainer(method, args, total_steps=total).train()
+    return method.proj.weight.detach().clone(), [float(r["loss"]) for r in state.history]
 
 
 def project(weight: torch.Tensor, teacher_emb: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,14 +100,17 @@ def interpolate(model_scores: np.ndarray, first_stage: np.ndarray, weight: float
     return (z(model_scores) + weight * z(np.asarray(first_stage, dtype=np.float64))).astype(np.float32)
 
 
-class _Timed:
+class _Timed(ABC):
+    """A reranker: :meth:`scores` is the model; :meth:`rerank` times it and orders the hits."""
+
     name: str
     stats: RerankStats
     #: weight of the first-stage (BM25) score mixed into the model's (see :func:`interpolate`)
     first_stage_weight: float = 0.0
 
-    def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        """One model score per text (higher is more relevant)."""
 
     @serialised  # one call at a time per reranker: the stats counters and models are shared state
     def rerank(self, query: str, hits: Sequence[Hit], texts: Sequence[str]) -> list[Hit]:
