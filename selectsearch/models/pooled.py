@@ -32,11 +32,21 @@ class PooledModel(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(int(encoder.config.hidden_size), num_outputs)
 
+    @property
+    def hidden_size(self) -> int:
+        """Size of the pooled vector."""
+        return int(self.encoder.config.hidden_size)
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The mean-pooled (or [CLS]) encoder output ``(batch, hidden_size)``."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        vec: torch.Tensor = mean_pool(hidden, attention_mask) if self.pooling == "mean" else hidden[:, 0]
+        return vec
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Head outputs ``(batch, num_outputs)``."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        vec = mean_pool(hidden, attention_mask) if self.pooling == "mean" else hidden[:, 0]
-        return self.head(self.dropout(vec))
+        out: torch.Tensor = self.head(self.dropout(self.pooled(input_ids, attention_mask)))
+        return out
 
 
 class PlainBatcher:
