@@ -89,17 +89,10 @@ class TextClassifier:
         ``config.encoder``.
         """
         tokenizer, enc = encoder if encoder is not None else load_encoder(config.encoder)
-        model: nn.Module
         pool: list[Template] = []
         if config.method == "dynamar":
-            pool = build_pool(
-                config.slots, config.pool_size, config.templates, variants=config.variants
-            )
-            model = MaskTokenModel(enc, config.num_outputs, dropout=config.dropout)
-        else:
-            model = PooledModel(
-                enc, config.num_outputs, dropout=config.dropout, pooling=config.pooling
-            )
+            pool = build_pool(config.slots, config.pool_size, config.templates, variants=config.variants)
+        model = _head_model(config, enc)
         return cls(config, tokenizer, model, pool)
 
     # -- prediction -------------------------------------------------------------------------
@@ -212,13 +205,7 @@ class TextClassifier:
         train_config = config_from_json(TrainConfig, tc) if tc else None
         tokenizer, enc = load_encoder(folder / "encoder")
         pool = [Template.parse(s) for s in json.loads((folder / "pool.json").read_text())]
-        model: nn.Module
-        if config.method == "dynamar":
-            model = MaskTokenModel(enc, config.num_outputs, dropout=config.dropout)
-        else:
-            model = PooledModel(
-                enc, config.num_outputs, dropout=config.dropout, pooling=config.pooling
-            )
+        model = _head_model(config, enc)
         state = torch.load(folder / "head.pt", map_location="cpu", weights_only=True)
         model.head.load_state_dict({k.removeprefix("head."): v for k, v in state.items()})
         model.eval()
@@ -232,3 +219,10 @@ class TextClassifier:
             target_std=float(manifest.get("target_std", 1.0)),
             extra=manifest.get("extra") or {},
         )
+
+
+def _head_model(config: ModelConfig, encoder: Any) -> nn.Module:
+    """The method's model around ``encoder``: DynaMaR's mask-token head or the pooled head."""
+    if config.method == "dynamar":
+        return MaskTokenModel(encoder, config.num_outputs, dropout=config.dropout)
+    return PooledModel(encoder, config.num_outputs, dropout=config.dropout, pooling=config.pooling)
