@@ -205,7 +205,7 @@ class TextClassifier:
         train_config = config_from_json(TrainConfig, tc) if tc else None
         tokenizer, enc = load_encoder(folder / "encoder")
         pool = [Template.parse(s) for s in json.loads((folder / "pool.json").read_text())]
-        model = _head_model(config, enc)
+        model: Any = _head_model(config, enc)
         state = torch.load(folder / "head.pt", map_location="cpu", weights_only=True)
         model.head.load_state_dict({k.removeprefix("head."): v for k, v in state.items()})
         model.eval()

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -249,7 +250,7 @@ class Trainer:
             if plan.per_step:
                 prune_checkpoints(plan.folder, self.checkpoint_files, self.args.save_total_limit)
 
-    def save_checkpoint(self, folder: str | Path) -> Path:
+    def save_checkpoint(self, folder: str | os.PathLike[str]) -> Path:
         """Write everything needed to continue identically (atomic; see
         :mod:`selectsearch.train.checkpoint`)."""
         import torch
@@ -260,7 +261,7 @@ class Trainer:
         state = {**self.state.to_dict(), "method_state": self.method.checkpoint_json()}
         return write_checkpoint(Path(folder), tensors, state, self.checkpoint_files)
 
-    def load_checkpoint(self, folder: str | Path) -> None:
+    def load_checkpoint(self, folder: str | os.PathLike[str]) -> None:
         """Continue from a checkpoint written by :meth:`save_checkpoint` (tensors only).
 
         Raises:
