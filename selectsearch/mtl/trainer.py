@@ -227,8 +227,9 @@ class MultiTaskTrainer(TrainingMethod):
             param_groups.append({"params": self.balancer.parameters(), "lr": config.head_learning_rate,
                                  "weight_decay": 0.0})
         self.optimizer = torch.optim.AdamW(param_groups, weight_decay=config.weight_decay)
-        self.scheduler = lr_scheduler(self.optimizer, config.warmup_before_peak(config.max_steps), config.max_steps,
-                                      decay=config.schedule)
+        warmup = config.warmup_before_peak(config.max_steps)
+        self.scheduler = lr_scheduler(self.optimizer, warmup, config.max_steps, decay=config.schedule,
+                                      decay_start=warmup + 1)
         self.trackers = {t: ConvergenceTracker(config.patience, config.min_delta, config.min_evals)
                          for t in names}
         self.snapshots: dict[str, dict[str, torch.Tensor]] = {}

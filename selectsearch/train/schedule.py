@@ -18,13 +18,16 @@ __all__ = ["DECAYS", "lr_scheduler", "seed_everything", "warmup_decay"]
 DECAYS = ("linear", "constant")
 
 
-def warmup_decay(warmup: int, total: int, *, decay: str = "linear") -> Callable[[int], float]:
+def warmup_decay(warmup: int, total: int, *, decay: str = "linear",
+                 decay_start: int | None = None) -> Callable[[int], float]:
     """The learning-rate factor of each step (a ``LambdaLR`` lambda).
 
     Args:
         warmup: steps before the peak (0: the first step is at the peak).
         total: steps of the run (the linear decay reaches 0 there).
         decay: ``"linear"`` or ``"constant"`` after the warm-up.
+        decay_start: the linear decay is ``(total - step) / (total - decay_start)``; default
+            ``warmup`` (the multi-task trainer holds the peak one step longer: ``warmup + 1``).
 
     Example:
         >>> f = warmup_decay(2, 6)
@@ -33,22 +36,25 @@ def warmup_decay(warmup: int, total: int, *, decay: str = "linear") -> Callable[
     """
     if decay not in DECAYS:
         raise ValueError(f"decay must be one of {DECAYS}, got {decay!r}")
+    start = warmup if decay_start is None else decay_start
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / (warmup + 1)
         if decay == "constant":
             return 1.0
-        return max(0.0, (total - step) / max(1, total - warmup))
+        return min(1.0, max(0.0, (total - step) / max(1, total - start)))
 
     return factor
 
 
-def lr_scheduler(optimizer: Any, warmup: int, total: int, *, decay: str = "linear") -> Any:
+def lr_scheduler(optimizer: Any, warmup: int, total: int, *, decay: str = "linear",
+                 decay_start: int | None = None) -> Any:
     """A torch ``LambdaLR`` over :func:`warmup_decay`."""
     import torch
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_decay(warmup, total, decay=decay))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_decay(warmup, total, decay=decay,
+                                                                     decay_start=decay_start))
 
 
 def seed_everything(seed: int) -> None:

@@ -212,6 +212,11 @@ def test_one_schedule_reproduces_each_former_schedule() -> None:
     h = warmup_decay(cfg.warmup_before_peak(300), 300, decay="constant")
     big_w = max(1, round(0.05 * 300))
     assert [h(s) for s in range(300)] == [(s + 1) / big_w if s < big_w else 1.0 for s in range(300)]
+    # multi-task, linear schedule: the decay is measured from W
+    steps, w2 = 25, max(1, round(0.06 * 25))
+    lin = warmup_decay(TrainConfig(max_steps=steps).warmup_before_peak(steps), steps, decay_start=w2)
+    assert [lin(s) for s in range(steps)] == [(s + 1) / w2 if s < w2 else max(0.0, (steps - s) / max(1, steps - w2))
+                                              for s in range(steps)]
 
 
 def test_old_setting_names_are_read_as_new_ones() -> None:
