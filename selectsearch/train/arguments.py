@@ -126,6 +126,16 @@ class TrainingArguments:
     save_total_limit: int = 1
     seed: int = 0
 
+    # the names of earlier releases, still readable (new code reads the names above)
+    steps = property(lambda self: self.max_steps, doc="Old name of ``max_steps``.")
+    lr = property(lambda self: self.learning_rate, doc="Old name of ``learning_rate``.")
+    head_lr = property(lambda self: self.head_learning_rate, doc="Old name of ``head_learning_rate``.")
+    clip = property(lambda self: self.max_grad_norm, doc="Old name of ``max_grad_norm``.")
+    warmup = property(lambda self: self.warmup_ratio, doc="Old name of ``warmup_ratio``.")
+    eval_every = property(lambda self: self.eval_steps, doc="Old name of ``eval_steps``.")
+    checkpoint_every = property(lambda self: self.save_steps, doc="Old name of ``save_steps``.")
+    keep_checkpoints = property(lambda self: self.save_total_limit, doc="Old name of ``save_total_limit``.")
+
     def total_steps(self, steps_per_epoch: int) -> int:
         """Optimiser steps of the run: ``max_steps``, ``epochs`` passes, or the fewer of the two."""
         by_epochs = max(1, math.ceil(self.epochs * steps_per_epoch)) if self.epochs else 0
