@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("core", ("errors", "types", "settings", "atomic", "locks", "registry", "ranking", "fusion",
               "selective_metrics")),
     ("data", ("data", "prompting")),
-    ("models", ("encode", "models", "distill", "mico", "mtl")),
+    ("models", ("train", "cluster", "encode", "models", "distill", "mico", "mtl")),
     ("engines", ("lucene", "partition")),
     ("index", ("index", "dense")),
     ("route", ("route",)),

@@ -54,13 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from selectsearch.data.classification import compute_metrics, load_task
+    from selectsearch.models.classifier_config import ModelConfig, TrainConfig
+    from selectsearch.models.classifier_training import sample_few_shot, train_classifier
     from selectsearch.models.encoder import load_encoder
-    from selectsearch.models.text_classifier import (
-        ModelConfig,
-        TrainConfig,
-        sample_few_shot,
-        train_classifier,
-    )
 
     cfg = tomllib.loads(args.config.read_text())
     part, nparts = (int(x) for x in args.part.split("/"))

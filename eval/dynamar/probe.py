@@ -77,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from selectsearch.data.classification import compute_metrics, load_task
+    from selectsearch.data.classification import as_rows, compute_metrics, load_task
+    from selectsearch.models.classifier_config import ModelConfig
+    from selectsearch.models.classifier_training import sample_few_shot
     from selectsearch.models.encoder import load_encoder
-    from selectsearch.models.text_classifier import ModelConfig, TextClassifier, as_rows, sample_few_shot
+    from selectsearch.models.text_classifier import TextClassifier
 
     cfg = tomllib.loads(args.config.read_text())
     encoder = load_encoder(cfg.get("encoder"))

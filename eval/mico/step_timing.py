@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from selectsearch.mico.config import MicoConfig
     from selectsearch.mico.logs import load_log_pairs
-    from selectsearch.mico.trainer import _batches_of_epoch, _Run
+    from selectsearch.mico.trainer import MicoTraining, _batches_of_epoch
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data")
@@ -37,12 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     config = MicoConfig(n_clusters=16, mode=args.mode, init="random", batch_size=args.batch_size)
     pairs = load_log_pairs([args.data], "train", size_sample=8)
-    run = _Run(pairs, config, None, None, False)
+    run = MicoTraining(pairs, config, None, None, False)
     batches = _batches_of_epoch(len(run.train_idx), config.batch_size, config.seed, 0)
     walls, cpus = [], []
     for b in batches[: args.steps]:
         w0, c0 = time.perf_counter(), time.process_time()
-        run.step(run.train_idx[b])
+        loss, _ = run.compute_loss(run.train_idx[b])  # one kernel step (selectsearch.train.loop.Trainer.step)
+        loss.backward()
+        for group in run.clip_groups():
+            torch.nn.utils.clip_grad_norm_(group, config.max_grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
         walls.append(time.perf_counter() - w0)
         cpus.append(time.process_time() - c0)
         print(f"step wall {walls[-1]:.1f}s cpu {cpus[-1]:.1f}s", flush=True)

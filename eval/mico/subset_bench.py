@@ -33,15 +33,16 @@ import numpy as np
 def main(argv: list[str] | None = None) -> int:
     import torch
 
+    from selectsearch.cluster import spherical_kmeans
     from selectsearch.data import load_qrels, load_queries, open_corpus
     from selectsearch.encode import TextEncoder
     from selectsearch.mico.config import MicoConfig
     from selectsearch.mico.features import embed_queries
-    from selectsearch.mico.heads import spherical_kmeans
     from selectsearch.mico.logs import load_log_pairs
     from selectsearch.mico.trainer import train_mico
     from selectsearch.mico.validation import argmax_in_chunks, routing_curve
     from selectsearch.selective_metrics import partition_balance
+    from selectsearch.train.arguments import OLD_NAMES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data")
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
+        key = OLD_NAMES.get(key, key)  # head_lr=... (the name the README's commands use) is head_learning_rate
         overrides[key] = type(getattr(base, key))(value)
     config = MicoConfig(**{**base.to_dict(), **overrides})
 

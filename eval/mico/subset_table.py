@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         if n == 0:
             rows.append(("dense k-means / centroid", d["kmeans_centroid"], "-"))
         c = d["config"]
+        c.setdefault("head_lr", c.get("head_learning_rate"))  # results written since the names were unified
         m = d["mico_frozen"]
         val = f"{m['initial_val_auc']:.2f} → {m['best_val_auc']:.2f}"
         rows.append((f"MICO frozen head_lr={c['head_lr']:g} beta={c['beta']:g} ({m['steps']} steps)", m, val))

@@ -91,7 +91,9 @@ def teacher_for(
     ``init="teacher"``: students start from the fine-tuned teacher's first layers;
     ``"pretrained"``: from the pre-trained encoder the teacher was fine-tuned from."""
     from selectsearch.distill import PrecomputedTeacher, teacher_from_classifier
-    from selectsearch.models.text_classifier import ModelConfig, TextClassifier, TrainConfig, train_classifier
+    from selectsearch.models.classifier_config import ModelConfig, TrainConfig
+    from selectsearch.models.classifier_training import train_classifier
+    from selectsearch.models.text_classifier import TextClassifier
 
     folder = work / name / "teacher"
     cache = work / name / "teacher_outputs.npz"

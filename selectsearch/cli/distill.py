@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     who.add_argument("--train-teacher", action="store_true", help="fine-tune the teacher here first")
     t.add_argument("--teacher-encoder", default="all-MiniLM-L6-v2", help="--train-teacher: encoder to fine-tune")
     t.add_argument("--teacher-epochs", type=float, default=3.0)
-    t.add_argument("--teacher-lr", type=float, default=1e-4)
+    t.add_argument("--teacher-learning-rate", "--teacher-lr", dest="teacher_learning_rate", type=float, default=1e-4)
     s = parser.add_argument_group("student")
     s.add_argument("--layers", type=int, default=2, help="keep the first L layers (0: all of --student-model)")
     s.add_argument("--student-model", help="local model folder for the student instead of the teacher's")
@@ -67,8 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--max-length", type=int, default=128)
     d = parser.add_argument_group("distillation")
     d.add_argument("--epochs", type=float, default=3.0)
-    d.add_argument("--lr", type=float, default=2e-4)
-    d.add_argument("--head-lr", type=float, default=1e-3)
+    d.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float, default=2e-4)
+    d.add_argument("--head-learning-rate", "--head-lr", dest="head_learning_rate", type=float, default=1e-3)
     d.add_argument("--batch-size", type=int, default=16)
     d.add_argument("--temperature", type=float, default=2.0, help="T of the KD loss")
     d.add_argument("--kd-weight", type=float, default=1.0)
@@ -110,14 +110,10 @@ def execute(args: argparse.Namespace) -> int:
 
     from selectsearch.data.classification import compute_metrics
     from selectsearch.distill import DistillConfig, PrecomputedTeacher, distill, teacher_from_classifier
-    from selectsearch.models.text_classifier import (
-        JsonLogCallback,
-        ModelConfig,
-        ProgressCallback,
-        TextClassifier,
-        TrainConfig,
-        train_classifier,
-    )
+    from selectsearch.models.classifier_config import ModelConfig, TrainConfig
+    from selectsearch.models.classifier_training import train_classifier
+    from selectsearch.models.text_classifier import TextClassifier
+    from selectsearch.train.callbacks import JsonLogCallback, ProgressCallback
 
     torch.set_num_threads(max(1, args.threads))
     if args.out.exists() and not args.overwrite:
@@ -148,9 +144,9 @@ def execute(args: argparse.Namespace) -> int:
         )
         steps = max(1, math.ceil(args.teacher_epochs * len(train) / args.batch_size))
         tc = TrainConfig(
-            steps=steps,
+            max_steps=steps,
             batch_size=args.batch_size,
-            learning_rate=args.teacher_lr,
+            learning_rate=args.teacher_learning_rate,
             head_learning_rate=1e-3,
             seed=args.seed,
         )
@@ -175,8 +171,8 @@ def execute(args: argparse.Namespace) -> int:
         student_model=args.student_model,
         max_length=args.max_length,
         epochs=args.epochs,
-        lr=args.lr,
-        head_lr=args.head_lr,
+        learning_rate=args.learning_rate,
+        head_learning_rate=args.head_learning_rate,
         batch_size=args.batch_size,
         temperature=args.temperature,
         kd_weight=args.kd_weight,

@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=32, help="tokens per query (default 32)")
     parser.add_argument("--epochs", type=float, default=3.0, help="passes over the logged queries (default 3)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-4, help="student encoder learning rate")
+    parser.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float, default=1e-4,
+                        help="student encoder learning rate")
     parser.add_argument("--lambda-rel", type=float, default=1.0, help="weight of the relational loss")
     parser.add_argument("--temperature", type=float, default=2.0, help="distillation temperature")
     parser.add_argument("--dev-fraction", type=float, default=0.1, help="logged queries held out for k/alpha")
@@ -53,8 +54,8 @@ def execute(args: argparse.Namespace) -> int:
     """Run ``distill-router``."""
     from selectsearch.errors import ModelError, SelectSearchError
     from selectsearch.mico.logs import read_log_records
-    from selectsearch.models.text_classifier import JsonLogCallback, ProgressCallback
     from selectsearch.route.distilled import DEFAULT_FOLDER, default_router_config, train_distilled_router
+    from selectsearch.train.callbacks import JsonLogCallback, ProgressCallback
 
     if args.index is None and args.mico_model is None:
         raise SelectSearchError("pass --index INDEX (a MICO-partitioned index) or --mico-model DIR")
@@ -72,7 +73,8 @@ def execute(args: argparse.Namespace) -> int:
         raise ModelError(f"{out} exists; pass --overwrite or another --out")
     queries = [q for q, _, _ in read_log_records(args.data, args.logs)]
     config = default_router_config(layers=args.layers, max_length=args.max_length, epochs=args.epochs,
-                                   batch_size=args.batch_size, lr=args.lr, lambda_rel=args.lambda_rel,
+                                   batch_size=args.batch_size, learning_rate=args.learning_rate,
+                                   lambda_rel=args.lambda_rel,
                                    temperature=args.temperature, seed=args.seed, threads=max(1, args.threads))
     callbacks: list[object] = [ProgressCallback(disable=not progress_enabled(args), desc="student")]
     if args.log_file:

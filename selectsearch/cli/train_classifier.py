@@ -68,10 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dynamar: default inference (mean over the pool or the first template)",
     )
     t = parser.add_argument_group("training")
-    t.add_argument("--steps", type=int, default=100)
+    t.add_argument("--max-steps", "--steps", dest="max_steps", type=int, default=100, help="optimiser steps")
     t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate")
-    t.add_argument("--head-lr", type=float, default=1e-2, help="head learning rate")
+    t.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float, default=1e-4,
+                   help="encoder learning rate")
+    t.add_argument("--head-learning-rate", "--head-lr", dest="head_learning_rate", type=float, default=1e-2,
+                   help="head learning rate")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     o = parser.add_argument_group("output")
@@ -135,15 +137,10 @@ def execute(args: argparse.Namespace) -> int:
     import torch
 
     from selectsearch.data.classification import compute_metrics, load_task
-    from selectsearch.models.text_classifier import (
-        JsonLogCallback,
-        ModelConfig,
-        ProgressCallback,
-        TextClassifier,
-        TrainConfig,
-        sample_few_shot,
-        train_classifier,
-    )
+    from selectsearch.models.classifier_config import ModelConfig, TrainConfig
+    from selectsearch.models.classifier_training import sample_few_shot, train_classifier
+    from selectsearch.models.text_classifier import TextClassifier
+    from selectsearch.train.callbacks import JsonLogCallback, ProgressCallback
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -179,10 +176,10 @@ def execute(args: argparse.Namespace) -> int:
         inference=args.inference,
     )
     train = TrainConfig(
-        steps=args.steps,
+        max_steps=args.max_steps,
         batch_size=args.batch_size,
-        learning_rate=args.lr,
-        head_learning_rate=args.head_lr,
+        learning_rate=args.learning_rate,
+        head_learning_rate=args.head_learning_rate,
         seed=args.seed,
     )
     callbacks: list[Any] = [
@@ -198,7 +195,7 @@ def execute(args: argparse.Namespace) -> int:
         "output": str(args.output),
         "method": args.method,
         "n_train": len(examples),
-        "steps": args.steps,
+        "steps": args.max_steps,
         "pool": [t.source for t in clf.pool],
     }
     if args.eval and task is not None:

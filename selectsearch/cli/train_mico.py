@@ -34,8 +34,8 @@ from pathlib import Path
 
 from selectsearch.cli._common import add_encoder_precision, apply_encoder_precision, progress_enabled
 
-_DEFAULTS = {"head_lr": 1e-2, "encoder_lr": 5e-6, "beta": 2.0, "warmup_steps": 50, "batch_size": 64, "epochs": 20,
-             "init_scale": 0.0, "val_fraction": 0.1, "patience": 3, "max_length": 256}
+_DEFAULTS = {"head_learning_rate": 1e-2, "learning_rate": 5e-6, "beta": 2.0, "warmup_steps": 50, "batch_size": 64,
+             "epochs": 20, "init_scale": 0.0, "val_fraction": 0.1, "patience": 3, "max_length": 256}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,8 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N steps (0: no limit)")
     parser.add_argument("--batch-size", type=int, default=_DEFAULTS["batch_size"])
     parser.add_argument("--beta", type=float, default=_DEFAULTS["beta"], help="entropy weight (default 2; reference 5)")
-    parser.add_argument("--head-lr", type=float, default=_DEFAULTS["head_lr"])
-    parser.add_argument("--encoder-lr", type=float, default=_DEFAULTS["encoder_lr"])
+    parser.add_argument("--head-learning-rate", "--head-lr", dest="head_learning_rate", type=float,
+                        default=_DEFAULTS["head_learning_rate"], help="learning rate of both heads")
+    parser.add_argument("--learning-rate", "--encoder-lr", dest="learning_rate", type=float,
+                        default=_DEFAULTS["learning_rate"], help="full mode: learning rate of the encoder")
     parser.add_argument("--warmup-steps", type=int, default=_DEFAULTS["warmup_steps"])
     parser.add_argument("--init", choices=("kmeans", "random"), default="kmeans",
                         help="start both heads at k-means centroids (default) or at random")
@@ -66,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="logit scale of centroid-initialised heads (0: from the data)")
     parser.add_argument("--val-fraction", type=float, default=_DEFAULTS["val_fraction"],
                         help="logged queries held out for validation AUC")
-    parser.add_argument("--eval-every", type=int, default=0, help="validate every N steps (0: each epoch)")
+    parser.add_argument("--eval-steps", "--eval-every", dest="eval_steps", type=int, default=0,
+                        help="validate every N steps (0: each epoch)")
     parser.add_argument("--patience", type=int, default=_DEFAULTS["patience"],
                         help="stop after N validations without improvement (0: never)")
     parser.add_argument("--size-sample", type=int, default=2048,
@@ -108,11 +111,12 @@ def _execute(args: argparse.Namespace) -> int:
         raise ModelError(f"{checkpoint} holds a checkpoint of an earlier run ({checkpoint_summary(checkpoint)}); "
                          "pass --resume to continue it, or --overwrite to discard it and start over")
     config = MicoConfig(n_clusters=args.shards, mode=args.mode, encoder=args.encoder, max_length=args.max_length,
-                        beta=args.beta, head_lr=args.head_lr, encoder_lr=args.encoder_lr,
+                        beta=args.beta, head_learning_rate=args.head_learning_rate,
+                        learning_rate=args.learning_rate,
                         warmup_steps=args.warmup_steps, batch_size=args.batch_size, epochs=args.epochs,
                         max_steps=args.max_steps, init="model" if args.init_model else args.init,
                         init_model=args.init_model, init_scale=args.init_scale,
-                        val_fraction=args.val_fraction, eval_every=args.eval_every, patience=args.patience,
+                        val_fraction=args.val_fraction, eval_steps=args.eval_steps, patience=args.patience,
                         seed=args.seed, threads=args.threads, size_sample=args.size_sample)
     from selectsearch.mico.run import train_from_data
 

@@ -36,13 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frozen-layers", type=int, default=0,
                         help="freeze embeddings + bottom N layers (outputs cached)")
     parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--max-steps", "--steps", dest="max_steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--head-lr", type=float, default=1e-3)
+    parser.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float, default=1e-4)
+    parser.add_argument("--head-learning-rate", "--head-lr", dest="head_learning_rate", type=float, default=1e-3)
     parser.add_argument("--schedule", choices=["linear", "constant"], default="linear")
-    parser.add_argument("--warmup", type=float, default=0.06)
-    parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--warmup-ratio", "--warmup", dest="warmup_ratio", type=float, default=0.06)
+    parser.add_argument("--eval-steps", "--eval-every", dest="eval_steps", type=int, default=50)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--min-delta", type=float, default=0.0,
                         help="improvement (metric points) that resets patience")
@@ -52,8 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--checkpoint-every", type=int, default=0)
-    parser.add_argument("--keep-checkpoints", type=int, default=1)
+    parser.add_argument("--save-steps", "--checkpoint-every", dest="save_steps", type=int, default=0,
+                        help="checkpoint every N steps (0: none)")
+    parser.add_argument("--save-total-limit", "--keep-checkpoints", dest="save_total_limit", type=int, default=1,
+                        help="newest checkpoints kept")
     parser.add_argument("--resume", default=None, help="checkpoint folder to continue from")
     parser.add_argument("--no-save-model", action="store_true", help="skip writing model/")
 
@@ -63,13 +65,8 @@ def execute(args: argparse.Namespace) -> int:
     import torch
 
     from selectsearch.mtl.tasks import load_task_file, prepare_tasks
-    from selectsearch.mtl.trainer import (
-        JsonLogCallback,
-        MultiTaskTrainer,
-        ProgressCallback,
-        TrainConfig,
-        build_model,
-    )
+    from selectsearch.mtl.trainer import JsonLogCallback, MultiTaskTrainer, TrainConfig, build_model
+    from selectsearch.train.callbacks import ProgressCallback
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -77,18 +74,17 @@ def execute(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tasks = prepare_tasks(load_task_file(args.tasks), args.data)
     config = TrainConfig(
-        method=args.method, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        head_lr=args.head_lr, schedule=args.schedule, warmup=args.warmup,
-        eval_every=args.eval_every, patience=args.patience, min_delta=args.min_delta,
+        method=args.method, max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        head_learning_rate=args.head_learning_rate, schedule=args.schedule, warmup_ratio=args.warmup_ratio,
+        eval_steps=args.eval_steps, patience=args.patience, min_delta=args.min_delta,
         min_evals=args.min_evals, sampling=args.sampling, temperature=args.temperature,
-        seed=args.seed, checkpoint_every=args.checkpoint_every,
-        keep_checkpoints=args.keep_checkpoints,
+        seed=args.seed, save_steps=args.save_steps, save_total_limit=args.save_total_limit,
     )
     model = build_model(tasks, encoder=args.encoder, frozen_layers=args.frozen_layers,
                         max_length=args.max_length, seed=args.seed)
     quiet = bool(getattr(args, "quiet", False)) or not sys.stderr.isatty()
     trainer = MultiTaskTrainer(model, tasks, config, callbacks=[
-        JsonLogCallback(out / "log.jsonl"), ProgressCallback(disable=quiet)])
+        JsonLogCallback(out / "log.jsonl"), ProgressCallback(disable=quiet, desc=args.method)])
     if args.resume:
         trainer.load_checkpoint(args.resume)
     summary = trainer.train(output_dir=out)

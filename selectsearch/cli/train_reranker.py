@@ -66,10 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-positives", type=int, default=2, help="relevant pairs per query (0: all)")
     parser.add_argument("--judged-negatives", type=int, default=1, help="judged grade-0 pairs per query")
     parser.add_argument("--bm25-negatives", type=int, default=2, help="unjudged BM25 candidates per query")
-    parser.add_argument("--steps", type=int, default=360, help="optimiser steps (default 360)")
+    parser.add_argument("--max-steps", "--steps", dest="max_steps", type=int, default=360,
+                        help="optimiser steps (default 360)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-5, help="encoder learning rate")
-    parser.add_argument("--head-lr", type=float, default=1e-3, help="head learning rate")
+    parser.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float, default=5e-5,
+                        help="encoder learning rate")
+    parser.add_argument("--head-learning-rate", "--head-lr", dest="head_learning_rate", type=float, default=1e-3,
+                        help="head learning rate")
     parser.add_argument("--layers", type=int, default=2, help="student: teacher layers kept (default 2)")
     parser.add_argument("--unlabelled", type=int, default=4,
                         help="student: extra unlabelled BM25 candidates per training query (default 4)")
@@ -117,7 +120,7 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def _callbacks(args: argparse.Namespace, desc: str) -> list[object]:
-    from selectsearch.models.text_classifier import JsonLogCallback, ProgressCallback
+    from selectsearch.train.callbacks import JsonLogCallback, ProgressCallback
 
     cbs: list[object] = [ProgressCallback(disable=not progress_enabled(args), desc=desc)]
     if args.log_file:
@@ -132,8 +135,9 @@ def _train_teacher(args: argparse.Namespace, queries: dict[str, str], qrels: dic
 
     pairs = training_pairs(args.index, queries, qrels, pairs_config, cache_dir=cache, progress=progress_enabled(args))
     config = CrossEncoderConfig(method=args.method, pool_size=args.pool_size, encoder=args.encoder,
-                                max_length=args.max_length or 64, steps=args.steps, batch_size=args.batch_size,
-                                learning_rate=args.lr, head_learning_rate=args.head_lr,
+                                max_length=args.max_length or 64, max_steps=args.max_steps,
+                                batch_size=args.batch_size, learning_rate=args.learning_rate,
+                                head_learning_rate=args.head_learning_rate,
                                 seed=args.seed)
     model = train_cross_encoder(pairs, config, callbacks=_callbacks(args, "teacher"),
                                 extra={"data": str(args.data), "split": args.split, "index": str(args.index),

@@ -27,27 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from selectsearch.cluster import spherical_kmeans
 from selectsearch.dense.searcher import DenseHits
 from selectsearch.errors import ModelError, NotAnIndexError
 from selectsearch.ranking import order_by_score
 
-__all__ = ["IvfAnchor", "spherical_kmeans_centroids"]
-
-
-def spherical_kmeans_centroids(vectors: np.ndarray, k: int, *, seed: int = 0, niter: int = 25,
-                               train_size: int = 100_000) -> np.ndarray:
-    """Unit-length FAISS spherical k-means centroids, trained as the dense partitioner trains them."""
-    import faiss
-
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(vectors), size=min(train_size, len(vectors)), replace=False))
-    train = np.ascontiguousarray(vectors[rows], dtype=np.float32)
-    kmeans = faiss.Kmeans(train.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False,
-                          min_points_per_centroid=1, max_points_per_centroid=10**9)
-    kmeans.train(train)
-    raw = np.asarray(kmeans.centroids, dtype=np.float32)
-    out: np.ndarray = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
-    return out
+__all__ = ["IvfAnchor"]
 
 
 class IvfAnchor:
@@ -100,7 +85,7 @@ class IvfAnchor:
 
         dim = int(embeddings.shape[1])
         if centroids is None:
-            centroids = spherical_kmeans_centroids(embeddings, nlist, seed=seed, niter=niter, train_size=train_size)
+            centroids = spherical_kmeans(embeddings, nlist, seed=seed, niter=niter, train_size=train_size)
         centroids = np.ascontiguousarray(centroids, dtype=np.float32)
         if centroids.shape != (nlist, dim):
             raise ModelError(f"centroids have shape {centroids.shape}, expected ({nlist}, {dim})")

@@ -42,7 +42,7 @@ better) for the k/alpha choice; :meth:`ReAugKDStudent.predict` takes ``exclude=`
 skip, for scoring training rows) and ``k=``/``alpha=`` overrides; ``DistillConfig`` has
 ``kd_weight`` so one config expresses "student alone" (``kd_weight=0, lambda_rel=0,
 ce_weight=1``), vanilla KD (``lambda_rel=0``) and ReAugKD. A row is anything
-:func:`selectsearch.models.text_classifier.as_rows` accepts: a string, a ``(text_a, text_b)``
+:func:`selectsearch.data.classification.as_rows` accepts: a string, a ``(text_a, text_b)``
 tuple, or a :class:`~selectsearch.data.classification.TextExample`.
 
 Importing this package loads no torch or faiss.

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from selectsearch.errors import ModelError
+from selectsearch.train.arguments import TrainingArguments, accepts_old_names
 
 __all__ = ["DistillConfig"]
 
 
+@accepts_old_names
 @dataclass(frozen=True)
-class DistillConfig:
+class DistillConfig(TrainingArguments):
     """Everything that defines a distillation run.
 
     One config expresses every variant of the GLUE comparison: the student trained alone
@@ -27,8 +29,8 @@ class DistillConfig:
         pooling: ``"mean"`` or ``"cls"`` pooling of the student's last layer (``h_S``).
         dropout: dropout before the student's linear head.
         epochs: passes over the training rows (fractions allowed).
-        lr: student encoder learning rate (AdamW, linear warm-up then linear decay).
-        head_lr: learning rate of the freshly initialised head.
+        learning_rate: student encoder learning rate (AdamW, linear warm-up then linear decay).
+        head_learning_rate: learning rate of the freshly initialised head.
         batch_size: training examples per step (also the in-batch set of ``L_rel``).
         weight_decay: AdamW weight decay (not on biases and LayerNorm).
         warmup_ratio: fraction of the steps for linear warm-up.
@@ -43,9 +45,9 @@ class DistillConfig:
         tau_t: temperature of the teacher-side similarities ``q`` in ``L_rel``.
         tau_s: temperature of the student-side similarities ``p`` in ``L_rel``.
         tau_kb: temperature of the neighbour weights ``w = softmax(s / tau_kb)`` at inference.
-        proj_epochs: epochs of projection training (on cached teacher embeddings: cheap).
-        proj_lr: Adam learning rate of the projection.
-        proj_batch_size: batch size of projection training.
+        projection_epochs: epochs of projection training (on cached teacher embeddings: cheap).
+        projection_learning_rate: Adam learning rate of the projection.
+        projection_batch_size: batch size of projection training.
         regression_bins: quantile bins that define supervised-contrastive positives for
             regression targets.
         k_grid: candidate numbers of neighbours.
@@ -53,6 +55,10 @@ class DistillConfig:
         eval_batch_size: batch size for embedding and prediction.
         seed: seeds torch, numpy and Python's RNG.
         threads: torch threads (``None``: leave torch's setting alone).
+
+    The training settings shared with every trainer are
+    :class:`~selectsearch.train.arguments.TrainingArguments`; earlier names (``lr``,
+    ``head_lr``, ``proj_lr`` ...) are still accepted.
     """
 
     layers: int = 2
@@ -61,12 +67,9 @@ class DistillConfig:
     pooling: str = "mean"
     dropout: float = 0.1
     epochs: float = 3.0
-    lr: float = 1e-4
-    head_lr: float = 1e-3
+    learning_rate: float = 1e-4
+    head_learning_rate: float = 1e-3
     batch_size: int = 32
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
     temperature: float = 2.0
     kd_weight: float = 1.0
     lambda_rel: float = 1.0
@@ -76,14 +79,12 @@ class DistillConfig:
     tau_t: float = 0.1
     tau_s: float = 0.1
     tau_kb: float = 0.1
-    proj_epochs: int = 30
-    proj_lr: float = 1e-3
-    proj_batch_size: int = 256
+    projection_epochs: int = 30
+    projection_learning_rate: float = 1e-3
+    projection_batch_size: int = 256
     regression_bins: int = 5
     k_grid: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     alpha_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-    eval_batch_size: int = 64
-    seed: int = 0
     threads: int | None = 1
 
     def __post_init__(self) -> None:

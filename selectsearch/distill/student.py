@@ -33,9 +33,9 @@ from selectsearch.distill.kb import KnowledgeBase, mix
 from selectsearch.distill.teacher import Row, RowLike, as_rows
 from selectsearch.encode import inference_autocast
 from selectsearch.errors import ModelError
-from selectsearch.models.encoder import load_encoder, mean_pool
-from selectsearch.models.folder import config_from_json, new_model_folder, publish_model_folder, read_model_manifest
-from selectsearch.models.text_classifier import PlainBatcher
+from selectsearch.models.encoder import load_encoder
+from selectsearch.models.folder import config_from_json, model_folder, read_model_manifest, write_model_manifest
+from selectsearch.models.pooled import PlainBatcher, PooledModel
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ReAugKDStudent", "StudentModel", "build_student_encoder"]
 
@@ -83,25 +83,15 @@ def build_student_encoder(encoder_dir: str | None, config: DistillConfig) -> tup
     return tokenizer, truncate_layers(encoder, config.layers)
 
 
-class StudentModel(nn.Module):
-    """Encoder + pooling (``h_S``) + dropout + linear head."""
+class StudentModel(PooledModel):
+    """Encoder + pooling (``h_S``, whose size is the KB vectors') + dropout + linear head; also
+    returns the normalised ``z_S``."""
 
-    def __init__(self, encoder: Any, num_outputs: int, *, pooling: str = "mean", dropout: float = 0.1) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.pooling = pooling
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(int(encoder.config.hidden_size), num_outputs)
-
-    @property
-    def hidden_size(self) -> int:
-        """Size of ``h_S`` (and of the KB vectors)."""
-        return int(self.encoder.config.hidden_size)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(  # type: ignore[override]
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(head outputs (b, C), normalised z_S (b, d))``."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        vec = mean_pool(hidden, attention_mask) if self.pooling == "mean" else hidden[:, 0]
+        vec = self.pooled(input_ids, attention_mask)
         return self.head(self.dropout(vec)), nn.functional.normalize(vec, dim=1)
 
 
@@ -216,26 +206,27 @@ class ReAugKDStudent:
         Raises:
             ModelError: ``folder`` exists and ``overwrite`` is false.
         """
-        final, partial = new_model_folder(folder, overwrite=overwrite)
-        self.model.encoder.save_pretrained(str(partial / "encoder"))
-        self.tokenizer.save_pretrained(str(partial / "encoder"))
-        torch.save(self.model.head.state_dict(), partial / "head.pt")
-        if self.projection is not None:
-            torch.save(self.projection.detach().cpu(), partial / "projection.pt")
-        if self.kb is not None:
-            self.kb.save(partial)
-        manifest = {
-            "task": self.task,
-            "num_outputs": self.num_outputs,
-            "k": self.k,
-            "alpha": self.alpha,
-            "tau_kb": self.tau_kb,
-            "target_mean": self.target_mean,
-            "target_std": self.target_std,
-            "distill_config": asdict(self.config),
-            "extra": self.extra,
-        }
-        return publish_model_folder(partial, final, manifest, format=FORMAT, version=FORMAT_VERSION, command=command)
+        with model_folder(folder, overwrite=overwrite) as partial:
+            self.model.encoder.save_pretrained(str(partial / "encoder"))
+            self.tokenizer.save_pretrained(str(partial / "encoder"))
+            torch.save(self.model.head.state_dict(), partial / "head.pt")
+            if self.projection is not None:
+                torch.save(self.projection.detach().cpu(), partial / "projection.pt")
+            if self.kb is not None:
+                self.kb.save(partial)
+            manifest = {
+                "task": self.task,
+                "num_outputs": self.num_outputs,
+                "k": self.k,
+                "alpha": self.alpha,
+                "tau_kb": self.tau_kb,
+                "target_mean": self.target_mean,
+                "target_std": self.target_std,
+                "distill_config": asdict(self.config),
+                "extra": self.extra,
+            }
+            write_model_manifest(partial, manifest, format=FORMAT, version=FORMAT_VERSION, command=command)
+        return Path(folder)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> ReAugKDStudent:

@@ -31,10 +31,16 @@ from selectsearch.distill.losses import kd_loss, relational_loss, supcon_loss
 from selectsearch.distill.student import ReAugKDStudent, StudentModel, build_student_encoder
 from selectsearch.distill.teacher import RowLike, Teacher, as_rows
 from selectsearch.errors import ModelError
-from selectsearch.models.text_classifier import Callback, TrainState
+from selectsearch.train.arguments import TrainingArguments
+from selectsearch.train.callbacks import TrainerCallback, TrainState
+from selectsearch.train.loop import Trainer, TrainingMethod
+from selectsearch.train.optim import encoder_head_adamw
+from selectsearch.train.schedule import lr_scheduler, seed_everything
 
 __all__ = [
+    "DistillTraining",
     "Metric",
+    "ProjectionTraining",
     "contrastive_groups",
     "default_metric",
     "distill",
@@ -46,12 +52,6 @@ log = logging.getLogger(__name__)
 
 #: ``metric(mixed (n, C), dev_labels or None, teacher_dev (n, C)) -> float``, higher is better.
 Metric = Callable[[np.ndarray, "np.ndarray | None", np.ndarray], float]
-
-
-def _set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
 
 
 def default_metric(task: str) -> Metric:
@@ -85,6 +85,52 @@ def contrastive_groups(task: str, labels: np.ndarray | None, teacher_pred: np.nd
     return np.searchsorted(edges, values, side="right").astype(np.int64)
 
 
+class ProjectionTraining(TrainingMethod):
+    """Step 1 of ReAugKD for the training kernel: ``W`` alone, supervised contrastive loss.
+
+    Each epoch is a seeded permutation cut into batches (a last batch of one row is left out:
+    the loss needs pairs); each validation record holds the epoch's mean loss.
+    """
+
+    name = "reaugkd-projection"
+
+    def __init__(self, teacher_emb: np.ndarray, groups: np.ndarray, dim: int, config: DistillConfig) -> None:
+        self.h = torch.from_numpy(np.ascontiguousarray(teacher_emb, dtype=np.float32))
+        self.y = torch.from_numpy(groups)
+        self.tau = config.tau
+        self.proj = nn.Linear(self.h.shape[1], dim, bias=False)
+        self.optimizer = torch.optim.Adam(self.proj.parameters(), lr=config.projection_learning_rate)
+        self.scheduler = lr_scheduler(self.optimizer, 0, 1, decay="constant")
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.batch_size = max(2, min(config.projection_batch_size, len(self.h)))
+        self.starts = [s for s in range(0, len(self.h), self.batch_size) if len(self.h) - s >= 2]
+        self.queue: list[torch.Tensor] = []
+        self.total, self.count = 0.0, 0
+
+    def next_batch(self) -> torch.Tensor:
+        if not self.queue:
+            perm = torch.randperm(len(self.h), generator=self.gen)
+            self.queue = [perm[s : s + self.batch_size] for s in self.starts]
+        return self.queue.pop(0)
+
+    def compute_loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+        loss = supcon_loss(nnf.normalize(self.proj(self.h[batch]), dim=1), self.y[batch], tau=self.tau)
+        value = float(loss.detach())
+        self.total, self.count = self.total + value, self.count + 1
+        return loss, {"loss": value}
+
+    def clip_groups(self) -> list[list[Any]]:
+        return []
+
+    def epoch_ended(self) -> bool:
+        return not self.queue
+
+    def evaluate(self, state: TrainState) -> dict[str, Any]:
+        record = {"step": state.step, "loss": self.total / max(self.count, 1)}
+        self.total, self.count = 0.0, 0
+        return record
+
+
 def train_projection(
     teacher_emb: np.ndarray, groups: np.ndarray, dim: int, config: DistillConfig
 ) -> tuple[torch.Tensor, list[float]]:
@@ -92,28 +138,14 @@ def train_projection(
 
     Returns the weight and the mean loss per epoch.
     """
-    h = torch.from_numpy(np.ascontiguousarray(teacher_emb, dtype=np.float32))
-    y = torch.from_numpy(groups)
-    proj = nn.Linear(h.shape[1], dim, bias=False)
-    opt = torch.optim.Adam(proj.parameters(), lr=config.proj_lr)
-    gen = torch.Generator().manual_seed(config.seed)
-    losses: list[float] = []
-    bs = max(2, min(config.proj_batch_size, len(h)))
-    for _ in range(config.proj_epochs):
-        perm = torch.randperm(len(h), generator=gen)
-        total, count = 0.0, 0
-        for start in range(0, len(h), bs):
-            idx = perm[start : start + bs]
-            if len(idx) < 2:
-                continue
-            loss = supcon_loss(nnf.normalize(proj(h[idx]), dim=1), y[idx], tau=config.tau)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-            count += 1
-        losses.append(total / max(count, 1))
-    return proj.weight.detach().clone(), losses
+    method = ProjectionTraining(teacher_emb, groups, dim, config)
+    if not method.starts:  # fewer than two rows: nothing to contrast
+        return method.proj.weight.detach().clone(), [0.0] * config.projection_epochs
+    total = config.projection_epochs * len(method.starts)
+    args = TrainingArguments(max_steps=total, batch_size=method.batch_size,
+                             learning_rate=config.projection_learning_rate, max_grad_norm=0.0, seed=config.seed)
+    state = Trainer(method, args, total_steps=total).train()
+    return method.proj.weight.detach().clone(), [float(r["loss"]) for r in state.history]
 
 
 def project(weight: torch.Tensor, teacher_emb: np.ndarray) -> np.ndarray:
@@ -172,7 +204,7 @@ def distill(
     dev_labels: Sequence[float] | np.ndarray | None = None,
     config: DistillConfig,
     out: str | os.PathLike[str] | None = None,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence[TrainerCallback] = (),
     metric: Metric | None = None,
     encoder: tuple[Any, Any] | None = None,
 ) -> ReAugKDStudent:
@@ -188,7 +220,7 @@ def distill(
         dev_labels: gold labels of ``dev``; ``None``: choose k/alpha against the teacher.
         config: the run's :class:`DistillConfig`.
         out: if given, the student folder is saved there.
-        callbacks: ``text_classifier.Callback`` s called around every optimiser step.
+        callbacks: :class:`~selectsearch.train.callbacks.TrainerCallback` s.
         metric: dev criterion (see :data:`Metric`); default :func:`default_metric`.
         encoder: ``(tokenizer, model)`` student encoder to use as is (tests); default:
             :func:`~selectsearch.distill.student.build_student_encoder`.
@@ -225,7 +257,7 @@ def distill(
         raise ModelError(f"teacher returned {t_emb.shape} / {t_pred.shape} for {len(rows)} rows, C={n_out}")
     teacher_s = time.perf_counter() - t0
 
-    _set_seed(config.seed)
+    seed_everything(config.seed)
     tokenizer, enc = encoder if encoder is not None else build_student_encoder(teacher.encoder_dir, config)
     model = StudentModel(enc, n_out, pooling=config.pooling, dropout=config.dropout)
 
@@ -280,6 +312,95 @@ def distill(
     return student
 
 
+class DistillTraining(TrainingMethod):
+    """Step 2 of ReAugKD for the training kernel: the student's batches and its loss
+    (distillation + relational + optional gold-label terms).
+
+    Batches: one epoch of length-bucketed batches at a time (:func:`_batches`), popped from the end.
+    """
+
+    name = "reaugkd"
+
+    def __init__(self, student: ReAugKDStudent, rows: list[tuple[str | None, ...]], t_pred: np.ndarray,
+                 z_t: np.ndarray, labels: np.ndarray | None, config: DistillConfig, total_steps: int) -> None:
+        self.student = student
+        self.rows = rows
+        self.config = config
+        model = student.model
+        self.optimizer = encoder_head_adamw(model, model.head, config)
+        self.scheduler = lr_scheduler(self.optimizer, config.warmup_before_peak(total_steps), total_steps)
+        self.rng = random.Random(config.seed)
+        self.np_rng = np.random.default_rng(config.seed)
+        self.tp = torch.from_numpy(t_pred)
+        self.zt = torch.from_numpy(z_t)
+        self.gold = None
+        if labels is not None and config.ce_weight > 0:
+            dtype = np.int64 if student.task == "classification" else np.float32
+            self.gold = torch.from_numpy(np.asarray(labels, dtype=dtype))
+        self.queue: list[list[int]] = []
+        self.seen = 0
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self.student.model.train()
+
+    def next_batch(self) -> list[int]:
+        if not self.queue:
+            self.queue = _batches(self.rows, self.config.batch_size, self.rng)
+        idx = self.queue.pop()
+        self.seen += len(idx)
+        return idx
+
+    def compute_loss(self, batch: list[int]) -> tuple[torch.Tensor, dict[str, Any]]:
+        student, config, rows, zt = self.student, self.config, self.rows, self.zt
+        logits, z_s = student.model(**student.batcher.batch([rows[i] for i in batch]))
+        it = torch.tensor(batch)
+        parts: dict[str, torch.Tensor] = {}
+        if config.kd_weight > 0:
+            if student.task == "regression":
+                target = (self.tp[it, 0] - student.target_mean) / student.target_std
+                parts["kd"] = config.kd_weight * nnf.mse_loss(logits[:, 0], target)
+            else:
+                parts["kd"] = config.kd_weight * kd_loss(logits, self.tp[it], temperature=config.temperature)
+        if config.lambda_rel > 0:
+            cols = zt[it]
+            if config.rel_negatives > 0:
+                extra = self.np_rng.choice(len(rows), size=min(config.rel_negatives, len(rows)), replace=False)
+                extra = extra[~np.isin(extra, batch)]
+                cols = torch.cat([cols, zt[torch.from_numpy(extra)]], dim=0)
+            parts["rel"] = config.lambda_rel * relational_loss(z_s, zt[it], cols, tau_t=config.tau_t,
+                                                               tau_s=config.tau_s)
+        if self.gold is not None:
+            if student.task == "regression":
+                target = (self.gold[it] - student.target_mean) / student.target_std
+                parts["ce"] = config.ce_weight * nnf.mse_loss(logits[:, 0], target)
+            else:
+                parts["ce"] = config.ce_weight * nnf.cross_entropy(logits, self.gold[it])
+        if not parts:
+            raise ModelError("every loss weight is zero (or ce_weight without labels): nothing to train")
+        loss = torch.stack(list(parts.values())).sum()
+        return loss, {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
+
+    def clip_groups(self) -> list[list[Any]]:
+        return [list(self.student.model.parameters())]
+
+    def epoch(self) -> float:
+        return self.seen / len(self.rows)
+
+    def on_train_end(self, state: TrainState) -> None:
+        self.student.model.eval()
+
+
+class _LossHistory(TrainerCallback):
+    """About 20 loss records over the run (the student's ``extra["train_loss"]``)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, float]] = []
+
+    def on_step_end(self, state: TrainState, metrics: dict[str, Any]) -> None:
+        if state.step % max(1, state.max_steps // 20) == 0 or state.step == state.max_steps:
+            self.records.append({"step": state.step, **metrics, "elapsed_s": state.elapsed_s})
+
+
 def _train_student(
     student: ReAugKDStudent,
     rows: list[tuple[str | None, ...]],
@@ -287,98 +408,11 @@ def _train_student(
     z_t: np.ndarray,
     labels: np.ndarray | None,
     config: DistillConfig,
-    callbacks: Sequence[Callback],
+    callbacks: Sequence[TrainerCallback],
 ) -> list[dict[str, float]]:
-    model = student.model
-    task = student.task
-    head_ids = {id(p) for p in model.head.parameters()}
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for name, p in model.named_parameters():
-        if id(p) not in head_ids:
-            (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
-            {"params": no_decay, "lr": config.lr, "weight_decay": 0.0},
-            {"params": list(model.head.parameters()), "lr": config.head_lr, "weight_decay": 0.0},
-        ]
-    )
-    steps_per_epoch = math.ceil(len(rows) / config.batch_size)
-    steps = max(1, math.ceil(config.epochs * steps_per_epoch))
-    warmup = int(steps * config.warmup_ratio)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (steps - step) / max(1, steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    rng = random.Random(config.seed)
-    np_rng = np.random.default_rng(config.seed)
-    tp = torch.from_numpy(t_pred)
-    zt = torch.from_numpy(z_t)
-    gold = None
-    if labels is not None and config.ce_weight > 0:
-        gold = torch.from_numpy(np.asarray(labels, dtype=np.int64 if task == "classification" else np.float32))
-    state = TrainState(max_steps=steps, seed=config.seed, method="reaugkd")
-    for cb in callbacks:
-        cb.on_train_begin(state)
-    start = time.perf_counter()
-    history: list[dict[str, float]] = []
-    queue: list[list[int]] = []
-    seen = 0
-    model.train()
-    for step in range(1, steps + 1):
-        if not queue:
-            queue = _batches(rows, config.batch_size, rng)
-        idx = queue.pop()
-        seen += len(idx)
-        logits, z_s = model(**student.batcher.batch([rows[i] for i in idx]))
-        it = torch.tensor(idx)
-        parts: dict[str, torch.Tensor] = {}
-        if config.kd_weight > 0:
-            if task == "regression":
-                target = (tp[it, 0] - student.target_mean) / student.target_std
-                parts["kd"] = config.kd_weight * nnf.mse_loss(logits[:, 0], target)
-            else:
-                parts["kd"] = config.kd_weight * kd_loss(logits, tp[it], temperature=config.temperature)
-        if config.lambda_rel > 0:
-            cols = zt[it]
-            if config.rel_negatives > 0:
-                extra = np_rng.choice(len(rows), size=min(config.rel_negatives, len(rows)), replace=False)
-                extra = extra[~np.isin(extra, idx)]
-                cols = torch.cat([cols, zt[torch.from_numpy(extra)]], dim=0)
-            parts["rel"] = config.lambda_rel * relational_loss(
-                z_s, zt[it], cols, tau_t=config.tau_t, tau_s=config.tau_s
-            )
-        if gold is not None:
-            if task == "regression":
-                target = (gold[it] - student.target_mean) / student.target_std
-                parts["ce"] = config.ce_weight * nnf.mse_loss(logits[:, 0], target)
-            else:
-                parts["ce"] = config.ce_weight * nnf.cross_entropy(logits, gold[it])
-        if not parts:
-            raise ModelError("every loss weight is zero (or ce_weight without labels): nothing to train")
-        loss = torch.stack(list(parts.values())).sum()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        state.step = step
-        state.loss = float(loss.detach())
-        state.learning_rate = float(scheduler.get_last_lr()[0])
-        state.epoch = seen / len(rows)
-        state.elapsed_s = time.perf_counter() - start
-        record = {"step": step, "loss": state.loss, **{k: float(v.detach()) for k, v in parts.items()}}
-        state.history.append(record)
-        if step % max(1, steps // 20) == 0 or step == steps:
-            history.append({**record, "elapsed_s": state.elapsed_s})
-        for cb in callbacks:
-            cb.on_step_end(state)
-    model.eval()
-    for cb in callbacks:
-        cb.on_train_end(state)
-    log.info("trained the student for %d steps in %.1fs (last loss %.4f)", steps, state.elapsed_s, state.loss)
-    return history
+    steps = config.total_steps(math.ceil(len(rows) / config.batch_size))
+    method = DistillTraining(student, rows, t_pred, z_t, labels, config, steps)
+    history = _LossHistory()
+    state = Trainer(method, config, total_steps=steps, callbacks=[history, *callbacks]).train()
+    log.info("trained the student for %d steps in %.1fs (last loss %.4f)", state.step, state.elapsed_s, state.loss)
+    return history.records

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from selectsearch.errors import ModelError
 from selectsearch.models.encoder import DEFAULT_ENCODER
+from selectsearch.train.arguments import TrainingArguments, accepts_old_names, arguments_from_dict
 
 __all__ = ["MODES", "MicoConfig"]
 
@@ -14,8 +15,9 @@ __all__ = ["MODES", "MicoConfig"]
 MODES = ("frozen", "full")
 
 
+@accepts_old_names
 @dataclass(frozen=True)
-class MicoConfig:
+class MicoConfig(TrainingArguments):
     """Hyper-parameters of a MICO run.
 
     Defaults differ from the reference recipe where measurements said so (validation AUC of
@@ -29,11 +31,12 @@ class MicoConfig:
         encoder: ``all-MiniLM-L6-v2`` (packaged) or a local transformers folder.
         max_length: tokens per text.
         beta: entropy weight of ``L = H(p, q) - beta * CE(pbar, r)`` (reference: 5; default 2).
-        head_lr: Adam learning rate of both heads (reference 2e-4; larger helps small logs).
-        encoder_lr: Adam learning rate of the encoder in ``full`` mode (reference 5e-6).
-        marginal_lr: learning rate of the inner Adam step that fits ``r`` (reference 0.1).
-        warmup_steps: linear warm-up of the main optimiser, then constant (reference 1000).
-        clip: gradient-norm clipping of heads and encoder (reference 1.0).
+        head_learning_rate: Adam learning rate of both heads (reference 2e-4; larger helps small logs).
+        learning_rate: Adam learning rate of the encoder in ``full`` mode (reference 5e-6).
+        marginal_learning_rate: learning rate of the inner Adam step that fits ``r`` (reference 0.1).
+        warmup_steps: linear warm-up of the main optimiser, then constant (reference 1000); the
+            step that reaches the full rate counts as a warm-up step.
+        max_grad_norm: gradient-norm clipping of heads and encoder, each on its own (reference 1.0).
         batch_size: log pairs per step (reference 64).
         epochs: passes over the training pairs.
         max_steps: stop after this many steps (0: no limit) — bounds ``full`` runs on CPU.
@@ -46,13 +49,17 @@ class MicoConfig:
         init_scale: logit scale of centroid-initialised heads (``W = scale * centroids``); 0
             picks it from the data (:func:`~selectsearch.mico.heads.auto_scale`).
         val_fraction: fraction of the logged queries held out for validation AUC.
-        eval_every: validate every N steps (0: once per epoch).
+        eval_steps: validate every N steps (0: once per epoch).
         patience: stop after this many validations without a better AUC (0: never).
         seed: seeds the split, the shuffling, k-means and the head initialisation.
         threads: torch threads.
         kmeans_sample: documents used to fit the k-means initialisation.
         size_sample: corpus documents whose assignment estimates shard sizes in ``full`` mode
             validation (``frozen`` mode assigns the whole corpus).
+
+    The names are :class:`~selectsearch.train.arguments.TrainingArguments`' (older configs with
+    ``head_lr``, ``encoder_lr``, ``clip``, ``eval_every`` still load); MICO's Adam optimisers use
+    no weight decay, so ``weight_decay`` is 0 and unused.
     """
 
     n_clusters: int = 16
@@ -60,11 +67,12 @@ class MicoConfig:
     encoder: str = DEFAULT_ENCODER
     max_length: int = 256
     beta: float = 2.0
-    head_lr: float = 1e-2
-    encoder_lr: float = 5e-6
-    marginal_lr: float = 0.1
+    head_learning_rate: float = 1e-2
+    learning_rate: float = 5e-6
+    marginal_learning_rate: float = 0.1
     warmup_steps: int = 50
-    clip: float = 1.0
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
     batch_size: int = 64
     epochs: int = 20
     max_steps: int = 0
@@ -72,7 +80,6 @@ class MicoConfig:
     init_model: str = ""
     init_scale: float = 0.0
     val_fraction: float = 0.1
-    eval_every: int = 0
     patience: int = 3
     seed: int = 0
     threads: int = 1
@@ -93,12 +100,11 @@ class MicoConfig:
         if self.batch_size < 2:
             raise ModelError(f"batch_size must be at least 2 (the batch marginal needs it), got {self.batch_size}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return asdict(self)
+    def warmup_before_peak(self, total_steps: int) -> int:
+        """MICO counts the step that reaches the full rate as a warm-up step (as it always has)."""
+        return max(1, self.warmup_steps) - 1
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MicoConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are ignored (forward compatibility)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        """Inverse of :meth:`to_dict`: old names read as new ones, unknown keys ignored."""
+        return arguments_from_dict(cls, data)

@@ -21,7 +21,7 @@ from torch import nn
 
 from selectsearch.mico.loss import cross_entropy
 
-__all__ = ["ClusterHead", "Marginal", "auto_scale", "spherical_kmeans"]
+__all__ = ["ClusterHead", "Marginal", "auto_scale"]
 
 
 class ClusterHead(nn.Module):
@@ -88,15 +88,3 @@ def auto_scale(vectors: np.ndarray, centroids: np.ndarray, *, target_gap: float 
     top2 = -np.sort(-sims, axis=1)[:, :2]
     gap = float(np.median(top2[:, 0] - top2[:, 1]))
     return target_gap / max(gap, 1e-6)
-
-
-def spherical_kmeans(vectors: np.ndarray, k: int, *, seed: int, niter: int = 25) -> np.ndarray:
-    """Unit-norm centroids ``(k, dim)`` of spherical k-means (FAISS) on ``vectors``."""
-    import faiss
-
-    train = np.ascontiguousarray(vectors, dtype=np.float32)
-    kmeans = faiss.Kmeans(train.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False,
-                          min_points_per_centroid=1, max_points_per_centroid=10**9)
-    kmeans.train(train)
-    raw = np.asarray(kmeans.centroids, dtype=np.float32)
-    return raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)

@@ -30,6 +30,7 @@ import numpy as np
 
 from selectsearch.errors import ModelError
 from selectsearch.models.encoder import DEFAULT_ENCODER
+from selectsearch.models.folder import manifest_version, write_model_manifest
 
 __all__ = ["FORMAT", "VERSION", "HeadScorer", "MicoModelFolder", "save_model"]
 
@@ -40,7 +41,9 @@ _HEAD_FILES = {"query": "query_head.safetensors", "document": "doc_head.safetens
 
 def save_model(folder: str | os.PathLike[str], *, config: Any, dim: int, doc_head: Any, query_head: Any,
                marginal: Any, tokenizer: Any, encoder_model: Any | None, extra: dict[str, Any] | None = None) -> Path:
-    """Write a model folder (``encoder_model=None``: the encoder is the unchanged packaged default).
+    """Write a model folder's files, the manifest ``config.json`` last (``encoder_model=None``: the
+    encoder is the unchanged packaged default). Call it inside
+    :func:`selectsearch.models.folder.model_folder`, which makes the write atomic.
 
     Args:
         folder: output folder (created; files are overwritten).
@@ -65,8 +68,6 @@ def save_model(folder: str | os.PathLike[str], *, config: Any, dim: int, doc_hea
     if encoder_model is not None:
         encoder_model.save_pretrained(str(out / "encoder"), safe_serialization=True)
     data = {
-        "format": FORMAT,
-        "version": VERSION,
         "kind": "mico",
         "n_clusters": int(config.n_clusters),
         "dim": int(dim),
@@ -79,7 +80,7 @@ def save_model(folder: str | os.PathLike[str], *, config: Any, dim: int, doc_hea
         "training": config.to_dict(),
         **(extra or {}),
     }
-    (out / "config.json").write_text(json.dumps(data, indent=2))
+    write_model_manifest(out, data, format=FORMAT, version=VERSION)
     return out
 
 
@@ -128,9 +129,9 @@ class MicoModelFolder:
         self.config: dict[str, Any] = json.loads(config_path.read_text())
         if self.config.get("format") != FORMAT:
             raise ModelError(f"{self.path} is not a MICO model folder (format {self.config.get('format')!r})")
-        if int(self.config.get("version", 0)) > VERSION:
+        if manifest_version(self.config) > VERSION:
             raise ModelError(f"{self.path} was written by a newer selectsearch (format version "
-                             f"{self.config['version']}); upgrade selectsearch")
+                             f"{manifest_version(self.config)}); upgrade selectsearch")
 
     @property
     def n_clusters(self) -> int:

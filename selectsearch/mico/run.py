@@ -15,7 +15,8 @@ from pathlib import Path
 from selectsearch.mico.config import MicoConfig
 from selectsearch.mico.features import corpus_vectors
 from selectsearch.mico.logs import load_log_pairs
-from selectsearch.mico.trainer import TrainerCallback, TrainResult, train_mico
+from selectsearch.mico.trainer import TrainResult, train_mico
+from selectsearch.train.callbacks import TrainerCallback
 
 __all__ = ["train_from_data"]
 

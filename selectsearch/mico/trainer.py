@@ -1,12 +1,12 @@
-"""The MICO training loop: seeded, validated, early-stopped, resumable, with callbacks.
+"""MICO training: its heads, batches and loss, run by the training kernel (:mod:`selectsearch.train`).
 
 Each step takes a batch of log pairs, (1) fits the marginal ``r`` to the batch marginal of the
 document head with its own Adam step, (2) minimises ``H(p, q) - beta * CE(pbar, r)`` over the
 heads (and the encoder in ``full`` mode) with Adam, linear warm-up then constant, gradient
 clipping. Validation AUC on held-out logged queries selects the model; the starting point (the
 k-means solution when ``init="kmeans"``) is validated too, so training is kept only when it
-improves the validation AUC. State is JSON-serialisable; a checkpoint holds the weights and
-optimiser states, so a run can be resumed.
+improves the validation AUC. The kernel stops early, checkpoints after every validation
+(``checkpoint.pt`` + ``state.json``) and resumes from there to the same result.
 
 Example:
     >>> from selectsearch.mico.logs import load_log_pairs
@@ -24,59 +24,40 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from selectsearch.atomic import recover_replaced, replace_dir
+from selectsearch.atomic import recover_replaced
+from selectsearch.cluster import sample_rows, spherical_kmeans
 from selectsearch.errors import ModelError
 from selectsearch.mico.config import MicoConfig
 from selectsearch.mico.features import EncoderFeatures, FrozenFeatures, embed_queries, encoder_arg
-from selectsearch.mico.heads import ClusterHead, Marginal, auto_scale, spherical_kmeans
+from selectsearch.mico.heads import ClusterHead, Marginal, auto_scale
 from selectsearch.mico.logs import LogPairs, split_by_query
 from selectsearch.mico.loss import batch_marginal, mico_loss
 from selectsearch.mico.model import FORMAT as MODEL_FORMAT
 from selectsearch.mico.model import save_model
 from selectsearch.mico.validation import argmax_in_chunks, routing_curve
 from selectsearch.models.encoder import DEFAULT_ENCODER
+from selectsearch.models.folder import model_folder
+from selectsearch.train.callbacks import ProgressCallback, TrainerCallback, TrainState
+from selectsearch.train.checkpoint import CheckpointFiles
+from selectsearch.train.loop import CheckpointPlan, Trainer, TrainingMethod
+from selectsearch.train.schedule import lr_scheduler, seed_everything
 
-__all__ = ["TrainResult", "TrainState", "TrainerCallback", "check_model_out", "checkpoint_summary", "split_by_query",
-           "train_mico"]
+__all__ = ["CHECKPOINT_FILES", "MicoTraining", "TrainResult", "check_model_out", "checkpoint_summary",
+           "split_by_query", "train_mico"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class TrainState:
-    """JSON-serialisable progress of a run (saved in checkpoints and the training log)."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    best_auc: float = -math.inf
-    best_step: int = -1
-    evals_since_best: int = 0
-    should_stop: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-class TrainerCallback:
-    """Hooks called by :func:`train_mico`; set ``state.should_stop = True`` to stop early."""
-
-    def on_step(self, state: TrainState, metrics: dict[str, float]) -> None:
-        """After each optimisation step."""
-
-    def on_evaluate(self, state: TrainState, metrics: dict[str, float]) -> None:
-        """After each validation."""
-
-    def on_end(self, state: TrainState) -> None:
-        """When training ends (after the best model is restored)."""
+#: MICO's checkpoint folder: ``checkpoint.pt`` (tensors) + ``state.json`` (progress), as it always was
+CHECKPOINT_FILES = CheckpointFiles(tensors="checkpoint.pt", state="state.json")
 
 
 @dataclass
@@ -93,13 +74,22 @@ class TrainResult:
     query_head: Any = None
 
 
-class _Run:
-    """Everything one run holds; methods are the loop's pieces."""
+class MicoTraining(TrainingMethod):
+    """MICO for the training kernel: the heads (and encoder), the log-pair batches, the loss.
+
+    Each epoch's batches are a seeded permutation of the training pairs (:func:`_batches_of_epoch`),
+    so the position ``(epoch, batch)`` is all a checkpoint needs to continue identically.
+    Validation AUC selects the best weights (the starting point included).
+    """
+
+    metric_for_best_model = "val_auc"
 
     def __init__(self, pairs: LogPairs, config: MicoConfig, corpus_vectors: np.ndarray | None,
-                 cache_dir: str | os.PathLike[str] | None, progress: bool) -> None:
+                 cache_dir: str | os.PathLike[str] | None, progress: bool, started: float | None = None) -> None:
         from selectsearch.encode import TextEncoder
 
+        self.name = f"mico-{config.mode}"
+        self.started = time.perf_counter() if started is None else started
         self.pairs = pairs
         self.config = config
         self.corpus_vectors = corpus_vectors
@@ -108,18 +98,15 @@ class _Run:
         self.text_encoder = TextEncoder(encoder_arg(config.encoder), max_length=config.max_length)
         self.dim = self.text_encoder.dim
         k = config.n_clusters
-        torch.manual_seed(config.seed)
+        seed_everything(config.seed)
         self.init_scale = 0.0
         self.doc_head = ClusterHead(self.dim, k)
         self.query_head = ClusterHead(self.dim, k)
-        self.marginal = Marginal(k, lr=config.marginal_lr)
+        self.marginal = Marginal(k, lr=config.marginal_learning_rate)
         if config.init == "kmeans":
             if corpus_vectors is None:
                 raise ModelError("init='kmeans' needs the corpus embeddings; pass corpus_vectors or use init='random'")
-            rng = np.random.default_rng(config.seed)
-            rows = np.sort(rng.choice(len(corpus_vectors), size=min(config.kmeans_sample, len(corpus_vectors)),
-                                      replace=False))
-            sample = np.asarray(corpus_vectors[rows])
+            sample = np.asarray(corpus_vectors[sample_rows(len(corpus_vectors), config.kmeans_sample, config.seed)])
             centroids = spherical_kmeans(sample, k, seed=config.seed)
             self.init_scale = config.init_scale or auto_scale(sample, centroids)
             self.doc_head.init_from_centroids(centroids, self.init_scale)
@@ -138,12 +125,19 @@ class _Run:
             self.features = EncoderFeatures(self.text_encoder.tokenizer, self.text_encoder.model, pairs.doc_texts,
                                             pairs.query_texts, config.max_length)
         groups: list[dict[str, Any]] = [
-            {"params": [*self.doc_head.parameters(), *self.query_head.parameters()], "lr": config.head_lr}]
+            {"params": [*self.doc_head.parameters(), *self.query_head.parameters()],
+             "lr": config.head_learning_rate}]
         if config.mode == "full":
-            groups.append({"params": self.features.parameters(), "lr": config.encoder_lr})
+            groups.append({"params": self.features.parameters(), "lr": config.learning_rate})
         self.optimizer = torch.optim.Adam(groups)
-        warmup = max(1, config.warmup_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / warmup))
+        self.steps_per_epoch = len(_batches_of_epoch(len(self.train_idx), config.batch_size, config.seed, 0))
+        self.total_steps = config.total_steps(self.steps_per_epoch) if self.steps_per_epoch else 0
+        self.scheduler = lr_scheduler(self.optimizer, config.warmup_before_peak(self.total_steps), self.total_steps,
+                                      decay="constant")
+        self.epoch_index = 0
+        self.batch_in_epoch = 0
+        self._batches = _batches_of_epoch(len(self.train_idx), config.batch_size, config.seed, 0)
+        self.running: dict[str, float] = {}
 
     def _warm_start(self, config: MicoConfig) -> float:
         """Copy heads and marginal from the ``init_model`` folder; returns its logit scale."""
@@ -187,7 +181,22 @@ class _Run:
             self.features.model.load_state_dict(weights["encoder"])
 
     # --- one step ----------------------------------------------------------------------------
-    def step(self, batch: np.ndarray) -> dict[str, float]:
+    def next_batch(self) -> np.ndarray:
+        if self.batch_in_epoch == len(self._batches):
+            self.epoch_index, self.batch_in_epoch = self.epoch_index + 1, 0
+            self._batches = _batches_of_epoch(len(self.train_idx), self.config.batch_size, self.config.seed,
+                                              self.epoch_index)
+        batch = self.train_idx[self._batches[self.batch_in_epoch]]
+        self.batch_in_epoch += 1
+        return batch
+
+    def epoch(self) -> float:
+        return self.epoch_index + self.batch_in_epoch / max(1, len(self._batches))
+
+    def epoch_ended(self) -> bool:
+        return self.batch_in_epoch == len(self._batches)
+
+    def compute_loss(self, batch: np.ndarray) -> tuple[torch.Tensor, dict[str, Any]]:
         pairs = self.pairs
         doc_feats = self.features.documents(pairs.pair_doc[batch])
         query_feats = self.features.queries(pairs.pair_query[batch])
@@ -195,15 +204,16 @@ class _Run:
         marginal_ce = self.marginal.fit_step(batch_marginal(p))  # inner step, theta only
         log_q = torch.log_softmax(self.query_head(query_feats), dim=-1)
         out = mico_loss(p, log_q, self.marginal.log_r(), beta=self.config.beta)
-        self.optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_([*self.doc_head.parameters(), *self.query_head.parameters()], self.config.clip)
+        metrics = {"loss": float(out.loss.detach()), "h_cond": float(out.h_cond.detach()),
+                   "h_marginal": float(out.h_marginal.detach()), "marginal_fit_ce": marginal_ce}
+        self.running = {k: 0.9 * self.running.get(k, v) + 0.1 * v for k, v in metrics.items()}
+        return out.loss, metrics
+
+    def clip_groups(self) -> list[list[Any]]:
+        groups = [[*self.doc_head.parameters(), *self.query_head.parameters()]]
         if self.config.mode == "full":
-            torch.nn.utils.clip_grad_norm_(self.features.parameters(), self.config.clip)
-        self.optimizer.step()
-        self.scheduler.step()
-        return {"loss": float(out.loss.detach()), "h_cond": float(out.h_cond.detach()),
-                "h_marginal": float(out.h_marginal.detach()), "marginal_fit_ce": marginal_ce}
+            groups.append(self.features.parameters())
+        return groups
 
     # --- validation --------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
@@ -235,44 +245,35 @@ class _Run:
                 "max_over_mean": float(sizes.max() / max(sizes.mean(), 1e-9)),
                 "empty_clusters": int(k - len(nonempty))}
 
-    # --- checkpoints -------------------------------------------------------------------------
-    def save_checkpoint(self, path: Path, state: TrainState, best: dict[str, Any]) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        payload = {"weights": self.weights(), "best": best, "optimizer": self.optimizer.state_dict(),
-                   "scheduler": self.scheduler.state_dict(), "marginal_optimizer": self.marginal.optimizer_state(),
-                   "torch_rng": torch.get_rng_state(), "config": self.config.to_dict()}
-        tmp = path / "checkpoint.pt.partial"
-        torch.save(payload, tmp)
-        os.replace(tmp, path / "checkpoint.pt")
-        (path / "state.json").write_text(json.dumps(asdict(state), indent=1))
+    def evaluate(self, state: TrainState) -> dict[str, Any]:
+        """Validation record: position, running losses (after the start), validation metrics, time."""
+        val = self.validate()
+        seconds = time.perf_counter() - self.started
+        if state.step == 0:
+            return {"step": 0, "epoch": 0, **val, "seconds": seconds}
+        return {"step": state.step, "epoch": state.epoch, **self.running, **val, "seconds": seconds,
+                "step_seconds": state.step_seconds}
 
-    def load_checkpoint(self, path: Path) -> tuple[TrainState, dict[str, Any]]:
-        import pickle
+    # --- checkpoints ---------------------------------------------------------------------------
+    def checkpoint_tensors(self) -> dict[str, Any]:
+        return {"weights": self.weights(), "marginal_optimizer": self.marginal.optimizer_state()}
 
-        try:  # tensors and plain containers only: a checkpoint never runs code when it is loaded
-            payload = torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-            reason = " ".join(str(exc).split())[:200]
-            raise ModelError(f"{path / 'checkpoint.pt'} cannot be loaded as tensors only ({reason}); it is damaged or "
-                             "not a selectsearch checkpoint — delete that folder, or rerun with --overwrite "
-                             "instead of --resume") from None
-        if not isinstance(payload, dict) or "config" not in payload:
-            raise ModelError(f"{path / 'checkpoint.pt'} is not a MICO checkpoint; delete that folder or rerun with "
-                             "--overwrite instead of --resume")
-        if payload["config"] != self.config.to_dict():
-            raise ModelError(f"checkpoint in {path} was made with another config; resume with the same options "
-                             "or delete the checkpoint folder")
-        self.load_weights(payload["weights"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
-        self.marginal.optimizer.load_state_dict(payload["marginal_optimizer"])
-        torch.set_rng_state(payload["torch_rng"])
-        state = TrainState(**json.loads((path / "state.json").read_text()))
-        return state, payload["best"]
+    def checkpoint_json(self) -> dict[str, Any]:
+        return {"config": self.config.to_dict(), "epoch_index": self.epoch_index,
+                "batch_in_epoch": self.batch_in_epoch, "running": self.running}
+
+    def restore(self, tensors: dict[str, Any], data: dict[str, Any]) -> None:
+        if MicoConfig.from_dict(data.get("config", {})) != self.config:
+            raise ModelError("the checkpoint was made with another config; resume with the same options or delete "
+                             "the checkpoint folder")
+        self.load_weights(tensors["weights"])
+        self.marginal.optimizer.load_state_dict(tensors["marginal_optimizer"])
+        self.epoch_index, self.batch_in_epoch = int(data["epoch_index"]), int(data["batch_in_epoch"])
+        self.running = {k: float(v) for k, v in data.get("running", {}).items()}
+        self._batches = _batches_of_epoch(len(self.train_idx), self.config.batch_size, self.config.seed,
+                                          self.epoch_index)
 
 
-#: seconds between progress log lines when there is no progress bar (stderr not a terminal)
-PROGRESS_LOG_SECONDS = 30.0
 _MODEL_ENTRIES = frozenset({"config.json", "query_head.safetensors", "doc_head.safetensors", "marginal.safetensors",
                             "encoder", "training_log.json"})
 
@@ -352,112 +353,39 @@ def train_mico(pairs: LogPairs, config: MicoConfig, *, corpus_vectors: np.ndarra
         check_model_out(Path(out))
     started = time.perf_counter()
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
-    if ckpt is not None and not resume and (ckpt / "checkpoint.pt").exists():
+    if ckpt is not None and not resume and (ckpt / CHECKPOINT_FILES.tensors).exists():
         log.warning("starting over: the checkpoint in %s (%s) will be replaced; pass resume=True (--resume) to "
                     "continue it instead", ckpt, checkpoint_summary(ckpt))
-    run = _Run(pairs, config, corpus_vectors, cache_dir, progress)
-    state = TrainState()
-    best: dict[str, Any]
-    if resume and ckpt is not None and (ckpt / "checkpoint.pt").exists():
-        state, best = run.load_checkpoint(ckpt)
-        log.info("resumed from %s at step %d", ckpt, state.step)
-        initial_auc = float(state.history[0]["val_auc"]) if state.history else math.nan
-    else:
-        metrics = run.validate()
-        initial_auc = metrics["val_auc"]
-        state.best_auc, state.best_step = initial_auc, 0
-        state.history.append({"step": 0, "epoch": 0, **metrics, "seconds": time.perf_counter() - started})
-        best = run.weights()
-        for cb in callbacks:
-            cb.on_evaluate(state, metrics)
-    steps_per_epoch = len(_batches_of_epoch(len(run.train_idx), config.batch_size, config.seed, 0))
-    total = config.epochs * steps_per_epoch
-    if config.max_steps:
-        total = min(total, config.max_steps)
-    eval_every = config.eval_every or steps_per_epoch
-    bar: Any = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=state.step, desc=f"mico-{config.mode}", unit="step")
-    running: dict[str, float] = {}
-    last_log = time.perf_counter()
-    log.info("training %d steps (%d per epoch)", total, steps_per_epoch)
-    step_seconds = 0.0  # time in optimisation steps only (validation excluded), this session
-    while state.epoch < config.epochs and not state.should_stop and state.step < total:
-        batches = _batches_of_epoch(len(run.train_idx), config.batch_size, config.seed, state.epoch)
-        for b in range(state.batch_in_epoch, len(batches)):
-            t_step = time.perf_counter()
-            metrics = run.step(run.train_idx[batches[b]])
-            step_seconds += time.perf_counter() - t_step
-            state.step += 1
-            state.batch_in_epoch = b + 1
-            running = {k: 0.9 * running.get(k, v) + 0.1 * v for k, v in metrics.items()}
-            for cb in callbacks:
-                cb.on_step(state, metrics)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{running['loss']:.3f}", val_auc=f"{state.best_auc:.2f}")
-            elif time.perf_counter() - last_log >= PROGRESS_LOG_SECONDS:  # no bar (not a terminal): log lines
-                last_log = time.perf_counter()
-                log.info("step %d of %d (epoch %d): loss %.3f, best val AUC %.2f", state.step, total, state.epoch,
-                         running["loss"], state.best_auc)
-            last = state.step >= total or b + 1 == len(batches)
-            if state.step % eval_every == 0 or last:
-                if b + 1 == len(batches):
-                    state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-                val = run.validate()
-                record = {"step": state.step, "epoch": state.epoch, **running, **val,
-                          "seconds": time.perf_counter() - started, "step_seconds": step_seconds}
-                state.history.append(record)
-                if val["val_auc"] > state.best_auc:
-                    state.best_auc, state.best_step, state.evals_since_best = val["val_auc"], state.step, 0
-                    best = run.weights()
-                else:
-                    state.evals_since_best += 1
-                    if config.patience and state.evals_since_best >= config.patience:
-                        state.should_stop = True
-                for cb in callbacks:
-                    cb.on_evaluate(state, val)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{running['loss']:.3f}", val_auc=f"{val['val_auc']:.2f}",
-                                    best=f"{state.best_auc:.2f}")
-                log.info("step %d: val AUC %.2f (best %.2f at step %d)", state.step, val["val_auc"],
-                         state.best_auc, state.best_step)
-                if ckpt is not None:
-                    run.save_checkpoint(ckpt, state, best)
-            if state.should_stop or state.step >= total:
-                break
-    if bar is not None:
-        bar.close()
-    run.load_weights(best)
+    method = MicoTraining(pairs, config, corpus_vectors, cache_dir, progress, started=started)
+    trainer = Trainer(method, config, total_steps=method.total_steps,
+                      callbacks=[ProgressCallback(disable=not progress, desc=method.name), *callbacks],
+                      checkpoints=CheckpointPlan(ckpt) if ckpt is not None else None,
+                      checkpoint_files=CHECKPOINT_FILES)
+    if resume and ckpt is not None and (ckpt / CHECKPOINT_FILES.tensors).exists():
+        trainer.load_checkpoint(ckpt)
+        log.info("resumed from %s at step %d", ckpt, trainer.state.step)
+    log.info("training %d steps (%d per epoch)", method.total_steps, method.steps_per_epoch)
+    state = trainer.train(evaluate_first=True)
+    initial_auc = float(state.history[0]["val_auc"]) if state.history else math.nan
     wall = time.perf_counter() - started
-    for cb in callbacks:
-        cb.on_end(state)
     out_path = None
     if out is not None:
         out_path = Path(out)
         extra = {"corpus_fingerprint": pairs.fingerprint, "n_docs": pairs.n_docs, "logs": pairs.source,
-                 "n_pairs": pairs.n_pairs, "n_train_pairs": len(run.train_idx), "n_val_pairs": len(run.val_idx),
+                 "n_pairs": pairs.n_pairs, "n_train_pairs": len(method.train_idx), "n_val_pairs": len(method.val_idx),
                  "initial_val_auc": initial_auc,
-                 "init_scale": run.init_scale, "best_val_auc": state.best_auc, "best_step": state.best_step,
-                 "steps": state.step, "train_seconds": wall, "step_seconds": step_seconds}
+                 "init_scale": method.init_scale, "best_val_auc": state.best_metric, "best_step": state.best_step,
+                 "steps": state.step, "train_seconds": wall, "step_seconds": state.step_seconds}
         encoder_model = None
         if config.mode == "full" or config.encoder != "all-MiniLM-L6-v2":
-            encoder_model = run.text_encoder.model
+            encoder_model = method.text_encoder.model
         # written whole or not at all: into <out>.partial, then swapped in (like indexes)
         check_model_out(out_path)
-        partial = out_path.with_name(out_path.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        try:
-            save_model(partial, config=config, dim=run.dim, doc_head=run.doc_head, query_head=run.query_head,
-                       marginal=run.marginal, tokenizer=run.text_encoder.tokenizer, encoder_model=encoder_model,
+        with model_folder(out_path, overwrite=True) as partial:
+            save_model(partial, config=config, dim=method.dim, doc_head=method.doc_head, query_head=method.query_head,
+                       marginal=method.marginal, tokenizer=method.text_encoder.tokenizer, encoder_model=encoder_model,
                        extra=extra)
-            log_doc = {"config": config.to_dict(), "extra": extra, "state": asdict(state)}
+            log_doc = {"config": config.to_dict(), "extra": extra, "state": state.to_dict()}
             (partial / "training_log.json").write_text(json.dumps(log_doc, indent=1))
-            replace_dir(partial, out_path)
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
-    return TrainResult(config=config, state=state, initial_auc=initial_auc, best_auc=state.best_auc,
-                       wall_seconds=wall, out=out_path, doc_head=run.doc_head, query_head=run.query_head)
+    return TrainResult(config=config, state=state, initial_auc=initial_auc, best_auc=state.best_metric,
+                       wall_seconds=wall, out=out_path, doc_head=method.doc_head, query_head=method.query_head)

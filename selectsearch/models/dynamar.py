@@ -8,12 +8,14 @@ per step; inference uses one fixed template or the mean of head outputs over the
 
 This module holds the DynaMaR-specific parts (the mask-token model and the prompt batcher);
 training, saving and prediction are shared with standard fine-tuning in
-:mod:`selectsearch.models.text_classifier`, so that only the method differs.
+:mod:`selectsearch.models.classifier_training` and :mod:`selectsearch.models.text_classifier`, so that
+only the method differs.
 
 Example:
-    >>> from selectsearch.models.text_classifier import ModelConfig, TrainConfig, train_classifier
+    >>> from selectsearch.models.classifier_config import ModelConfig, TrainConfig
+    >>> from selectsearch.models.classifier_training import train_classifier
     >>> clf = train_classifier(examples, ModelConfig(method="dynamar", kind="classification",
-    ...                        label_names=("neg", "pos")), TrainConfig(steps=40))  # doctest: +SKIP
+    ...                        label_names=("neg", "pos")), TrainConfig(max_steps=40))  # doctest: +SKIP
     >>> clf.predict(["a gripping film"], inference="pool")  # doctest: +SKIP
 """
 

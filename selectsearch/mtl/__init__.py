@@ -32,9 +32,9 @@ _EXPORTS = {
     "SharedEncoder": "selectsearch.mtl.model",
     "MultiTaskModel": "selectsearch.mtl.model",
     "TrainConfig": "selectsearch.mtl.trainer",
-    "TrainerCallback": "selectsearch.mtl.trainer",
+    "TrainerCallback": "selectsearch.train.callbacks",
     "JsonLogCallback": "selectsearch.mtl.trainer",
-    "ProgressCallback": "selectsearch.mtl.trainer",
+    "ProgressCallback": "selectsearch.train.callbacks",
     "MultiTaskTrainer": "selectsearch.mtl.trainer",
     "build_model": "selectsearch.mtl.trainer",
 }

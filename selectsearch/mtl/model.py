@@ -31,7 +31,7 @@ from torch import nn
 
 from selectsearch.errors import ModelError
 from selectsearch.models.encoder import mean_pool
-from selectsearch.models.folder import new_model_folder, publish_model_folder, read_model_manifest
+from selectsearch.models.folder import model_folder, read_model_manifest, write_model_manifest
 
 __all__ = ["FORMAT_VERSION", "HeadSpec", "MultiTaskModel", "Pair", "SharedEncoder", "TaskHead"]
 
@@ -285,18 +285,19 @@ class MultiTaskModel(nn.Module):
 
         The manifest ``mtl_model.json`` is written last; ``extra`` is recorded in it.
         """
-        final, partial = new_model_folder(folder, overwrite=True)
-        self.shared.encoder.save_pretrained(str(partial / "encoder"))
-        self.shared.tokenizer.save_pretrained(str(partial / "encoder"))
-        torch.save({t: h.state_dict() for t, h in self.heads.items()}, partial / "heads.pt")
-        manifest = {
-            "heads": [asdict(s) for s in self.specs.values()],
-            "frozen_layers": self.shared.frozen_layers,
-            "max_length": self.shared.max_length,
-            **(extra or {}),
-        }
-        return publish_model_folder(partial, final, manifest, format=FORMAT, version=FORMAT_VERSION,
-                                    command=(extra or {}).get("command"), name=_MANIFEST)
+        with model_folder(folder, overwrite=True) as partial:
+            self.shared.encoder.save_pretrained(str(partial / "encoder"))
+            self.shared.tokenizer.save_pretrained(str(partial / "encoder"))
+            torch.save({t: h.state_dict() for t, h in self.heads.items()}, partial / "heads.pt")
+            manifest = {
+                "heads": [asdict(s) for s in self.specs.values()],
+                "frozen_layers": self.shared.frozen_layers,
+                "max_length": self.shared.max_length,
+                **(extra or {}),
+            }
+            write_model_manifest(partial, manifest, format=FORMAT, version=FORMAT_VERSION,
+                                 command=(extra or {}).get("command"), name=_MANIFEST)
+        return Path(folder)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> MultiTaskModel:

@@ -2,7 +2,7 @@
 
 One training step draws a mixed batch (:mod:`selectsearch.mtl.sampling`), runs the shared
 encoder once, computes each task's loss on its slice and hands the losses to the method's
-balancer (:mod:`selectsearch.mtl.balancing`). Every ``eval_every`` steps all tasks are evaluated
+balancer (:mod:`selectsearch.mtl.balancing`). Every ``eval_steps`` steps all tasks are evaluated
 on their validation (and test) sets, each task's :class:`ConvergenceTracker` is updated and the
 trainable weights at each task's best validation point are kept as that task's snapshot.
 
@@ -16,17 +16,15 @@ Example:
     >>> from selectsearch.mtl import load_task_file, prepare_tasks, build_model  # doctest: +SKIP
     >>> tasks = prepare_tasks(load_task_file("eval/mtl/setup_b.toml"))  # doctest: +SKIP
     >>> model = build_model(tasks, frozen_layers=5, seed=0)  # doctest: +SKIP
-    >>> trainer = MultiTaskTrainer(model, tasks, TrainConfig(method="async-kd", steps=600))  # doctest: +SKIP
+    >>> trainer = MultiTaskTrainer(model, tasks, TrainConfig(method="async-kd", max_steps=600))  # doctest: +SKIP
     >>> summary = trainer.train()  # doctest: +SKIP
     >>> summary["average"]["final_test"], summary["average"]["best_test"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +33,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from selectsearch.atomic import replace_dir
 from selectsearch.data.classification import compute_metrics
 from selectsearch.errors import SelectSearchError
 from selectsearch.mtl.balancing import METHODS, ParamGroups, make_balancer
@@ -44,49 +41,57 @@ from selectsearch.mtl.losses import distillation_loss, soft_targets, supervised_
 from selectsearch.mtl.model import HeadSpec, MultiTaskModel, Pair, SharedEncoder
 from selectsearch.mtl.sampling import TaskSampler
 from selectsearch.mtl.tasks import MTLTask
+from selectsearch.train import callbacks as kernel_callbacks
+from selectsearch.train.arguments import TrainingArguments, accepts_old_names
+from selectsearch.train.callbacks import TrainerCallback, TrainState
+from selectsearch.train.checkpoint import CheckpointFiles
+from selectsearch.train.loop import CheckpointPlan, Trainer, TrainingMethod
+from selectsearch.train.schedule import DECAYS, lr_scheduler, seed_everything
 
 __all__ = [
-    "CHECKPOINT_VERSION",
+    "CHECKPOINT_FILES",
     "JsonLogCallback",
     "MultiTaskTrainer",
-    "ProgressCallback",
     "TrainConfig",
     "TrainerCallback",
     "build_model",
 ]
 
 logger = logging.getLogger(__name__)
-CHECKPOINT_VERSION = 1
-_CKPT_MANIFEST = "trainer_state.json"
+
+#: the multi-task trainer's checkpoint folder: ``state.pt`` (tensors) + ``trainer_state.json``
+CHECKPOINT_FILES = CheckpointFiles(tensors="state.pt", state="trainer_state.json")
 
 
+@accepts_old_names
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(TrainingArguments):
     """Everything that defines a run (recorded in logs, checkpoints and results).
 
     Attributes:
         method: one of ``async-kd equal uncertainty dwa gradnorm pcgrad``.
-        steps: optimisation steps (each a mixed batch of ``batch_size`` examples).
-        lr: learning rate of the shared encoder; ``head_lr`` of heads and balancer parameters.
-        warmup: fraction of steps of linear warm-up; then ``schedule`` (linear decay/constant).
-        eval_every: steps between validation evaluations and convergence checks. The test
+        max_steps: optimisation steps (each a mixed batch of ``batch_size`` examples).
+        learning_rate: learning rate of the shared encoder; ``head_learning_rate`` of heads and
+            balancer parameters.
+        warmup_ratio: fraction of steps of linear warm-up; then ``schedule`` (linear decay/constant).
+        eval_steps: steps between validation evaluations and convergence checks. The test
             set is evaluated at the end: with the final weights and, per task, with the
             task's best snapshot (``test_every_eval`` also evaluates it at every evaluation).
         patience, min_delta, min_evals: convergence detection (metric points, x100 scale).
         sampling, temperature: task sampling scheme (``proportional temperature round-robin``).
-        checkpoint_every: steps between checkpoints (0: none); ``keep_checkpoints`` newest kept.
+        save_steps: steps between checkpoints (0: none); ``save_total_limit`` newest kept.
+
+    The names are :class:`~selectsearch.train.arguments.TrainingArguments`'; older configs
+    (``steps``, ``lr``, ``head_lr``, ``warmup``, ``eval_every``, ``checkpoint_every``,
+    ``keep_checkpoints``) still load.
     """
 
     method: str = "async-kd"
-    steps: int = 1000
-    batch_size: int = 32
-    lr: float = 1e-4
-    head_lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup: float = 0.06
+    max_steps: int = 1000
+    learning_rate: float = 1e-4
+    warmup_ratio: float = 0.06
     schedule: str = "linear"
-    max_grad_norm: float = 1.0
-    eval_every: int = 50
+    eval_steps: int = 50
     eval_batch_size: int = 128
     test_every_eval: bool = False
     patience: int = 3
@@ -94,100 +99,49 @@ class TrainConfig:
     min_evals: int = 0
     sampling: str = "proportional"
     temperature: float = 2.0
-    seed: int = 0
-    checkpoint_every: int = 0
-    keep_checkpoints: int = 1
     dwa_temperature: float = 2.0
     gradnorm_alpha: float = 1.5
-    gradnorm_lr: float = 0.025
+    gradnorm_learning_rate: float = 0.025
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise SelectSearchError(f"unknown method {self.method!r}; choose one of "
                                     f"{', '.join(METHODS)}")
-        if self.schedule not in ("linear", "constant"):
+        if self.schedule not in DECAYS:
             raise SelectSearchError(f"schedule must be linear or constant, got {self.schedule!r}")
-        if self.steps < 1 or self.eval_every < 1:
-            raise SelectSearchError("steps and eval_every must be >= 1")
+        if self.max_steps < 1 or self.eval_steps < 1:
+            raise SelectSearchError("max_steps and eval_steps must be >= 1")
+
+    def warmup_before_peak(self, total_steps: int) -> int:
+        """The ramp has ``round(warmup_ratio * steps)`` steps (at least one), the last at the peak."""
+        if self.warmup_steps > 0:
+            return self.warmup_steps
+        return max(1, round(self.warmup_ratio * total_steps)) - 1
 
 
-class TrainerCallback:
-    """Hooks called by :class:`MultiTaskTrainer` (all no-ops by default)."""
+class JsonLogCallback(kernel_callbacks.JsonLogCallback):
+    """The multi-task JSON-lines log: a ``config`` line, one ``eval`` line per evaluation, the
+    convergence / switch ``event`` lines and the ``summary``."""
 
-    def on_train_begin(self, trainer: MultiTaskTrainer) -> None:
-        """Before the first step of :meth:`MultiTaskTrainer.train`."""
-
-    def on_step_end(self, trainer: MultiTaskTrainer, logs: dict[str, Any]) -> None:
-        """After each optimisation step (``logs``: step, losses, weights)."""
-
-    def on_evaluate(self, trainer: MultiTaskTrainer, record: dict[str, Any]) -> None:
-        """After each evaluation (``record`` is what goes into the JSON log)."""
-
-    def on_event(self, trainer: MultiTaskTrainer, event: dict[str, Any]) -> None:
-        """On a convergence / switch event."""
-
-    def on_train_end(self, trainer: MultiTaskTrainer, summary: dict[str, Any]) -> None:
-        """After the last step, with :meth:`MultiTaskTrainer.summary`."""
-
-
-class JsonLogCallback(TrainerCallback):
-    """Append evaluations and events to a JSON-lines file."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def _write(self, obj: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(obj) + "\n")
-
-    def on_train_begin(self, trainer: MultiTaskTrainer) -> None:
+    def on_train_begin(self, state: TrainState) -> None:
         """Log the configuration."""
-        self._write({"type": "config", "step": trainer.step, "config": asdict(trainer.config),
-                     "tasks": {t.name: {"train": len(t.train), "val": len(t.val),
-                                        "test": len(t.test)} for t in trainer.tasks}})
+        self.write({"type": "config", "step": state.step, **state.run})
 
-    def on_evaluate(self, trainer: MultiTaskTrainer, record: dict[str, Any]) -> None:
+    def on_step_end(self, state: TrainState, metrics: dict[str, Any]) -> None:
+        """Steps are not logged (evaluations carry the mean losses)."""
+
+    def on_evaluate(self, state: TrainState, metrics: dict[str, Any]) -> None:
         """Log one evaluation."""
-        self._write({"type": "eval", **record})
+        self.write({"type": "eval", **metrics})
 
-    def on_event(self, trainer: MultiTaskTrainer, event: dict[str, Any]) -> None:
+    def on_event(self, state: TrainState, event: dict[str, Any]) -> None:
         """Log one event."""
-        self._write({"type": "event", **event})
+        self.write({"type": "event", **event})
 
-    def on_train_end(self, trainer: MultiTaskTrainer, summary: dict[str, Any]) -> None:
+    def on_train_end(self, state: TrainState) -> None:
         """Log the summary."""
-        self._write({"type": "summary", **summary})
+        self.write({"type": "summary", **state.summary})
 
-
-class ProgressCallback(TrainerCallback):
-    """A tqdm progress bar over steps showing the latest mean validation score."""
-
-    def __init__(self, disable: bool | None = None) -> None:
-        self.disable = disable
-        self.bar: Any = None
-
-    def on_train_begin(self, trainer: MultiTaskTrainer) -> None:
-        """Open the bar."""
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=trainer.config.steps, initial=trainer.step, desc=trainer.config.method,
-                        unit="step", disable=self.disable)
-
-    def on_step_end(self, trainer: MultiTaskTrainer, logs: dict[str, Any]) -> None:
-        """Advance the bar."""
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def on_evaluate(self, trainer: MultiTaskTrainer, record: dict[str, Any]) -> None:
-        """Show the mean validation score and how many tasks switched."""
-        if self.bar is not None:
-            self.bar.set_postfix(val=f"{record['val_average']:.2f}", kd=len(trainer.soft_labels))
-
-    def on_train_end(self, trainer: MultiTaskTrainer, summary: dict[str, Any]) -> None:
-        """Close the bar."""
-        if self.bar is not None:
-            self.bar.close()
 
 
 def build_model(tasks: Sequence[MTLTask], *, encoder: str | os.PathLike[str] | None = None,
@@ -212,7 +166,7 @@ def build_model(tasks: Sequence[MTLTask], *, encoder: str | os.PathLike[str] | N
     shared = SharedEncoder(tokenizer, enc, frozen_layers=frozen_layers, max_length=max_length)
     if feature_cache is not None:
         shared.feature_cache = feature_cache
-    torch.manual_seed(seed)
+    seed_everything(seed)
     specs = [HeadSpec(t.name, t.kind, t.num_labels, tuple(t.data.label_names)) for t in tasks]
     return MultiTaskModel(shared, specs)
 
@@ -221,15 +175,19 @@ def _pairs(examples: Iterable[Any]) -> list[Pair]:
     return [(e.text_a, e.text_b) for e in examples]
 
 
-class MultiTaskTrainer:
+class MultiTaskTrainer(TrainingMethod):
     """Train a :class:`MultiTaskModel` on several tasks with one of :data:`METHODS`.
+
+    The multi-task part — mixed batches, per-task losses combined by the balancer, per-task
+    convergence, snapshots and the KD switch — lives here; the loop, schedule, clipping,
+    checkpoints and callbacks are the training kernel's (:attr:`kernel`).
 
     Args:
         model: the model (one head per task, names matching ``tasks``).
         tasks: prepared tasks with train / val / test splits.
         config: the run configuration.
-        callbacks: :class:`TrainerCallback` instances, called in order.
-        evaluate_fn: replaces :meth:`evaluate` (tests script metric sequences with it).
+        callbacks: :class:`~selectsearch.train.callbacks.TrainerCallback` instances, called in order.
+        evaluate_fn: replaces :meth:`evaluate_splits` (tests script metric sequences with it).
     """
 
     def __init__(self, model: MultiTaskModel, tasks: Sequence[MTLTask], config: TrainConfig, *,
@@ -242,14 +200,14 @@ class MultiTaskTrainer:
         self.tasks = list(tasks)
         self.by_name = {t.name: t for t in self.tasks}
         self.config = config
-        self.callbacks = list(callbacks)
+        self.name = config.method
         self.evaluate_fn = evaluate_fn
         kinds = {t.name: t.kind for t in self.tasks}
         options: dict[str, Any] = {}
         if config.method == "dwa":
             options["temperature"] = config.dwa_temperature
         elif config.method == "gradnorm":
-            options = {"alpha": config.gradnorm_alpha, "lr": config.gradnorm_lr}
+            options = {"alpha": config.gradnorm_alpha, "lr": config.gradnorm_learning_rate}
         self.balancer = make_balancer(config.method, names, kinds, seed=config.seed, **options)
         self.sampler = TaskSampler({t.name: len(t.train) for t in self.tasks},
                                    batch_size=config.batch_size, scheme=config.sampling,
@@ -262,35 +220,49 @@ class MultiTaskTrainer:
                                     "lower frozen_layers")
         head_params = [p for t in names for p in self.groups.tasks[t]]
         param_groups = [
-            {"params": self.groups.shared, "lr": config.lr},
-            {"params": head_params, "lr": config.head_lr},
+            {"params": self.groups.shared, "lr": config.learning_rate},
+            {"params": head_params, "lr": config.head_learning_rate},
         ]
         if self.balancer.parameters():
-            param_groups.append({"params": self.balancer.parameters(), "lr": config.head_lr,
+            param_groups.append({"params": self.balancer.parameters(), "lr": config.head_learning_rate,
                                  "weight_decay": 0.0})
         self.optimizer = torch.optim.AdamW(param_groups, weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        warmup = config.warmup_before_peak(config.max_steps)
+        self.scheduler = lr_scheduler(self.optimizer, warmup, config.max_steps, decay=config.schedule,
+                                      decay_start=warmup + 1)
         self.trackers = {t: ConvergenceTracker(config.patience, config.min_delta, config.min_evals)
                          for t in names}
         self.snapshots: dict[str, dict[str, torch.Tensor]] = {}
         self.soft_labels: dict[str, torch.Tensor] = {}
         self.events: list[dict[str, Any]] = []
-        self.history: list[dict[str, Any]] = []
-        self.step = 0
         self._loss_sum = {t: 0.0 for t in names}
         self._loss_n = 0
         self._last_weights: dict[str, float] = self.balancer.weights()
         self.test_results: dict[str, dict[str, dict[str, float]]] = {}
-        torch.manual_seed(config.seed)
+        self._step_metrics: dict[str, Any] = {}
+        self.kernel = Trainer(self, config, total_steps=config.max_steps, callbacks=callbacks,
+                              checkpoint_files=CHECKPOINT_FILES)
+        seed_everything(config.seed)
 
-    # -- schedule -------------------------------------------------------------------------
-    def _lr_factor(self, step: int) -> float:
-        warm = max(1, round(self.config.warmup * self.config.steps))
-        if step < warm:
-            return (step + 1) / warm
-        if self.config.schedule == "constant":
-            return 1.0
-        return max(0.0, (self.config.steps - step) / max(1, self.config.steps - warm))
+    # -- the kernel's view of the run -----------------------------------------------------
+    @property
+    def step(self) -> int:
+        """Optimisation steps done."""
+        return self.kernel.state.step
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One record per evaluation."""
+        return self.kernel.state.history
+
+    @property
+    def callbacks(self) -> list[TrainerCallback]:
+        """The kernel's callbacks (assignable)."""
+        return self.kernel.callbacks
+
+    @callbacks.setter
+    def callbacks(self, value: Sequence[TrainerCallback]) -> None:
+        self.kernel.callbacks = list(value)
 
     # -- one step -------------------------------------------------------------------------
     def compute_losses(self, batch: dict[str, list[int]]) -> dict[str, torch.Tensor]:
@@ -313,25 +285,29 @@ class MultiTaskTrainer:
                 losses[t] = supervised_loss(task.kind, out, labels)
         return losses
 
-    def training_step(self) -> dict[str, Any]:
-        """One optimisation step; returns its losses and weights."""
+    def next_batch(self) -> dict[str, list[int]]:
         self.model.train()
-        batch = self.sampler.next_batch()
+        return self.sampler.next_batch()
+
+    def compute_loss(self, batch: dict[str, list[int]]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         losses = self.compute_losses(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        weights = self.balancer.backward(losses, self.groups)
-        if self.config.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
-                                           self.config.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.step += 1
         values = {t: float(v.detach()) for t, v in losses.items()}
         for t, v in values.items():
             self._loss_sum[t] += v
         self._loss_n += 1
-        self._last_weights = weights
-        return {"step": self.step, "losses": values, "weights": weights}
+        self._step_metrics = {"loss": sum(values.values()), "losses": values}
+        return losses, self._step_metrics
+
+    def backward(self, loss: dict[str, torch.Tensor]) -> None:
+        self._last_weights = self.balancer.backward(loss, self.groups)
+        self._step_metrics["weights"] = self._last_weights
+
+    def clip_groups(self) -> list[list[Any]]:
+        return [[p for p in self.model.parameters() if p.requires_grad]]
+
+    def training_step(self) -> dict[str, Any]:
+        """One optimisation step; returns its losses and weights."""
+        return {"step": self.step, **self.kernel.step()}
 
     # -- evaluation -----------------------------------------------------------------------
     def _predict_splits(self, splits: Sequence[str], tasks: Sequence[MTLTask] | None = None
@@ -352,7 +328,7 @@ class MultiTaskTrainer:
                 out[split][t.name] = preds[t.name][rows]
         return out
 
-    def evaluate(self, splits: Sequence[str] | None = None) -> dict[str, Any]:
+    def evaluate_splits(self, splits: Sequence[str] | None = None) -> dict[str, Any]:
         """Metrics of every task per split: ``{"val": {task: metrics}, "test": ...}``.
 
         Args:
@@ -419,8 +395,7 @@ class MultiTaskTrainer:
     def _emit(self, event: dict[str, Any]) -> None:
         self.events.append(event)
         logger.info("event %s", event)
-        for cb in self.callbacks:
-            cb.on_event(self, event)
+        self.kernel.emit(event)
 
     def observe_validation(self, step: int, scores: dict[str, float]) -> list[str]:
         """Update trackers and best snapshots with one evaluation's scores; switch tasks.
@@ -442,8 +417,10 @@ class MultiTaskTrainer:
                     self.switch_to_distillation(t)
         return converged
 
-    def _evaluate_and_observe(self) -> dict[str, Any]:
-        metrics = (self.evaluate_fn or MultiTaskTrainer.evaluate)(self)
+    def evaluate(self, state: TrainState) -> dict[str, Any]:
+        """The evaluation record: validation (and test) metrics, mean training losses since the
+        last evaluation, the balancer's weights, the learning rate, which tasks are distilled."""
+        metrics = (self.evaluate_fn or MultiTaskTrainer.evaluate_splits)(self)
         val_scores = {t: float(m["score"]) for t, m in metrics["val"].items()}
         mean_losses = {t: self._loss_sum[t] / max(1, self._loss_n) for t in self._loss_sum}
         record: dict[str, Any] = {
@@ -462,42 +439,37 @@ class MultiTaskTrainer:
         self.balancer.end_interval(mean_losses)
         self._loss_sum = {t: 0.0 for t in self._loss_sum}
         self._loss_n = 0
-        self.history.append(record)
-        for cb in self.callbacks:
-            cb.on_evaluate(self, record)
-        self.observe_validation(self.step, val_scores)
         return record
 
+    def after_evaluate(self, state: TrainState, record: dict[str, Any]) -> None:
+        """Convergence checks and the KD switch (after the callbacks logged the evaluation)."""
+        self.observe_validation(self.step, {t: float(m["score"]) for t, m in record["val"].items()})
+
     # -- the loop -------------------------------------------------------------------------
+    def on_train_begin(self, state: TrainState) -> None:
+        self._precompute()
+        state.run = {"config": asdict(self.config),
+                     "tasks": {t.name: {"train": len(t.train), "val": len(t.val), "test": len(t.test)}
+                               for t in self.tasks}}
+
+    def on_train_end(self, state: TrainState) -> None:
+        if self.step >= self.config.max_steps and self.history:
+            self.test_results = self.evaluate_test()
+        state.summary = self.summary()
+
     def train(self, *, output_dir: str | os.PathLike[str] | None = None,
               until: int | None = None) -> dict[str, Any]:
-        """Train from the current step to ``config.steps`` (or ``until``); return the summary.
+        """Train from the current step to ``config.max_steps`` (or ``until``); return the summary.
 
         Args:
-            output_dir: where checkpoints go (``checkpoint-<step>/``) when ``checkpoint_every``.
+            output_dir: where checkpoints go (``checkpoint-<step>/``) when ``save_steps``.
             until: stop after this step (to test resuming); the summary covers what ran.
         """
-        self._precompute()
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
-        stop = min(self.config.steps, until if until is not None else self.config.steps)
-        while self.step < stop:
-            logs = self.training_step()
-            for cb in self.callbacks:
-                cb.on_step_end(self, logs)
-            if self.step % self.config.eval_every == 0 or self.step == self.config.steps:
-                self._evaluate_and_observe()
-            every = self.config.checkpoint_every
-            if output_dir is not None and every and (self.step % every == 0
-                                                     or self.step == self.config.steps):
-                self.save_checkpoint(Path(output_dir) / f"checkpoint-{self.step:06d}")
-                self._prune_checkpoints(Path(output_dir))
-        if self.step >= self.config.steps and self.history:
-            self.test_results = self.evaluate_test()
-        summary = self.summary()
-        for cb in self.callbacks:
-            cb.on_train_end(self, summary)
-        return summary
+        plan = None
+        if output_dir is not None and self.config.save_steps > 0:
+            plan = CheckpointPlan(Path(output_dir), per_step=True)
+        self.kernel.checkpoints = plan
+        return self.kernel.train(until=until).summary
 
     def evaluate_test(self) -> dict[str, dict[str, dict[str, float]]]:
         """Test metrics with the final weights and with each task's best snapshot.
@@ -577,74 +549,43 @@ class MultiTaskTrainer:
     def _trainable_state(self) -> dict[str, torch.Tensor]:
         return {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
 
-    def save_checkpoint(self, folder: str | os.PathLike[str]) -> Path:
-        """Write everything needed to continue identically; manifest last, atomic rename."""
-        final = Path(folder)
-        partial = final.with_name(final.name + ".partial")
-        if partial.exists():
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True)
-        state = {
-            "model": self._trainable_state(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "balancer": self.balancer.state_dict(),
-            "snapshots": self.snapshots,
-            "soft_labels": self.soft_labels,
-            "torch_rng": torch.get_rng_state(),
-        }
-        torch.save(state, partial / "state.pt")
-        manifest = {
-            "format": "selectsearch-mtl-checkpoint", "format_version": CHECKPOINT_VERSION,
-            "step": self.step, "config": asdict(self.config),
-            "tasks": [t.name for t in self.tasks],
-            "sampler": self.sampler.state_dict(),
-            "trackers": {t: tr.state_dict() for t, tr in self.trackers.items()},
-            "events": self.events, "history": self.history,
-            "loss_sum": self._loss_sum, "loss_n": self._loss_n,
-            "last_weights": self._last_weights,
-        }
-        (partial / _CKPT_MANIFEST).write_text(json.dumps(manifest) + "\n", encoding="utf-8")
-        replace_dir(partial, final)  # the old folder is kept until the new one is in place
-        return final
+    def checkpoint_tensors(self) -> dict[str, Any]:
+        return {"model": self._trainable_state(), "balancer": self.balancer.state_dict(),
+                "snapshots": self.snapshots, "soft_labels": self.soft_labels}
 
-    def _prune_checkpoints(self, root: Path) -> None:
-        ckpts = sorted(p for p in root.glob("checkpoint-*") if (p / _CKPT_MANIFEST).exists())
-        for old in ckpts[: max(0, len(ckpts) - self.config.keep_checkpoints)]:
-            shutil.rmtree(old)
+    def checkpoint_json(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "tasks": [t.name for t in self.tasks],
+                "sampler": self.sampler.state_dict(),
+                "trackers": {t: tr.state_dict() for t, tr in self.trackers.items()},
+                "events": self.events, "loss_sum": self._loss_sum, "loss_n": self._loss_n,
+                "last_weights": self._last_weights}
+
+    def restore(self, tensors: dict[str, Any], data: dict[str, Any]) -> None:
+        if data["tasks"] != [t.name for t in self.tasks]:
+            raise SelectSearchError(f"checkpoint tasks {data['tasks']} differ from "
+                                    f"{[t.name for t in self.tasks]}")
+        if data["config"]["method"] != self.config.method:
+            raise SelectSearchError(f"checkpoint method {data['config']['method']!r} differs "
+                                    f"from {self.config.method!r}")
+        self._load_params(tensors["model"])
+        self.balancer.load_state_dict(tensors["balancer"])
+        self.snapshots = tensors["snapshots"]
+        self.soft_labels = tensors["soft_labels"]
+        self.sampler.load_state_dict(data["sampler"])
+        self.trackers = {t: ConvergenceTracker.from_state(s) for t, s in data["trackers"].items()}
+        self.events = data["events"]
+        self._loss_sum = {t: float(v) for t, v in data["loss_sum"].items()}
+        self._loss_n = int(data["loss_n"])
+        self._last_weights = data["last_weights"]
+
+    def save_checkpoint(self, folder: str | os.PathLike[str]) -> Path:
+        """Write everything needed to continue identically (atomic: see :mod:`selectsearch.train.checkpoint`)."""
+        return self.kernel.save_checkpoint(folder)
 
     def load_checkpoint(self, folder: str | os.PathLike[str]) -> None:
-        """Restore a checkpoint written by :meth:`save_checkpoint` (same tasks and method).
+        """Restore a checkpoint written by :meth:`save_checkpoint` (same tasks and method; tensors only).
 
         Raises:
-            SelectSearchError: missing manifest, newer format, or other tasks/method.
+            SelectSearchError: not a checkpoint, a newer format, or other tasks/method.
         """
-        path = Path(folder)
-        mpath = path / _CKPT_MANIFEST
-        if not mpath.exists():
-            raise SelectSearchError(f"{path} is not a checkpoint (no {_CKPT_MANIFEST})")
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        if int(manifest["format_version"]) > CHECKPOINT_VERSION:
-            raise SelectSearchError(f"{path} was written by a newer selectsearch; upgrade")
-        if manifest["tasks"] != [t.name for t in self.tasks]:
-            raise SelectSearchError(f"checkpoint tasks {manifest['tasks']} differ from "
-                                    f"{[t.name for t in self.tasks]}")
-        if manifest["config"]["method"] != self.config.method:
-            raise SelectSearchError(f"checkpoint method {manifest['config']['method']!r} differs "
-                                    f"from {self.config.method!r}")
-        state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
-        self._load_params(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.balancer.load_state_dict(state["balancer"])
-        self.snapshots = state["snapshots"]
-        self.soft_labels = state["soft_labels"]
-        torch.set_rng_state(state["torch_rng"])
-        self.sampler.load_state_dict(manifest["sampler"])
-        self.trackers = {t: ConvergenceTracker.from_state(s) for t, s in manifest["trackers"].items()}
-        self.events = manifest["events"]
-        self.history = manifest["history"]
-        self._loss_sum = {t: float(v) for t, v in manifest["loss_sum"].items()}
-        self._loss_n = int(manifest["loss_n"])
-        self._last_weights = manifest["last_weights"]
-        self.step = int(manifest["step"])
+        self.kernel.load_checkpoint(folder)

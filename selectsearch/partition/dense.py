@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from selectsearch.cluster import spherical_kmeans
 from selectsearch.encode import TextEncoder, corpus_cache
 from selectsearch.models.encoder import DEFAULT_ENCODER
 from selectsearch.partition.base import (
@@ -110,8 +111,6 @@ class DenseKMeansPartitioner(Partitioner):
     name: ClassVar[str] = "kmeans-dense"
 
     def fit(self, scan: CorpusScan, *, n_shards: int, progress: bool = False) -> DenseKMeansPartition:
-        import faiss
-
         if scan.corpus is None:
             raise ValueError("the dense partitioner needs scan.corpus")
         cache = corpus_cache(self.model, self.max_length, scan.fingerprint, self.cache_dir)
@@ -121,14 +120,7 @@ class DenseKMeansPartitioner(Partitioner):
             encoder = TextEncoder(None if self.model == DEFAULT_ENCODER else self.model, max_length=self.max_length)
             embeddings = cache.build(encoder, (d.contents for d in scan.corpus), n=scan.n_docs,
                                      fingerprint=scan.fingerprint, progress=progress)
-        rng = np.random.default_rng(self.seed)
-        rows = np.sort(rng.choice(scan.n_docs, size=min(self.train_size, scan.n_docs), replace=False))
-        train = np.ascontiguousarray(embeddings[rows], dtype=np.float32)
-        kmeans = faiss.Kmeans(train.shape[1], n_shards, niter=self.niter, seed=self.seed, spherical=True,
-                              verbose=False, min_points_per_centroid=1, max_points_per_centroid=10**9)
-        kmeans.train(train)
-        raw = np.asarray(kmeans.centroids, dtype=np.float32)
-        centroids = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
-        params = {"seed": self.seed, "train_size": len(rows), "niter": self.niter, "space": "dense",
-                  "embedding_cache": str(cache.folder)}
+        centroids = spherical_kmeans(embeddings, n_shards, seed=self.seed, niter=self.niter, train_size=self.train_size)
+        params = {"seed": self.seed, "train_size": min(self.train_size, scan.n_docs), "niter": self.niter,
+                  "space": "dense", "embedding_cache": str(cache.folder)}
         return DenseKMeansPartition(DenseSpace(self.model, centroids, self.max_length), params, embeddings)

@@ -101,6 +101,8 @@ def interpolate(model_scores: np.ndarray, first_stage: np.ndarray, weight: float
 
 
 class _Timed(ABC):
+    """A reranker: :meth:`scores` is the model; :meth:`rerank` times it and orders the hits."""
+
     name: str
     stats: RerankStats
     #: weight of the first-stage (BM25) score mixed into the model's (see :func:`interpolate`)

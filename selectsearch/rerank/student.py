@@ -31,6 +31,7 @@ import numpy as np
 from selectsearch.errors import SelectSearchError
 from selectsearch.rerank.candidates import PairConfig, bm25_candidates, doc_texts, training_pairs
 from selectsearch.rerank.rerankers import STUDENT_SIDECAR, expected_grade
+from selectsearch.train.arguments import accepts_old_names
 from selectsearch.types import Qrels
 
 __all__ = ["StudentConfig", "distill_reranker", "ndcg_metric"]
@@ -38,6 +39,7 @@ __all__ = ["StudentConfig", "distill_reranker", "ndcg_metric"]
 log = logging.getLogger(__name__)
 
 
+@accepts_old_names
 @dataclass(frozen=True)
 class StudentConfig:
     """How the student is distilled (the rest of :class:`~selectsearch.distill.DistillConfig` keeps
@@ -50,7 +52,7 @@ class StudentConfig:
         dev_depth: BM25 candidates per dev query reranked for that choice.
         epochs: passes over the training rows.
         batch_size: rows per step.
-        lr: student encoder learning rate.
+        learning_rate: student encoder learning rate.
         lambda_rel: weight of the relational loss.
         temperature: distillation temperature.
         seed: seeds samples and training.
@@ -64,7 +66,7 @@ class StudentConfig:
     dev_depth: int = 20
     epochs: float = 1.0
     batch_size: int = 32
-    lr: float = 1e-4
+    learning_rate: float = 1e-4
     lambda_rel: float = 1.0
     temperature: float = 2.0
     seed: int = 0
@@ -132,7 +134,8 @@ def distill_reranker(teacher_dir: str | os.PathLike[str], index: Any, queries: M
     """
     from selectsearch.distill import DistillConfig, distill, teacher_from_classifier
     from selectsearch.index.sharded import ShardedIndex
-    from selectsearch.models.text_classifier import JsonLogCallback, ProgressCallback, TextClassifier
+    from selectsearch.models.text_classifier import TextClassifier
+    from selectsearch.train.callbacks import JsonLogCallback, ProgressCallback
 
     pairs = pairs or PairConfig()
     config = config or StudentConfig()
@@ -181,7 +184,8 @@ def distill_reranker(teacher_dir: str | os.PathLike[str], index: Any, queries: M
         dev_rows += [(queries[q], dev_texts[d]) for d in docs]
     distill_config = DistillConfig(layers=config.layers, max_length=config.max_length or max_length,
                                    epochs=config.epochs,
-                                   batch_size=config.batch_size, lr=config.lr, lambda_rel=config.lambda_rel,
+                                   batch_size=config.batch_size, learning_rate=config.learning_rate,
+                                   lambda_rel=config.lambda_rel,
                                    temperature=config.temperature, seed=config.seed, eval_batch_size=128,
                                    k_grid=(1, 2, 4, 8, 16, 32))
     callbacks: list[Any] = [ProgressCallback(disable=not progress, desc="student")]

@@ -2,7 +2,7 @@
 
 The model is a :class:`~selectsearch.models.text_classifier.TextClassifier` (``method="finetune"``,
 ``slots=("query", "doc")``, mean pooling) trained pointwise by
-:func:`~selectsearch.models.text_classifier.train_classifier`: one class per relevance grade
+:func:`~selectsearch.models.classifier_training.train_classifier`: one class per relevance grade
 (``0`` = not relevant, then the graded levels of the qrels), cross-entropy. A document's score
 at reranking time is its expected grade ``sum_g g * P(g | query, doc)``
 (:class:`~selectsearch.rerank.rerankers.CrossEncoderReranker`). Training pairs come from
@@ -18,19 +18,20 @@ forward pass per pair, the cross-encoder's cost). The score is the predicted gra
 Example:
     >>> pairs = training_pairs("indexes/homedepot-mico16", queries, qrels,  # doctest: +SKIP
     ...                        PairConfig(max_queries=2500))
-    >>> model = train_cross_encoder(pairs, CrossEncoderConfig(steps=360))  # doctest: +SKIP
+    >>> model = train_cross_encoder(pairs, CrossEncoderConfig(max_steps=360))  # doctest: +SKIP
     >>> model.save("/work/models/hd-rerank-teacher")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from selectsearch.errors import SelectSearchError
 from selectsearch.models.encoder import DEFAULT_ENCODER
 from selectsearch.rerank.candidates import TrainingPair
+from selectsearch.train.arguments import TrainingArguments, accepts_old_names
 
 __all__ = ["RERANKER_KEY", "CrossEncoderConfig", "train_cross_encoder"]
 
@@ -38,8 +39,9 @@ __all__ = ["RERANKER_KEY", "CrossEncoderConfig", "train_cross_encoder"]
 RERANKER_KEY = "reranker"
 
 
+@accepts_old_names
 @dataclass(frozen=True)
-class CrossEncoderConfig:
+class CrossEncoderConfig(TrainingArguments):
     """The cross-encoder and how it is trained (recorded in the model folder).
 
     Attributes:
@@ -48,28 +50,21 @@ class CrossEncoderConfig:
         pool_size: DynaMaR only: templates in the pool (M).
         encoder: starting weights (the packaged all-MiniLM-L6-v2 or a local folder).
         max_length: tokens of query + document together (documents are truncated first).
-        steps: optimiser steps.
+        max_steps: optimiser steps.
         batch_size: pairs per step.
         learning_rate: encoder learning rate (AdamW, linear warm-up and decay).
         head_learning_rate: learning rate of the new relevance head.
         warmup_ratio: fraction of steps for warm-up.
         seed: seeds batches, dropout and head initialisation.
+
+    The other training settings are those of :class:`~selectsearch.train.arguments.TrainingArguments`.
     """
 
     method: str = "finetune"
     pool_size: int = 4
     encoder: str = DEFAULT_ENCODER
     max_length: int = 64
-    steps: int = 360
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    head_learning_rate: float = 1e-3
-    warmup_ratio: float = 0.1
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable fields."""
-        return asdict(self)
+    max_steps: int = 360
 
 
 def train_cross_encoder(pairs: Sequence[TrainingPair], config: CrossEncoderConfig = CrossEncoderConfig(), *,
@@ -81,14 +76,15 @@ def train_cross_encoder(pairs: Sequence[TrainingPair], config: CrossEncoderConfi
         pairs: training pairs (``grade`` 0 = not relevant).
         config: model and optimisation settings.
         encoder: optional ``(tokenizer, model)`` to start from (tests pass a tiny one).
-        callbacks: :class:`~selectsearch.models.text_classifier.Callback` objects.
+        callbacks: :class:`~selectsearch.train.callbacks.TrainerCallback` objects.
         extra: more fields for the reranker description saved with the model.
 
     Raises:
         SelectSearchError: no pairs, or only one grade among them.
     """
     from selectsearch.data.classification import TextExample
-    from selectsearch.models.text_classifier import ModelConfig, TrainConfig, train_classifier
+    from selectsearch.models.classifier_config import ModelConfig, TrainConfig
+    from selectsearch.models.classifier_training import train_classifier
 
     if not pairs:
         raise SelectSearchError("no training pairs; check the qrels split and the index")
@@ -107,9 +103,7 @@ def train_cross_encoder(pairs: Sequence[TrainingPair], config: CrossEncoderConfi
                                    encoder=config.encoder, max_length=config.max_length, pooling="mean")
     else:
         raise SelectSearchError(f"unknown reranker method {config.method!r}; use finetune or dynamar")
-    train_config = TrainConfig(steps=config.steps, batch_size=config.batch_size, learning_rate=config.learning_rate,
-                               head_learning_rate=config.head_learning_rate, warmup_ratio=config.warmup_ratio,
-                               seed=config.seed)
+    train_config = TrainConfig(**config.shared())
     regression = model_config.kind == "regression"
     examples = [TextExample(p.query, float(max(0, p.grade)) if regression else max(0, p.grade), p.doc) for p in pairs]
     model = train_classifier(examples, model_config, train_config, encoder=encoder, callbacks=callbacks)

@@ -113,10 +113,11 @@ def default_router_config(**overrides: Any) -> DistillConfig:
     """The :class:`~selectsearch.distill.DistillConfig` used for routers unless told otherwise:
     2 layers, queries of at most 32 tokens, 3 epochs, no gold labels (teacher distributions only)."""
     from selectsearch.distill import DistillConfig
+    from selectsearch.train.arguments import new_names
 
-    base: dict[str, Any] = {"layers": 2, "max_length": 32, "epochs": 3.0, "batch_size": 32, "lr": 1e-4,
+    base: dict[str, Any] = {"layers": 2, "max_length": 32, "epochs": 3.0, "batch_size": 32, "learning_rate": 1e-4,
                             "eval_batch_size": 256, "k_grid": (1, 2, 4, 8, 16, 32)}
-    base.update(overrides)
+    base.update(new_names(overrides))
     return DistillConfig(**base)
 
 
@@ -135,7 +136,7 @@ def train_distilled_router(mico_model: str | os.PathLike[str], queries: Sequence
         dev_fraction: share of the queries held out for the k/alpha choice.
         seed: seeds the split (the config's seed seeds training).
         out: if given, the student is saved there (with ``router.json``).
-        callbacks: training callbacks (``text_classifier.Callback``).
+        callbacks: training callbacks (:class:`~selectsearch.train.callbacks.TrainerCallback`).
         teacher: a teacher to use instead of :class:`MicoTeacher` (tests, precomputed outputs).
         encoder: ``(tokenizer, model)`` student encoder (tests).
         extra: more fields for ``router.json``.

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from selectsearch.cluster import spherical_kmeans
 from selectsearch.data import load_queries, open_corpus
 from selectsearch.dense.config import DenseConfig
-from selectsearch.dense.ivf import IvfAnchor, spherical_kmeans_centroids
+from selectsearch.dense.ivf import IvfAnchor
 from selectsearch.encode import EmbeddingCache
 from selectsearch.index.build import BuildConfig, build_index
 from selectsearch.search import SelectiveSearcher
@@ -36,7 +37,7 @@ def test_ivf_with_kmeans_lists_equals_centroid_routed_dense(dense_kmeans_index: 
     matrix = np.asarray(EmbeddingCache(Path(index.manifest.dense.embedding_cache)).load())
     ids = [d.doc_id for d in open_corpus(beir)]
     # trained the partitioner's way, the quantizer's centroids ARE the partition's centroids
-    centroids = spherical_kmeans_centroids(matrix, 4, seed=0)
+    centroids = spherical_kmeans(matrix, 4, seed=0, train_size=100_000)
     np.testing.assert_allclose(centroids, index.partition.query_space().centroids, atol=1e-6)
     anchor = IvfAnchor.build(matrix, ids, 4, seed=0)
     queries = load_queries(beir)

@@ -22,8 +22,10 @@ from selectsearch.distill import (
     teacher_from_classifier,
 )
 from selectsearch.errors import ModelError
+from selectsearch.models.classifier_config import ModelConfig, TrainConfig
+from selectsearch.models.classifier_training import train_classifier
 from selectsearch.models.encoder import tiny_encoder
-from selectsearch.models.text_classifier import ModelConfig, TextClassifier, TrainConfig, train_classifier
+from selectsearch.models.text_classifier import TextClassifier
 
 WORDS = ["alpha", "delta", "river", "stone", "cloud", "table", "green", "paper"]
 CUES = ["good", "bad", "meh"]

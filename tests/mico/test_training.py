@@ -17,9 +17,9 @@ from selectsearch.errors import ModelError
 from selectsearch.index.manifest import Manifest
 from selectsearch.mico.config import MicoConfig
 from selectsearch.mico.run import train_from_data
-from selectsearch.mico.trainer import TrainerCallback, TrainState
 from selectsearch.partition.base import CorpusScan, load_partition
 from selectsearch.route.base import parse_route
+from selectsearch.train.callbacks import TrainerCallback, TrainState
 from selectsearch.types import Query
 
 K = 4
@@ -55,14 +55,14 @@ class Recorder(TrainerCallback):
         self.evals: list[float] = []
         self.ended = False
 
-    def on_step(self, state: TrainState, metrics: dict[str, float]) -> None:
+    def on_step_end(self, state: TrainState, metrics: dict[str, float]) -> None:
         self.steps += 1
         assert np.isfinite(metrics["loss"])
 
     def on_evaluate(self, state: TrainState, metrics: dict[str, float]) -> None:
         self.evals.append(metrics["val_auc"])
 
-    def on_end(self, state: TrainState) -> None:
+    def on_train_end(self, state: TrainState) -> None:
         self.ended = True
 
 

@@ -12,17 +12,11 @@ import pytest
 
 from selectsearch.data.classification import TextExample
 from selectsearch.errors import ModelError
+from selectsearch.models.classifier_config import ModelConfig, TrainConfig
+from selectsearch.models.classifier_training import sample_few_shot, train_classifier
 from selectsearch.models.encoder import tiny_encoder
-from selectsearch.models.text_classifier import (
-    Callback,
-    JsonLogCallback,
-    ModelConfig,
-    TextClassifier,
-    TrainConfig,
-    TrainState,
-    sample_few_shot,
-    train_classifier,
-)
+from selectsearch.models.text_classifier import TextClassifier
+from selectsearch.train.callbacks import JsonLogCallback, TrainerCallback, TrainState
 
 WORDS = ["alpha", "delta", "river", "stone", "cloud", "table", "green", "paper"]
 
@@ -75,7 +69,7 @@ FAST = TrainConfig(
 )
 
 
-class Recorder(Callback):
+class Recorder(TrainerCallback):
     def __init__(self) -> None:
         self.events: list[str] = []
         self.losses: list[float] = []
@@ -83,7 +77,7 @@ class Recorder(Callback):
     def on_train_begin(self, state: TrainState) -> None:
         self.events.append("begin")
 
-    def on_step_end(self, state: TrainState) -> None:
+    def on_step_end(self, state: TrainState, metrics: dict[str, Any]) -> None:
         self.losses.append(state.loss)
         json.dumps(state.to_json())
 
@@ -253,7 +247,7 @@ def test_cli_train_and_classify(tmp_path: Path, capsys: Any) -> None:
 
 
 def test_reranker_and_query_classifier() -> None:
-    from selectsearch.models.text_classifier import QueryClassifier
+    from selectsearch.models.query_classifier import QueryClassifier
     from selectsearch.rerank import CrossEncoderReranker
     from selectsearch.types import Hit, SearchTrace
 

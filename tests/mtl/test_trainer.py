@@ -21,6 +21,7 @@ from selectsearch.mtl.trainer import (
     TrainerCallback,
     build_model,
 )
+from selectsearch.train.callbacks import TrainState
 
 
 def make_trainer(tiny: tuple[Any, Any], tasks: list[MTLTask], *, frozen: int = 1,
@@ -105,13 +106,13 @@ class Recorder(TrainerCallback):
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def on_train_begin(self, trainer: MultiTaskTrainer) -> None:
+    def on_train_begin(self, state: TrainState) -> None:
         self.calls.append("begin")
 
-    def on_evaluate(self, trainer: MultiTaskTrainer, record: dict[str, Any]) -> None:
+    def on_evaluate(self, state: TrainState, record: dict[str, Any]) -> None:
         self.calls.append(f"eval{record['step']}")
 
-    def on_train_end(self, trainer: MultiTaskTrainer, summary: dict[str, Any]) -> None:
+    def on_train_end(self, state: TrainState) -> None:
         self.calls.append("end")
 
 
