@@ -1,6 +1,15 @@
 """Cost-quality curves and the questions the benchmark tables answer.
 
-Rows are the dicts written by ``selectsearch eval --json`` (one per route and budget).
+Rows are the dicts written by ``selectsearch eval --json`` (one per route and budget), as
+:func:`selectsearch.evaluation.evaluate` returns them.
+
+Example:
+    >>> rows = [{"route": "all", "router": "all", "budget": None, "metrics": {"nDCG@10": 0.5},
+    ...          "cost": {"fraction_scored": 1.0}},
+    ...         {"route": "cori@1", "router": "cori", "budget": 1, "metrics": {"nDCG@10": 0.49},
+    ...          "cost": {"fraction_scored": 0.1}}]
+    >>> budget_to_reach(rows, "nDCG@10", 0.95)
+    {'cori': {'budget': 1, 'fraction_scored': 0.1, 'value': 0.49}}
 """
 
 from __future__ import annotations
@@ -9,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from selectsearch.bench.report import pyplot, save_figure
 from selectsearch.errors import SelectSearchError
 
 __all__ = ["available_metrics", "budget_to_reach", "check_rows", "markdown_table", "plot_curves", "targets_table"]
@@ -63,11 +73,7 @@ def plot_curves(rows: Sequence[Row], out: str | Path, *, metrics: Sequence[str] 
     metrics = [m for m in metrics if m in available]
     if not metrics:
         raise SelectSearchError(f"none of the metrics asked for is in the results; available: {', '.join(available)}")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     families = _families(rows)
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.2), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -97,12 +103,7 @@ def plot_curves(rows: Sequence[Row], out: str | Path, *, metrics: Sequence[str] 
     axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, Path(out), dpi=120)
 
 
 def budget_to_reach(rows: Sequence[Row], metric: str, share: float) -> dict[str, dict[str, float] | None]:
