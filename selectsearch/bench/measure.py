@@ -61,11 +61,12 @@ class Stopwatch:
     ``clock`` picks the CPU clock: ``"thread"`` (``time.thread_time``: the calling thread only,
     JNI included — Lucene searches on the calling thread) or ``"process"``
     (``time.process_time``: every thread of the process, e.g. the JVM's garbage collector).
+    Seconds are kept as measured (``wall_s``, ``cpu_s``); the ``_ms`` properties scale them.
     """
 
     clock: str = "thread"
-    wall_ms: float = 0.0
-    cpu_ms: float = 0.0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
     _w: float = field(default=0.0, repr=False)
     _c: float = field(default=0.0, repr=False)
 
@@ -73,18 +74,27 @@ class Stopwatch:
         return time.thread_time() if self.clock == "thread" else time.process_time()
 
     def __enter__(self) -> Stopwatch:
-        self._w, self._c = time.perf_counter(), self._cpu()
+        self._c = self._cpu()
+        self._w = time.perf_counter()  # last: the wall window holds no clock read but its own
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.wall_ms = (time.perf_counter() - self._w) * 1000.0
-        self.cpu_ms = (self._cpu() - self._c) * 1000.0
+        self.wall_s = time.perf_counter() - self._w
+        self.cpu_s = self._cpu() - self._c
+
+    @property
+    def wall_ms(self) -> float:
+        return self.wall_s * 1000.0
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu_s * 1000.0
 
 
-def timed(fn: Callable[[], T]) -> tuple[T, float]:
-    """``fn()`` and its wall time in milliseconds (``time.perf_counter``)."""
+def timed(fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:
+    """``fn(*args, **kwargs)`` and its wall time in milliseconds (``time.perf_counter``)."""
     t = time.perf_counter()
-    result = fn()
+    result = fn(*args, **kwargs)
     return result, (time.perf_counter() - t) * 1000.0
 
 

@@ -16,7 +16,7 @@ README can be pasted back.
 Example:
     >>> seeded_subset(["a", "b", "c", "d"], 2, seed=0)
     ['b', 'd']
-    >>> command_line("eval/x.py", ["--out", "a b"], prefix="OMP_NUM_THREADS=1 .venv/bin/python ")
+    >>> command_line(str(REPO / "eval/x.py"), ["--out", "a b"], prefix="OMP_NUM_THREADS=1 .venv/bin/python ")
     "OMP_NUM_THREADS=1 .venv/bin/python eval/x.py --out 'a b'"
 """
 
@@ -50,13 +50,21 @@ def data_root() -> Path:
     return resolve_data_dir(must_exist=False)
 
 
-def command_line(script: str, argv: Sequence[str] | None = None, *, prefix: str = "") -> str:
-    """``prefix + script + the arguments`` (shell-quoted): how to run this script again.
+def command_line(script: str, argv: Sequence[str] | None = None, *, prefix: str = "", quote: bool = True) -> str:
+    """``prefix`` + the script + its arguments: how to run this script again.
 
-    ``argv`` are the arguments ``main`` was given (``None``: those of the process).
+    ``script`` is the entry script's ``__file__``; when ``argv`` is ``None`` (run from a shell)
+    the script and arguments are the process's own (``sys.argv``, the script as it was typed),
+    otherwise ``argv`` are the arguments ``main`` was given and the script is named relative to
+    the repository. ``quote`` shell-quotes the words (``shlex.join``) instead of joining them
+    with spaces.
     """
-    args = list(sys.argv[1:] if argv is None else argv)
-    return prefix + script + (" " + shlex.join(args) if args else "")
+    if argv is None:
+        words = [sys.argv[0] or script, *sys.argv[1:]]
+    else:
+        path = Path(script).resolve()
+        words = [str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path), *argv]
+    return prefix + (shlex.join(words) if quote else " ".join(words))
 
 
 def seeded_subset(ids: Sequence[T], n: int, *, seed: int = 0) -> list[T]:

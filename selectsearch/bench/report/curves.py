@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from typing import Any
 from selectsearch.bench.report import pyplot, save_figure
 from selectsearch.errors import SelectSearchError
 
-__all__ = ["available_metrics", "budget_to_reach", "check_rows", "markdown_table", "plot_curves", "targets_table"]
+__all__ = ["available_metrics", "budget_to_reach", "check_rows", "crossing", "first_reaching", "interpolate_at",
+           "markdown_table", "plot_curves", "targets_table"]
 
 Row = Mapping[str, Any]
 
@@ -159,3 +161,47 @@ def markdown_table(rows: Sequence[Row], metrics: Sequence[str] | None = None) ->
         cells += [fmt.format(row["cost"][key]) if key in row["cost"] else "" for _, key, fmt in cost]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- one curve of (cost, quality) points
+def interpolate_at(points: Sequence[tuple[float, float]], x: float) -> float:
+    """Piecewise-linear value of a (fraction, metric) curve at fraction ``x`` (``np.interp``: flat beyond the ends).
+
+    Example:
+        >>> interpolate_at([(0.1, 0.5), (0.3, 0.7)], 0.2)
+        0.6
+    """
+    import numpy as np
+
+    pts = sorted(points)
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    return float(np.interp(x, xs, ys))
+
+
+def first_reaching(points: Sequence[tuple[float, float]], target: float) -> float | None:
+    """Smallest measured fraction whose metric is at least ``target`` (``None`` if never).
+
+    Example:
+        >>> first_reaching([(0.3, 0.7), (0.1, 0.5)], 0.6)
+        0.3
+    """
+    for x, y in sorted(points):
+        if y >= target:
+            return x
+    return None
+
+
+def crossing(points: Sequence[tuple[float, float]], target: float) -> float | None:
+    """Fraction where the piecewise-linear curve first reaches ``target`` (``None`` if never).
+
+    Example:
+        >>> round(crossing([(0.1, 0.5), (0.3, 0.7)], 0.6), 6)
+        0.2
+    """
+    pts = sorted(points)
+    if pts and pts[0][1] >= target:
+        return pts[0][0]
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+        if y0 < target <= y1:
+            return x0 + (target - y0) / (y1 - y0) * (x1 - x0)
+    return None
