@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from selectsearch.bench.measure import timed
-from selectsearch.bench.script import judged_queries, script_parser
+from selectsearch.bench.script import add_collection_arguments, judged_queries, script_parser
 from selectsearch.data import load_qrels, load_queries
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.route import make_router, parse_route
@@ -27,9 +27,7 @@ from selectsearch.types import Query
 
 def main(argv: list[str] | None = None) -> int:
     parser = script_parser(__doc__)
-    parser.add_argument("index")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--split", default="test")
+    add_collection_arguments(parser)
     parser.add_argument("--route", required=True, help="router name: mico, centroid, redde, random, ...")
     parser.add_argument("--label", help="row label (default: route)")
     parser.add_argument("--json", type=Path, help="append the result as one JSON line here")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selectsearch.bench.report import write_json, write_markdown
+from selectsearch.bench.report import write_result
 from selectsearch.bench.script import command_line, judged_queries, script_parser, seeded_subset
 
 
@@ -96,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
             r["latency_vs_teacher"] = r["ms"] / teacher["ms"] if teacher["ms"] else None  # type: ignore[operator]
     command = command_line(__file__, argv or sys.argv[1:], prefix="OMP_NUM_THREADS=1 .venv/bin/python ")
     result = {"command": command, "dev_queries": len(dev), "test_queries": len(test), "grid": grid, "rows": rows}
-    write_json(args.out.with_suffix(".json"), result, end="\n")
     lines = [f"# BM25 + reranker interpolation, weight chosen on dev: {Path(args.data).name}", "",
              f"Command: `{command}`", "",
              f"`score = z(model) + w * z(BM25)` over each query's BM25 top-100; `w` maximises nDCG@10 on {len(dev)} "
@@ -114,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{r['test']:.4f} | {r['gain']:+.4f} | {'' if share is None else format(share, '.2f')} | "
                      f"{r['ms']:.1f} | {'' if lat is None else format(lat, '.2f')} |")
     lines.append("")
-    write_markdown(args.out.with_suffix(".md"), lines, end="")
-    print("\n".join(lines))
+    write_result(args.out, result, lines)
     return 0
 
 

@@ -29,15 +29,19 @@ from pathlib import Path
 import numpy as np
 
 from selectsearch.bench.measure import percentiles, timed
-from selectsearch.bench.report import write_json, write_markdown
-from selectsearch.bench.script import command_line, judged_queries, script_parser, seeded_subset
+from selectsearch.bench.report import write_result
+from selectsearch.bench.script import (
+    add_collection_arguments,
+    command_line,
+    judged_queries,
+    script_parser,
+    seeded_subset,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = script_parser(__doc__)
-    parser.add_argument("index")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--split", default="test")
+    add_collection_arguments(parser)
     parser.add_argument("--queries", type=int, default=0, help="seeded subset of test queries (0: all)")
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--system", action="append", default=[],
@@ -159,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
                           for label, folder, retrieval in systems},
               "max_length_override": args.max_length or None, "rows": rows,
               "reranker_stats": {k: v.stats.to_json() for k, v in rerankers.items()}}
-    write_json(args.out.with_suffix(".json"), result, end="\n")
     cols = [str(m) for m in parsed]
     lines = [f"# Reranking BM25 top-{args.depth}: {Path(args.data).name} {args.split}", "",
              f"Command: `{command}`", "",
@@ -178,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                      + f" | {r['gain_ndcg10']:+.4f} | {'' if share is None else f'{share:.2f}'} | "
                        f"{r['rerank_ms']:.1f} | {r['rerank_ms_p95']:.1f} | {'' if lat is None else f'{lat:.2f}'} |")
     lines += ["", "Systems: " + "; ".join(f"`{k}` = {v}" for k, v in result["systems"].items()), ""]
-    write_markdown(args.out.with_suffix(".md"), lines, end="")
-    print("\n".join(lines))
+    write_result(args.out, result, lines)
     return 0
 
 

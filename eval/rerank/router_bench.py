@@ -22,15 +22,13 @@ import time
 from pathlib import Path
 
 from selectsearch.bench.measure import median, timed
-from selectsearch.bench.report import write_json, write_markdown
-from selectsearch.bench.script import command_line, judged_queries, script_parser
+from selectsearch.bench.report import write_result
+from selectsearch.bench.script import add_collection_arguments, command_line, judged_queries, script_parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = script_parser(__doc__)
-    parser.add_argument("index")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--split", default="test")
+    add_collection_arguments(parser)
     parser.add_argument("--student", action="append", required=True, help="LABEL=FOLDER or FOLDER (repeatable)")
     parser.add_argument("--budgets", default="1,2,4,8")
     parser.add_argument("--measures", nargs="+", default=["nDCG@10", "R@100"])
@@ -101,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     command = command_line(__file__, argv or sys.argv[1:], prefix="OMP_NUM_THREADS=1 .venv/bin/python ")
     result = {"command": command, "index": args.index, "data": args.data, "split": args.split,
               "queries": len(queries), "k": args.k, "summary": summary, "timing": timing, "rows": rows}
-    write_json(args.out.with_suffix(".json"), result, end="\n")
     lines = [f"# Distilled router vs MICO teacher: {Path(args.index).name}, {args.split} ({len(queries)} queries)", "",
              f"Command: `{command}`", "",
              "Targets (issue 6): coverage AUC and nDCG@10 at budget 2 >= 95% of the teacher's; routing ms/query "
@@ -122,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {r['label']} @{r['budget']} | " + " | ".join(f"{r['metrics'][m]:.4f}" for m in args.measures)
                      + f" | {r['metrics']['coverage']:.4f} | {r['cost']['router_ms']:.3f} |")
     lines.append("")
-    write_markdown(args.out.with_suffix(".md"), lines, end="")
-    print("\n".join(lines))
+    write_result(args.out, result, lines)
     return 0
 
 

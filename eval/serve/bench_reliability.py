@@ -48,7 +48,7 @@ import numpy as np
 
 from selectsearch.bench.measure import percentiles
 from selectsearch.bench.report import write_json, write_markdown
-from selectsearch.bench.script import command_line, script_parser
+from selectsearch.bench.script import add_collection_arguments, command_line, script_parser
 
 
 def _client_thread(port: int, texts: list[str], route: str, k: int, deadline_ms: float | None, out: list[Any],
@@ -152,9 +152,7 @@ def _get(port: int, path: str, timeout: float = 5.0) -> tuple[int, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = script_parser(__doc__)
-    parser.add_argument("--index", required=True)
-    parser.add_argument("--data", required=True, help="BEIR folder with the queries")
-    parser.add_argument("--split", default="test")
+    add_collection_arguments(parser, index_option=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--route", default="all", help="route of every request (default all: every group asked)")
     parser.add_argument("--k", type=int, default=100)

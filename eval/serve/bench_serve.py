@@ -26,7 +26,7 @@ import numpy as np
 
 from selectsearch.bench.measure import percentiles
 from selectsearch.bench.report import write_json, write_markdown
-from selectsearch.bench.script import command_line, script_parser
+from selectsearch.bench.script import add_collection_arguments, command_line, script_parser
 
 
 def _client(url: str, items: list[tuple[str, str]], route: str, k: int, barrier: Any) -> dict[str, Any]:
@@ -83,9 +83,7 @@ def run_clients(url: str, queries: list[tuple[str, str]], route: str, k: int, n_
 
 def main(argv: list[str] | None = None) -> int:
     parser = script_parser(__doc__)
-    parser.add_argument("--index", required=True)
-    parser.add_argument("--data", required=True, help="BEIR folder with the queries")
-    parser.add_argument("--split", default="test")
+    add_collection_arguments(parser, index_option=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--routes", nargs="+", default=["all", "cori@2", "centroid@3", "redde@6"])
     parser.add_argument("--clients", nargs="+", type=int, default=[1, 16])

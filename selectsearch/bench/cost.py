@@ -164,4 +164,3 @@ def run_cost_benchmark(spec: Mapping[str, Any], *, definition: str, indexes: Map
               "notes": list(spec.get("notes", [])), "results": results, "latency": latency, "model": model}
     write_json(json_file, result)
     return [json_file, *write_cost_report(result, out)]
-

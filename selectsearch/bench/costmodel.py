@@ -29,8 +29,9 @@ from selectsearch.errors import SelectSearchError
 __all__ = ["add_postings", "crossover", "describe_size", "fit_cost_model", "mark_targets", "query_postings",
            "summarise"]
 
+
 def summarise(measured: Mapping[str, Any], jvm_share: float, n_docs: int) -> dict[str, Any]:
-    """Mean per-query cost of one configuration of :func:`measure_interleaved`."""
+    """Mean per-query cost of one configuration measured by :func:`selectsearch.bench.harness.measure_interleaved`."""
     rows = measured["rows"]
     n = len(rows)
 
@@ -132,10 +133,8 @@ def fit_cost_model(results: Sequence[Mapping[str, Any]], n_docs: int, sizes: Seq
             "sizes": list(sizes), "rows": rows}
 
 
-
-
 def add_postings(results: list[dict[str, Any]], indexes: Mapping[str, Path], items: Sequence[tuple[str, str]]
-                  ) -> None:
+                 ) -> None:
     """Per query postings touched (``r["postings"]``) from the first sharded index's term statistics;
     the unsharded index holds the same documents, so its queries touch exhaustive search's postings."""
     from selectsearch.index.sharded import ShardedIndex
@@ -172,7 +171,6 @@ def mark_targets(results: list[dict[str, Any]], target: float) -> None:
                 break
 
 
-
 def describe_size(n: float, n0: int) -> str:
     if not np.isfinite(n):
         return "never (it grows at least as fast)"
@@ -202,4 +200,3 @@ def crossover(model: Mapping[str, Any]) -> list[tuple[str, float]]:
             best = max(best or 0.0, max(n, float(n0)))
         out.append((m["config"], best if best is not None else float("inf")))
     return out
-

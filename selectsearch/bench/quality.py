@@ -40,7 +40,7 @@ def ensure_index(idx: Mapping[str, Any], path: Path, sources: list[str], *, thre
 
 
 def run_quality_benchmark(spec: Mapping[str, Any], *, definition: str, indexes_root: Path, out: Path,
-                          sources: list[str], queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]],
+                          sources: list[str], queries: dict[str, str], qrels: dict[str, dict[str, int]],
                           command: str, threads: int = 2, only: list[str] | None = None, report_only: bool = False,
                           progress: bool = False) -> list[Path]:
     """Evaluate every ``[[index]]`` of a quality definition (all of them, or ``only`` these); the written files.
@@ -63,7 +63,7 @@ def run_quality_benchmark(spec: Mapping[str, Any], *, definition: str, indexes_r
         build_s = ensure_index(idx, path, sources, threads=threads, progress=progress)
         t = time.time()
         searcher = SelectiveSearcher.open(path)
-        rows = evaluate(searcher, dict(queries), qrels, idx["routes"], measures, k=k,
+        rows = evaluate(searcher, queries, qrels, idx["routes"], measures, k=k,
                         router_options=idx.get("router_options"), progress=progress)
         eval_s = time.time() - t
         result = {"benchmark": spec["name"], "index": idx["name"], "command": command, "definition": definition,

@@ -30,7 +30,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["REPO", "command_line", "data_root", "judged_queries", "script_parser", "seeded_subset"]
+__all__ = ["REPO", "add_collection_arguments", "command_line", "data_root", "judged_queries", "script_parser",
+           "seeded_subset"]
 
 T = TypeVar("T")
 
@@ -41,6 +42,17 @@ REPO = Path(__file__).resolve().parents[2]
 def script_parser(doc: str | None) -> argparse.ArgumentParser:
     """The argument parser of an entry script: its module docstring as the help text, layout kept."""
     return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_collection_arguments(parser: argparse.ArgumentParser, *, index_option: bool = False) -> None:
+    """The arguments of a benchmark over a built index and judged queries: the index (``INDEX``, or
+    ``--index INDEX`` with ``index_option``), ``--data`` (BEIR folder) and ``--split`` (default test)."""
+    if index_option:
+        parser.add_argument("--index", required=True, help="built index folder")
+    else:
+        parser.add_argument("index", help="built index folder")
+    parser.add_argument("--data", required=True, help="BEIR folder with the queries and qrels")
+    parser.add_argument("--split", default="test", help="queries and qrels split (default test)")
 
 
 def data_root() -> Path:

@@ -138,3 +138,54 @@ def run_script(script: str, args: Sequence[str | Path], *, env: dict[str, str], 
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{script} exited {proc.returncode}:\n{proc.stderr[-4000:]}"
     return proc
+
+
+@pytest.fixture(scope="session")
+def mico_dir(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: Path) -> Path:
+    """A MICO model folder with the tiny encoder and random (sharpened) heads over 4 clusters."""
+    import torch
+
+    from selectsearch.mico.config import MicoConfig
+    from selectsearch.mico.heads import ClusterHead, Marginal
+    from selectsearch.mico.model import save_model
+    from selectsearch.models.encoder import load_encoder
+
+    torch.manual_seed(0)
+    tokenizer, encoder = load_encoder(tiny_encoder_dir)
+    config = MicoConfig(n_clusters=4, encoder=str(tiny_encoder_dir), max_length=32, mode="frozen")
+    heads = [ClusterHead(32, 4), ClusterHead(32, 4)]
+    for head in heads:
+        torch.nn.init.normal_(head.linear.weight, std=3.0)
+    folder = tmp_path_factory.mktemp("bench-mico") / "tiny-mico"
+    save_model(folder, config=config, dim=32, doc_head=heads[0], query_head=heads[1], marginal=Marginal(4),
+               tokenizer=tokenizer, encoder_model=encoder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bench_mico_index(tmp_path_factory: pytest.TempPathFactory, data_root: Path, tiny_encoder_dir: Path,
+                     mico_dir: Path, cache_dir: Path) -> Path:
+    """The MICO partition of the same documents, 4 shards, Lucene + FAISS with the tiny encoder."""
+    from selectsearch.data import open_corpus
+    from selectsearch.dense.config import DenseConfig
+    from selectsearch.index.build import BuildConfig, build_index
+
+    out = tmp_path_factory.mktemp("bench-idx") / "tiny-mico-k4"
+    config = BuildConfig(n_shards=4, partitioner="mico", threads=1, partitioner_options={"model": str(mico_dir)},
+                         backends=("lucene", "faiss"), dense=DenseConfig(model=str(tiny_encoder_dir), max_length=32))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SELECTSEARCH_CACHE", str(cache_dir))
+        return build_index(open_corpus(data_root / "beir"), out, config)
+
+
+@pytest.fixture(scope="session")
+def distilled_dir(tmp_path_factory: pytest.TempPathFactory, data_root: Path, mico_dir: Path) -> Path:
+    """A 1-layer distilled router of the tiny MICO model (one short epoch)."""
+    from selectsearch.data import load_queries
+    from selectsearch.route.distilled import default_router_config, train_distilled_router
+
+    queries = list(load_queries(data_root / "beir", split="train").values())
+    out = tmp_path_factory.mktemp("bench-router") / "student"
+    config = default_router_config(layers=1, epochs=1.0, batch_size=8, lr=1e-3, k_grid=(1, 2))
+    train_distilled_router(mico_dir, queries, config=config, dev_fraction=0.25, out=out)
+    return out

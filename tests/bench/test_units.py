@@ -158,7 +158,6 @@ def test_cost_configurations_refuse_what_no_route_takes() -> None:
 
 def test_router_options_reach_the_measured_router(tmp_path: Path) -> None:
     """The options a cost definition gives reach each configuration's router (they were dropped before)."""
-    pytest.importorskip("jnius")
     from selectsearch.bench.harness import RouterSetup, _apply_router_options
     from selectsearch.data import open_corpus
     from selectsearch.index.build import BuildConfig, build_index

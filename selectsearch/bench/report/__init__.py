@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["format_table", "pyplot", "save_figure", "write_json", "write_markdown"]
+__all__ = ["format_table", "pyplot", "save_figure", "write_json", "write_markdown", "write_result"]
 
 
 def write_json(path: Path, data: Any, *, indent: int = 2, end: str = "", default: Any = None) -> Path:
@@ -44,6 +44,17 @@ def write_markdown(path: Path, lines: str | Sequence[str], *, end: str = "\n") -
     text = lines if isinstance(lines, str) else "\n".join(lines)
     path.write_text(text + end)
     return path
+
+
+def write_result(stem: Path, result: Any, lines: str | Sequence[str], *, indent: int = 2, json_end: str = "\n",
+                 md_end: str = "", echo: bool = True) -> tuple[Path, Path]:
+    """``STEM.json`` (the result) and ``STEM.md`` (its report), as a script's ``--out STEM`` names them;
+    with ``echo`` the report is also printed."""
+    files = (write_json(stem.with_suffix(".json"), result, indent=indent, end=json_end),
+             write_markdown(stem.with_suffix(".md"), lines, end=md_end))
+    if echo:
+        print(lines if isinstance(lines, str) else "\n".join(lines))
+    return files
 
 
 def format_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

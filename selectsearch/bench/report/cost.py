@@ -140,8 +140,6 @@ def write_cost_report(result: Mapping[str, Any], out: Path) -> list[Path]:
     return [write_markdown(out / "README.md", lines), *plots]
 
 
-
-
 def cost_plots(result: Mapping[str, Any], out: Path) -> list[Path]:
     """CPU by stage, quality against CPU, latency against clients and the cost model, as PNGs."""
     plt = pyplot()
@@ -210,4 +208,3 @@ def cost_plots(result: Mapping[str, Any], out: Path) -> list[Path]:
         ax.legend(fontsize=7)
         written.append(save_figure(fig, out / f"{name}-model.png"))
     return written
-
