@@ -2,7 +2,7 @@
 
 The data root (what ``SELECTSEARCH_DATA`` points the entry scripts at) holds a planted-topic
 BEIR folder with ``train`` and ``test`` qrels under the names the scripts read (``beir``,
-``scifact``, ``wikipedia``) and a tiny sentence-classification task (``mr``). Every script runs
+``scifact``, ``wikipedia``), a tiny sentence-classification task (``mr``) and a tiny GLUE SST-2. Every script runs
 as a subprocess, as the commands in ``eval/results/*/README.md`` run it, with this data root, a
 private embedding cache and one thread.
 """
@@ -69,6 +69,17 @@ def write_sentences(path: Path, n: int = 40, seed: int = 0) -> Path:
     return path
 
 
+def write_sst2(folder: Path, seed: int = 0) -> Path:
+    """GLUE SST-2 in its TSV layout (``sentence<TAB>label``), a tiny train and dev split."""
+    rng = random.Random(seed)
+    good, bad = ["great", "lovely", "fine", "superb"], ["awful", "dull", "poor", "weak"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", 120), ("dev", 70)):
+        rows = [f"{' '.join(rng.choice(good if i % 2 else bad) for _ in range(4))}\t{i % 2}" for i in range(n)]
+        (folder / f"{split}.tsv").write_text("\n".join(["sentence\tlabel", *rows]) + "\n")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("bench-data")
@@ -76,6 +87,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(beir, root / "scifact")
     write_collection(root / "wikipedia", seed=1)
     write_sentences(root / "classification" / "sentences" / "rt-polarity.all")
+    write_sst2(root / "classification" / "glue" / "SST-2")
     return root
 
 
