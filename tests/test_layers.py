@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pipeline", ("pipeline",)),
     ("search", ("search",)),
     ("rerank", ("rerank",)),
-    ("evaluation", ("evaluation", "bench", "costbench", "reports")),
+    ("evaluation", ("evaluation", "bench")),
     ("serve", ("serve",)),
     ("cli", ("cli", "__main__", "")),  # "" is selectsearch/__init__.py, the public facade
 )

@@ -15,91 +15,42 @@ Usage (from the repository root):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from selectsearch.bench.measure import TreeRss, machine, median, wall_s
+from selectsearch.bench.script import REPO, command_line, script_parser
+
 PY = sys.executable
 CLI = str(Path(PY).with_name("selectsearch"))
 
 
-def wall(cmd: list[str], **kw: object) -> float:
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)  # type: ignore[call-overload]
-    return time.perf_counter() - t
-
-
-class TreeRss:
-    """Samples the resident memory of a process and all its descendants (from /proc)."""
-
-    def __init__(self, pid: int, every: float = 0.2) -> None:
-        self.pid, self.every, self.peak, self._stop = pid, every, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _children(self) -> dict[int, list[int]]:
-        kids: dict[int, list[int]] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                except (OSError, IndexError, ValueError):
-                    continue
-                kids.setdefault(ppid, []).append(int(entry))
-        return kids
-
-    def _rss(self, pid: int) -> int:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            kids = self._children()
-            stack, total = [self.pid], 0
-            while stack:
-                p = stack.pop()
-                total += self._rss(p)
-                stack.extend(kids.get(p, []))
-            self.peak = max(self.peak, total)
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> TreeRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+def wall(cmd: list[str]) -> float:
+    """Wall seconds of a command run to completion (its output discarded)."""
+    return wall_s(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
 
 def bench_import() -> dict[str, float]:
     base = [wall([PY, "-c", "pass"]) for _ in range(7)]
     imp = [wall([PY, "-c", "import selectsearch"]) for _ in range(7)]
-    return {"python_startup_s": statistics.median(base), "import_selectsearch_s": statistics.median(imp)}
+    return {"python_startup_s": median(base), "import_selectsearch_s": median(imp)}
 
 
 def bench_cold_search(index: Path) -> dict[str, float]:
     times = [wall([CLI, "search", str(index), "--query", "vitamin D deficiency and fractures", "--route", "all",
                    "--k", "10"]) for _ in range(3)]
-    return {"cold_search_all_s": statistics.median(times), "cold_search_all_runs_s": times}  # type: ignore[dict-item]
+    return {"cold_search_all_s": median(times), "cold_search_all_runs_s": times}  # type: ignore[dict-item]
 
 
 SEARCH_RACE = r"""
-import json, sys, time, statistics
+import json, sys, time
+from selectsearch.bench.measure import median
 from selectsearch.lucene.jvm import start_jvm
 start_jvm()
 from pyserini.search.lucene import LuceneSearcher
@@ -124,14 +75,13 @@ for k in (100, 1000):
         t = time.perf_counter(); run_ours(k); t_o.append(time.perf_counter() - t)
         t = time.perf_counter(); run_theirs(k); t_t.append(time.perf_counter() - t)
     n = len(texts)
-    out[f"k{k}"] = {"queries": n, "ours_qps": n / statistics.median(t_o), "pyserini_qps": n / statistics.median(t_t),
-                    "ratio": statistics.median(t_t) / statistics.median(t_o), "ours_s": t_o, "pyserini_s": t_t}
+    out[f"k{k}"] = {"queries": n, "ours_qps": n / median(t_o), "pyserini_qps": n / median(t_t),
+                    "ratio": median(t_t) / median(t_o), "ours_s": t_o, "pyserini_s": t_t}
 print(json.dumps(out))
 """
 
 
 def write_flat_jsonl(sources: list[Path], folder: Path) -> int:
-    sys.path.insert(0, str(REPO))
     from selectsearch.data import open_corpus
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -198,7 +148,6 @@ def search_part(work: Path, scifact: Path, threads: int, rounds: int) -> dict[st
                     "-collection", "JsonCollection", "-input", str(flat), "-index", str(pyserini_index),
                     "-generator", "DefaultLuceneDocumentGenerator", "-threads", "1", "-storePositions",
                     "-storeDocvectors", "-storeRaw", "-optimize"], check=True, capture_output=True)
-    sys.path.insert(0, str(REPO))
     from selectsearch.data import load_queries
 
     queries = load_queries(scifact, split="test")  # the 300 test queries
@@ -232,9 +181,9 @@ def indexing_part(work: Path, sources: list[str], threads: int) -> dict[str, obj
             shutil.rmtree(theirs_dir)
         print(idx, flush=True)
     n_docs = 205_183
-    ours_s = statistics.median(idx["ours_random32_s"])
-    theirs_s = statistics.median(idx["pyserini_luceneindexer_s"])
-    default_s = statistics.median(idx["pyserini_default_options_s"])
+    ours_s = median(idx["ours_random32_s"])
+    theirs_s = median(idx["pyserini_luceneindexer_s"])
+    default_s = median(idx["pyserini_default_options_s"])
     result: dict[str, object] = {**idx, "docs": n_docs, "ours_docs_per_s": n_docs / ours_s,
                                  "pyserini_docs_per_s": n_docs / theirs_s, "ratio": theirs_s / ours_s,
                                  "pyserini_default_docs_per_s": n_docs / default_s,
@@ -247,22 +196,22 @@ def indexing_part(work: Path, sources: list[str], threads: int) -> dict[str, obj
     return result
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    ap = script_parser(__doc__)
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--out", default=str(REPO / "eval" / "results" / "core"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-indexing", action="store_true", help="keep the last indexing measurements")
     ap.add_argument("--skip-search", action="store_true", help="keep the last search measurements")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     previous_file = out / "core-speed.json"
     previous = json.loads(previous_file.read_text()) if previous_file.exists() else {}
     work = Path(tempfile.mkdtemp(prefix="bench-core-"))
     results: dict[str, object] = {
-        "command": " ".join([Path(PY).name, *sys.argv]), "machine": platform.platform(),
+        "command": command_line(__file__, argv, prefix=Path(PY).name + " ", quote=False), "machine": machine(),
         "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     try:

@@ -13,16 +13,15 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("SELECTSEARCH_DATA", ROOT.parent / "shared" / "data"))
+from selectsearch.bench.measure import Stopwatch, load_average
+from selectsearch.bench.report import write_json
+from selectsearch.bench.script import REPO, data_root, script_parser
 
 
 def sample(source: Path, n: int, seed: int, limit: int) -> list[str]:
@@ -36,11 +35,12 @@ def sample(source: Path, n: int, seed: int, limit: int) -> list[str]:
     return random.Random(seed).sample(texts, n)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = script_parser(__doc__)
     parser.add_argument("--n", type=int, default=256, help="documents per source")
-    parser.add_argument("--out", type=Path, default=ROOT / "eval/results/dense")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=REPO / "eval/results/dense")
+    args = parser.parse_args(argv)
+    data = data_root()
     import torch
 
     from selectsearch.encode import TextEncoder
@@ -51,33 +51,31 @@ def main() -> int:
     encoder.encode(["warm up"])
     bf16.encode(["warm up"])
     rows = []
-    for name, source, limit in (("scifact", DATA / "scifact", 10**9), ("wikipedia", DATA / "wikipedia", 50_000)):
+    for name, source, limit in (("scifact", data / "scifact", 10**9), ("wikipedia", data / "wikipedia", 50_000)):
         texts = sample(source, args.n, 0, limit)
         tokens = [len(encoder.tokenizer(t, truncation=True, max_length=256)["input_ids"]) for t in texts]
-        t0 = time.perf_counter()
-        fp32_rows = encoder.encode(texts)
-        sorted_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        bf16_rows = bf16.encode(texts)
-        bf16_s = time.perf_counter() - t0
+        with Stopwatch() as fp32_time:
+            fp32_rows = encoder.encode(texts)
+        with Stopwatch() as bf16_time:
+            bf16_rows = bf16.encode(texts)
+        sorted_s, bf16_s = fp32_time.wall_s, bf16_time.wall_s
         cosine = (fp32_rows * bf16_rows).sum(axis=1)  # both L2-normalised
-        t0 = time.perf_counter()
-        for start in range(0, len(texts), encoder.batch_size):  # one call per batch: no reordering
-            encoder.encode(texts[start:start + encoder.batch_size])
-        unsorted_s = time.perf_counter() - t0
+        with Stopwatch() as unsorted_time:
+            for start in range(0, len(texts), encoder.batch_size):  # one call per batch: no reordering
+                encoder.encode(texts[start:start + encoder.batch_size])
+        unsorted_s = unsorted_time.wall_s
         rows.append({"source": name, "docs": len(texts), "mean_tokens": sum(tokens) / len(tokens),
                      "docs_per_s_length_sorted": len(texts) / sorted_s,
                      "docs_per_s_input_order": len(texts) / unsorted_s,
                      "docs_per_s_bf16": len(texts) / bf16_s, "bf16_speedup": sorted_s / bf16_s,
                      "bf16_cosine_min": float(cosine.min()), "bf16_cosine_mean": float(cosine.mean())})
         print(json.dumps(rows[-1]), flush=True)
-    load = os.getloadavg()
+    load = load_average()
     result = {"command": f"OMP_NUM_THREADS=1 .venv/bin/python eval/dense/bench_encode.py --n {args.n} "
                          "--out eval/results/dense",
               "model": "all-MiniLM-L6-v2 (packaged), max_length 256, batch 64, torch threads 1",
               "load_average_at_end": [round(x, 2) for x in load], "cpu_cores": os.cpu_count(), "rows": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "encode.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out / "encode.json", result, end="\n")
     return 0
 
 

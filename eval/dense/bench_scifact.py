@@ -13,8 +13,6 @@ Usage (builds the index when missing; the embedding cache of SciFact is reused):
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -22,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("SELECTSEARCH_DATA", ROOT.parent / "shared" / "data"))
+from selectsearch.bench.report import write_json, write_markdown
+from selectsearch.bench.script import REPO, data_root, judged_queries, script_parser
+
+DATA = data_root()
 INDEX_CMD = ["index", str(DATA / "scifact"), "--out", "indexes/scifact-dense16", "--shards", "16",
              "--partitioner", "kmeans", "--space", "dense", "--backend", "lucene,faiss", "--threads", "1"]
 MEASURES = ["nDCG@10", "R@100", "R@1000"]
@@ -46,12 +46,12 @@ def score(run: dict[str, list[tuple[str, float]]], evaluator, parsed) -> dict[st
     return {str(m): float(agg.get(m, 0.0)) for m in parsed}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=ROOT / "eval/results/dense")
-    parser.add_argument("--index", type=Path, default=ROOT / "indexes/scifact-dense16")
-    args = parser.parse_args()
-    os.chdir(ROOT)
+def main(argv: list[str] | None = None) -> int:
+    parser = script_parser(__doc__)
+    parser.add_argument("--out", type=Path, default=REPO / "eval/results/dense")
+    parser.add_argument("--index", type=Path, default=REPO / "indexes/scifact-dense16")
+    args = parser.parse_args(argv)
+    os.chdir(REPO)
     import ir_measures
 
     from selectsearch.data import load_qrels, load_queries
@@ -66,7 +66,7 @@ def main() -> int:
 
     # -- tune on TRAIN -------------------------------------------------------------------------
     train_qrels = load_qrels(DATA / "scifact", split="train")
-    train_q = {q: t for q, t in load_queries(DATA / "scifact", split="train").items() if q in train_qrels}
+    train_q = judged_queries(load_queries(DATA / "scifact", split="train"), train_qrels)
     evaluator = ir_measures.evaluator(parsed, train_qrels)
     bm25 = lists(searcher, train_q, "bm25", 1000)
     dense = lists(searcher, train_q, "dense", 1000)
@@ -83,7 +83,7 @@ def main() -> int:
 
     # -- report on TEST --------------------------------------------------------------------------
     test_qrels = load_qrels(DATA / "scifact", split="test")
-    test_q = {q: t for q, t in load_queries(DATA / "scifact", split="test").items() if q in test_qrels}
+    test_q = judged_queries(load_queries(DATA / "scifact", split="test"), test_qrels)
     systems = [("bm25", "bm25", None), ("dense", "dense", None),
                ("hybrid rrf k=60 (default)", "hybrid", FusionConfig("rrf")),
                (f"hybrid rrf k={best_rrf['fusion']['rrf_k']:g} (tuned)", "hybrid",
@@ -115,8 +115,7 @@ def main() -> int:
         "test": rows,
         "seconds": round(time.time() - started, 1),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scifact.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out / "scifact.json", result, end="\n")
     lines = ["| system (route all) | nDCG@10 | R@100 | R@1000 | encode ms/q | search ms/q |",
              "|---|---|---|---|---|---|"]
     for row in rows:
@@ -130,11 +129,12 @@ def main() -> int:
         name = (f"rrf k={f['rrf_k']:g}" if f["method"] == "rrf" else
                 f"convex {f['norm']} alpha={f['alpha']:g}" if f["method"] == "convex" else f["method"])
         tune.append(f"| {name} | {g['train']['nDCG@10']:.4f} | {g['train']['R@100']:.4f} |")
-    (args.out / "scifact.md").write_text(
+    write_markdown(
+        args.out / "scifact.md",
         "# SciFact: dense and hybrid retrieval (`--route all`)\n\n"
         f"Command: `{result['command']}`  \nIndex: `{result['index_command']}`\n\n"
         f"Test split ({len(test_q)} queries); fusion tuned on the train split ({len(train_q)} queries).\n\n"
-        + "\n".join(lines) + "\n\n## Tuning on train\n\n" + "\n".join(tune) + "\n")
+        + "\n".join(lines) + "\n\n## Tuning on train\n\n" + "\n".join(tune) + "\n", end="")
     return 0
 
 

@@ -21,8 +21,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
-import itertools
 import json
 import os
 import sys
@@ -31,67 +29,39 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("SELECTSEARCH_DATA", ROOT.parent / "shared" / "data"))
+from selectsearch.bench.measure import load_average, percentiles, time_each, timed
+from selectsearch.bench.report import pyplot, save_figure, write_json, write_markdown
+from selectsearch.bench.report.curves import crossing, first_reaching, interpolate_at
+from selectsearch.bench.script import REPO, command_line, data_root, judged_queries, script_parser
+
 MEASURES = ["nDCG@10", "R@100"]
 
 
-def interp(points: list[tuple[float, float]], x: float) -> float:
-    """Piecewise-linear value of a (fraction, metric) curve at fraction ``x``."""
-    pts = sorted(points)
-    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    return float(np.interp(x, xs, ys))
+def latency(fn, items: list) -> dict[str, float]:
+    """Per-item wall ms of ``fn`` (a batch of one): p50, p95, mean and the count."""
+    return {**percentiles(time_each(fn, items), (50, 95)), "queries": len(items)}
 
 
-def first_reaching(points: list[tuple[float, float]], target: float) -> float | None:
-    """Smallest fraction whose metric is at least ``target`` (None if never)."""
-    for x, y in sorted(points):
-        if y >= target:
-            return x
-    return None
-
-
-def crossing(points: list[tuple[float, float]], target: float) -> float | None:
-    """Fraction where the piecewise-linear curve first reaches ``target`` (None if never)."""
-    pts = sorted(points)
-    if pts and pts[0][1] >= target:
-        return pts[0][0]
-    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
-        if y0 < target <= y1:
-            return x0 + (target - y0) / (y1 - y0) * (x1 - x0)
-    return None
-
-
-def latency(fn, items: list, repeat: int = 1) -> dict[str, float]:
-    times = []
-    for item in items:
-        t0 = time.perf_counter()
-        fn(item)
-        times.append((time.perf_counter() - t0) * 1000.0)
-    arr = np.asarray(times)
-    return {"p50_ms": float(np.percentile(arr, 50)), "p95_ms": float(np.percentile(arr, 95)),
-            "mean_ms": float(arr.mean()), "queries": len(arr)}
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = script_parser(__doc__)
     parser.add_argument("--dense-index", type=Path, required=True)
     parser.add_argument("--mico-index", type=Path, required=True)
     parser.add_argument("--sources", nargs="+", required=True, help="corpus sources of both indexes (for doc ids)")
-    parser.add_argument("--queries", type=Path, default=DATA / "scifact")
+    parser.add_argument("--queries", type=Path, default=data_root() / "scifact")
     parser.add_argument("--split", default="test")
     parser.add_argument("--budgets", default="1,2,3,4,6,8,12,16,24,32")
     parser.add_argument("--latency-queries", type=int, default=100)
     parser.add_argument("--label", default="sfwiki")
-    parser.add_argument("--out", type=Path, default=ROOT / "eval/results/dense")
+    parser.add_argument("--out", type=Path, default=REPO / "eval/results/dense")
     parser.add_argument("--replot", action="store_true", help="only redraw the PNG from the existing JSON")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.replot:
         result = json.loads((args.out / f"{args.label}.json").read_text())
         plot(args.out / f"{args.label}.png", result, int(result["collection"]["shards"]))
         return 0
-    command = "OMP_NUM_THREADS=1 .venv/bin/python eval/dense/" + Path(sys.argv[0]).name + " " + " ".join(sys.argv[1:])
-    os.chdir(ROOT)
+    command = command_line(__file__, sys.argv[1:] if argv is None else argv,
+                           prefix="OMP_NUM_THREADS=1 .venv/bin/python ", quote=False)
+    os.chdir(REPO)
     import faiss
     import ir_measures
 
@@ -106,7 +76,7 @@ def main() -> int:
     started = time.time()
     budgets = [int(b) for b in args.budgets.split(",")]
     qrels = load_qrels(args.queries, split=args.split)
-    queries = {q: t for q, t in load_queries(args.queries, split=args.split).items() if q in qrels}
+    queries = judged_queries(load_queries(args.queries, split=args.split), qrels)
     dense_s = SelectiveSearcher.open(args.dense_index, route="all", retriever="dense")
     mico_s = SelectiveSearcher.open(args.mico_index, route="all", retriever="dense")
     n_docs = dense_s.index.n_docs
@@ -139,9 +109,8 @@ def main() -> int:
                         | {nlist})
         curve = []
         for nprobe in probes:
-            t0 = time.time()
-            hits = anchor.search(vectors, 100, nprobe)
-            ms = (time.time() - t0) * 1000.0 / len(qids)
+            hits, ms = timed(anchor.search, vectors, 100, nprobe)
+            ms /= len(qids)
             run = {q: dict(zip(h.doc_ids, h.scores, strict=True)) for q, h in zip(qids, hits, strict=True)}
             agg = evaluator.calc_aggregate(run)
             curve.append({"nprobe": nprobe, "metrics": {str(m): float(agg.get(m, 0.0)) for m in parsed},
@@ -172,8 +141,8 @@ def main() -> int:
         comparison[name] = {
             "fraction_at_99pct": first_reaching(pts, target),
             "fraction_at_99pct_interpolated": crossing(pts, target),
-            "nDCG@10_at_ivf_fraction": interp(pts, f_ivf) if f_ivf is not None else None,
-            "R@100_at_ivf_fraction": interp(points(curve, "R@100"), f_ivf) if f_ivf is not None else None,
+            "nDCG@10_at_ivf_fraction": interpolate_at(pts, f_ivf) if f_ivf is not None else None,
+            "R@100_at_ivf_fraction": interpolate_at(points(curve, "R@100"), f_ivf) if f_ivf is not None else None,
         }
 
     # -- single-query latency (batch of one) -----------------------------------------------------
@@ -197,16 +166,15 @@ def main() -> int:
                                                  "shards": k},
               "queries": {"source": str(args.queries), "split": args.split, "n": len(qids)},
               "exhaustive": exhaustive, "curves": curves, "comparison": comparison, "latency": lat,
-              "load_average": [round(x, 2) for x in os.getloadavg()], "seconds": round(time.time() - started, 1)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.label}.json").write_text(json.dumps(result, indent=2) + "\n")
-    write_markdown(args.out / f"{args.label}.md", result, k)
+              "load_average": [round(x, 2) for x in load_average()], "seconds": round(time.time() - started, 1)}
+    write_json(args.out / f"{args.label}.json", result, end="\n")
+    write_report(args.out / f"{args.label}.md", result, k)
     plot(args.out / f"{args.label}.png", result, k)
     print(json.dumps(comparison, indent=2))
     return 0
 
 
-def write_markdown(path: Path, result: dict, k: int) -> None:
+def write_report(path: Path, result: dict, k: int) -> None:
     lines = [f"# Routed dense search vs FAISS IVF — {result['collection']['n_docs']} documents, {k} shards\n",
              f"Command: `{result['command']}`\n",
              f"Queries: {result['queries']['n']} SciFact {result['queries']['split']} queries. Exhaustive dense "
@@ -228,15 +196,11 @@ def write_markdown(path: Path, result: dict, k: int) -> None:
               "## Single-query latency (batch of one, ms)", "", "| system | p50 | p95 |", "|---|---|---|"]
     for name, v in result["latency"].items():
         lines.append(f"| {name} | {v['p50_ms']:.1f} | {v['p95_ms']:.1f} |")
-    path.write_text("\n".join(lines) + "\n")
+    write_markdown(path, lines)
 
 
 def plot(path: Path, result: dict, k: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, metric in zip(axes, MEASURES, strict=True):
         for name, curve in result["curves"].items():
@@ -260,8 +224,7 @@ def plot(path: Path, result: dict, k: int) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"SciFact test on SciFact + Wikipedia ({result['collection']['n_docs']} docs, {k} shards)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -25,18 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("SELECTSEARCH_DATA", ROOT.parent / "shared" / "data"))
+from selectsearch.bench.script import REPO, data_root, script_parser
+
 CHUNK = 2048  # rows the cache writer stores at once
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = script_parser(__doc__)
     parser.add_argument("--partial", type=Path, required=True, help="embeddings.f32(.partial) of scifact+wikipedia")
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "indexes/data")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "indexes/data")
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--rows", type=int, default=0, help="use this many rows (default: every complete chunk)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    data = data_root()
     from selectsearch.data import open_corpus
     from selectsearch.data.ids import corpus_fingerprint
     from selectsearch.encode import TextEncoder, corpus_cache
@@ -47,16 +47,16 @@ def main() -> int:
     rows = args.rows or (complete // CHUNK) * CHUNK
     if rows > complete:
         sys.exit(f"only {complete} rows are complete")
-    n_scifact = sum(1 for _ in open_corpus(DATA / "scifact"))
+    n_scifact = sum(1 for _ in open_corpus(data / "scifact"))
     n_wiki = rows - n_scifact
     args.out_dir.mkdir(parents=True, exist_ok=True)
     wiki_file = args.out_dir / f"wikipedia-first{n_wiki}.jsonl.gz"
     with gzip.open(wiki_file, "wt", encoding="utf-8") as f:
-        for i, doc in enumerate(open_corpus(DATA / "wikipedia")):
+        for i, doc in enumerate(open_corpus(data / "wikipedia")):
             if i >= n_wiki:
                 break
             f.write(json.dumps({"_id": doc.doc_id, "title": doc.title, "text": doc.text}) + "\n")
-    sources = [DATA / "scifact", wiki_file]
+    sources = [data / "scifact", wiki_file]
     docs = open_corpus(sources)
     fingerprint = corpus_fingerprint(d.doc_id for d in docs)
     cache = corpus_cache("all-MiniLM-L6-v2", 256, fingerprint)

@@ -13,14 +13,15 @@ interrupted benchmark resumes). ``--part i/n`` runs every n-th job, for parallel
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
-import time
-import tomllib
 from pathlib import Path
 from typing import Any
+
+from selectsearch.bench.definition import load_definition
+from selectsearch.bench.measure import Stopwatch
+from selectsearch.bench.script import script_parser
 
 
 def _jobs(cfg: dict[str, Any]) -> list[dict[str, Any]]:
@@ -40,7 +41,7 @@ def _key(job: dict[str, Any]) -> tuple[Any, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark definition; return 0."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("config", type=Path, help="benchmark definition (TOML)")
     parser.add_argument("--out", type=Path, required=True, help="JSON lines, one per run (appended)")
     parser.add_argument(
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from selectsearch.models.classifier_training import sample_few_shot, train_classifier
     from selectsearch.models.encoder import load_encoder
 
-    cfg = tomllib.loads(args.config.read_text())
+    cfg = load_definition(args.config, kind="fewshot")
     part, nparts = (int(x) for x in args.part.split("/"))
     # runs already in any part file of this output (e.g. fewshot.part*.jsonl) are skipped
     done = set()
@@ -108,11 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             head_learning_rate=cfg["head_learning_rate"],
             seed=job["seed"],
         )
-        t0 = time.perf_counter()
-        clf = train_classifier(train, mcfg, tcfg, encoder=load_encoder(cfg.get("encoder")))
-        t1 = time.perf_counter()
-        outs = clf.view_outputs(test, batch_size=64)
-        t2 = time.perf_counter()
+        with Stopwatch() as train_time:
+            clf = train_classifier(train, mcfg, tcfg, encoder=load_encoder(cfg.get("encoder")))
+        with Stopwatch() as eval_time:
+            outs = clf.view_outputs(test, batch_size=64)
         gold = [e.label for e in test]
         per_view = [compute_metrics(task, clf.decide(outs[v]), gold)["score"] for v in range(outs.shape[0])]
         pool = compute_metrics(task, clf.decide(outs.mean(axis=0)), gold)
@@ -129,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             "score_single": single["score"],
             "score_per_template": per_view,
             "templates": [t.source for t in clf.pool],
-            "train_s": round(t1 - t0, 2),
-            "eval_s": round(t2 - t1, 2),
+            "train_s": round(train_time.wall_s, 2),
+            "eval_s": round(eval_time.wall_s, 2),
             "model_config": {k2: v for k2, v in mcfg.__dict__.items()},
             "train_config": tcfg.__dict__,
         }

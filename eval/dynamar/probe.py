@@ -19,17 +19,19 @@ Usage (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import shlex
 import statistics
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from selectsearch.bench.definition import load_definition
+from selectsearch.bench.report import write_json, write_markdown
+from selectsearch.bench.script import command_line, script_parser
 
 REPRESENTATIONS = ("mean", "cls", "mask", "mask-pool")
 
@@ -69,7 +71,7 @@ def probe_score(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) ->
 
 def main(argv: list[str] | None = None) -> int:
     """Run the probe over the classification tasks of the definition; write OUT.json and OUT.md."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("config", type=Path, help="few-shot benchmark definition (TOML)")
     parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
     args = parser.parse_args(argv)
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from selectsearch.models.encoder import load_encoder
     from selectsearch.models.text_classifier import TextClassifier
 
-    cfg = tomllib.loads(args.config.read_text())
+    cfg = load_definition(args.config, kind="fewshot")
     encoder = load_encoder(cfg.get("encoder"))
     results: dict[str, dict[str, list[float]]] = {}
     for name in cfg["tasks"]:
@@ -121,10 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = {t: {r: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "values": v}
                    for r, v in reps.items()} for t, reps in results.items()}
     avg = {r: statistics.fmean(summary[t][r]["mean"] for t in summary) for r in REPRESENTATIONS}
-    command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "settings": cfg, "tasks": summary,
-                                                         "average": avg}, indent=1) + "\n")
+    command = command_line(__file__, argv, prefix=shlex.quote(sys.executable) + " ")
+    write_json(args.out.with_suffix(".json"), {"command": command, "settings": cfg, "tasks": summary, "average": avg},
+               indent=1, end="\n")
     lines = [f"Produced by `{command}`.", "",
              "Frozen encoder, logistic regression on the few-shot sample (same k, seeds and test sample as the "
              "few-shot table); mean ± std over seeds.", "",
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {t} | " + " | ".join(f"{reps[r]['mean']:.1f} ± {reps[r]['std']:.1f}"
                                                 for r in REPRESENTATIONS) + " |")
     lines.append("| **average** | " + " | ".join(f"**{avg[r]:.1f}**" for r in REPRESENTATIONS) + " |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_markdown(args.out.with_suffix(".md"), lines)
     print("\n".join(lines))
     return 0
 

@@ -12,13 +12,15 @@ exact commands that produced the runs; ``probe.md``, ``relevance.md`` and the ha
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
+
+from selectsearch.bench.definition import load_definition
+from selectsearch.bench.report import write_json, write_markdown
+from selectsearch.bench.script import script_parser
 
 NAMES = {
     "sst2": "SST-2",
@@ -337,31 +339,31 @@ def baselines_markdown(few: dict[str, Any], cls: dict[str, Any], command: str) -
 
 def main(argv: list[str] | None = None) -> int:
     """Write the summaries; return 0."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--results", type=Path, default=Path("eval/results/dynamar"))
     parser.add_argument("--defs", type=Path, default=Path("eval/dynamar"))
     args = parser.parse_args(argv)
-    few_cfg = tomllib.loads((args.defs / "fewshot.toml").read_text())
+    few_cfg = load_definition(args.defs / "fewshot.toml", kind="fewshot")
     few_runs = _load(args.results, "fewshot")
     few = fewshot(few_runs, few_cfg)
-    (args.results / "fewshot.json").write_text(json.dumps(few, indent=1) + "\n")
+    write_json(args.results / "fewshot.json", few, indent=1, end="\n")
     pool = None
     pool_runs = _load(args.results, "poolsize")
     if pool_runs:
-        pool_cfg = tomllib.loads((args.defs / "poolsize.toml").read_text())
+        pool_cfg = load_definition(args.defs / "poolsize.toml", kind="fewshot")
         pool = poolsize(pool_runs, few_runs, pool_cfg, few_cfg.get("pool_size", 4))
-        (args.results / "poolsize.json").write_text(json.dumps(pool, indent=1) + "\n")
+        write_json(args.results / "poolsize.json", pool, indent=1, end="\n")
     commands = json.loads((args.defs / "commands.json").read_text())
     sections = [markdown(few, pool, commands)]
     cls_runs = _load(args.results, "fewshot-cls")
     if cls_runs:
-        cls = fewshot(cls_runs, tomllib.loads((args.defs / "fewshot-cls.toml").read_text()))
-        (args.results / "fewshot-cls.json").write_text(json.dumps(cls, indent=1) + "\n")
+        cls = fewshot(cls_runs, load_definition(args.defs / "fewshot-cls.toml", kind="fewshot"))
+        write_json(args.results / "fewshot-cls.json", cls, indent=1, end="\n")
         sections.append(baselines_markdown(few, cls, commands["fewshot-cls"]))
     full_runs = _load(args.results, "fulldata")
     if full_runs:
-        full = fewshot(full_runs, tomllib.loads((args.defs / "fulldata.toml").read_text()))
-        (args.results / "fulldata.json").write_text(json.dumps(full, indent=1) + "\n")
+        full = fewshot(full_runs, load_definition(args.defs / "fulldata.toml", kind="fewshot"))
+        write_json(args.results / "fulldata.json", full, indent=1, end="\n")
         sections.append(fulldata_markdown(full, commands["fulldata"]))
     # written by other scripts (probe.py, the relevance-model benchmark) or by hand (analysis.md: the
     # reading of the tables), kept across regenerations
@@ -370,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         path = args.results / name
         if path.is_file():
             sections.append(((title + "\n\n") if title else "") + path.read_text())
-    (args.results / "README.md").write_text("\n".join(sections))
+    write_markdown(args.results / "README.md", sections, end="")
     print(f"wrote {args.results}/README.md", file=sys.stderr)
     return 0
 

@@ -12,12 +12,12 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
+from selectsearch.bench.measure import timed
+from selectsearch.bench.script import add_collection_arguments, judged_queries, script_parser
 from selectsearch.data import load_qrels, load_queries
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.route import make_router, parse_route
@@ -26,10 +26,8 @@ from selectsearch.types import Query
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("index")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--split", default="test")
+    parser = script_parser(__doc__)
+    add_collection_arguments(parser)
     parser.add_argument("--route", required=True, help="router name: mico, centroid, redde, random, ...")
     parser.add_argument("--label", help="row label (default: route)")
     parser.add_argument("--json", type=Path, help="append the result as one JSON line here")
@@ -39,13 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     index = ShardedIndex.open(args.index)
     queries_all = load_queries(args.data, split=args.split)
     qrels = load_qrels(args.data, split=args.split)
-    query_ids = [q for q in queries_all if any(r > 0 for r in qrels.get(q, {}).values())]
+    query_ids = list(judged_queries(queries_all, qrels, relevant=True))
     pair_query, pair_shard = relevant_pairs(query_ids, qrels, index.shard_of_doc)
     options = dict(o.split("=", 1) for o in args.option)
     router = make_router(parse_route(f"{args.route}@1"), index, qrels=qrels, seed=0, **options)
-    started = time.perf_counter()
-    rankings = router.rank([Query(q, queries_all[q]) for q in query_ids])
-    route_ms = (time.perf_counter() - started) * 1000 / max(1, len(query_ids))
+    rankings, ms = timed(lambda: router.rank([Query(q, queries_all[q]) for q in query_ids]))
+    route_ms = ms / max(1, len(query_ids))
     curve = coverage_curve(rankings, pair_query, pair_shard, index.shard_sizes)
     k = index.n_shards
     result = {

@@ -20,15 +20,15 @@ Example:
 
 from __future__ import annotations
 
-import argparse
-import json
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+from selectsearch.bench.measure import timed
+from selectsearch.bench.report import write_json, write_markdown
+from selectsearch.bench.script import command_line, judged_queries, script_parser
 from selectsearch.data import load_qrels, load_queries
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.route.base import rank_by_scores
@@ -44,13 +44,13 @@ def test_pairs(index: ShardedIndex, data: str, split: str) -> tuple[list[Query],
     """Judged test queries and their (query row, shard) pairs with relevance > 0."""
     queries = load_queries(data, split=split)
     qrels = load_qrels(data, split=split)
-    ids = [q for q in queries if any(r > 0 for r in qrels.get(q, {}).values())]
+    ids = list(judged_queries(queries, qrels, relevant=True))
     pq, ps = relevant_pairs(ids, qrels, index.shard_of_doc)
     return [Query(q, queries[q]) for q in ids], pq, ps
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("index")
     parser.add_argument("--data", required=True, help="BEIR folder with the logs' qrels and the test split")
     parser.add_argument("--logs", default="train", help="qrels split (or click-log file) MICO was trained on")
@@ -78,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     test_scores = {}
     for n in names:
-        started = time.perf_counter()
-        test_scores[n] = standardise(routers[n].scores(queries))
-        rows.append((n, test_scores[n], (time.perf_counter() - started) * 1000 / len(queries)))
+        test_scores[n], ms = timed(lambda n=n: standardise(routers[n].scores(queries)))
+        rows.append((n, test_scores[n], ms / len(queries)))
     fused = sum(w * test_scores[n] for w, n in zip(weights, names, strict=True))
     label = "hybrid " + " + ".join(f"{w:.2f} {n}" for w, n in zip(weights, names, strict=True))
     rows.append((label, np.asarray(fused), sum(r[2] for r in rows)))
@@ -95,12 +94,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"--route hybrid@1:4 --router-option hybrid.routers={','.join(names)} "
                 f"--router-option hybrid.weights={','.join(f'{w:g}' for w in weights)}"
                 + "".join(f" --router-option hybrid.{item}" for item in args.router_option))
-    report = {"command": shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv),
+    report = {"command": command_line(__file__, argv, prefix=shlex.quote(sys.executable) + " "),
               "index": args.index, "routers": names, "weights": list(weights), "val_auc": val_auc,
               "n_val_queries": len(val_queries), "n_val_pairs": len(val_pq), "n_test_queries": len(queries),
               "n_test_pairs": len(pq), "grid": grid, "test": results, "eval_command": eval_cmd}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    write_json(args.out.with_suffix(".json"), report, indent=1, end="\n")
     budgets = [m for m in BUDGETS if m <= index.n_shards]
     lines = [f"Weights chosen on {len(val_queries)} held-out logged queries ({len(val_pq)} pairs): "
              f"{', '.join(f'{n} {w:.2f}' for n, w in zip(names, weights, strict=True))} "
@@ -111,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         lines.append(f"| {r['router']} | {r['auc']:.2f} | " + " | ".join(f"{r['coverage'][m]:.3f}" for m in budgets)
                      + f" | {r['route_ms_per_query']:.2f} |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_markdown(args.out.with_suffix(".md"), lines)
     print("\n".join(lines))
     print("\nnDCG@10 with these weights:\n  " + eval_cmd)
     return 0

@@ -11,13 +11,15 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+from selectsearch.bench.measure import Stopwatch
+from selectsearch.bench.report import write_json
+from selectsearch.bench.script import script_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from selectsearch.mico.logs import load_log_pairs
     from selectsearch.mico.trainer import MicoTraining, _batches_of_epoch
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("data")
     parser.add_argument("--mode", choices=("full",), default="full")
     parser.add_argument("--steps", type=int, default=5)
@@ -41,24 +43,23 @@ def main(argv: list[str] | None = None) -> int:
     batches = _batches_of_epoch(len(run.train_idx), config.batch_size, config.seed, 0)
     walls, cpus = [], []
     for b in batches[: args.steps]:
-        w0, c0 = time.perf_counter(), time.process_time()
-        loss, _ = run.compute_loss(run.train_idx[b])  # one kernel step (selectsearch.train.loop.Trainer.step)
-        loss.backward()
-        for group in run.clip_groups():
-            torch.nn.utils.clip_grad_norm_(group, config.max_grad_norm)
-        run.optimizer.step()
-        run.scheduler.step()
-        run.optimizer.zero_grad(set_to_none=True)
-        walls.append(time.perf_counter() - w0)
-        cpus.append(time.process_time() - c0)
+        with Stopwatch("process") as sw:
+            loss, _ = run.compute_loss(run.train_idx[b])  # one kernel step (selectsearch.train.loop.Trainer.step)
+            loss.backward()
+            for group in run.clip_groups():
+                torch.nn.utils.clip_grad_norm_(group, config.max_grad_norm)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+        walls.append(sw.wall_s)
+        cpus.append(sw.cpu_s)
         print(f"step wall {walls[-1]:.1f}s cpu {cpus[-1]:.1f}s", flush=True)
     out = {"data": args.data, "mode": args.mode, "batch_size": args.batch_size, "steps": len(cpus),
            "steps_per_epoch": len(batches), "cpu_seconds_per_step": float(np.median(cpus)),
            "wall_seconds_per_step": float(np.median(walls)), "cpu_seconds": cpus, "wall_seconds": walls,
            "torch_threads": torch.get_num_threads(),
            "cpu_hours_per_epoch_estimate": float(np.median(cpus)) * len(batches) / 3600}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=1))
+    write_json(args.json, out, indent=1)
     print(json.dumps({k: v for k, v in out.items() if not isinstance(v, list)}))
     return 0
 

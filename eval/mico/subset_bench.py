@@ -21,13 +21,14 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+from selectsearch.bench.measure import Stopwatch
+from selectsearch.bench.report import write_json
+from selectsearch.bench.script import script_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from selectsearch.selective_metrics import partition_balance
     from selectsearch.train.arguments import OLD_NAMES
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("data")
     parser.add_argument("--n-docs", type=int, required=True)
     parser.add_argument("--shards", type=int, default=16)
@@ -104,13 +105,13 @@ def main(argv: list[str] | None = None) -> int:
                 "cost_fraction": {m: float(curve.cost_fraction[m - 1]) for m in (1, 2, 4, 8)},
                 "balance": partition_balance(sizes)}
 
-    t0 = time.perf_counter()
-    centroids = spherical_kmeans(vectors, args.shards, seed=config.seed)
-    kmeans_seconds = time.perf_counter() - t0
+    with Stopwatch() as kmeans_time:
+        centroids = spherical_kmeans(vectors, args.shards, seed=config.seed)
+    kmeans_seconds = kmeans_time.wall_s
     kmeans = evaluate(centroids, np.zeros(args.shards, np.float32), test_vectors @ centroids.T)
-    t0 = time.perf_counter()
-    result = train_mico(pairs, config, corpus_vectors=vectors)
-    mico_seconds = time.perf_counter() - t0
+    with Stopwatch() as mico_time:
+        result = train_mico(pairs, config, corpus_vectors=vectors)
+    mico_seconds = mico_time.wall_s
     w_d = result.doc_head.linear.weight.detach().numpy()
     b_d = result.doc_head.linear.bias.detach().numpy()
     w_q = result.query_head.linear.weight.detach().numpy()
@@ -123,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
            "mico_frozen": {**mico, "seconds": mico_seconds, "initial_val_auc": result.initial_auc,
                            "best_val_auc": result.best_auc, "best_step": result.state.best_step,
                            "steps": result.state.step, "history": result.state.history}}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=1))
+    write_json(args.json, out, indent=1)
     for name in ("kmeans_centroid", "mico_frozen"):
         r = out[name]
         print(name, round(r["auc"], 2), {m: round(v, 3) for m, v in r["coverage"].items()},

@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 import sys
 
+from selectsearch.bench.script import script_parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    files = sys.argv[1:] if argv is None else argv
+    parser = script_parser(__doc__)
+    parser.add_argument("files", nargs="*", help="subset_bench.py JSON files")
+    files = parser.parse_args(argv).files
     head = ("| system | val AUC (init → best) | test AUC | cov@1 | cov@2 | cov@4 | cost@1 | cost@2 | cost@4 "
             "| max/mean | fit s (wall) |")
     lines = [head, "|" + "---|" * 11]

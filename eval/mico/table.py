@@ -10,9 +10,10 @@ the nDCG@10 reference, so "nDCG@10 / exh." is the fraction of exhaustive quality
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+
+from selectsearch.bench.script import script_parser
 
 
 def rows_table(items: list[tuple[str, list[dict]]], budgets: list[int]) -> str:
@@ -42,7 +43,7 @@ def rows_table(items: list[tuple[str, list[dict]]], budgets: list[int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("files", nargs="+", help="LABEL=FILE.json or LABEL=FILE.json#ROUTER")
     parser.add_argument("--budgets", nargs="+", type=int, default=[1, 2, 4])
     args = parser.parse_args(argv)

@@ -30,8 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "eval" / "results" / "mtl"
+from selectsearch.bench.report import pyplot, save_figure, write_json, write_markdown
+from selectsearch.bench.script import REPO, script_parser
+
+RESULTS = REPO / "eval" / "results" / "mtl"
 METHODS = ["async-kd", "equal", "uncertainty", "dwa", "gradnorm", "pcgrad"]
 
 #: The protocol of each setup (TrainConfig fields + model fields).
@@ -77,8 +79,8 @@ def _run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         proto["steps"] = args.steps
-    tasks = prepare_tasks(load_task_file(ROOT / proto["tasks_file"]))
-    runs_dir = RESULTS / _name(args) / "runs"
+    tasks = prepare_tasks(load_task_file(REPO / proto["tasks_file"]))
+    runs_dir = args.results / _name(args) / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     tokenizer, pristine = load_encoder(None)
     # The frozen-layer features depend only on the texts, the encoder and the protocol, so
@@ -143,13 +145,11 @@ def _fmt(cell: dict[str, float], n: int) -> str:
 
 
 def _report(args: argparse.Namespace) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    runs_dir = RESULTS / _name(args) / "runs"
+    plt = pyplot()
+
+    runs_dir = args.results / _name(args) / "runs"
     runs = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*.json"))]
     if not runs:
         print(f"no runs in {runs_dir}", file=sys.stderr)
@@ -193,7 +193,7 @@ def _report(args: argparse.Namespace) -> int:
            "commands": [*commands, f"python eval/mtl/bench_mtl.py report --setup {args.setup}"
                         + (f" --variant {args.variant}" if args.variant else "")],
            "methods": table, "verdict": verdict}
-    (RESULTS / f"setup_{args.setup}.json").write_text(json.dumps(doc, indent=2) + "\n")
+    write_json(args.results / f"setup_{args.setup}.json", doc, end="\n")
 
     # Markdown
     lines = [f"# MTL benchmark, setup {args.setup.upper()}", "",
@@ -229,7 +229,7 @@ def _report(args: argparse.Namespace) -> int:
               + ", ".join(f"{t} {v['train']}/{v['val']}/{v['test']}"
                           for t, v in runs[0]["tasks"].items()),
               "", "Commands:", ""] + [f"    {c}" for c in doc["commands"]]
-    (RESULTS / f"setup_{args.setup}.md").write_text("\n".join(lines) + "\n")
+    write_markdown(args.results / f"setup_{args.setup}.md", lines)
 
     # Curves: validation metric per task, mean over seeds, equal vs async-KD.
     fig, axes = plt.subplots(1, len(task_names), figsize=(4 * len(task_names), 3.4),
@@ -256,16 +256,14 @@ def _report(args: argparse.Namespace) -> int:
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"Setup {args.setup.upper()}: validation curves (mean, min–max band over seeds; "
                  "dotted = async-KD switch)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(RESULTS / f"setup_{args.setup}_curves.png", dpi=110)
-    print((RESULTS / f"setup_{args.setup}.md").read_text())
+    save_figure(fig, args.results / f"setup_{args.setup}_curves.png", dpi=110)
+    print((args.results / f"setup_{args.setup}.md").read_text())
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``run`` or ``report``."""
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="train methods x seeds; one JSON per run")
     run.add_argument("--setup", choices=sorted(PROTOCOLS), required=True)
@@ -277,9 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--variant", default="", help="protocol variant name: results under setup_X-NAME")
     run.add_argument("--threads", type=int, default=1)
     run.add_argument("--force", action="store_true", help="rerun existing runs")
+    run.add_argument("--results", type=Path, default=RESULTS, help="results folder (default eval/results/mtl)")
     rep = sub.add_parser("report", help="aggregate runs into JSON, Markdown and PNG")
     rep.add_argument("--setup", choices=sorted(PROTOCOLS), required=True)
     rep.add_argument("--variant", default="", help="report the runs of this protocol variant")
+    rep.add_argument("--results", type=Path, default=RESULTS, help="results folder (default eval/results/mtl)")
     args = parser.parse_args(argv)
     return _run(args) if args.cmd == "run" else _report(args)
 

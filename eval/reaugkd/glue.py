@@ -25,7 +25,6 @@ Usage (1 torch thread; one job at a time):
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -38,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from selectsearch.bench.measure import timed
+from selectsearch.bench.script import script_parser
 
 TASKS = ("sst2", "mrpc", "rte", "cola", "stsb")
 DISPLAY = {"sst2": "SST-2", "mrpc": "MRPC", "rte": "RTE", "cola": "CoLA", "stsb": "STS-B"}
@@ -79,10 +81,6 @@ def split_task(task: Any, n_train: int, n_dev: int) -> tuple[list[Any], list[Any
     return train, dev
 
 
-def cpu_s() -> float:
-    return time.process_time()
-
-
 def teacher_for(
     name: str, task: Any, train: list[Any], dev: list[Any], work: Path, max_len: int, epochs: float, init: str
 ) -> Any:
@@ -99,7 +97,7 @@ def teacher_for(
     cache = work / name / "teacher_outputs.npz"
     if cache.exists():
         return PrecomputedTeacher.load(cache), json.loads((work / name / "teacher_info.json").read_text())
-    c0, w0 = cpu_s(), time.perf_counter()
+    c0, w0 = time.process_time(), time.perf_counter()
     if (folder / "config.json").exists():
         clf = TextClassifier.load(folder)
     else:
@@ -113,7 +111,7 @@ def teacher_for(
         log.info("%s: fine-tuning the teacher for %d steps", name, steps)
         clf = train_classifier(train, cfg, tc)
         clf.save(folder, overwrite=True)
-    train_cpu = cpu_s() - c0
+    train_cpu = time.process_time() - c0
     teacher = teacher_from_classifier(clf, encoder_dir=folder / "encoder" if init == "teacher" else None)
     pt = PrecomputedTeacher.from_teacher(teacher, list(train) + list(dev) + list(task.test))
     pt.save(cache)
@@ -123,7 +121,7 @@ def teacher_for(
     for r in rows:
         teacher.embed_predict([r])
     info = {
-        "teacher_cpu_s": cpu_s() - c0,
+        "teacher_cpu_s": time.process_time() - c0,
         "teacher_train_cpu_s": train_cpu,
         "teacher_wall_s": time.perf_counter() - w0,
         "teacher_ms_per_row_b1": (time.perf_counter() - t0) * 1000 / len(rows),
@@ -160,9 +158,7 @@ def latency(student: Any, rows: list[Any], repeats: int = 1) -> dict[str, float]
     for _ in range(repeats):
         for r in rows:
             for mode, acc in ((False, off), (True, on)):
-                t0 = time.perf_counter()
-                student.predict([r], retrieval=mode, alpha=alpha if mode else 1.0)
-                acc.append((time.perf_counter() - t0) * 1000)
+                acc.append(timed(student.predict, [r], retrieval=mode, alpha=alpha if mode else 1.0)[1])
     # the retrieval step alone
     emb = student.embed(rows)
     t0 = time.perf_counter()
@@ -216,7 +212,7 @@ def run_cell(
         "kd": replace(base, lambda_rel=0.0),
         "reaugkd": base,
     }[variant]
-    c0, w0 = cpu_s(), time.perf_counter()
+    c0, w0 = time.process_time(), time.perf_counter()
     student = distill(
         teacher,
         train,
@@ -226,7 +222,7 @@ def run_cell(
         config=cfg,
         metric=metric_fn(task),
     )
-    train_cpu = cpu_s() - c0
+    train_cpu = time.process_time() - c0
     noret = student.predict(task.test, retrieval=False)
     ret = student.predict(task.test, retrieval=True)
     cell: dict[str, Any] = {
@@ -403,7 +399,7 @@ def _read_teachers(work: Path) -> dict[str, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--out", type=Path, default=Path("eval/results/reaugkd"))
     parser.add_argument("--work", type=Path, default=Path("/work/models/reaugkd-glue"))
     parser.add_argument("--plan", choices=sorted(PLANS), default="s4", help="sizes and student init (see PLANS)")

@@ -14,15 +14,16 @@ Usage (from the repository root; BEFORE is e.g. a ``git worktree`` of the older 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from selectsearch.bench.measure import load_average, machine, median
+from selectsearch.bench.report import write_json, write_markdown
+from selectsearch.bench.script import command_line, script_parser
 
 WORKER = r"""
 import json, sys, time
@@ -66,8 +67,8 @@ def _pass(proc: subprocess.Popen[str]) -> dict[str, list[float]]:
     return json.loads(proc.stdout.readline())  # type: ignore[no-any-return]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    ap = script_parser(__doc__)
     ap.add_argument("--before", type=Path, required=True, help="source tree of the older code")
     ap.add_argument("--after", type=Path, default=Path("."), help="source tree of the newer code")
     ap.add_argument("--index", required=True)
@@ -76,9 +77,9 @@ def main() -> int:
     ap.add_argument("--k", nargs="+", type=int, default=[10, 1000])
     ap.add_argument("--passes", type=int, default=7)
     ap.add_argument("--out", type=Path, default=Path("eval/results/reliability"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     configs = [(r, k) for r in args.routes for k in args.k]
-    load_before = os.getloadavg()
+    load_before = load_average()
     workers = {"before": _worker(args.before, os.path.abspath(args.index), os.path.abspath(args.data), configs),
                "after": _worker(args.after, os.path.abspath(args.index), os.path.abspath(args.data), configs)}
     samples: dict[str, dict[str, list[list[float]]]] = {"before": {}, "after": {}}
@@ -95,17 +96,16 @@ def main() -> int:
     rows = []
     for route, k in configs:
         key = f"{route}|{k}"
-        cpu = {n: statistics.median(v[0] for v in samples[n][key]) for n in samples}
-        wall = {n: statistics.median(v[1] for v in samples[n][key]) for n in samples}
+        cpu = {n: median(v[0] for v in samples[n][key]) for n in samples}
+        wall = {n: median(v[1] for v in samples[n][key]) for n in samples}
         rows.append({"route": route, "k": k, "cpu_ms_before": cpu["before"], "cpu_ms_after": cpu["after"],
                      "cpu_ratio": cpu["after"] / cpu["before"], "wall_ms_before": wall["before"],
                      "wall_ms_after": wall["after"], "wall_ratio": wall["after"] / wall["before"]})
-    command = " ".join([Path(sys.executable).name, *sys.argv])
-    result = {"command": command, "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
-              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": load_before, "load_after": os.getloadavg(),
+    command = command_line(__file__, argv, prefix=Path(sys.executable).name + " ", quote=False)
+    result = {"command": command, "machine": f"{machine()}, {os.cpu_count()} CPUs",
+              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": load_before, "load_after": load_average(),
               "passes": args.passes, "rows": rows, "samples": samples}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "query-path.json").write_text(json.dumps(result, indent=2))
+    write_json(args.out / "query-path.json", result)
     lines = ["# Query path before/after (interleaved, same index, same queries)", "",
              f"Command: `{command}`  ", f"Machine: {result['machine']}, {result['date']}; load average "
              f"{load_before[0]:.2f} before, {result['load_after'][0]:.2f} after (1 min)", "",
@@ -117,7 +117,7 @@ def main() -> int:
         lines.append(f"| {r['route']} | {r['k']} | {r['cpu_ms_before']:.3f} | {r['cpu_ms_after']:.3f} | "
                      f"{r['cpu_ratio']:.3f} | {r['wall_ms_before']:.3f} | {r['wall_ms_after']:.3f} | "
                      f"{r['wall_ratio']:.3f} |")
-    (args.out / "query-path.md").write_text("\n".join(lines) + "\n")
+    write_markdown(args.out / "query-path.md", lines)
     print("\n".join(lines))
     return 0
 

@@ -15,14 +15,14 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
-import random
-import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from selectsearch.bench.report import write_result
+from selectsearch.bench.script import command_line, judged_queries, script_parser, seeded_subset
 
 
 def _load(path: Path, qids: list[str] | None) -> dict[str, dict[str, object]]:
@@ -34,7 +34,7 @@ def _load(path: Path, qids: list[str] | None) -> dict[str, dict[str, object]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--data", required=True)
     parser.add_argument("--dev", type=Path, required=True, help="rerank_bench results.jsonl of dev (--dev-split)")
     parser.add_argument("--dev-split", default="train",
@@ -56,9 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     measure = ir_measures.parse_measure("nDCG@10")
     dev_qrels = load_qrels(args.data, split=args.dev_split)
     test_qrels = load_qrels(args.data, split="test")
-    test_qids = [q for q in load_queries(args.data, split="test") if any(g > 0 for g in test_qrels.get(q, {}).values())]
-    if args.test_queries and args.test_queries < len(test_qids):
-        test_qids = sorted(random.Random(args.seed).sample(test_qids, args.test_queries), key=test_qids.index)
+    test_qids = list(judged_queries(load_queries(args.data, split="test"), test_qrels, relevant=True))
+    test_qids = seeded_subset(test_qids, args.test_queries, seed=args.seed)
     dev = _load(args.dev, None)
     test = _load(args.test, test_qids if args.test_queries else None)
     if set(dev) & set(test):
@@ -95,10 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             tg = teacher["test"] - base  # type: ignore[operator]
             r["share_of_teacher_gain"] = r["gain"] / tg if tg > 0 else None  # type: ignore[operator]
             r["latency_vs_teacher"] = r["ms"] / teacher["ms"] if teacher["ms"] else None  # type: ignore[operator]
-    command = "OMP_NUM_THREADS=1 .venv/bin/python eval/rerank/interpolate.py " + shlex.join(argv or sys.argv[1:])
+    command = command_line(__file__, argv or sys.argv[1:], prefix="OMP_NUM_THREADS=1 .venv/bin/python ")
     result = {"command": command, "dev_queries": len(dev), "test_queries": len(test), "grid": grid, "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# BM25 + reranker interpolation, weight chosen on dev: {Path(args.data).name}", "",
              f"Command: `{command}`", "",
              f"`score = z(model) + w * z(BM25)` over each query's BM25 top-100; `w` maximises nDCG@10 on {len(dev)} "
@@ -116,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{r['test']:.4f} | {r['gain']:+.4f} | {'' if share is None else format(share, '.2f')} | "
                      f"{r['ms']:.1f} | {'' if lat is None else format(lat, '.2f')} |")
     lines.append("")
-    args.out.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_result(args.out, result, lines)
     return 0
 
 

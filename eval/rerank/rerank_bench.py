@@ -21,22 +21,27 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
-import random
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from selectsearch.bench.measure import percentiles, timed
+from selectsearch.bench.report import write_result
+from selectsearch.bench.script import (
+    add_collection_arguments,
+    command_line,
+    judged_queries,
+    script_parser,
+    seeded_subset,
+)
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("index")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--split", default="test")
+    parser = script_parser(__doc__)
+    add_collection_arguments(parser)
     parser.add_argument("--queries", type=int, default=0, help="seeded subset of test queries (0: all)")
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--system", action="append", default=[],
@@ -65,13 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     index = ShardedIndex.open(args.index)
     qrels = load_qrels(args.data, split=args.split)
     queries = load_queries(args.data, split=args.split)
-    qids = [q for q in queries if any(g > 0 for g in qrels.get(q, {}).values())]
+    qids = list(judged_queries(queries, qrels, relevant=True))
     if args.exclude_queries:
         excluded = set(args.exclude_queries.read_text().split())
         qids = [q for q in qids if q not in excluded]
     n_total = len(qids)
-    if args.queries and args.queries < len(qids):
-        qids = sorted(random.Random(args.seed).sample(qids, args.queries), key=qids.index)
+    qids = seeded_subset(qids, args.queries, seed=args.seed)
     args.work.mkdir(parents=True, exist_ok=True)
     cands = bm25_candidates(index, {q: queries[q] for q in qids}, depth=args.depth, cache_dir=args.work)
 
@@ -118,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                         rec["ms"][name] = ms  # type: ignore[index]
                         rec["runs"][name] = [[h.doc_id, h.score] for h in ranked]  # type: ignore[index]
                     continue
-                t = time.perf_counter()
-                ranked = r.rerank(queries[qid], hits, texts)
-                rec["ms"][label] = (time.perf_counter() - t) * 1000.0  # type: ignore[index]
+                ranked, rec["ms"][label] = timed(r.rerank, queries[qid], hits, texts)  # type: ignore[index]
                 rec["runs"][label] = [[h.doc_id, h.score] for h in ranked]  # type: ignore[index]
             f.write(json.dumps(rec) + "\n")
             f.flush()
@@ -142,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         run = {q: {d: float(s) for d, s in done[q]["runs"][label]} for q in qids}  # type: ignore[index]
         agg = ir_measures.calc_aggregate(parsed, sub_qrels, run)
         ms = np.array([done[q]["ms"].get(label, 0.0) for q in qids]) if label != "bm25" else np.zeros(len(qids))  # type: ignore[attr-defined]
+        p = percentiles(ms, (50, 95))
         rows.append({"system": label, "metrics": {str(m): float(agg[m]) for m in parsed},
-                     "rerank_ms": float(ms.mean()), "rerank_ms_p50": float(np.percentile(ms, 50)),
-                     "rerank_ms_p95": float(np.percentile(ms, 95))})
+                     "rerank_ms": p["mean_ms"], "rerank_ms_p50": p["p50_ms"], "rerank_ms_p95": p["p95_ms"]})
     base = rows[0]["metrics"]["nDCG@10"]
     teacher = next((r for r in rows if r["system"] == "teacher"), None)
     for r in rows:
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             tg = teacher["metrics"]["nDCG@10"] - base
             r["share_of_teacher_gain"] = (r["metrics"]["nDCG@10"] - base) / tg if tg > 0 else None
             r["latency_vs_teacher"] = r["rerank_ms"] / teacher["rerank_ms"] if teacher["rerank_ms"] else None
-    command = "OMP_NUM_THREADS=1 .venv/bin/python eval/rerank/rerank_bench.py " + shlex.join(argv or sys.argv[1:])
+    command = command_line(__file__, argv or sys.argv[1:], prefix="OMP_NUM_THREADS=1 .venv/bin/python ")
     result = {"command": command, "index": args.index, "data": args.data, "split": args.split,
               "queries": len(qids), "queries_in_split": n_total, "depth": args.depth, "seed": args.seed,
               "systems": {label: folder + ("" if retrieval else " (no retrieval)")
@@ -161,8 +163,6 @@ def main(argv: list[str] | None = None) -> int:
                           for label, folder, retrieval in systems},
               "max_length_override": args.max_length or None, "rows": rows,
               "reranker_stats": {k: v.stats.to_json() for k, v in rerankers.items()}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     cols = [str(m) for m in parsed]
     lines = [f"# Reranking BM25 top-{args.depth}: {Path(args.data).name} {args.split}", "",
              f"Command: `{command}`", "",
@@ -181,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                      + f" | {r['gain_ndcg10']:+.4f} | {'' if share is None else f'{share:.2f}'} | "
                        f"{r['rerank_ms']:.1f} | {r['rerank_ms_p95']:.1f} | {'' if lat is None else f'{lat:.2f}'} |")
     lines += ["", "Systems: " + "; ".join(f"`{k}` = {v}" for k, v in result["systems"].items()), ""]
-    args.out.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_result(args.out, result, lines)
     return 0
 
 

@@ -17,20 +17,18 @@ Example:
 
 from __future__ import annotations
 
-import argparse
-import json
-import shlex
-import statistics
 import sys
 import time
 from pathlib import Path
 
+from selectsearch.bench.measure import median, timed
+from selectsearch.bench.report import write_result
+from selectsearch.bench.script import add_collection_arguments, command_line, judged_queries, script_parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("index")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--split", default="test")
+    parser = script_parser(__doc__)
+    add_collection_arguments(parser)
     parser.add_argument("--student", action="append", required=True, help="LABEL=FOLDER or FOLDER (repeatable)")
     parser.add_argument("--budgets", default="1,2,4,8")
     parser.add_argument("--measures", nargs="+", default=["nDCG@10", "R@100"])
@@ -49,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from selectsearch.search import SelectiveSearcher, as_queries
 
     qrels = load_qrels(args.data, split=args.split)
-    queries = {q: t for q, t in load_queries(args.data, split=args.split).items() if q in qrels}
+    queries = judged_queries(load_queries(args.data, split=args.split), qrels)
     searcher = SelectiveSearcher.open(args.index, "all")
     index = searcher.index
     systems: list[tuple[str, str, dict[str, object]]] = [("mico", "mico", {})]
@@ -78,10 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     for rep in range(args.repeats):
         order = list(routers) if rep % 2 == 0 else list(reversed(list(routers)))
         for label in order:
-            t = time.perf_counter()
-            routers[label].rank(qs)
-            times[label].append((time.perf_counter() - t) * 1000.0 / len(qs))
-    timing = {label: {"median_ms_per_query": statistics.median(v), "runs_ms_per_query": v}
+            _, ms = timed(routers[label].rank, qs)
+            times[label].append(ms / len(qs))
+    timing = {label: {"median_ms_per_query": median(v), "runs_ms_per_query": v}
               for label, v in times.items()}
     teacher_ms = timing["mico"]["median_ms_per_query"]
 
@@ -99,11 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         entry["auc_ratio"] = entry["coverage_auc"] / teacher2["metrics"]["coverage_auc"]  # type: ignore[operator]
         entry["ms_ratio"] = entry["route_ms_median"] / teacher_ms  # type: ignore[operator]
         summary.append(entry)
-    command = "OMP_NUM_THREADS=1 .venv/bin/python eval/rerank/router_bench.py " + shlex.join(argv or sys.argv[1:])
+    command = command_line(__file__, argv or sys.argv[1:], prefix="OMP_NUM_THREADS=1 .venv/bin/python ")
     result = {"command": command, "index": args.index, "data": args.data, "split": args.split,
               "queries": len(queries), "k": args.k, "summary": summary, "timing": timing, "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Distilled router vs MICO teacher: {Path(args.index).name}, {args.split} ({len(queries)} queries)", "",
              f"Command: `{command}`", "",
              "Targets (issue 6): coverage AUC and nDCG@10 at budget 2 >= 95% of the teacher's; routing ms/query "
@@ -124,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {r['label']} @{r['budget']} | " + " | ".join(f"{r['metrics'][m]:.4f}" for m in args.measures)
                      + f" | {r['metrics']['coverage']:.4f} | {r['cost']['router_ms']:.3f} |")
     lines.append("")
-    args.out.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_result(args.out, result, lines)
     return 0
 
 

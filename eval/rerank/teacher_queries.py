@@ -9,14 +9,15 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from selectsearch.bench.script import script_parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("teacher", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)

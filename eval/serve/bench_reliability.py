@@ -31,7 +31,6 @@ given a non-loopback address as a real machine has (nothing leaves the namespace
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import http.client
 import ipaddress
@@ -46,6 +45,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from selectsearch.bench.measure import percentiles
+from selectsearch.bench.report import write_json, write_markdown
+from selectsearch.bench.script import add_collection_arguments, command_line, script_parser
 
 
 def _client_thread(port: int, texts: list[str], route: str, k: int, deadline_ms: float | None, out: list[Any],
@@ -129,8 +132,8 @@ def run_load(port: int, texts: list[str], *, clients: int, requests: int, procs:
            "partial": sum(r[2] for r in answered), "errors": sum(1 for s in status if s not in (200, -1)),
            "lost": status.count(-1), "status_503": status.count(503),
            "status_503_with_retry_after": sum(1 for r in records if r[0] == 503 and r[4]),
-           "by_code": codes, "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
-           "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
+           "by_code": codes,
+           **(percentiles(lat, (50, 99), mean=False) if len(lat) else {"p50_ms": None, "p99_ms": None}),
            "qps": len(records) / span if span > 0 else None, "seconds": span, "load_end": start_at + span}
     if extra is not None:
         out.update(extra)
@@ -147,11 +150,9 @@ def _get(port: int, path: str, timeout: float = 5.0) -> tuple[int, Any]:
         conn.close()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--index", required=True)
-    parser.add_argument("--data", required=True, help="BEIR folder with the queries")
-    parser.add_argument("--split", default="test")
+def main(argv: list[str] | None = None) -> int:
+    parser = script_parser(__doc__)
+    add_collection_arguments(parser, index_option=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--route", default="all", help="route of every request (default all: every group asked)")
     parser.add_argument("--k", type=int, default=100)
@@ -165,8 +166,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--serve-args", default="--shards-per-group 8 --actor-cpus 0.25 --java-heap 1g",
                         help="extra arguments of `selectsearch serve` (default: %(default)s)")
-    args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    args = parser.parse_args(argv)
     from selectsearch.data import load_queries
     from selectsearch.serve.watchdog import descendants, listening_sockets
 
@@ -179,7 +179,8 @@ def main() -> int:
     proc = subprocess.Popen(serve_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     result: dict[str, Any] = {
         "command": "unshare -n sh -c 'ip link set lo up && ip addr add 10.254.254.1/32 dev lo && ip route add "
-                   "default dev lo src 10.254.254.1 && exec .venv/bin/python " + " ".join(sys.argv) + "'",
+                   "default dev lo src 10.254.254.1 && exec .venv/bin/python "
+                   + command_line(__file__, argv, quote=False) + "'",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "serve": " ".join(serve_cmd[1:]), "queries": len(texts),
         "cpu_count": os.cpu_count(), "interfaces": [name for _, name in __import__("socket").if_nameindex()]}
     try:
@@ -265,9 +266,8 @@ def main() -> int:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "reliability-serve.json").write_text(json.dumps(result, indent=2, default=str))
-    (out / "README-serve.md").write_text(report(result))
+    write_json(out / "reliability-serve.json", result, default=str)
+    write_markdown(out / "README-serve.md", report(result), end="")
     print((out / "README-serve.md").read_text())
     return 0
 

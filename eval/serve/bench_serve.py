@@ -15,7 +15,6 @@ network namespace (as root):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -24,6 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from selectsearch.bench.measure import percentiles
+from selectsearch.bench.report import write_json, write_markdown
+from selectsearch.bench.script import add_collection_arguments, command_line, script_parser
 
 
 def _client(url: str, items: list[tuple[str, str]], route: str, k: int, barrier: Any) -> dict[str, Any]:
@@ -75,22 +78,19 @@ def run_clients(url: str, queries: list[tuple[str, str]], route: str, k: int, n_
                   ("queue", "route", "search", "merge", "actor_cpu")} if stages else {}
     return {"route": route, "clients": n_clients, "requests": len(lat), "ok": status.count(200),
             "errors": len(status) - status.count(200), "partial": sum(p["partial"] for p in parts),
-            "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
-            "p99_ms": float(np.percentile(lat, 99)), "qps": float(len(lat) / span), "mean_stage_ms": mean_stage}
+            **percentiles(lat, mean=False), "qps": float(len(lat) / span), "mean_stage_ms": mean_stage}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--index", required=True)
-    parser.add_argument("--data", required=True, help="BEIR folder with the queries")
-    parser.add_argument("--split", default="test")
+def main(argv: list[str] | None = None) -> int:
+    parser = script_parser(__doc__)
+    add_collection_arguments(parser, index_option=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--routes", nargs="+", default=["all", "cori@2", "centroid@3", "redde@6"])
     parser.add_argument("--clients", nargs="+", type=int, default=[1, 16])
     parser.add_argument("--requests", type=int, default=320, help="requests per (route, clients) run")
     parser.add_argument("--shards-per-group", type=int, default=8)
     parser.add_argument("--k", type=int, default=100)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     import ray
     from ray.cluster_utils import Cluster
@@ -116,7 +116,8 @@ def main() -> int:
     pings = coordinator.wait_ready(300)
     actors_s = time.time() - t
     result: dict[str, Any] = {
-        "command": "unshare -n sh -c 'ip link set lo up && exec .venv/bin/python " + " ".join(sys.argv) + "'",
+        "command": command_line(__file__, argv, prefix="unshare -n sh -c 'ip link set lo up && exec .venv/bin/python ",
+                                quote=False) + "'",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "index": args.index, "queries": len(queries), "k": args.k,
         "cluster": "ray.cluster_utils.Cluster: head + 2 worker nodes (1 CPU each) on 127.0.0.1, one 2-core machine",
         "config": config.to_json(), "groups": [list(g) for g in coordinator.groups],
@@ -172,8 +173,7 @@ def main() -> int:
     ray.shutdown()
     cluster.shutdown()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "serve-sfwiki32.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "serve-sfwiki32.json", result)
     write_report(result, out)
     return 0
 
@@ -227,7 +227,7 @@ def write_report(result: dict[str, Any], out: Path) -> None:
               f"(naming the group's shards as missing): {d['partial']}. Ray restarted the actor (pid "
               f"{d['old_pid']} -> {d['new_pid']}); it was serving again when the load ended "
               f"({d['back_after_s']:.1f} s after the kill; restarting means a new process, JVM and readers).", ""]
-    (out / "README.md").write_text("\n".join(lines))
+    write_markdown(out / "README.md", lines, end="")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from selectsearch.reports.curves import available_metrics, check_rows, plot_curves
+    from selectsearch.bench.report.curves import available_metrics, check_rows, plot_curves
 
     path = Path(args.results)
     if not path.is_file():

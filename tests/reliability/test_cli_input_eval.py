@@ -171,7 +171,7 @@ def test_eval_help_says_which_queries_are_averaged(capsys: pytest.CaptureFixture
 
 
 def test_markdown_table_takes_columns_from_every_row() -> None:
-    from selectsearch.reports.curves import markdown_table
+    from selectsearch.bench.report.curves import markdown_table
 
     rows = [{"route": "all", "metrics": {"nDCG@10": 0.6}, "cost": {}},
             {"route": "centroid@1", "metrics": {"nDCG@10": 0.5, "coverage_auc": 80.0}, "cost": {}}]

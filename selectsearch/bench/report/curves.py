@@ -1,17 +1,29 @@
 """Cost-quality curves and the questions the benchmark tables answer.
 
-Rows are the dicts written by ``selectsearch eval --json`` (one per route and budget).
+Rows are the dicts written by ``selectsearch eval --json`` (one per route and budget), as
+:func:`selectsearch.evaluation.evaluate` returns them.
+
+Example:
+    >>> rows = [{"route": "all", "router": "all", "budget": None, "metrics": {"nDCG@10": 0.5},
+    ...          "cost": {"fraction_scored": 1.0}},
+    ...         {"route": "cori@1", "router": "cori", "budget": 1, "metrics": {"nDCG@10": 0.49},
+    ...          "cost": {"fraction_scored": 0.1}}]
+    >>> budget_to_reach(rows, "nDCG@10", 0.95)
+    {'cori': {'budget': 1, 'fraction_scored': 0.1, 'value': 0.49}}
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from selectsearch.bench.report import pyplot, save_figure
 from selectsearch.errors import SelectSearchError
 
-__all__ = ["available_metrics", "budget_to_reach", "check_rows", "markdown_table", "plot_curves", "targets_table"]
+__all__ = ["available_metrics", "budget_to_reach", "check_rows", "crossing", "first_reaching", "interpolate_at",
+           "markdown_table", "plot_curves", "targets_table"]
 
 Row = Mapping[str, Any]
 
@@ -63,11 +75,7 @@ def plot_curves(rows: Sequence[Row], out: str | Path, *, metrics: Sequence[str] 
     metrics = [m for m in metrics if m in available]
     if not metrics:
         raise SelectSearchError(f"none of the metrics asked for is in the results; available: {', '.join(available)}")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     families = _families(rows)
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.2), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -97,12 +105,7 @@ def plot_curves(rows: Sequence[Row], out: str | Path, *, metrics: Sequence[str] 
     axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, Path(out), dpi=120)
 
 
 def budget_to_reach(rows: Sequence[Row], metric: str, share: float) -> dict[str, dict[str, float] | None]:
@@ -158,3 +161,47 @@ def markdown_table(rows: Sequence[Row], metrics: Sequence[str] | None = None) ->
         cells += [fmt.format(row["cost"][key]) if key in row["cost"] else "" for _, key, fmt in cost]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- one curve of (cost, quality) points
+def interpolate_at(points: Sequence[tuple[float, float]], x: float) -> float:
+    """Piecewise-linear value of a (fraction, metric) curve at fraction ``x`` (``np.interp``: flat beyond the ends).
+
+    Example:
+        >>> interpolate_at([(0.1, 0.5), (0.3, 0.7)], 0.2)
+        0.6
+    """
+    import numpy as np
+
+    pts = sorted(points)
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    return float(np.interp(x, xs, ys))
+
+
+def first_reaching(points: Sequence[tuple[float, float]], target: float) -> float | None:
+    """Smallest measured fraction whose metric is at least ``target`` (``None`` if never).
+
+    Example:
+        >>> first_reaching([(0.3, 0.7), (0.1, 0.5)], 0.6)
+        0.3
+    """
+    for x, y in sorted(points):
+        if y >= target:
+            return x
+    return None
+
+
+def crossing(points: Sequence[tuple[float, float]], target: float) -> float | None:
+    """Fraction where the piecewise-linear curve first reaches ``target`` (``None`` if never).
+
+    Example:
+        >>> round(crossing([(0.1, 0.5), (0.3, 0.7)], 0.6), 6)
+        0.2
+    """
+    pts = sorted(points)
+    if pts and pts[0][1] >= target:
+        return pts[0][0]
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+        if y0 < target <= y1:
+            return x0 + (target - y0) / (y1 - y0) * (x1 - x0)
+    return None

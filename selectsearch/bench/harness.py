@@ -1,0 +1,214 @@
+"""Process harness of the query cost benchmark: searchers measured in fresh processes.
+
+Three ways to run queries and measure them (:mod:`selectsearch.bench.measure` does the
+measuring):
+
+* :func:`measure_interleaved` — every configuration in ONE process, interleaved per query in a
+  seeded random order (slow periods of a shared machine hit all configurations alike);
+* :func:`concurrent_clients` — N client processes searching at once (closed loop), each with its
+  own JVM over the same memory-mapped index, started together at a barrier;
+* :func:`in_fresh_process` — any function in one fresh spawned process (a JVM of its own).
+
+A configuration is ``(index path, route, rerank model or None)``; router options reach the
+router as :func:`selectsearch.route.make_router` takes them (:class:`RouterSetup`: the run's
+options and the names of the routers in the run, as ``evaluate()`` passes them).
+
+Example:
+    >>> from selectsearch.bench.harness import in_fresh_process, measure_interleaved  # doctest: +SKIP
+    >>> out = in_fresh_process(measure_interleaved, [("indexes/scifact-k16", "cori@2", None)],  # doctest: +SKIP
+    ...                        [("q1", "vitamin d")], k=10)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from selectsearch.bench.measure import limit_threads, percentiles, reset_peak_rss, rss_mb
+
+__all__ = ["RouterSetup", "concurrent_clients", "in_fresh_process", "measure_interleaved", "one_query"]
+
+
+class RouterSetup(NamedTuple):
+    """Router options of one run (``KEY`` or ``NAME.KEY``) and the routers of that run."""
+
+    options: Mapping[str, Any]
+    run: Collection[str]
+
+
+def _apply_router_options(searcher: Any, route: str, setup: RouterSetup | None) -> Any:
+    """``searcher`` with its router rebuilt with ``setup``'s options (unchanged without options)."""
+    if setup is None or not setup.options:
+        return searcher
+    from selectsearch.route import make_router
+
+    searcher.router = make_router(route, searcher.index, run=tuple(setup.run), **dict(setup.options))
+    return searcher
+
+
+def _open(index_path: str, route: str, setup: RouterSetup | None, rerank: str | None) -> Any:
+    from selectsearch.search import SelectiveSearcher
+
+    reranker = None
+    if rerank:
+        from selectsearch.rerank import load_reranker
+
+        reranker = load_reranker(rerank)
+    return _apply_router_options(SelectiveSearcher.open(index_path, route=route, reranker=reranker), route, setup)
+
+
+def one_query(searcher: Any, query: Any, k: int) -> tuple[Any, dict[str, float]]:
+    """Route and search one query; per-stage wall ms and thread-CPU ms.
+
+    Routing is timed on its own; search, merge (and rerank) run in one call whose thread CPU is
+    split by the stages' wall-clock shares from the trace.
+    """
+    w, c = time.perf_counter(), time.thread_time()
+    selected = searcher.router.select([query], searcher.budget)
+    route_wall, route_cpu = (time.perf_counter() - w) * 1000.0, (time.thread_time() - c) * 1000.0
+    w, c = time.perf_counter(), time.thread_time()
+    result = searcher.search_selected([query], selected, k=k, route_ms=route_wall)[query.query_id]
+    rest_wall, rest_cpu = (time.perf_counter() - w) * 1000.0, (time.thread_time() - c) * 1000.0
+    t = result.trace.timings_ms
+    stages = {s: float(t.get(s, 0.0)) for s in ("search", "merge", "rerank") if s in t}
+    share = sum(stages.values()) or 1.0
+    row = {"route_wall_ms": route_wall, "route_cpu_ms": route_cpu, "wall_ms": route_wall + rest_wall,
+           "cpu_ms": route_cpu + rest_cpu, "docs_scored": float(result.trace.docs_scored),
+           "shards": float(len(result.trace.shards))}
+    for s, v in stages.items():
+        row[f"{s}_wall_ms"] = v
+        row[f"{s}_cpu_ms"] = rest_cpu * v / share
+    return result, row
+
+
+def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries: Sequence[tuple[str, str]], *,
+                        k: int, warmup_passes: int = 1, passes: int = 2, seed: int = 0,
+                        router_setups: Sequence[RouterSetup | None] | None = None) -> dict[str, Any]:
+    """Measure every configuration ``(index path, route, rerank model)`` in this process, interleaved.
+
+    For each query, every configuration runs once, in a seeded random order, so slow periods of
+    a shared machine hit all configurations alike and their differences are paired. After
+    ``warmup_passes`` unrecorded passes over all queries (JIT, page cache), ``passes`` recorded
+    ones; per (configuration, query) the pass with the least thread CPU is kept (timing noise is
+    one-sided). Searchers of one index share its Lucene readers, as in a server.
+    ``router_setups`` (aligned with ``configs``) gives each configuration's router options.
+
+    Returns per configuration the per-query rows of the kept pass, the first recorded pass's wall
+    latencies, the run and the selected shards; and for the process the CPU of the JVM's own
+    threads relative to the query thread's, and the peak resident set.
+    """
+    import random
+
+    from selectsearch.evaluation import results_to_run
+    from selectsearch.search import SelectiveSearcher
+    from selectsearch.types import Query, SearchResult
+
+    limit_threads()
+    setups = list(router_setups) if router_setups is not None else [None] * len(configs)
+    t0 = time.perf_counter()
+    bases: dict[str, Any] = {}
+    searchers = []
+    for (path, route, rerank), setup in zip(configs, setups, strict=True):
+        if rerank:
+            searchers.append(_open(path, route, setup, rerank))
+            continue
+        if path not in bases:
+            bases[path] = SelectiveSearcher.open(path)
+            bases[path].lucene  # noqa: B018  (opens the JVM and the readers)
+        searchers.append(_apply_router_options(bases[path].with_route(route), route, setup))
+    qs = [Query(q, t) for q, t in queries]
+    for searcher in searchers:
+        searcher.router.select(qs[:1], searcher.budget)  # lazy router state (CSI, term stats, centroids)
+    setup_ms = (time.perf_counter() - t0) * 1000.0
+    rng = random.Random(seed)
+    order = list(range(len(configs)))
+    kept: list[list[dict[str, float] | None]] = [[None] * len(qs) for _ in configs]
+    first_wall: list[list[float]] = [[0.0] * len(qs) for _ in configs]
+    runs: list[dict[str, SearchResult]] = [{} for _ in configs]
+    shards: list[list[list[int]]] = [[[] for _ in qs] for _ in configs]
+    thread_total = process_total = 0.0
+    for p in range(warmup_passes + passes):
+        record = p >= warmup_passes
+        if p == warmup_passes:
+            reset_peak_rss()
+        p0, c0 = time.process_time(), time.thread_time()
+        for qi, q in enumerate(qs):
+            rng.shuffle(order)
+            for ci in order:
+                result, row = one_query(searchers[ci], q, k)
+                if not record:
+                    continue
+                best = kept[ci][qi]
+                if best is None or row["cpu_ms"] < best["cpu_ms"]:
+                    kept[ci][qi] = row
+                if p == warmup_passes:
+                    first_wall[ci][qi] = row["wall_ms"]
+                    runs[ci][q.query_id] = result  # made a run after the timing
+                    shards[ci][qi] = list(result.trace.shards)
+        if record:
+            process_total += time.process_time() - p0
+            thread_total += time.thread_time() - c0
+    _, peak = rss_mb()
+    return {"configs": [{"rows": kept[ci], "wall_ms": first_wall[ci], "run": results_to_run(runs[ci]),
+                         "shards": shards[ci]}
+                        for ci in range(len(configs))],
+            "jvm_share": max(0.0, process_total - thread_total) / max(thread_total, 1e-9),
+            "setup_ms": setup_ms, "peak_rss_mb": peak, "passes": passes, "warmup_passes": warmup_passes}
+
+
+def _client(index_path: str, route: str, queries: Sequence[tuple[str, str]], k: int, warmup: int, offset: int,
+            barrier: Any, setup: RouterSetup | None, rerank: str | None) -> dict[str, Any]:
+    from selectsearch.types import Query
+
+    limit_threads()
+    searcher = _open(index_path, route, setup, rerank)
+    searcher.lucene  # noqa: B018
+    qs = [Query(q, t) for q, t in queries]
+    qs = qs[offset:] + qs[:offset]
+    for q in qs[:warmup]:
+        one_query(searcher, q, k)
+    barrier.wait()
+    start = time.time()
+    p0 = time.process_time()
+    latencies = []
+    for q in qs:
+        w = time.perf_counter()
+        one_query(searcher, q, k)
+        latencies.append((time.perf_counter() - w) * 1000.0)
+    return {"start": start, "end": time.time(), "latencies_ms": latencies,
+            "process_cpu_ms": (time.process_time() - p0) * 1000.0, "peak_rss_mb": rss_mb()[1]}
+
+
+def in_fresh_process(fn: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Run ``fn`` in one fresh spawned process and return its result."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        result: dict[str, Any] = pool.apply(fn, args, kwargs)
+        return result
+
+
+def concurrent_clients(n: int, index_path: str, route: str, queries: Sequence[tuple[str, str]], *, k: int,
+                       warmup: int, router_setup: RouterSetup | None = None, rerank: str | None = None
+                       ) -> dict[str, Any]:
+    """``n`` client processes searching at once (closed loop); latency percentiles and throughput."""
+    import multiprocessing as mp
+
+    import numpy as np
+
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager()
+    barrier = manager.Barrier(n)
+    step = max(1, len(queries) // n)
+    with ctx.Pool(n) as pool:
+        handles = [pool.apply_async(_client, (index_path, route, queries, k, warmup, i * step, barrier,
+                                              router_setup, rerank)) for i in range(n)]
+        parts = [h.get() for h in handles]
+    manager.shutdown()
+    lat = np.concatenate([p["latencies_ms"] for p in parts])
+    span = max(p["end"] for p in parts) - min(p["start"] for p in parts)
+    return {"clients": n, "queries": len(lat), **percentiles(lat), "qps": float(len(lat) / span) if span else 0.0,
+            "process_cpu_ms_per_query": float(sum(p["process_cpu_ms"] for p in parts) / len(lat)),
+            "peak_rss_mb": float(max(p["peak_rss_mb"] for p in parts))}

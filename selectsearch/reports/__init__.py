@@ -1,1 +1,0 @@
-"""Reports over evaluation rows: cost-quality plots, Markdown tables, budget-to-target answers."""

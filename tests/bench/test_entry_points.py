@@ -1,0 +1,323 @@
+"""Smoke tests of every benchmark entry point under ``eval/``: each starts and writes its outputs.
+
+Each script runs as a subprocess, the way the commands in ``eval/results/*/README.md`` run it,
+on a tiny data root and tiny indexes made in code (see ``conftest.py``) with tiny flags. The
+numbers are not checked here (benchmarks hold them); that the script runs to the end and writes
+the files its README names is. :data:`SMOKE` lists every script with the test that covers it;
+a new script without one fails :func:`test_every_entry_script_has_a_smoke_test`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, run_script
+
+#: every entry script under eval/ -> the test that runs it (the serving ones in test_ray_entry_points.py,
+#: which runs in a loopback-only network namespace; the GLUE/MTL training runs only start)
+SMOKE = {
+    "core/bench_core.py": "test_bench_core",
+    "reliability/query_path.py": "test_query_path",
+    "serve/bench_serve.py": "test_bench_serve",  # test_ray_entry_points.py (loopback-only namespace)
+    "serve/bench_reliability.py": "test_bench_reliability",
+    "mico/coverage.py": "test_mico_coverage_and_table",
+    "mico/table.py": "test_mico_coverage_and_table",
+    "mico/hybrid.py": "test_mico_hybrid",
+    "mico/step_timing.py": "test_mico_step_timing",
+    "mico/subset_bench.py": "test_mico_subset_bench_and_table",
+    "mico/subset_table.py": "test_mico_subset_bench_and_table",
+    "rerank/rerank_bench.py": "test_rerank_bench_and_interpolate",
+    "rerank/interpolate.py": "test_rerank_bench_and_interpolate",
+    "rerank/teacher_queries.py": "test_teacher_queries",
+    "rerank/router_bench.py": "test_router_bench",
+    "dense/bench_encode.py": "test_dense_bench_encode",
+    "dense/bench_scifact.py": "test_dense_bench_scifact",
+    "dense/bench_sfwiki.py": "test_dense_bench_sfwiki",
+    "dense/make_subset.py": "test_dense_make_subset",
+    "dynamar/bench.py": "test_dynamar_bench_probe_report",
+    "dynamar/probe.py": "test_dynamar_bench_probe_report",
+    "dynamar/report.py": "test_dynamar_bench_probe_report",
+    "mtl/bench_mtl.py": "test_mtl_report",
+    "reaugkd/glue.py": "test_reaugkd_glue",
+}
+
+
+def test_every_entry_script_has_a_smoke_test() -> None:
+    scripts = sorted(str(p.relative_to(REPO / "eval")) for p in (REPO / "eval").rglob("*.py"))
+    assert scripts == sorted(SMOKE), "a script under eval/ has no smoke test in SMOKE (or SMOKE names a gone one)"
+    tests = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    assert all(f"def {name}(" in tests for name in SMOKE.values())
+
+
+def test_readme_commands_name_existing_scripts_and_loadable_definitions() -> None:
+    """Every ``eval/...py|sh`` named in a results README exists; every ``selectsearch bench DEF`` loads."""
+    from selectsearch.bench import load_definition
+
+    named, definitions = set(), set()
+    for readme in (REPO / "eval" / "results").glob("*/README.md"):
+        text = readme.read_text()
+        named |= set(re.findall(r"\beval/[\w/.-]+?\.(?:py|sh)\b", text))
+        definitions |= set(re.findall(r"selectsearch (?:-q )?bench (eval/[\w/.-]+\.toml)", text))
+    assert named and definitions
+    missing = sorted(n for n in named if not (REPO / n).is_file())
+    assert not missing, f"scripts named in eval/results/*/README.md but absent: {missing}"
+    for definition in sorted(definitions):
+        load_definition(REPO / definition)
+
+
+def test_fewshot_definitions_load_with_their_kind() -> None:
+    from selectsearch.bench import load_definition
+    from selectsearch.errors import SelectSearchError
+
+    files = sorted((REPO / "eval" / "dynamar").glob("*.toml"))
+    assert files
+    for file in files:
+        assert load_definition(file, kind="fewshot")["tasks"]
+    with pytest.raises(SelectSearchError, match="fewshot"):
+        load_definition(files[0])  # not a quality definition: its keys are refused
+
+
+def test_shell_scripts_parse_and_call_existing_scripts() -> None:
+    for script in sorted((REPO / "eval").rglob("*.sh")):
+        subprocess.run(["sh", "-n", str(script)], check=True)
+        for called in re.findall(r"\beval/[\w/.-]+?\.py\b", script.read_text()):
+            assert (REPO / called).is_file(), f"{script} calls {called}, which does not exist"
+
+
+# ---------------------------------------------------------------------------- search benchmarks
+def test_bench_core(tmp_path: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    out = tmp_path / "core"
+    out.mkdir()
+    shutil.copy(REPO / "eval" / "results" / "core" / "core-speed.json", out)  # the kept measurements
+    run_script("core/bench_core.py", ["--data", data_root, "--out", out, "--skip-search", "--skip-indexing"],
+               env=script_env, cwd=tmp_path)
+    result = json.loads((out / "core-speed.json").read_text())
+    assert result["import"]["import_selectsearch_s"] > 0 and "bench_core.py" in result["command"]
+    assert "| `import selectsearch`" in (out / "core-speed.md").read_text()
+
+
+def test_query_path(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    out = tmp_path / "qp"
+    run_script("reliability/query_path.py", ["--before", REPO, "--after", REPO, "--index", bench_index, "--data",
+                                              data_root / "beir", "--routes", "all", "--k", "10", "--passes", "1",
+                                              "--out", out], env=script_env, cwd=tmp_path)
+    rows = json.loads((out / "query-path.json").read_text())["rows"]
+    assert [(r["route"], r["k"]) for r in rows] == [("all", 10)] and rows[0]["cpu_ms_after"] > 0
+    assert "| all | 10 |" in (out / "query-path.md").read_text()
+
+
+def test_mico_coverage_and_table(tmp_path: Path, bench_index: Path, data_root: Path,
+                                 script_env: dict[str, str]) -> None:
+    from selectsearch.cli import main
+
+    coverage = tmp_path / "coverage.jsonl"
+    proc = run_script("mico/coverage.py", [bench_index, "--data", data_root / "beir", "--split", "test", "--route",
+                                           "centroid", "--json", coverage], env=script_env, cwd=tmp_path)
+    result = json.loads(coverage.read_text())
+    assert result["n_shards"] == 4 and proc.stdout.startswith("| centroid |")
+    rows = tmp_path / "eval.json"
+    assert main(["-q", "eval", str(bench_index), "--data", str(data_root / "beir"), "--route", "all", "--route",
+                 "centroid@1:2", "--measures", "nDCG@10", "--k", "10", "--json", str(rows)]) == 0
+    proc = run_script("mico/table.py", [f"centroid={rows}", "--budgets", "1", "2"], env=script_env, cwd=tmp_path)
+    assert proc.stdout.splitlines()[2].startswith("| centroid |")
+
+
+def test_mico_hybrid(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    out = tmp_path / "hybrid"
+    run_script("mico/hybrid.py", [bench_index, "--data", data_root / "beir", "--logs", "train", "--routers",
+                                  "centroid,cori", "--step", "0.5", "--out", out], env=script_env, cwd=tmp_path)
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["routers"] == ["centroid", "cori"] and report["eval_command"].startswith("selectsearch eval")
+    assert "| router | AUC |" in out.with_suffix(".md").read_text()
+
+
+def test_mico_step_timing(tmp_path: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    out = tmp_path / "steps.json"
+    run_script("mico/step_timing.py", [data_root / "beir", "--steps", "1", "--batch-size", "4", "--json", out],
+               env=script_env, cwd=tmp_path)
+    result = json.loads(out.read_text())
+    assert result["steps"] == 1 and result["cpu_seconds_per_step"] > 0
+
+
+def test_mico_subset_bench_and_table(tmp_path: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    import numpy as np
+
+    from selectsearch.data import open_corpus
+
+    n_docs = sum(1 for _ in open_corpus(data_root / "beir"))
+    vectors = np.random.default_rng(0).standard_normal((n_docs, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    embeddings = tmp_path / "emb.f32"
+    vectors.tofile(embeddings)
+    out = tmp_path / "subset.json"
+    run_script("mico/subset_bench.py", [data_root / "beir", "--n-docs", str(n_docs - 8), "--shards", "8",
+                                        "--embeddings", embeddings, "--epochs", "1", "--json", out],
+               env=script_env, cwd=tmp_path)
+    result = json.loads(out.read_text())
+    assert set(result) >= {"kmeans_centroid", "mico_frozen"} and result["shards"] == 8  # its table reads m <= 8
+    proc = run_script("mico/subset_table.py", [out], env=script_env, cwd=tmp_path)
+    assert len(proc.stdout.splitlines()) == 4  # header, rule, k-means row, MICO row
+
+
+def test_rerank_bench_and_interpolate(tmp_path: Path, bench_index: Path, data_root: Path,
+                                      script_env: dict[str, str]) -> None:
+    beir = data_root / "beir"
+    test_out, dev_out = tmp_path / "rr-test", tmp_path / "rr-dev"
+    run_script("rerank/rerank_bench.py", [bench_index, "--data", beir, "--queries", "4", "--depth", "10",
+                                          "--measures", "nDCG@10", "--work", tmp_path / "w-test", "--out", test_out],
+               env=script_env, cwd=tmp_path)
+    result = json.loads(test_out.with_suffix(".json").read_text())
+    assert result["queries"] == 4 and [r["system"] for r in result["rows"]] == ["bm25"]
+    assert "| bm25 |" in test_out.with_suffix(".md").read_text()
+    run_script("rerank/rerank_bench.py", [bench_index, "--data", beir, "--split", "train", "--queries", "4",
+                                          "--depth", "10", "--measures", "nDCG@10", "--work", tmp_path / "w-dev",
+                                          "--out", dev_out], env=script_env, cwd=tmp_path)
+    out = tmp_path / "interp"
+    run_script("rerank/interpolate.py", ["--data", beir, "--dev", tmp_path / "w-dev" / "results.jsonl",
+                                         "--test", tmp_path / "w-test" / "results.jsonl", "--test-queries", "4",
+                                         "--out", out], env=script_env, cwd=tmp_path)
+    assert json.loads(out.with_suffix(".json").read_text())["test_queries"] == 4
+    assert "| bm25 |" in out.with_suffix(".md").read_text()
+
+
+def test_teacher_queries(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "config.json").write_text(json.dumps({"extra": {"reranker": {
+        "data": str(data_root / "beir"), "split": "train", "index": str(bench_index), "pairs": {"depth": 10}}}}))
+    out = tmp_path / "qids.txt"
+    run_script("rerank/teacher_queries.py", [teacher, "--out", out], env=script_env, cwd=tmp_path)
+    assert out.read_text().split() and all(q.startswith("q-") for q in out.read_text().split())
+
+
+# ---------------------------------------------------------------------------- dense
+def test_dense_bench_encode(tmp_path: Path, script_env: dict[str, str]) -> None:
+    run_script("dense/bench_encode.py", ["--n", "2", "--out", tmp_path], env=script_env, cwd=tmp_path)
+    rows = json.loads((tmp_path / "encode.json").read_text())["rows"]
+    assert [r["source"] for r in rows] == ["scifact", "wikipedia"] and rows[0]["docs_per_s_length_sorted"] > 0
+
+
+def test_dense_bench_scifact(tmp_path: Path, bench_dense_index: Path, script_env: dict[str, str]) -> None:
+    run_script("dense/bench_scifact.py", ["--index", bench_dense_index, "--out", tmp_path], env=script_env,
+               cwd=tmp_path)
+    result = json.loads((tmp_path / "scifact.json").read_text())
+    assert len(result["test"]) == 6 and result["chosen"]["rrf"]["method"] == "rrf"
+    assert "## Tuning on train" in (tmp_path / "scifact.md").read_text()
+
+
+def test_dense_bench_sfwiki(tmp_path: Path, bench_dense_index: Path, bench_mico_index: Path, data_root: Path,
+                            script_env: dict[str, str]) -> None:
+    run_script("dense/bench_sfwiki.py", ["--dense-index", bench_dense_index, "--mico-index", bench_mico_index,
+                                         "--sources", data_root / "beir", "--queries", data_root / "beir",
+                                         "--budgets", "1,2", "--latency-queries", "2", "--label", "tiny", "--out",
+                                         tmp_path], env=script_env, cwd=tmp_path)
+    result = json.loads((tmp_path / "tiny.json").read_text())
+    assert set(result["curves"]) == {"mico", "centroid", "ivf4", "ivf32"} and result["collection"]["shards"] == 4
+    assert "## Single-query latency" in (tmp_path / "tiny.md").read_text()
+    assert (tmp_path / "tiny.png").stat().st_size > 0
+    run_script("dense/bench_sfwiki.py", ["--dense-index", bench_dense_index, "--mico-index", bench_mico_index,
+                                         "--sources", data_root / "beir", "--label", "tiny", "--out", tmp_path,
+                                         "--replot"], env=script_env, cwd=tmp_path)
+
+
+def test_router_bench(tmp_path: Path, bench_mico_index: Path, distilled_dir: Path, data_root: Path,
+                      script_env: dict[str, str]) -> None:
+    out = tmp_path / "router"
+    run_script("rerank/router_bench.py", [bench_mico_index, "--data", data_root / "beir", "--student",
+                                          f"student={distilled_dir}", "--budgets", "1,2", "--k", "10",
+                                          "--measures", "nDCG@10", "--repeats", "1", "--ablate-retrieval",
+                                          "--out", out], env=script_env, cwd=tmp_path)
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert [e["router"] for e in result["summary"]] == ["mico", "student", "student (no retrieval)"]
+    assert "| mico |" in out.with_suffix(".md").read_text()
+
+
+def test_dense_make_subset(tmp_path: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    from selectsearch.data import open_corpus
+    from selectsearch.encode import TextEncoder
+
+    texts = [d.contents for d in open_corpus([data_root / "scifact", data_root / "wikipedia"])]
+    rows = len(texts) - 16
+    partial = tmp_path / "embeddings.f32.partial"
+    TextEncoder(max_length=256, threads=1).encode(texts[:rows]).astype("float32").tofile(partial)
+    proc = run_script("dense/make_subset.py", ["--partial", partial, "--rows", str(rows), "--out-dir",
+                                               tmp_path / "data"], env=script_env, cwd=tmp_path)
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["n_docs"] == rows and Path(summary["cache"], "embeddings.f32").is_file()
+    assert list((tmp_path / "data").glob("wikipedia-first*.jsonl.gz"))
+
+
+# ---------------------------------------------------------------------------- models
+FEWSHOT = """
+encoder = "{encoder}"
+tasks = ["mr"]
+seeds = [13]
+methods = ["finetune", "dynamar"]
+pool_size = 2
+k = 2
+k_regression = 2
+steps = 1
+batch_size = 2
+learning_rate = 1e-4
+head_learning_rate = 1e-2
+pooling = "mean"
+max_length = 16
+max_length_pair = 16
+max_test = 4
+test_seed = 0
+"""
+
+
+def test_dynamar_bench_probe_report(tmp_path: Path, tiny_encoder_dir: Path, script_env: dict[str, str]) -> None:
+    defs, results = tmp_path / "defs", tmp_path / "results"
+    defs.mkdir()
+    results.mkdir()
+    (defs / "fewshot.toml").write_text(FEWSHOT.format(encoder=tiny_encoder_dir))
+    shutil.copy(REPO / "eval" / "dynamar" / "commands.json", defs)
+    runs = results / "fewshot.part0.jsonl"
+    run_script("dynamar/bench.py", [defs / "fewshot.toml", "--out", runs], env=script_env, cwd=tmp_path)
+    records = [json.loads(line) for line in runs.read_text().splitlines()]
+    assert [r["method"] for r in records] == ["finetune", "dynamar"] and records[0]["n_test"] == 4
+    run_script("dynamar/probe.py", [defs / "fewshot.toml", "--out", results / "probe"], env=script_env, cwd=tmp_path)
+    assert "mr" in json.loads((results / "probe.json").read_text())["tasks"]
+    run_script("dynamar/report.py", ["--results", results, "--defs", defs], env=script_env, cwd=tmp_path)
+    assert json.loads((results / "fewshot.json").read_text())["runs_finished"] == 2
+    assert (results / "README.md").read_text()
+
+
+def test_mtl_report(tmp_path: Path, script_env: dict[str, str]) -> None:
+    shutil.copytree(REPO / "eval" / "results" / "mtl" / "setup_b" / "runs", tmp_path / "setup_b" / "runs")
+    run_script("mtl/bench_mtl.py", ["report", "--setup", "b", "--results", tmp_path], env=script_env, cwd=tmp_path)
+    kept = json.loads((REPO / "eval" / "results" / "mtl" / "setup_b.json").read_text())
+    assert json.loads((tmp_path / "setup_b.json").read_text()).keys() == kept.keys()
+    assert (tmp_path / "setup_b.md").read_text() and (tmp_path / "setup_b_curves.png").stat().st_size > 0
+
+
+def test_reaugkd_glue(tmp_path: Path, script_env: dict[str, str]) -> None:
+    out = tmp_path / "out"
+    run_script("reaugkd/glue.py", ["--smoke", "--tasks", "sst2", "--max-seeds", "1", "--out", out, "--work",
+                                   tmp_path / "work"], env=script_env, cwd=tmp_path)
+    cells = [json.loads(line) for line in (out / "glue_cells.jsonl").read_text().splitlines()]
+    assert [c["variant"] for c in cells] == ["alone", "kd", "reaugkd"]
+    assert (out / "glue.json").is_file() and "SST-2" in (out / "glue.md").read_text()
+
+
+def test_mtl_run_starts(tmp_path: Path, script_env: dict[str, str]) -> None:
+    """``bench_mtl.py run`` trains on the fixed GLUE / toys / TREC setups (minutes): here it starts and
+    prints its usage (``report`` runs in :func:`test_mtl_report`)."""
+    proc = run_script("mtl/bench_mtl.py", ["run", "--help"], env=script_env, cwd=tmp_path)
+    assert "usage:" in proc.stdout
+
+
+@pytest.mark.parametrize("script", ["serve/bench_serve.py", "serve/bench_reliability.py"])
+def test_ray_entry_points_start(script: str, tmp_path: Path, script_env: dict[str, str]) -> None:
+    """The serving benchmarks run in test_ray_entry_points.py (a loopback-only network namespace);
+    here, anywhere, they start and print their usage."""
+    proc = run_script(script, ["--help"], env=script_env, cwd=tmp_path)
+    assert "usage:" in proc.stdout
