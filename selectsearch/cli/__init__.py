@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-# verb -> (module, one-line help). Keep alphabetical within groups.
+# verb -> (module, one-line help), in the order `selectsearch --help` lists them
 VERBS: dict[str, tuple[str, str]] = {
     "index": ("selectsearch.cli.index", "build a sharded index from a corpus"),
     "search": ("selectsearch.cli.search", "search a sharded index (one query or a query set)"),
@@ -38,13 +38,6 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
-def _available_verbs() -> dict[str, tuple[str, str]]:
-    """Verbs whose module exists in this installation (later issues add more)."""
-    import importlib.util
-
-    return {v: mh for v, mh in VERBS.items() if importlib.util.find_spec(mh[0]) is not None}
-
-
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser. Only the module of ``verb`` is imported (others stay one-line
     stubs), so a verb's start-up cost never includes another verb's heavy imports."""
@@ -59,7 +52,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more; show tracebacks")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for name, (module_name, help_text) in _available_verbs().items():
+    for name, (module_name, help_text) in VERBS.items():
         if name != verb:
             sub.add_parser(name, help=help_text, add_help=False)
             continue
