@@ -2,9 +2,10 @@
 
 The dense partitioner (:mod:`selectsearch.partition.dense`), the IVF anchor index
 (:mod:`selectsearch.dense.ivf`) and MICO's head initialisation (:mod:`selectsearch.mico.trainer`)
-all cluster unit-length embeddings with FAISS spherical k-means, on a seeded sample of rows. They
-share this module so that the same seed gives the same centroids everywhere. FAISS is imported on
-first use.
+all cluster unit-length embeddings with FAISS spherical k-means, on a seeded sample of rows; the
+topic-held-out splits of search logs (:func:`selectsearch.mico.logs.split_by_topic`, used by MICO's
+validation and ``tune-route``) cluster logged queries with :func:`cluster_labels`. They share this
+module so that the same seed gives the same centroids everywhere. FAISS is imported on first use.
 
 Example:
     >>> import numpy as np
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sample_rows", "spherical_kmeans"]
+__all__ = ["cluster_labels", "nearest_centroid", "sample_rows", "spherical_kmeans"]
 
 
 def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
@@ -46,3 +47,34 @@ def spherical_kmeans(vectors: np.ndarray, k: int, *, seed: int, niter: int = 25,
     raw = np.asarray(kmeans.centroids, dtype=np.float32)
     out: np.ndarray = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
     return out
+
+
+def nearest_centroid(vectors: np.ndarray, centroids: np.ndarray, *, chunk: int = 65_536) -> np.ndarray:
+    """Row of the most similar centroid (largest inner product) for each vector; ties: lowest row.
+
+    Example:
+        >>> nearest_centroid(np.array([[1.0, 0.1], [0.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 0.0]])).tolist()
+        [1, 0]
+    """
+    c = np.asarray(centroids, dtype=np.float32)
+    out = np.empty(len(vectors), dtype=np.int64)
+    for start in range(0, len(vectors), chunk):  # bounded memory on a large memmap
+        rows = np.asarray(vectors[start:start + chunk], dtype=np.float32)
+        out[start:start + len(rows)] = np.argmax(rows @ c.T, axis=1)
+    return out
+
+
+def cluster_labels(vectors: np.ndarray, k: int, *, seed: int, niter: int = 25) -> np.ndarray:
+    """Cluster of each row of ``vectors`` under :func:`spherical_kmeans` with ``k`` centroids.
+
+    Rows are scaled to unit length first (a zero row stays zero), so callers that pass raw or
+    normalised embeddings of the same texts get the same clusters. ``k`` is capped at the number
+    of rows (FAISS needs at least one row per centroid); a cluster that ends up with no row simply
+    has no label.
+    """
+    rows = np.asarray(vectors, dtype=np.float32)
+    rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    k = max(1, min(int(k), len(rows)))
+    if k == 1:
+        return np.zeros(len(rows), dtype=np.int64)
+    return nearest_centroid(rows, spherical_kmeans(rows, k, seed=seed, niter=niter))

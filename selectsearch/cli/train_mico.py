@@ -68,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="logit scale of centroid-initialised heads (0: from the data)")
     parser.add_argument("--val-fraction", type=float, default=_DEFAULTS["val_fraction"],
                         help="logged queries held out for validation AUC")
+    parser.add_argument("--val-split", choices=("random", "topics"), default="random",
+                        help="hold out random logged queries (default) or whole topic clusters of them, which selects "
+                             "the model that generalises to kinds of queries the logs do not show")
+    parser.add_argument("--val-topics", type=int, default=0, metavar="N",
+                        help="topic clusters of --val-split topics (default 0: one per 10 queries, 2 to 32)")
     parser.add_argument("--eval-steps", "--eval-every", dest="eval_steps", type=int, default=0,
                         help="validate every N steps (0: each epoch)")
     parser.add_argument("--patience", type=int, default=_DEFAULTS["patience"],
@@ -116,7 +121,8 @@ def _execute(args: argparse.Namespace) -> int:
                         warmup_steps=args.warmup_steps, batch_size=args.batch_size, epochs=args.epochs,
                         max_steps=args.max_steps, init="model" if args.init_model else args.init,
                         init_model=args.init_model, init_scale=args.init_scale,
-                        val_fraction=args.val_fraction, eval_steps=args.eval_steps, patience=args.patience,
+                        val_fraction=args.val_fraction, val_split=args.val_split, val_topics=args.val_topics,
+                        eval_steps=args.eval_steps, patience=args.patience,
                         seed=args.seed, threads=args.threads, size_sample=args.size_sample)
     from selectsearch.mico.run import train_from_data
 

@@ -1,11 +1,24 @@
 """Fit the weights of the fused router hybrid@m on held-out logged queries; store them with the index.
 
-The logged queries MICO training held out for validation (the same seeded split by query; for an
-index that is not MICO-partitioned, 10% of the logged queries, seed 0) score every weight vector
-on a grid by coverage AUC, the area under the coverage-cost curve of their clicked documents.
-The best is written to INDEX/routing.json; from then on `--route hybrid@M` without
---router-option hybrid.routers/weights uses it. The knn router's knowledge base during tuning is
-the training part of the logs only; at search time it reads all of --logs.
+Held-out logged queries score every weight vector on a grid by coverage AUC, the area under the
+coverage-cost curve of their clicked documents. Two validation splits of the logs are scored side
+by side; --validation says which one chooses the weights:
+
+  topics (default)  whole topic clusters of logged queries are held out (spherical k-means of
+                    their embeddings; about --topic-fraction 0.15 of the queries, seed 0), so the
+                    validation queries are unlike the logs, as new kinds of queries are. Weights
+                    chosen here do not trust a log-reading router (knn, mico) beyond what it
+                    shows on unfamiliar queries. For a MICO index trained with --val-split topics,
+                    MICO's own topic split is used.
+  random            the seeded split by query MICO training held out (for an index that is not
+                    MICO-partitioned, 10% of the logged queries, seed 0): routers are scored on
+                    queries that have near paraphrases in the logs, which cannot show a shift.
+
+The table (and --json, and INDEX/routing.json) gives every router's AUC and the chosen fusion's on
+both splits; a fusion that is much better on random than on topics relies on the logs' topics.
+The best weights are written to INDEX/routing.json; from then on `--route hybrid@M` without
+--router-option hybrid.routers/weights uses them. The knn router's knowledge base during tuning is
+the training part of the split only; at search time it reads all of --logs.
 
 Paths are stored absolute (--data, a --logs file), so the tuned index works from any folder. When
 the data move, --router-option knn.data=DIR overrides the stored folder, and so does
@@ -13,10 +26,14 @@ $SELECTSEARCH_DATA when --data was inside the data folder at tuning time ($SELEC
 --router-option must be ROUTER.KEY=VALUE for one of --routers, with a KEY that router takes.
 
 examples:
+  selectsearch tune-route indexes/scifact-k16 --data ../shared/data/scifact --routers centroid,cori,knn --overwrite
   selectsearch tune-route indexes/hd-mico16 --data ../shared/data/homedepot --logs train \\
       --routers mico,cori,taily,knn
   selectsearch eval indexes/hd-mico16 --data ../shared/data/homedepot --split test --route hybrid@1:4
-  selectsearch tune-route indexes/scifact-k16 --data ../shared/data/scifact --routers centroid,cori,knn --overwrite
+  selectsearch tune-route indexes/scifact-k16 --data ../shared/data/scifact --routers centroid,cori,knn \\
+      --validation random --overwrite            # as before issue 19: weights from the random split
+  selectsearch tune-route indexes/scifact-k16 --data ../shared/data/scifact --routers centroid,cori,knn \\
+      --topic-by both --topic-fraction 0.2 --overwrite   # topics by embedding and clicked shards
 """
 
 from __future__ import annotations
@@ -24,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from selectsearch.cli._common import add_help_section
 
@@ -39,6 +57,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated scoring routers to fuse (default mico,cori,taily,knn; on an index "
                              "without a MICO model use centroid in place of mico)")
     parser.add_argument("--step", type=float, default=0.1, help="weight grid resolution (default 0.1)")
+    parser.add_argument("--validation", choices=("topics", "random"), default="topics",
+                        help="the held-out split that chooses the weights (default topics; both are reported)")
+    parser.add_argument("--topic-fraction", type=float, default=None, metavar="F",
+                        help="share of the logged queries whose topics are held out (default 0.15, or the MICO "
+                             "model's topic split)")
+    parser.add_argument("--topics", type=int, default=0, metavar="N",
+                        help="topic clusters of the logged queries (default 0: one per 10 queries, 2 to 32)")
+    parser.add_argument("--topic-by", choices=("embedding", "shards", "both"), default="embedding",
+                        help="cluster logged queries by their embedding (default), by the shards of their clicked "
+                             "documents, or both")
+    parser.add_argument("--topic-seed", type=int, default=None, help="seed of the topic split (default 0)")
     parser.add_argument("--router-option", action="append", default=[], metavar="ROUTER.KEY=VALUE",
                         help="option of one fused router, e.g. mico.mico_model=DIR or knn.k=50 (stored)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing routing.json")
@@ -69,16 +98,49 @@ def execute(args: argparse.Namespace) -> int:
             raise RouteSpecError(f"--router-option wants ROUTER.KEY=VALUE, got {item!r}")
         options[key] = value
     names = [n.strip() for n in args.routers.split(",") if n.strip()]
-    tuned = tune_hybrid(index, args.data, args.logs, names, step=args.step, options=options)
+    if args.topic_fraction is not None and not 0.0 < args.topic_fraction < 1.0:
+        raise RouteSpecError(f"--topic-fraction must be in (0, 1), got {args.topic_fraction}")
+    if args.topics < 0 or args.topics == 1:
+        raise RouteSpecError(f"--topics must be 0 (automatic) or at least 2, got {args.topics}")
+    tuned = tune_hybrid(index, args.data, args.logs, names, step=args.step, options=options,
+                        validation=args.validation, topic_fraction=args.topic_fraction, topic_seed=args.topic_seed,
+                        n_topics=args.topics or None, topic_by=args.topic_by)
     path = write_routing(index.path, tuned, overwrite=args.overwrite)
     if args.json:
         print(json.dumps(tuned, indent=1))
         return 0
-    print(f"validation: {tuned['n_val_queries']} held-out logged queries, {tuned['n_val_pairs']} (query, document) "
-          f"pairs; coverage AUC")
-    for name in names:
-        print(f"  {name:<10} {tuned['single_auc'][name]:6.2f}")
-    fused = " + ".join(f"{w:g} {n}" for w, n in zip(tuned["weights"], names, strict=True))
-    print(f"  hybrid     {tuned['val_auc']:6.2f}   = {fused}")
+    print("\n".join(format_tuning(tuned)))
     print(f"wrote {path}; `--route hybrid@M` on this index now uses these weights", file=sys.stderr)
     return 0
+
+
+def format_tuning(tuned: dict[str, Any]) -> list[str]:
+    """The printed report of :func:`~selectsearch.route.tuning.tune_hybrid`: the two validation
+    splits, then every router's coverage AUC on each, side by side."""
+    names = tuned["routers"]
+    splits = tuned.get("splits", {})
+    auc = tuned.get("auc", {"random": {**tuned["single_auc"], "hybrid": tuned["val_auc"]}})
+    kinds = [k for k in ("random", "topics") if k in auc]
+    lines = []
+    for kind in ("random", "topics"):
+        info = splits.get(kind, {})
+        mark = "  <- chooses the weights" if kind == tuned.get("validation", "random") else ""
+        if "error" in info:
+            lines.append(f"{kind:<7} validation: not drawn ({info['error']})")
+        elif kind == "topics" and info:
+            lines.append(f"topics  validation: {info['n_val_queries']} logged queries, {info['n_val_pairs']} pairs, in "
+                         f"{len(info['held_topics'])} of {info['n_nonempty_topics']} topic clusters held out (by "
+                         f"{info['by']}, {100 * info['held_fraction']:.0f}% of the queries){mark}")
+        elif info:
+            lines.append(f"random  validation: {info['n_val_queries']} logged queries, {info['n_val_pairs']} pairs, "
+                         f"split by query ({100 * info['fraction']:.0f}%){mark}")
+    lines.append("coverage AUC  " + "".join(f"{k:>8}" for k in kinds))
+    for name in [*names, "hybrid"]:
+        lines.append(f"  {name:<11} " + "".join(f"{auc[k][name]:8.2f}" for k in kinds))
+    fused = " + ".join(f"{w:g} {n}" for w, n in zip(tuned["weights"], names, strict=True))
+    lines.append(f"  hybrid = {fused}   (chosen on {tuned.get('validation', 'random')})")
+    for kind, fit in tuned.get("fits", {}).items():
+        if kind != tuned.get("validation") and fit["weights"] != tuned["weights"]:
+            other = " + ".join(f"{w:g} {n}" for w, n in zip(fit["weights"], names, strict=True))
+            lines.append(f"  ({kind} would choose {other}: AUC {fit['auc']:.2f} on {kind})")
+    return lines

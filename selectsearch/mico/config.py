@@ -49,6 +49,12 @@ class MicoConfig(TrainingArguments):
         init_scale: logit scale of centroid-initialised heads (``W = scale * centroids``); 0
             picks it from the data (:func:`~selectsearch.mico.heads.auto_scale`).
         val_fraction: fraction of the logged queries held out for validation AUC.
+        val_split: how they are held out: ``random`` (by query, seeded; the default, so that
+            models trained before it existed and the committed results reproduce) or ``topics``
+            (whole topic clusters of the query embeddings, :func:`~selectsearch.mico.logs.split_by_topic`):
+            model selection then prefers heads that generalise to kinds of queries the logs do
+            not show, and ``tune-route --validation topics`` on the index draws the same split.
+        val_topics: topic clusters of the ``topics`` split (0: :func:`~selectsearch.mico.logs.topic_count`).
         eval_steps: validate every N steps (0: once per epoch).
         patience: stop after this many validations without a better AUC (0: never).
         seed: seeds the split, the shuffling, k-means and the head initialisation.
@@ -80,6 +86,8 @@ class MicoConfig(TrainingArguments):
     init_model: str = ""
     init_scale: float = 0.0
     val_fraction: float = 0.1
+    val_split: str = "random"
+    val_topics: int = 0
     patience: int = 3
     seed: int = 0
     threads: int = 1
@@ -97,6 +105,10 @@ class MicoConfig(TrainingArguments):
             raise ModelError("init='model' and init_model go together: pass --init-model DIR (a trained MICO model)")
         if not 0.0 < self.val_fraction < 1.0:
             raise ModelError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.val_split not in ("random", "topics"):
+            raise ModelError(f"unknown validation split {self.val_split!r}; choose random or topics")
+        if self.val_topics < 0 or self.val_topics == 1:
+            raise ModelError(f"val_topics must be 0 (automatic) or at least 2, got {self.val_topics}")
         if self.batch_size < 2:
             raise ModelError(f"batch_size must be at least 2 (the batch marginal needs it), got {self.batch_size}")
 

@@ -22,9 +22,23 @@ from pathlib import Path
 
 import numpy as np
 
-from selectsearch.errors import DataFormatError, DataNotFoundError
+from selectsearch.errors import DataFormatError, DataNotFoundError, SelectSearchError
 
-__all__ = ["LogPairs", "load_log_pairs", "read_log_records", "split_by_query"]
+__all__ = ["MAX_TOPICS", "QUERIES_PER_TOPIC", "TOPIC_FRACTION", "LogPairs", "held_out_topics", "load_log_pairs",
+           "read_log_records", "split_by_query", "split_by_topic", "topic_count"]
+
+#: Share of the logged queries a topic-held-out split holds out by default. Its AUC averages over
+#: held-out *topics*, not queries, so its noise is set by how many topics are held out: at
+#: :data:`MAX_TOPICS` topics, 0.15 holds out about five (0.1 would be three, where one odd topic
+#: decides the estimate). Much more would shrink the knowledge base of log-reading routers (``knn``)
+#: well below what they read at search time, biasing the validation against them.
+TOPIC_FRACTION = 0.15
+#: at most this many topic clusters: topics must be broad regions of the query space. Finer
+#: clusters put near-paraphrases of a held-out query into a neighbouring training cluster, and the
+#: split would measure interpolation between logged queries again.
+MAX_TOPICS = 32
+#: at least this many logged queries per topic cluster on average (a topic is a group, not a query)
+QUERIES_PER_TOPIC = 10
 
 log = logging.getLogger(__name__)
 
@@ -183,4 +197,67 @@ def split_by_query(pair_query: np.ndarray, n_queries: int, fraction: float, seed
     val_queries = np.zeros(n_queries, dtype=bool)
     val_queries[rng.permutation(n_queries)[:n_val]] = True
     is_val = val_queries[pair_query]
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def topic_count(n_queries: int) -> int:
+    """Default number of topic clusters for ``n_queries`` logged queries: one per
+    :data:`QUERIES_PER_TOPIC` queries, between 2 and :data:`MAX_TOPICS`.
+
+    Example:
+        >>> topic_count(40), topic_count(809), topic_count(9424)
+        (4, 32, 32)
+    """
+    return int(min(MAX_TOPICS, max(2, n_queries // QUERIES_PER_TOPIC)))
+
+
+def held_out_topics(topic_sizes: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Sorted ids of the topics a seeded draw holds out so that they hold about ``fraction`` of the queries.
+
+    Topics are visited in a seeded random order; one is taken when that brings the held-out share
+    closer to ``fraction`` (a topic larger than what is missing is skipped, so one huge cluster
+    does not swallow the split). At least one non-empty topic is held out and at least one kept.
+
+    Raises:
+        SelectSearchError: fewer than two non-empty topics, or ``fraction`` outside (0, 1).
+
+    Example:
+        >>> held_out_topics(np.array([10, 10, 10, 10]), 0.25, seed=0).tolist()
+        [2]
+    """
+    sizes = np.asarray(topic_sizes, dtype=np.int64)
+    if not 0.0 < fraction < 1.0:
+        raise SelectSearchError(f"the held-out fraction of a topic split must be in (0, 1), got {fraction}")
+    nonempty = np.flatnonzero(sizes > 0)
+    if len(nonempty) < 2:
+        raise SelectSearchError(f"a topic split needs at least two non-empty topic clusters of logged queries, got "
+                                f"{len(nonempty)}; log more (varied) queries or use a random split")
+    target = fraction * sizes.sum()
+    order = nonempty[np.random.default_rng(seed).permutation(len(nonempty))]
+    held: list[int] = []
+    total = 0
+    for topic in order.tolist():
+        if len(held) == len(nonempty) - 1:
+            break
+        if abs(total + sizes[topic] - target) < abs(total - target):
+            held.append(topic)
+            total += int(sizes[topic])
+    if not held:  # every topic overshoots by more than it fills: the smallest one
+        held.append(int(nonempty[np.argmin(sizes[nonempty])]))
+    return np.sort(np.asarray(held, dtype=np.int64))
+
+
+def split_by_topic(pair_query: np.ndarray, query_topic: np.ndarray, fraction: float,
+                   seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of pair indices into (train, validation) that holds out WHOLE topics.
+
+    Like :func:`split_by_query` (no query in both parts), and moreover no topic in both: every
+    query of a held-out topic (:func:`held_out_topics`, about ``fraction`` of the queries) is in
+    validation, so validation queries are unlike every training query the way new kinds of
+    queries are unlike the logs. ``query_topic`` gives each query's topic cluster (e.g.
+    :func:`selectsearch.cluster.cluster_labels` of the query embeddings). numpy only.
+    """
+    topics = np.asarray(query_topic, dtype=np.int64)
+    held = held_out_topics(np.bincount(topics), fraction, seed)
+    is_val = np.isin(topics, held)[np.asarray(pair_query, dtype=np.int64)]
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)

@@ -93,9 +93,12 @@ class MicoTraining(TrainingMethod):
         self.pairs = pairs
         self.config = config
         self.corpus_vectors = corpus_vectors
-        self.train_idx, self.val_idx = split_by_query(pairs.pair_query, len(pairs.query_texts),
-                                                      config.val_fraction, config.seed)
         self.text_encoder = TextEncoder(encoder_arg(config.encoder), max_length=config.max_length)
+        if config.val_split == "topics":
+            self.train_idx, self.val_idx = _topic_split(pairs, config, self.text_encoder, cache_dir, progress)
+        else:
+            self.train_idx, self.val_idx = split_by_query(pairs.pair_query, len(pairs.query_texts),
+                                                          config.val_fraction, config.seed)
         self.dim = self.text_encoder.dim
         k = config.n_clusters
         seed_everything(config.seed)
@@ -312,6 +315,19 @@ def checkpoint_summary(path: Path) -> str:
         return f"step {state['step']}, epoch {state['epoch']}"
     except (OSError, ValueError, KeyError, TypeError):
         return "state unknown"
+
+
+def _topic_split(pairs: LogPairs, config: MicoConfig, encoder: Any, cache_dir: str | os.PathLike[str] | None,
+                 progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) pair indices holding out whole topic clusters of the logged queries'
+    embeddings (``val_split="topics"``; ``tune-route --validation topics`` draws the same split)."""
+    from selectsearch.cluster import cluster_labels
+    from selectsearch.mico.logs import split_by_topic, topic_count
+
+    vectors = embed_queries(pairs.query_texts, pairs.query_fingerprint(), encoder, cache_dir, progress=progress)
+    k = config.val_topics or topic_count(len(pairs.query_texts))
+    labels = cluster_labels(np.asarray(vectors), k, seed=config.seed)
+    return split_by_topic(pairs.pair_query, labels, config.val_fraction, config.seed)
 
 
 def _batches_of_epoch(n_train: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:

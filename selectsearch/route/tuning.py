@@ -1,25 +1,48 @@
 """Tune ``hybrid@m`` on held-out logged queries and store the result with the index.
 
-The weights of a fused router are chosen on logged queries that no learned part has seen: the
-validation split by query that MICO training held out (its ``val_fraction`` and ``seed``, read from
-the model's config; for an index that is not MICO-partitioned the same default split of the logs).
-The ``knn`` router's knowledge base is the training part of the logs only, so no validation query
-finds itself. :func:`tune_hybrid` scores every grid point of weights by coverage AUC
+The weights of a fused router are chosen on logged queries that no learned part has seen, held
+out in one of two ways (``validation``):
+
+- ``topics`` (the default of ``tune-route``): whole topic clusters of logged queries are held out
+  (:func:`selectsearch.route.shift.topic_split`: spherical k-means of the query embeddings, about
+  15% of the queries, seed 0), so the validation queries are unlike the training logs, as new
+  kinds of queries are unlike the logs a router learned from. Weights chosen here lean on the
+  routers that still work on unfamiliar queries. For a MICO index whose model was trained with
+  ``val_split="topics"``, its own topic split (``val_fraction``, ``seed``, ``val_topics``) is drawn
+  again, so that the MICO head has not seen the validation queries either; with a randomly split
+  MICO model it has seen some of them, its topic AUC is optimistic, and a warning says so.
+- ``random``: the validation split by query that MICO training held out (its ``val_fraction`` and
+  ``seed``, read from the model's config; for an index that is not MICO-partitioned the same
+  default split of the logs: 10% of the queries, seed 0). It measures how well routers
+  interpolate between logged queries, and cannot see a shift.
+
+Both are always scored: :func:`tune_hybrid` reports every router's coverage AUC and the fused
+weights' AUC on both splits side by side (``auc``), with the weights each split would choose
+(``fits``); the chosen ones are those of ``validation``. The ``knn`` router's knowledge base is the
+training part of the split only, so no validation query finds itself (or its topic).
+:func:`tune_hybrid` scores every grid point of weights by coverage AUC
 (:func:`~selectsearch.route.hybrid.fit_weights`);
 :func:`~selectsearch.route.routing_file.write_routing` stores the winner as ``INDEX/routing.json``,
-which ``hybrid@m`` reads when no ``routers``/``weights`` option is given.
+which ``hybrid@m`` reads when no ``routers``/``weights`` option is given (it reads ``routers``,
+``weights`` and ``options``; the split reports are extra keys).
+
+:func:`held_out_logs` (one split) and :func:`held_out_splits` (both) return the validation queries
+with their (query, shard) pairs, the training records and the split's parameters: what another
+component fits on the same held-out split (see :class:`HeldOutLogs`).
 
 Example:
     >>> from selectsearch.index.sharded import ShardedIndex  # doctest: +SKIP
     >>> index = ShardedIndex.open("indexes/hd-mico16")  # doctest: +SKIP
     >>> tuned = tune_hybrid(index, "../shared/data/homedepot", "train",  # doctest: +SKIP
-    ...                     ["mico", "cori", "taily", "knn"])
+    ...                     ["mico", "cori", "taily", "knn"], validation="topics")
+    >>> tuned["auc"]["random"]["hybrid"], tuned["auc"]["topics"]["hybrid"]  # doctest: +SKIP
     >>> write_routing(index.path, tuned)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,68 +51,201 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from selectsearch.errors import RouteSpecError
+from selectsearch.errors import RouteSpecError, SelectSearchError
 from selectsearch.route.hybrid import fit_weights, standardise
 from selectsearch.route.routing_file import ROUTING_FILE, read_routing, stored_options, write_routing
 from selectsearch.types import Query
 
 if TYPE_CHECKING:  # pragma: no cover
+    from selectsearch.encode import TextEncoder
     from selectsearch.index.sharded import ShardedIndex
 
-__all__ = ["ROUTING_FILE", "HeldOutLogs", "check_tuning_options", "held_out_logs", "read_routing", "scoring_routers",
-           "stored_options", "tune_hybrid", "write_routing"]
+__all__ = ["ROUTING_FILE", "VALIDATIONS", "HeldOutLogs", "check_tuning_options", "held_out_logs", "held_out_splits",
+           "read_routing", "scoring_routers", "stored_options", "tune_hybrid", "write_routing"]
+
+log = logging.getLogger(__name__)
 
 #: the split of the logs when the index has no MICO model to read it from (MICO's defaults)
 DEFAULT_SPLIT = {"val_fraction": 0.1, "seed": 0}
+#: the validation splits (module docs); ``tune-route`` chooses weights on ``topics`` by default
+VALIDATIONS = ("random", "topics")
 
 
 @dataclass
 class HeldOutLogs:
-    """Validation queries of the logs with their (query row, shard) pairs, and the training records."""
+    """A validation split of the logs: what tuning, and anything fitted beside it, needs.
+
+    Attributes:
+        queries: the unique validation queries (ids ``val0``, ``val1``, ... in first-logged order)
+            that have at least one document in the index.
+        pair_query: ``(n_pairs,)`` row in ``queries`` of each validation pair whose document is in
+            the index.
+        pair_shard: ``(n_pairs,)`` the shard holding that pair's document.
+        train_records: the training part of the logs, ``(query text, doc id, clicks)`` records
+            (the ``knn`` knowledge base; documents outside the index included).
+        validation: ``random`` or ``topics``.
+        split: the split's parameters and sizes, JSON-able (``kind``, ``fraction``, ``seed``; for
+            ``topics`` also ``by``, ``n_topics``, ``held_topics``, ``held_fraction``).
+        pair_doc: doc id of each validation pair (aligned with ``pair_query``).
+        pair_clicks: ``(n_pairs,)`` clicks of each validation pair (coverage weights).
+        query_topic: ``(len(queries),)`` topic cluster of each validation query (``topics``), else None.
+        topic_of_query: ``{query text: topic cluster}`` of every logged query (``topics``), else None.
+        records: the whole log as read (``train_index`` and ``val_index`` index into it).
+        train_index: record indices of the training part.
+        val_index: record indices of the validation part (documents outside the index included).
+    """
 
     queries: list[Query]
     pair_query: np.ndarray
     pair_shard: np.ndarray
     train_records: list[tuple[str, str, float]] = field(repr=False)
+    validation: str = "random"
+    split: dict[str, Any] = field(default_factory=dict)
+    pair_doc: list[str] = field(default_factory=list, repr=False)
+    pair_clicks: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    query_topic: np.ndarray | None = field(default=None, repr=False)
+    topic_of_query: dict[str, int] | None = field(default=None, repr=False)
+    records: list[tuple[str, str, float]] = field(default_factory=list, repr=False)
+    train_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    val_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
 
 
-def held_out_logs(index: ShardedIndex, data: str | os.PathLike[str], logs: str) -> HeldOutLogs:
-    """The logs' validation split by query, as MICO training drew it (see the module docs).
-
-    Raises:
-        RouteSpecError: no validation pair lands in the index.
-    """
+def _mico_training(index: ShardedIndex) -> dict[str, Any]:
+    """The training config of the index's MICO model (``{}`` for another partition)."""
     from selectsearch.index.manifest import PartitionSection
-    from selectsearch.mico.logs import read_log_records, split_by_query
 
     part = index.manifest.partition or PartitionSection()
-    config = dict(DEFAULT_SPLIT)
     model_config = index.path / "partition" / part.model_dir / "config.json"
     if part.kind == "mico" and model_config.is_file():
-        training = json.loads(model_config.read_text()).get("training", {})
-        config.update({k: v for k, v in training.items() if k in config})
-    records = read_log_records(data, logs)
+        training: dict[str, Any] = json.loads(model_config.read_text()).get("training", {})
+        return training
+    return {}
+
+
+def held_out_logs(index: ShardedIndex, data: str | os.PathLike[str], logs: str, validation: str = "random", *,
+                  fraction: float | None = None, seed: int | None = None, n_topics: int | None = None,
+                  by: str = "embedding", encoder: TextEncoder | None = None,
+                  records: Sequence[tuple[str, str, float]] | None = None) -> HeldOutLogs:
+    """The logs' validation split (see the module docs).
+
+    Args:
+        validation: ``random`` (MICO's split by query, as it always was; the default here, so
+            existing callers draw the same queries) or ``topics`` (whole topic clusters).
+        fraction, seed, n_topics, by: the topic split's parameters (``topics`` only; default: the
+            MICO model's topic split when it used one, else
+            :data:`~selectsearch.mico.logs.TOPIC_FRACTION`, seed 0, automatic count, ``embedding``).
+        encoder: the query encoder for clustering by embedding (default: packaged all-MiniLM-L6-v2).
+        records: the log records when already read (else read from ``data``/``logs``).
+
+    Raises:
+        RouteSpecError: unknown ``validation``, or no validation pair lands in the index.
+        SelectSearchError: a topic split that cannot be drawn (too few queries or topics).
+    """
+    from selectsearch.mico.logs import TOPIC_FRACTION, read_log_records, split_by_query
+
+    if validation not in VALIDATIONS:
+        raise RouteSpecError(f"validation must be one of {', '.join(VALIDATIONS)}, got {validation!r}")
+    recs = list(records) if records is not None else read_log_records(data, logs)
     rows: dict[str, int] = {}
-    pair_query = np.asarray([rows.setdefault(text, len(rows)) for text, _, _ in records])
-    train, val = split_by_query(pair_query, len(rows), float(config["val_fraction"]), int(config["seed"]))
+    pair_query = np.asarray([rows.setdefault(text, len(rows)) for text, _, _ in recs], dtype=np.int64)
     texts = list(rows)
     shard_of = index.shard_of_doc
+    training = _mico_training(index)
+    labels: np.ndarray | None = None
+    if validation == "random":
+        config = dict(DEFAULT_SPLIT)
+        config.update({k: v for k, v in training.items() if k in config})
+        train, val = split_by_query(pair_query, len(rows), float(config["val_fraction"]), int(config["seed"]))
+        split: dict[str, Any] = {"kind": "random", "fraction": float(config["val_fraction"]),
+                                 "seed": int(config["seed"]), "from_mico_model": bool(training)}
+    else:
+        from selectsearch.route.shift import topic_split
+
+        mico_topics = training.get("val_split") == "topics"
+        defaults: dict[str, Any] = ({"fraction": float(training.get("val_fraction", TOPIC_FRACTION)),
+                     "seed": int(training.get("seed", 0)), "n_topics": int(training.get("val_topics", 0)) or None}
+                    if mico_topics else {"fraction": TOPIC_FRACTION, "seed": int(DEFAULT_SPLIT["seed"]),
+                                         "n_topics": None})
+        chosen: dict[str, Any] = {"fraction": fraction if fraction is not None else defaults["fraction"],
+                  "seed": seed if seed is not None else defaults["seed"],
+                  "n_topics": n_topics if n_topics else defaults["n_topics"]}
+        pair_shard_all = np.asarray([shard_of.get(doc, -1) for _, doc, _ in recs], dtype=np.int64)
+        ts = topic_split(pair_query, texts, fraction=float(chosen["fraction"]), seed=int(chosen["seed"]),
+                         n_topics=chosen["n_topics"], by=by, pair_shard=pair_shard_all, n_shards=index.n_shards,
+                         encoder=encoder)
+        train, val = ts.train, ts.val
+        labels = ts.query_topic
+        split = {**ts.summary(), "from_mico_model": mico_topics and chosen == defaults and by == "embedding"}
+        if training and not split["from_mico_model"]:
+            n_val = len({int(pair_query[i]) for i in val.tolist()})
+            if mico_topics:
+                log.warning("this topic split differs from the one the index's MICO model held out (other fraction, "
+                            "seed, topic count or clustering): the MICO head may have been trained on some of the %d "
+                            "validation queries", n_val)
+            else:
+                mico_train, _ = split_by_query(pair_query, len(rows), float(training.get("val_fraction", 0.1)),
+                                               int(training.get("seed", 0)))
+                seen = len(set(pair_query[np.intersect1d(val, mico_train)].tolist()))
+                split["mico_trained_on"] = seen
+                log.warning("the index's MICO model was trained on %d of the %d topic-held-out validation queries "
+                            "(it held out a random split): its topic AUC is optimistic; train it with --val-split "
+                            "topics for a clean topic validation", seen, n_val)
     val_rows: dict[int, int] = {}
-    pq, ps = [], []
+    pq, ps, docs, clicks = [], [], [], []
     for i in val.tolist():
-        shard = shard_of.get(records[i][1])
+        shard = shard_of.get(recs[i][1])
         if shard is not None:
             pq.append(val_rows.setdefault(int(pair_query[i]), len(val_rows)))
             ps.append(shard)
+            docs.append(recs[i][1])
+            clicks.append(float(recs[i][2]))
     if not pq:
-        raise RouteSpecError(f"no held-out logged document of {logs!r} is in {index.path}; nothing to tune on")
-    queries = [Query(f"val{j}", texts[q]) for q, j in sorted(val_rows.items(), key=lambda kv: kv[1])]
-    return HeldOutLogs(queries, np.asarray(pq), np.asarray(ps), [records[i] for i in train.tolist()])
+        raise RouteSpecError(f"no held-out logged document of {logs!r} is in {index.path} ({validation} split); "
+                             "nothing to tune on")
+    order = sorted(val_rows.items(), key=lambda kv: kv[1])
+    queries = [Query(f"val{j}", texts[q]) for q, j in order]
+    split.update({"n_val_queries": len(queries), "n_val_pairs": len(pq)})
+    return HeldOutLogs(queries, np.asarray(pq), np.asarray(ps), [recs[i] for i in train.tolist()],
+                       validation=validation, split=split, pair_doc=docs, pair_clicks=np.asarray(clicks),
+                       query_topic=None if labels is None else np.asarray([labels[q] for q, _ in order]),
+                       topic_of_query=None if labels is None else dict(zip(texts, labels.tolist(), strict=True)),
+                       records=recs, train_index=train, val_index=val)
+
+
+def held_out_splits(index: ShardedIndex, data: str | os.PathLike[str], logs: str, *,
+                    encoder: TextEncoder | None = None, **topic_options: Any) -> dict[str, HeldOutLogs | str]:
+    """Both validation splits of the logs, ``{"random": ..., "topics": ...}`` (read once).
+
+    A split that cannot be drawn (e.g. too few logged queries for two topics, or no validation
+    document in the index) maps to the one-line reason instead.
+
+    Args:
+        topic_options: ``fraction``, ``seed``, ``n_topics``, ``by`` of the topic split
+            (:func:`held_out_logs`).
+    """
+    from selectsearch.mico.logs import read_log_records
+
+    records = read_log_records(data, logs)
+    out: dict[str, HeldOutLogs | str] = {}
+    for kind in VALIDATIONS:
+        try:
+            out[kind] = held_out_logs(index, data, logs, kind, encoder=encoder, records=records,
+                                      **(topic_options if kind == "topics" else {}))
+        except SelectSearchError as exc:
+            out[kind] = str(exc)
+    return out
 
 
 def scoring_routers(index: ShardedIndex, names: Sequence[str], train_records: Sequence[tuple[str, str, float]],
-                    options: dict[str, Any] | None = None) -> dict[str, Any]:
+                    options: dict[str, Any] | None = None, *, encoder: TextEncoder | None = None,
+                    built: dict[str, Any] | None = None) -> dict[str, Any]:
     """The named routers for ``index``; ``knn`` gets ``train_records`` as its knowledge base.
+
+    Args:
+        encoder: the ``knn`` query encoder when no ``knn.encoder`` option names another (default:
+            a new packaged all-MiniLM-L6-v2).
+        built: routers already built for ``index`` (reused; ``knn`` is always rebuilt, its
+            knowledge base depends on the split).
 
     Raises:
         RouteSpecError: an unknown router, or one without shard scores.
@@ -104,9 +260,11 @@ def scoring_routers(index: ShardedIndex, names: Sequence[str], train_records: Se
     for name in names:
         if name == "knn":
             own = options_for("knn", options)
-            encoder = TextEncoder(own["encoder"]) if own.get("encoder") else TextEncoder()
-            routers[name] = router_from_records(train_records, index, encoder, k=int(own.get("k", 100)),
+            enc = TextEncoder(own["encoder"]) if own.get("encoder") else (encoder or TextEncoder())
+            routers[name] = router_from_records(train_records, index, enc, k=int(own.get("k", 100)),
                                                 temperature=float(own.get("temperature", 0.1)))
+        elif built is not None and name in built:
+            routers[name] = built[name]
         else:
             routers[name] = make_router(parse_route(f"{name}@1"), index, **options_for(name, options))
         if not callable(getattr(routers[name], "scores", None)):
@@ -115,26 +273,65 @@ def scoring_routers(index: ShardedIndex, names: Sequence[str], train_records: Se
 
 
 def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, routers: Sequence[str], *,
-                step: float = 0.1, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Weights of ``routers`` with the best coverage AUC on the held-out logged queries.
+                step: float = 0.1, options: dict[str, Any] | None = None, validation: str = "topics",
+                topic_fraction: float | None = None, topic_seed: int | None = None, n_topics: int | None = None,
+                topic_by: str = "embedding") -> dict[str, Any]:
+    """Weights of ``routers`` with the best coverage AUC on the ``validation`` split of the logs.
+
+    Both splits are scored (module docs); the weights come from ``validation``.
 
     Returns:
-        a JSON-able dict: ``routers``, ``weights``, ``val_auc``, each router's own validation AUC
-        (``single_auc``), the sub-router ``options`` ``hybrid@m`` needs to rebuild them, and the
-        validation sizes.
+        a JSON-able dict. Keys read by ``hybrid@m``: ``routers``, ``weights``, ``options``. Also
+        ``val_auc`` (the chosen weights' AUC on the ``validation`` split) and ``single_auc`` (each
+        router's AUC there), ``n_val_queries``/``n_val_pairs`` of that split, and side by side:
+        ``validation``; ``auc`` = ``{"random": {router: AUC, ..., "hybrid": AUC of the chosen
+        weights}, "topics": {...}}``; ``fits`` = ``{split: {"weights", "auc"}}`` (what each split
+        would choose); ``splits`` = ``{split: parameters and sizes}`` (a split that could not be
+        drawn maps to ``{"error": reason}`` and is missing from ``auc`` and ``fits``).
+
+    Raises:
+        RouteSpecError: no router, an unknown ``validation``, or its split cannot be drawn.
     """
+    from selectsearch.encode import TextEncoder
     from selectsearch.ranking import rank_by_scores
+    from selectsearch.route import options_for
     from selectsearch.selective_metrics import coverage_curve
 
     names = [n for n in routers if n]
     if not names:
         raise RouteSpecError("tune at least one router")
-    held = held_out_logs(index, data, logs)
-    built = scoring_routers(index, names, held.train_records, options)
-    scores = [standardise(built[n].scores(held.queries)) for n in names]
-    weights, auc, _ = fit_weights(scores, held.pair_query, held.pair_shard, index.shard_sizes, step=step)
-    single = {n: coverage_curve(rank_by_scores(s), held.pair_query, held.pair_shard, index.shard_sizes).auc
-              for n, s in zip(names, scores, strict=True)}
+    if validation not in VALIDATIONS:
+        raise RouteSpecError(f"validation must be one of {', '.join(VALIDATIONS)}, got {validation!r}")
+    check_tuning_options(names, options or {})
+    own = options_for("knn", options or {}) if "knn" in names else {}
+    encoder = TextEncoder(own["encoder"]) if own.get("encoder") else TextEncoder()
+    splits = held_out_splits(index, data, logs, encoder=encoder, fraction=topic_fraction, seed=topic_seed,
+                             n_topics=n_topics, by=topic_by)
+    chosen_split = splits[validation]
+    if isinstance(chosen_split, str):
+        raise RouteSpecError(f"the {validation} validation split cannot be drawn: {chosen_split}")
+    shared: dict[str, Any] = {}
+    scores: dict[str, list[np.ndarray]] = {}
+    fits: dict[str, dict[str, Any]] = {}
+    for kind, held in splits.items():
+        if isinstance(held, str):
+            continue
+        built = scoring_routers(index, names, held.train_records, options, encoder=encoder, built=shared)
+        shared.update({n: r for n, r in built.items() if n != "knn"})
+        scores[kind] = [standardise(built[n].scores(held.queries)) for n in names]
+        w, auc, _ = fit_weights(scores[kind], held.pair_query, held.pair_shard, index.shard_sizes, step=step)
+        fits[kind] = {"weights": [float(x) for x in w], "auc": float(auc)}
+    weights = fits[validation]["weights"]
+    auc_table: dict[str, dict[str, float]] = {}
+    for kind, parts in scores.items():
+        held = splits[kind]
+        assert not isinstance(held, str)
+        table = {n: coverage_curve(rank_by_scores(s), held.pair_query, held.pair_shard, index.shard_sizes).auc
+                 for n, s in zip(names, parts, strict=True)}
+        fused = np.asarray(sum(w * s for w, s in zip(weights, parts, strict=True)))
+        table["hybrid"] = coverage_curve(rank_by_scores(fused), held.pair_query, held.pair_shard,
+                                         index.shard_sizes).auc
+        auc_table[kind] = {k: float(v) for k, v in table.items()}
     # paths are stored absolute, so the tuned index works from any working directory
     data_path = str(Path(data).expanduser().resolve())
     logs_value = str(Path(logs).expanduser().resolve()) if Path(logs).is_file() else str(logs)
@@ -147,10 +344,13 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
         stored.setdefault("knn.logs", logs_value)
         if not Path(logs).is_file():
             stored.setdefault("knn.data", data_path)
-    return {"router": "hybrid", "routers": names, "weights": [float(w) for w in weights], "val_auc": float(auc),
+    single = {n: auc_table[validation][n] for n in names}
+    return {"router": "hybrid", "routers": names, "weights": weights, "val_auc": auc_table[validation]["hybrid"],
             "single_auc": single, "options": stored, "logs": logs_value, "data": data_path,
             "data_root_relative": _under_data_root(stored.get("knn.data", data_path)), "step": step,
-            "n_val_queries": len(held.queries), "n_val_pairs": len(held.pair_query)}
+            "n_val_queries": len(chosen_split.queries), "n_val_pairs": len(chosen_split.pair_query),
+            "validation": validation, "auc": auc_table, "fits": fits,
+            "splits": {k: (v.split if not isinstance(v, str) else {"error": v}) for k, v in splits.items()}}
 
 
 def _under_data_root(path: object) -> str | None:

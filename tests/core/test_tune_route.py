@@ -93,3 +93,45 @@ def test_bad_routing_file(own_index: Path) -> None:
     (own_index / ROUTING_FILE).write_text("{not json")
     with pytest.raises(RouteSpecError, match="tune-route"):
         make_router("hybrid@1", ShardedIndex.open(own_index))
+
+
+def test_topic_held_out_logs_share_no_query_and_no_topic_with_the_kb(own_index: Path, click_log: Path) -> None:
+    held = held_out_logs(ShardedIndex.open(own_index), ".", str(click_log), "topics")
+    assert held.validation == "topics" and held.topic_of_query is not None and held.query_topic is not None
+    val_texts = {q.text for q in held.queries}
+    train_texts = {text for text, _, _ in held.train_records}
+    assert val_texts and not val_texts & train_texts
+    val_topics = {held.topic_of_query[t] for t in val_texts}
+    assert not val_topics & {held.topic_of_query[t] for t in train_texts}
+    assert val_topics == set(held.split["held_topics"]) == set(held.query_topic.tolist())
+    assert held.split["n_val_queries"] == len(held.queries) and len(held.pair_doc) == len(held.pair_query)
+    # the records it indexes are the whole log, split in two
+    assert sorted([*held.train_index.tolist(), *held.val_index.tolist()]) == list(range(len(held.records)))
+    again = held_out_logs(ShardedIndex.open(own_index), ".", str(click_log), "topics")
+    assert [q.text for q in again.queries] == [q.text for q in held.queries]  # seeded
+    with pytest.raises(RouteSpecError, match="validation"):
+        held_out_logs(ShardedIndex.open(own_index), ".", str(click_log), "sometimes")
+
+
+@pytest.mark.parametrize("validation", ["topics", "random"])
+def test_cli_validation_reports_random_and_topic_auc(own_index: Path, click_log: Path, validation: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["-q", "tune-route", str(own_index), "--data", ".", "--logs", str(click_log),
+            "--routers", "centroid,cori,knn", "--step", "0.5", "--validation", validation]
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert "random" in out.splitlines()[2] and "topics" in out.splitlines()[2]  # the AUC columns
+    assert f"(chosen on {validation})" in out
+    tuned = read_routing(own_index)
+    assert tuned is not None and tuned["validation"] == validation
+    for kind in ("random", "topics"):
+        assert set(tuned["auc"][kind]) == {"centroid", "cori", "knn", "hybrid"}
+        assert tuned["splits"][kind]["kind"] == kind and tuned["splits"][kind]["n_val_queries"] > 0
+    assert tuned["weights"] == tuned["fits"][validation]["weights"]
+    assert tuned["val_auc"] == pytest.approx(tuned["auc"][validation]["hybrid"])
+    assert tuned["single_auc"] == {n: tuned["auc"][validation][n] for n in ("centroid", "cori", "knn")}
+    # hybrid@m reads the stored fusion as before
+    router = make_router(parse_route("hybrid@1"), ShardedIndex.open(own_index))
+    assert router.weights == tuned["weights"]
+    assert main([*base, "--overwrite", "--topic-fraction", "1.5"]) == 2
+    assert "--topic-fraction" in capsys.readouterr().err

@@ -202,3 +202,28 @@ def test_warm_start_refuses_a_model_of_another_shape(trained: SimpleNamespace, b
                                                  init_model=str(trained.out), max_steps=1), out=None)
     with pytest.raises(ModelError, match="go together"):
         _config(tiny_model_dir, init="model")
+
+
+def test_topic_validation_split_holds_out_whole_topics(beir: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    from selectsearch.mico.features import embed_queries
+    from selectsearch.mico.logs import load_log_pairs
+    from selectsearch.mico.trainer import MicoTraining
+    from selectsearch.route.shift import topic_split
+
+    pairs = load_log_pairs([beir], "train")
+    config = _config(tiny_model_dir, mode="full", init="random", val_split="topics", val_fraction=0.25, max_steps=1)
+    method = MicoTraining(pairs, config, None, tmp_path / "cache", progress=False)
+    train_q = set(pairs.pair_query[method.train_idx].tolist())
+    val_q = set(pairs.pair_query[method.val_idx].tolist())
+    assert val_q and not train_q & val_q
+    # the split tune-route draws from the same query embeddings: the same validation pairs
+    vectors = embed_queries(pairs.query_texts, pairs.query_fingerprint(), method.text_encoder, tmp_path / "cache")
+    split = topic_split(pairs.pair_query, pairs.query_texts, fraction=0.25, seed=0, vectors=vectors)
+    np.testing.assert_array_equal(split.val, method.val_idx)
+    topics = split.query_topic
+    assert not set(topics[list(train_q)].tolist()) & set(topics[list(val_q)].tolist())
+    random_split = MicoTraining(pairs, _config(tiny_model_dir, mode="full", init="random", val_fraction=0.25,
+                                               max_steps=1), None, tmp_path / "cache", progress=False)
+    assert not np.array_equal(random_split.val_idx, method.val_idx)  # the default is unchanged: by query
+    with pytest.raises(ModelError, match="validation split"):
+        _config(tiny_model_dir, val_split="sometimes")
