@@ -278,7 +278,9 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
                 topic_by: str = "embedding") -> dict[str, Any]:
     """Weights of ``routers`` with the best coverage AUC on the ``validation`` split of the logs.
 
-    Both splits are scored (module docs); the weights come from ``validation``.
+    Both splits are scored (module docs); the weights come from ``validation``. When the topic
+    split cannot be drawn (logs too small or too uniform for two topics), ``topics`` falls back to
+    ``random`` with a warning (``validation`` then says ``random``, ``validation_fallback`` why).
 
     Returns:
         a JSON-able dict. Keys read by ``hybrid@m``: ``routers``, ``weights``, ``options``. Also
@@ -307,6 +309,12 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
     encoder = TextEncoder(own["encoder"]) if own.get("encoder") else TextEncoder()
     splits = held_out_splits(index, data, logs, encoder=encoder, fraction=topic_fraction, seed=topic_seed,
                              n_topics=n_topics, by=topic_by)
+    fallback = None
+    if validation == "topics" and isinstance(splits["topics"], str) and not isinstance(splits["random"], str):
+        # too few or too uniform logs for two topics: better the random split than no tuning
+        fallback = splits["topics"]
+        log.warning("no topic-held-out split of the logs (%s); choosing the weights on the random split", fallback)
+        validation = "random"
     chosen_split = splits[validation]
     if isinstance(chosen_split, str):
         raise RouteSpecError(f"the {validation} validation split cannot be drawn: {chosen_split}")
@@ -349,7 +357,8 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
             "single_auc": single, "options": stored, "logs": logs_value, "data": data_path,
             "data_root_relative": _under_data_root(stored.get("knn.data", data_path)), "step": step,
             "n_val_queries": len(chosen_split.queries), "n_val_pairs": len(chosen_split.pair_query),
-            "validation": validation, "auc": auc_table, "fits": fits,
+            "validation": validation, **({"validation_fallback": fallback} if fallback else {}),
+            "auc": auc_table, "fits": fits,
             "splits": {k: (v.split if not isinstance(v, str) else {"error": v}) for k, v in splits.items()}}
 
 

@@ -135,3 +135,21 @@ def test_cli_validation_reports_random_and_topic_auc(own_index: Path, click_log:
     assert router.weights == tuned["weights"]
     assert main([*base, "--overwrite", "--topic-fraction", "1.5"]) == 2
     assert "--topic-fraction" in capsys.readouterr().err
+
+
+def test_topics_falls_back_to_random_when_no_topic_split(own_index: Path, click_log: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import selectsearch.route.shift as shift
+
+    def no_topics(*args: object, **kwargs: object) -> None:
+        raise SelectSearchError("a topic split needs at least two non-empty topic clusters")
+
+    monkeypatch.setattr(shift, "topic_split", no_topics)
+    tuned = tune_hybrid(ShardedIndex.open(own_index), ".", str(click_log), ["centroid", "cori"], step=0.5)
+    assert tuned["validation"] == "random" and "two non-empty" in tuned["validation_fallback"]
+    assert "topics" not in tuned["auc"] and "error" in tuned["splits"]["topics"]
+    from selectsearch.mico import logs
+
+    monkeypatch.setattr(logs, "split_by_query", lambda *a, **k: (np.arange(0), np.arange(0)))  # no random split
+    with pytest.raises(RouteSpecError, match="cannot be drawn"):
+        tune_hybrid(ShardedIndex.open(own_index), ".", str(click_log), ["centroid", "cori"], step=0.5)
