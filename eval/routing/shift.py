@@ -127,6 +127,11 @@ def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int) 
             "tuning": tuned, "test_auc": test_auc, "summary": summary}
 
 
+def val(tuned: dict[str, Any], kind: str, router: str) -> float:
+    """A tuning AUC of ``router`` on the ``kind`` split (nan when that split could not be drawn)."""
+    return float(tuned["auc"].get(kind, {}).get(router, float("nan")))
+
+
 def markdown(report: dict[str, Any]) -> list[str]:
     """The report's tables."""
     lines = [f"# Routers under shift: {report['collection']}", "", "```sh", report["command"], "```", "",
@@ -149,14 +154,15 @@ def markdown(report: dict[str, Any]) -> list[str]:
                   "against the shifted test queries.", "",
                   "| router | val random | val topics | test |", "|---|---|---|---|"]
         tr, tt = s["tuning"]["random"], s["tuning"]["topics"]
+        nan = float("nan")
         for n in FUSED:
-            lines.append(f"| {n} | {tr['auc']['random'][n]:.2f} | {tr['auc']['topics'][n]:.2f} | "
-                         f"{s['test_auc'].get(n, float('nan')):.2f} |")
+            lines.append(f"| {n} | {val(tr, 'random', n):.2f} | {val(tr, 'topics', n):.2f} | "
+                         f"{s['test_auc'].get(n, nan):.2f} |")
         for v, t in (("random", tr), ("topics", tt)):
             w = ", ".join(f"{n} {x:g}" for n, x in zip(FUSED, t["weights"], strict=True))
-            test = s["test_auc"].get(f"hybrid[{v}]", float("nan"))
-            lines.append(f"| hybrid[{v}] ({w}) | {t['auc']['random']['hybrid']:.2f} | "
-                         f"{t['auc']['topics']['hybrid']:.2f} | {test:.2f} |")
+            test = s["test_auc"].get(f"hybrid[{v}]", nan)
+            lines.append(f"| hybrid[{v}] ({w}) | {val(t, 'random', 'hybrid'):.2f} | {val(t, 'topics', 'hybrid'):.2f} | "
+                         f"{test:.2f} |")
         for n in CLASSIC:
             if n not in FUSED:
                 lines.append(f"| {n} | - | - | {s['test_auc'].get(n, float('nan')):.2f} |")

@@ -45,6 +45,7 @@ SMOKE = {
     "dynamar/report.py": "test_dynamar_bench_probe_report",
     "mtl/bench_mtl.py": "test_mtl_report",
     "reaugkd/glue.py": "test_reaugkd_glue",
+    "routing/shift.py": "test_routing_shift",
 }
 
 
@@ -135,6 +136,19 @@ def test_mico_hybrid(tmp_path: Path, bench_index: Path, data_root: Path, script_
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["routers"] == ["centroid", "cori"] and report["eval_command"].startswith("selectsearch eval")
     assert "| router | AUC |" in out.with_suffix(".md").read_text()
+
+
+def test_routing_shift(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    out = tmp_path / "shift-tiny"
+    run_script("routing/shift.py", [data_root / "beir", "--name", "tiny", "--index", bench_index, "--work",
+                                    tmp_path / "work", "--fraction", "0.4", "--out", out], env=script_env, cwd=tmp_path)
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert [s["setting"] for s in report["settings"]] == ["new-topics", "unlogged-docs"]
+    for setting in report["settings"]:
+        assert {r["route"] for r in setting["rows"]} >= {"all", "cori@4", "knn@2", "hybrid[topics]@1"}
+        assert set(setting["tuning"]["topics"]["auc"]) <= {"random", "topics"}
+        assert (tmp_path / "work" / "tiny" / setting["setting"] / "qrels" / "train.tsv").is_file()
+    assert "| budget | best classic" in out.with_suffix(".md").read_text()
 
 
 def test_mico_step_timing(tmp_path: Path, data_root: Path, script_env: dict[str, str]) -> None:
