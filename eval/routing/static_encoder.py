@@ -5,9 +5,9 @@ tokenizers single-threaded), for one query per call and for all timed queries in
 (batched as each encoder batches), and of the whole ``knn`` router per query (encode + score the
 knowledge base). Quality on each collection (index built from a BEIR folder, logs = ``--logs``
 qrels split, test = ``--split``): coverage AUC (:mod:`selectsearch.selective_metrics`) and
-nDCG@10 at 1, 2 and 4 shards of ``knn@m`` with each encoder, of ``hybrid@m`` when the index has a
-tuned routing (its sub-router ``knn`` swaps encoder; the weights stay those tuned with the
-transformer), next to exhaustive search, CORI and the centroids.
+nDCG@10 at 1, 2 and 4 shards of ``knn@m`` with each encoder and of ``hybrid@m`` (``--fused``
+routers, weights fitted for each encoder on held-out logged queries as ``tune-route`` fits them,
+kept in memory), next to exhaustive search, CORI and the centroids.
 
 Encoders are ``LABEL=SPEC`` (``--encoder``, repeatable; the first is the reference): SPEC is what
 ``knn.encoder`` takes (``all-MiniLM-L6-v2``, ``minilm-static``, a model folder), or ``pca:N``
@@ -80,12 +80,14 @@ def time_router(router: Any, texts: list[str]) -> dict[str, float]:
     return percentiles(out)
 
 
-def quality_rows(index_path: str, data: str, logs: str, split: str, encoders: dict[str, str], k: int
-                 ) -> list[dict[str, Any]]:
-    """``evaluate`` rows: baselines once, then knn (and hybrid if tuned) per encoder."""
+def quality_rows(index_path: str, data: str, logs: str, split: str, encoders: dict[str, str], k: int,
+                 fused: str) -> list[dict[str, Any]]:
+    """``evaluate`` rows: baselines once, then per encoder ``knn@m`` and ``hybrid@m`` whose weights
+    are fitted for that encoder as ``tune-route`` fits them (held-out logged queries, step 0.1) —
+    in memory: nothing is written into the index."""
     from selectsearch.data import load_qrels, load_queries
     from selectsearch.evaluation import evaluate
-    from selectsearch.route.routing_file import read_routing
+    from selectsearch.route.tuning import tune_hybrid
     from selectsearch.search import SelectiveSearcher
 
     searcher = SelectiveSearcher.open(index_path, "all")
@@ -95,13 +97,15 @@ def quality_rows(index_path: str, data: str, logs: str, split: str, encoders: di
     rows = []
     for row in evaluate(searcher, queries, qrels, ["all", f"cori@{sweep}", f"centroid@{sweep}"], ["nDCG@10"], k=k):
         rows.append({**row, "encoder": None})
-    tuned = read_routing(searcher.index.path) is not None
+    names = [n for n in fused.split(",") if n]
     for label, encoder in encoders.items():
-        routes = [f"knn@{sweep}"] + ([f"hybrid@{sweep}"] if tuned else [])
-        options = {"knn.encoder": encoder, "knn.logs": logs, "knn.data": data}
-        started = time.perf_counter()
-        for row in evaluate(searcher, queries, qrels, routes, ["nDCG@10"], k=k, router_options=options):
-            rows.append({**row, "encoder": label, "eval_seconds": round(time.perf_counter() - started, 1)})
+        tuned = tune_hybrid(searcher.index, data, logs, names, step=0.1, options={"knn.encoder": encoder})
+        options = {"knn.encoder": encoder, "knn.logs": logs, "knn.data": data, "hybrid.routers": ",".join(names),
+                   "hybrid.weights": ",".join(f"{w:g}" for w in tuned["weights"])}
+        tuning = {key: tuned[key] for key in ("weights", "val_auc", "single_auc", "n_val_queries", "n_val_pairs")}
+        for row in evaluate(searcher, queries, qrels, [f"knn@{sweep}", f"hybrid@{sweep}"], ["nDCG@10"], k=k,
+                            router_options=options):
+            rows.append({**row, "encoder": label, **({"tuning": tuning} if row["router"] == "hybrid" else {})})
     return rows
 
 
@@ -115,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", help="evaluated queries (default test)")
     parser.add_argument("--k", type=int, default=100, help="hits per query (default 100; nDCG@10 needs 10)")
     parser.add_argument("--timing-queries", type=int, default=300, help="test queries timed per collection")
+    parser.add_argument("--fused", default="centroid,cori,knn",
+                        help="routers of hybrid@m, weights fitted per encoder (default centroid,cori,knn: the demo's)")
     parser.add_argument("--no-quality", action="store_true", help="timings only")
     parser.add_argument("--out", type=Path, default=Path("eval/results/routing/static-encoder"),
                         help="OUT.json and OUT.md")
@@ -154,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     timing["load_average_after"] = load_average()
 
     quality = {} if args.no_quality else {
-        name: quality_rows(index_path, data, args.logs, args.split, encoders, args.k)
+        name: quality_rows(index_path, data, args.logs, args.split, encoders, args.k, args.fused)
         for name, (index_path, data) in collections.items()}
 
     from selectsearch.models.static_encoder import MANIFEST, is_static_encoder
@@ -212,6 +218,13 @@ def report(result: dict[str, Any]) -> list[str]:
             cells = [f"{m['nDCG@10']:.4f} ({_pct(m['nDCG@10'], exhaustive)})" if (m := by_budget.get(b)) else "-"
                      for b in BUDGETS]
             lines.append(f"| {router} | {encoder} | {auc:.2f} | " + " | ".join(cells) + " |")
+        tunings = [(r["encoder"], r["tuning"]) for r in rows if "tuning" in r and int(r["budget"]) == BUDGETS[0]]
+        if tunings:
+            fits = [f"{encoder}: {' + '.join(f'{w:g} {n}' for w, n in zip(t['weights'], t['single_auc'], strict=True))}"
+                    f" (validation AUC {t['val_auc']:.2f}, knn alone {t['single_auc'].get('knn', float('nan')):.2f})"
+                    for encoder, t in tunings]
+            lines += ["", "hybrid weights fitted per encoder on held-out logged queries (as `tune-route`): "
+                      + "; ".join(fits)]
     if result["static_manifests"]:
         lines += ["", "Static encoders (from their manifests): " + "; ".join(
             f"{label}: {m.get('dim')} dims, {m.get('vocabulary')} tokens, recipe {m.get('recipe')}, distilled in "
