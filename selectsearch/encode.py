@@ -10,7 +10,10 @@ corpus fingerprint) and :func:`corpus_embeddings` returns the cached matrix, enc
 in one streamed pass when it is missing (the corpus text is never held in memory).
 
 Any local sentence-transformers or transformers folder works as the model; pooling and
-normalisation follow the folder (see :func:`selectsearch.models.encoder.encoder_layout`).
+normalisation follow the folder (see :func:`selectsearch.models.encoder.encoder_layout`). A static
+encoder (a model2vec folder, or ``minilm-static``: see :mod:`selectsearch.models.static_encoder`)
+works too: ``TextEncoder(model)`` then returns a
+:class:`~selectsearch.models.static_encoder.StaticEncoder`, which has the same interface.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -77,6 +80,18 @@ class TextEncoder:
         >>> enc.encode(["vitamin d"]).shape  # doctest: +SKIP
         (1, 384)
     """
+
+    def __new__(cls, model: str | os.PathLike[str] | None = None, **options: Any) -> TextEncoder:
+        """A :class:`~selectsearch.models.static_encoder.StaticEncoder` (same interface, no
+        transformer) when ``model`` names a static encoder — a model2vec folder or a short name
+        such as ``minilm-static`` — so every option that takes an encoder takes those too."""
+        if cls is TextEncoder and model is not None:
+            from selectsearch.models.static_encoder import StaticEncoder, is_static_encoder
+
+            if is_static_encoder(model):
+                options["precision"] = encoder_precision(options.get("precision"))  # cache keys as for transformers
+                return cast(TextEncoder, StaticEncoder(model, **options))
+        return super().__new__(cls)
 
     def __init__(self, model: str | os.PathLike[str] | None = None, *, max_length: int = 256,
                  batch_size: int = 64, threads: int | None = None, precision: str | None = None) -> None:

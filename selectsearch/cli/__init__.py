@@ -29,6 +29,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "distill": ("selectsearch.cli.distill", "ReAugKD: distil a teacher into a small student"),
     "train-reranker": ("selectsearch.cli.train_reranker", "train a cross-encoder reranker or its ReAugKD student"),
     "distill-router": ("selectsearch.cli.distill_router", "ReAugKD: distil a MICO router into a small student"),
+    "distill-encoder": ("selectsearch.cli.distill_encoder", "distil a static (model2vec) query encoder for routers"),
     "train-classifier": (
         "selectsearch.cli.train_classifier",
         "train a DynaMaR or fine-tuned text classifier",

@@ -4,6 +4,13 @@ Both featurisers embed texts the same way as :class:`selectsearch.encode.TextEnc
 pooling under the attention mask, then L2 normalisation — so a head trained on either sees the
 vectors the partitioner and the router will compute later.
 
+The encoder is a parameter (``MicoConfig.encoder``, ``train-mico --encoder``): besides a
+transformer it may be a static encoder (``minilm-static`` or a model2vec folder, see
+:mod:`selectsearch.models.static_encoder`). Frozen features then come from its token table — the
+corpus encodes in seconds and the MICO query head routes a query in microseconds instead of a
+transformer pass — and the saved model carries that encoder in ``encoder/``, so the router and the
+partitioner embed with it too. A static encoder has nothing to fine-tune: ``full`` mode refuses it.
+
 Example:
     >>> feats = FrozenFeatures(doc_vectors, query_vectors)  # doctest: +SKIP
     >>> feats.documents(np.array([0, 1])).shape  # doctest: +SKIP
@@ -28,7 +35,8 @@ __all__ = ["EncoderFeatures", "FrozenFeatures", "corpus_cache", "corpus_vectors"
 
 
 def encoder_arg(encoder: str) -> str | None:
-    """``None`` for the packaged default (what :class:`TextEncoder` expects), else the folder."""
+    """``None`` for the packaged default (what :class:`TextEncoder` expects), else the folder or
+    the static encoder's short name (:class:`TextEncoder` returns a static encoder for those)."""
     return None if encoder == DEFAULT_ENCODER else encoder
 
 

@@ -18,7 +18,11 @@ Options (``--router-option knn.KEY=VALUE``):
 - ``data``: the BEIR folder of the split (default: the folder the index was built from);
 - ``k`` (default 100) and ``temperature`` (default 0.1): chosen on Home Depot's held-out logged
   queries (``eval/mico/hybrid.py``);
-- ``encoder``: query encoder (default the packaged all-MiniLM-L6-v2).
+- ``encoder``: query encoder (default the packaged all-MiniLM-L6-v2, a transformer: 5-8 ms of CPU
+  per query). ``minilm-static`` is that model distilled into a static token table (model2vec,
+  built on first use, tens of microseconds per query), and any model2vec or transformers folder
+  works (:class:`selectsearch.encode.TextEncoder`). The logged queries are embedded by the same
+  encoder (cached per encoder); ``eval/results/routing/static-encoder.md`` compares the two.
 
 Never pass the evaluation split as ``logs``: the router would read the answers.
 

@@ -46,6 +46,7 @@ SMOKE = {
     "mtl/bench_mtl.py": "test_mtl_report",
     "reaugkd/glue.py": "test_reaugkd_glue",
     "routing/shift.py": "test_routing_shift",
+    "routing/static_encoder.py": "test_routing_static_encoder",  # test_routing_entry_points.py
 }
 
 

@@ -1,0 +1,39 @@
+"""Smoke tests of the routing benchmarks under ``eval/routing/`` (see :data:`test_entry_points.SMOKE`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .conftest import run_script
+
+
+def _static_folder(folder: Path) -> Path:
+    """A model2vec folder with random token vectors over the packaged tokenizer."""
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    from selectsearch.models.encoder import resolve_model_path
+
+    tokenizer = Tokenizer.from_file(str(resolve_model_path(None) / "tokenizer.json"))
+    vectors = np.random.default_rng(0).standard_normal((tokenizer.get_vocab_size(), 16)).astype(np.float32)
+    StaticModel(vectors, tokenizer, config={"model_type": "model2vec"}, normalize=True).save_pretrained(folder)
+    return folder
+
+
+def test_routing_static_encoder(tmp_path: Path, bench_index: Path, data_root: Path, tiny_encoder_dir: Path,
+                                script_env: dict[str, str]) -> None:
+    static = _static_folder(tmp_path / "static")
+    out = tmp_path / "static-encoder"
+    run_script("routing/static_encoder.py", ["--collection", f"tiny={bench_index},{data_root / 'beir'}",
+                                             "--encoder", f"transformer={tiny_encoder_dir}", "--encoder",
+                                             f"static={static}", "--timing-queries", "4", "--out", out],
+               env=script_env, cwd=tmp_path)
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["timing"]["static"]["dim"] == 16 and result["timing"]["transformer"]["encode"]["batch_mean_ms"] > 0
+    routes = {(r["route"], r["encoder"]) for r in result["quality"]["tiny"]}
+    assert {("knn@1", "static"), ("hybrid@4", "transformer"), ("all", None)} <= routes
+    text = out.with_suffix(".md").read_text()
+    assert "| knn | static |" in text and "indicative only" in text
