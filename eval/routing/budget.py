@@ -30,8 +30,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from selectsearch.bench.report import format_table, pyplot, save_figure, write_result
 from selectsearch.bench.report.curves import interpolate_at
 from selectsearch.bench.script import command_line, judged_queries, script_parser
@@ -42,12 +40,12 @@ from selectsearch.ranking import rank_by_scores
 from selectsearch.route import make_router
 from selectsearch.route.budget import (
     AutoBudgetRouter,
-    calibrate_index,
     coverage_at_targets,
     read_calibration,
     reliability,
     store_calibration,
 )
+from selectsearch.route.calibrate import calibrate_index
 from selectsearch.search import SelectiveSearcher
 from selectsearch.selective_metrics import relevant_pairs
 from selectsearch.types import Query
@@ -77,7 +75,7 @@ def calibration_report(index: ShardedIndex, data: str, split: str, targets: list
     ranking = rank_by_scores(scores)
     test = reliability(probs, pq, ps)
     test["coverage"] = coverage_at_targets(probs, ranking, pq, ps, targets, router.max_shards, index.shard_sizes)
-    test.update({"n_queries": len(ids), "n_pairs": int(len(pq))})
+    test.update({"n_queries": len(ids), "n_pairs": len(pq)})
     return {"stored": read_calibration(index.path, "hybrid"), "max_shards": router.max_shards, "test": test}
 
 
@@ -89,7 +87,8 @@ def run_evaluations(index_path: str, data: str, split: str, args: Any) -> list[d
     suffix = f"/{args.max_shards}" if args.max_shards else ""
     auto = f"hybrid@auto:{','.join(_num(t) for t in args.targets)}{suffix}"
     rows = evaluate(searcher, queries, qrels, ["all", f"hybrid@1:{args.max_budget}", auto], MEASURES, k=args.k)
-    for key, router, values in (("threshold", "ranks", args.ranks_thresholds), ("taily_n_min", "taily", args.taily_nmin)):
+    sweeps = (("threshold", "ranks", args.ranks_thresholds), ("taily_n_min", "taily", args.taily_nmin))
+    for key, router, values in sweeps:
         for value in values:
             [row] = evaluate(searcher, queries, qrels, [router], MEASURES, k=args.k,
                              router_options={f"{router}.{key}": value})
@@ -195,15 +194,15 @@ def markdown(result: dict[str, Any]) -> list[str]:
                                "vs fixed"], table))
     lines += ["", "## Calibration of hybrid's shard probabilities", ""]
     if stored:
-        info = stored
+        info, nan = stored, float("nan")
         lines.append(f"Fitted on {info.get('n_queries')} held-out logged queries ({info.get('n_pairs')} pairs): "
                      f"scale `{info['scale']}`, inverse temperature {info['inv_temperature']:.3f}, size-prior weight "
-                     f"{info['uniform']:.3f}; mean log-likelihood per pair {info.get('log_likelihood', float('nan')):.3f} "
-                     f"(size prior alone {info.get('log_likelihood_prior', float('nan')):.3f}); held-out ECE "
-                     f"{info.get('ece', float('nan')):.4f} (in-sample, 2 parameters).")
-    lines += ["", f"On the {test['n_queries']} test queries ({test['n_pairs']} relevant pairs): **ECE {test['ece']:.4f}** "
-              f"(top shard), classwise ECE {test['classwise_ece']:.4f}. Reliability of the top shard's probability "
-              "(weight = relevant pairs):", "",
+                     f"{info['uniform']:.3f}; mean log-likelihood per pair {info.get('log_likelihood', nan):.3f} "
+                     f"(size prior alone {info.get('log_likelihood_prior', nan):.3f}); held-out ECE "
+                     f"{info.get('ece', nan):.4f} (in-sample, 2 parameters).")
+    lines += ["", f"On the {test['n_queries']} test queries ({test['n_pairs']} relevant pairs): "
+              f"**ECE {test['ece']:.4f}** (top shard), classwise ECE {test['classwise_ece']:.4f}. Reliability of "
+              "the top shard's probability (weight = relevant pairs):", "",
               format_table(["p(top shard)", "weight", "predicted", "observed"],
                            [[b["bin"], f"{b['weight']:.0f}", f"{b['predicted']:.3f}", f"{b['observed']:.3f}"]
                             for b in test["table"]]), "",

@@ -25,8 +25,9 @@ from selectsearch.types import Qrels
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
 
-__all__ = ["ROUTERS", "AutoBudget", "Param", "RouteSpec", "Router", "RouterOptions", "as_route", "check_budget", "expand_for_index",
-           "make_router", "options_for", "parse_route", "rank_by_scores", "register_router", "split_router_options"]
+__all__ = ["ROUTERS", "AutoBudget", "Param", "RouteSpec", "Router", "RouterOptions", "as_route", "check_budget",
+           "expand_for_index", "make_router", "options_for", "parse_route", "rank_by_scores", "register_router",
+           "split_router_options"]
 
 log = logging.getLogger(__name__)
 

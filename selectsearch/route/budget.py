@@ -34,8 +34,9 @@ likelihood is exactly the quantity the cut-off needs, the probability mass of ea
 fit is a deterministic grid search refined around the optimum (no optimiser tolerances).
 
 Where calibrations live: ``INDEX/routing.json`` under ``"calibration": {router name: params}``
-(:func:`calibrate_routers` builds it from held-out scores; :func:`calibrate_index` recomputes it
-for an index already tuned, :func:`store_calibration` writes it). Without a stored calibration
+(:func:`calibrate_routers` builds it from held-out scores;
+:func:`selectsearch.route.calibrate.calibrate_index` recomputes it for an index already tuned,
+:func:`store_calibration` writes it). Without a stored calibration
 the router falls back to :data:`FALLBACK` (per-query units, inverse temperature 1, no prior
 mix), with a warning once per index and router: see its docstring.
 
@@ -67,7 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
 
 __all__ = ["DEFAULT_TARGET", "FALLBACK", "MAX_SHARDS_FRACTION", "AutoBudgetRouter", "Calibration", "budget_cutoffs",
-           "calibrate_index", "calibrate_routers", "coverage_at_targets", "default_max_shards", "fit_calibration",
+           "calibrate_routers", "coverage_at_targets", "default_max_shards", "fit_calibration",
            "make_auto_router", "read_calibration", "reliability", "store_calibration"]
 
 log = logging.getLogger(__name__)
@@ -179,11 +180,14 @@ class Calibration:
 
 
 #: used when no calibration is stored for a router: each query's scores in its own standard
-#: deviations, inverse temperature 1, no prior. A fitted calibration is always better; this one
-#: is chosen to err towards searching MORE shards: with unit inverse temperature a query's top
-#: shard gets at most ``e^(z_max) / sum e^z`` of the mass, which for a query whose best shard is 2
-#: standard deviations above the mean on 16 shards is about 30%, so T = 0.9 still reaches several
-#: shards; a router whose scores are sharper than that loses only cost, never coverage.
+#: deviations (the only unit that needs no data: raw score scales differ by router), inverse
+#: temperature 1, no prior. With unit inverse temperature the probabilities are no sharper than
+#: the z-scores themselves, so a query's top shard rarely gets more than about 3/4 of the mass
+#: (z is at most sqrt(K - 1)) and T = 0.9 searches several shards even for a confident query:
+#: the fallback errs towards cost, not towards missed documents. It sees only the shape of the
+#: scores, not their magnitude, so it cannot tell an unfamiliar query by flat raw scores; a fitted
+#: calibration (``"global"`` scale) can. Fitted calibrations on the collections measured here had
+#: per-query-unit inverse temperatures of 1.0 to 1.6, i.e. sharper than this fallback.
 FALLBACK = Calibration(inv_temperature=1.0, uniform=0.0, scale="query", sigma=1.0, fitted=False,
                        info={"note": "fallback: no calibration stored (run selectsearch tune-route)"})
 
@@ -245,7 +249,7 @@ def _fit_one(z: np.ndarray, pq: np.ndarray, ps: np.ndarray, prior: np.ndarray) -
     a_grid = np.concatenate([[0.0], np.geomspace(1e-2, 1e2, 121)])
     eps_grid = np.concatenate([[0.0], np.geomspace(1e-4, 0.9, 100)])
     ll = _pair_log_likelihood(z, pq, ps, prior_of_pair, a_grid, eps_grid)
-    i, j = np.unravel_index(int(np.argmax(ll)), ll.shape)
+    i, j = (int(x) for x in np.unravel_index(int(np.argmax(ll)), ll.shape))
     a_lo, a_hi = a_grid[max(i - 1, 0)], a_grid[min(i + 1, len(a_grid) - 1)]
     e_lo, e_hi = eps_grid[max(j - 1, 0)], eps_grid[min(j + 1, len(eps_grid) - 1)]
     fine_a = np.unique(np.concatenate([np.linspace(a_lo, a_hi, 81), [a_grid[i]]]))
@@ -298,7 +302,7 @@ def fit_calibration(scores: np.ndarray, pair_query: np.ndarray, pair_shard: np.n
     cal = Calibration(a, eps, best, sigma, True)
     probs = cal.probabilities(s, shard_sizes)
     rel = reliability(probs, pq, ps)
-    info = {"n_queries": int(len(np.unique(pq))), "n_pairs": int(len(pq)), "log_likelihood": ll,
+    info = {"n_queries": len(np.unique(pq)), "n_pairs": len(pq), "log_likelihood": ll,
             "log_likelihood_prior": float(np.log(prior[ps]).mean()),
             "log_likelihood_by_scale": {u: fits[u][2] for u in scales},
             "ece": rel["ece"], "classwise_ece": rel["classwise_ece"]}
@@ -358,7 +362,7 @@ def reliability(probabilities: np.ndarray, pair_query: np.ndarray, pair_shard: n
     return {"ece": ece, "classwise_ece": classwise, "table": table}
 
 
-def _binned(p: np.ndarray, y: np.ndarray, w: np.ndarray, n_bins: int) -> tuple[list[dict[str, float]], float]:
+def _binned(p: np.ndarray, y: np.ndarray, w: np.ndarray, n_bins: int) -> tuple[list[dict[str, Any]], float]:
     idx = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
     table = []
     gap = 0.0
@@ -484,8 +488,9 @@ def make_auto_router(router: Router, auto: AutoBudget, index: ShardedIndex) -> A
     stored = read_calibration(index.path, router.name)
     why = f"no calibration for {router.name!r} in {index.path / 'routing.json'}"
     if stored is not None and not _same_fusion(router, stored):
-        stored, why = None, (f"the calibration stored for {router.name!r} was fitted for routers "
-                             f"{stored.get('routers')} weights {stored.get('weights')}, not this fusion")
+        why = (f"the calibration stored for {router.name!r} was fitted for routers {stored.get('routers')} weights "
+               f"{stored.get('weights')}, not this fusion")
+        stored = None
     calibration = Calibration.from_json(stored) if stored is not None else FALLBACK
     if stored is None and (str(index.path), router.name) not in _WARNED:
         _WARNED.add((str(index.path), router.name))
@@ -532,42 +537,6 @@ def calibrate_routers(scores: Mapping[str, np.ndarray], pair_query: np.ndarray, 
             entry["weights"] = [float(w) for w in fusion[1]]
         out[name] = entry
     return out
-
-
-def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = None, logs: str | None = None,
-                    *, routers: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Fit calibrations for the fusion tuned on ``index`` (``routing.json``) and each of its routers,
-    on the same held-out logged queries ``tune-route`` used (the knn knowledge base is the training
-    part of the logs, as in tuning).
-
-    Args:
-        index: a tuned index.
-        data, logs: the logs (default: those stored in ``routing.json``).
-        routers: routers to calibrate besides ``hybrid`` (default: the fused ones).
-
-    Raises:
-        RouteSpecError: the index has no ``routing.json``.
-    """
-    from selectsearch.route.hybrid import standardise
-    from selectsearch.route.routing_file import read_routing
-    from selectsearch.route.tuning import held_out_logs, scoring_routers
-
-    tuned = read_routing(index.path)
-    if tuned is None or "routers" not in tuned:
-        raise RouteSpecError(f"{index.path} has no tuned routing (routing.json); run `selectsearch tune-route` first")
-    names = list(tuned["routers"])
-    weights = [float(w) for w in tuned["weights"]]
-    data = data if data is not None else tuned["data"]
-    logs = logs if logs is not None else tuned["logs"]
-    extra = [n for n in (routers or ()) if n not in names]
-    held = held_out_logs(index, str(data), str(logs))
-    options = {k: v for k, v in tuned.get("options", {}).items() if k.partition(".")[0] in names + extra
-               and k.partition(".")[2] not in ("logs", "data")}
-    built = scoring_routers(index, names + extra, held.train_records, options)
-    raw = {n: np.asarray(built[n].scores(held.queries), dtype=np.float64) for n in names + extra}
-    fused = sum(w * standardise(raw[n]) for n, w in zip(names, weights, strict=True))
-    return calibrate_routers({**raw, "hybrid": np.asarray(fused)}, held.pair_query, held.pair_shard,
-                             index.shard_sizes, fusion=(names, weights))
 
 
 def read_calibration(index_path: str | os.PathLike[str], name: str) -> dict[str, Any] | None:
