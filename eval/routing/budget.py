@@ -18,9 +18,14 @@ On a tuned index (``selectsearch tune-route`` wrote ``INDEX/routing.json``), thi
 Quality only: the milliseconds in the JSON were measured while other jobs shared the machine
 and are not results.
 
-Usage (from the repository root; the index is modified only with --calibrate):
+Usage (from the repository root; the index is modified only with --calibrate, so run it on a copy):
+  cp -r indexes/scifact-k16 /tmp/sf-k16      # k-means, 16 shards, tuned: centroid,cori,knn
   .venv/bin/python eval/routing/budget.py /tmp/sf-k16 --data ../shared/data/scifact \\
       --collection scifact --docs-target 0.15 --calibrate --out eval/results/routing
+  selectsearch index ../shared/data/homedepot --out /tmp/hd-k16 --shards 16 --partitioner kmeans
+  selectsearch tune-route /tmp/hd-k16 --data ../shared/data/homedepot --routers centroid,cori,taily,knn
+  .venv/bin/python eval/routing/budget.py /tmp/hd-k16 --data ../shared/data/homedepot \\
+      --collection homedepot --docs-target 0.20 --calibrate --out eval/results/routing
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from selectsearch.route.budget import (
     store_calibration,
 )
 from selectsearch.route.calibrate import calibrate_index
+from selectsearch.route.routing_file import read_routing
 from selectsearch.search import SelectiveSearcher
 from selectsearch.selective_metrics import relevant_pairs
 from selectsearch.types import Query
@@ -161,9 +167,15 @@ def plot(rows: list[dict[str, Any]], summary: dict[str, Any], out: Path, title: 
 
 def markdown(result: dict[str, Any]) -> list[str]:
     s, cal = result["summary"], result["calibration"]
+    tuned = result["tuned"]
+    fusion = " + ".join(f"{w:g} {n}" for n, w in zip(tuned["routers"], tuned["weights"], strict=True))
     stored, test = cal["stored"], cal["test"]
     lines = [f"# Per-query budgets on {result['collection']} ({result['n_shards']} shards)", "",
              "```", result["command"], "```", "",
+             f"Index: `{result['index_command']}`, then `selectsearch tune-route` (logs `{result['tuned']['logs']}`): "
+             f"hybrid = {fusion}"
+             f" (validation coverage AUC {result['tuned']['val_auc']:.2f} on {result['tuned']['n_val_queries']} "
+             "held-out logged queries). Test split: its judged queries. Quality only (no timing).", "",
              f"Exhaustive nDCG@10 {s['exhaustive_ndcg10']:.4f}; {s['share']:.0%} of it = {s['goal_ndcg10']:.4f}.", ""]
     reach, fixed = s["auto_reaching"], s["fixed_reaching"]
     if reach:
@@ -247,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     stem = args.out / f"budget-{args.collection}"
     png = plot(rows, summary, stem.with_suffix(".png"), f"{args.collection}, {index.n_shards} shards: "
                "per-query budgets vs fixed budgets and classic cut-offs")
-    result = {"collection": args.collection, "index": str(index.path), "n_shards": index.n_shards,
+    tuned = read_routing(index.path) or {}
+    setup = {"index_command": " ".join(index.manifest.command),
+             "tuned": {k: tuned.get(k) for k in ("routers", "weights", "val_auc", "logs", "n_val_queries")}}
+    result = {"collection": args.collection, "index": str(index.path), "n_shards": index.n_shards, **setup,
               "command": command_line(__file__, argv if argv is not None else sys.argv[1:],
                                       prefix=".venv/bin/python "),
               "plot": png.name, "summary": summary, "calibration": cal, "rows": rows}

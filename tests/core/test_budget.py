@@ -278,3 +278,21 @@ def test_search_with_an_auto_route(own_index: Path) -> None:
     out = searcher.batch_search({"a": "rocket orbit", "b": "flour sugar"}, k=5)
     assert all(1 <= len(r.trace.shards) <= 2 for r in out.values())
     assert out["a"].trace.route == "cori@auto:0.99/2"
+
+
+def test_sweeps_and_report_families() -> None:
+    from selectsearch.bench.report.curves import budget_to_reach
+
+    assert parse_route("cori@auto:0.8,0.9").is_sweep and parse_route("cori@1:2").is_sweep
+    assert not parse_route("cori@auto:0.8").is_sweep and not parse_route("cori@2").is_sweep
+
+    def row(route: str, budget: int | None, ndcg: float, frac: float, **extra: object) -> dict[str, object]:
+        return {"route": route, "router": route.split("@")[0], "budget": budget, "metrics": {"nDCG@10": ndcg},
+                "cost": {"fraction_scored": frac}, **extra}
+
+    rows = [row("all", None, 0.5, 1.0), row("cori@1", 1, 0.40, 0.1), row("cori@2", 2, 0.49, 0.2),
+            row("cori@auto:0.5", None, 0.45, 0.12, auto={"target": 0.5}),
+            row("cori@auto:0.8", None, 0.49, 0.15, auto={"target": 0.8})]
+    reached = budget_to_reach(rows, "nDCG@10", 0.95)
+    assert reached["cori"] == {"budget": 2, "fraction_scored": 0.2, "value": 0.49}
+    assert reached["cori@auto"] == {"budget": "auto:0.8", "fraction_scored": 0.15, "value": 0.49}
