@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +31,8 @@ from selectsearch.types import Qrels, SearchResult
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.search import SelectiveSearcher
 
-__all__ = ["check_cutoffs", "cost_summary", "evaluate", "format_table", "parse_measures", "results_to_run"]
+__all__ = ["check_cutoffs", "cost_summary", "evaluate", "format_table", "parse_measures", "results_to_run",
+           "shards_histogram"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,12 @@ def cost_summary(results: Mapping[str, SearchResult], n_docs: int, shard_sizes: 
     out = {
         "queries": float(len(traces)),
         "shards_searched": float(shards.mean()),
+        # the distribution of shards per query: constant for a fixed budget, spread by a cut-off rule
+        "shards_searched_min": float(shards.min()),
+        "shards_searched_p10": _pct(shards, 10),
+        "shards_searched_p50": _pct(shards, 50),
+        "shards_searched_p90": _pct(shards, 90),
+        "shards_searched_max": float(shards.max()),
         "docs_scored": float(docs.mean()),
         "fraction_scored": float(docs.mean() / n_docs) if n_docs else 0.0,
     }
@@ -156,7 +164,11 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
 
     Each router ranks the shards of every query ONCE (timed; that time is each row's router
     cost); budgets of a range (``redde@1:16``) then search the top-m shards of that ranking
-    (:meth:`~selectsearch.search.SelectiveSearcher.route_budgets`).
+    (:meth:`~selectsearch.search.SelectiveSearcher.route_budgets`). A per-query budget
+    (``hybrid@auto:0.9``, see :mod:`selectsearch.route.budget`) is routed on its own (its
+    cut-off rule is part of its router) and its row adds ``auto`` (target, maximum, calibration).
+    Every row has ``shards_histogram`` (queries per number of shards searched) and, in ``cost``,
+    the distribution of shards searched (``shards_searched_min/p10/p50/p90/max``).
     Besides the ir-measures ``measures``, ``metrics`` holds the selective-search measures:
     ``coverage`` (fraction of relevant (query, doc) pairs whose document is in a searched shard),
     ``coverage_auc`` (AUC x100 of the router's coverage-cost curve over all budgets) and
@@ -182,6 +194,7 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
     import ir_measures
 
     from selectsearch.route import expand_for_index, make_router, split_router_options
+    from selectsearch.route.budget import make_auto_router
     from selectsearch.search import as_queries
     from selectsearch.selective_metrics import coverage_curve, partition_balance
 
@@ -203,11 +216,15 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
     pair_shard = np.array([p[1] for p in pairs], dtype=np.int64)
     balance = partition_balance(index.shard_sizes)
     by_router: dict[str, list[RouteSpec]] = {}
-    for spec in specs:
-        by_router.setdefault(spec.name, []).append(spec)
+    for spec in specs:  # fixed budgets of one router share its ranking; each per-query budget is its own router
+        by_router.setdefault(spec.router_key, []).append(spec)
     # every router is built before anything is searched: a bad option or model fails the run at once
-    routers = {name: make_router(family[0], index, qrels=qrels, seed=seed, run=run_names, **options)
-               for name, family in by_router.items()}
+    base = {name: make_router(replace(next(s for s in specs if s.name == name), auto=None), index, qrels=qrels,
+                              seed=seed, run=run_names, **options)
+            for name in dict.fromkeys(spec.name for spec in specs)}
+    routers = {key: base[family[0].name] if family[0].auto is None
+               else make_auto_router(base[family[0].name], family[0].auto, index)
+               for key, family in by_router.items()}
     exhaustive = searcher.with_route("all").search_selected(qs, [list(range(index.n_shards))] * len(qs), k=k)
     rows_by_spec: dict[str, dict[str, Any]] = {}
     from tqdm import tqdm
@@ -234,15 +251,32 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
                     metrics["coverage_auc"] = curve.auc
             metrics.update(overlap_with(results, exhaustive, [d for d in (10, 100, 1000) if d <= k]))
             rows_by_spec[str(spec)] = {"route": str(spec), "router": spec.name, "budget": spec.budget,
+                                       **({"auto": _auto_fields(routers[name])} if spec.auto is not None else {}),
                                        "retriever": searcher.retriever,
                                        **({"fusion": searcher.fusion.describe()} if searcher.retriever == "hybrid"
                                           else {}),
                                        "metrics": metrics,
                                        "cost": cost_summary(results, index.n_docs, index.shard_sizes),
+                                       "shards_histogram": shards_histogram(results),
                                        "balance": balance}
             bar.update(1)
     bar.close()
     return [rows_by_spec[str(spec)] for spec in specs]
+
+
+def _auto_fields(router: Any) -> dict[str, Any]:
+    """What a per-query budget row ran with: target, maximum, and whether its calibration was fitted."""
+    cal = router.calibration
+    return {"target": router.target, "max_shards": router.max_shards, "calibrated": cal.fitted,
+            "inv_temperature": cal.inv_temperature, "uniform": cal.uniform, "scale": cal.scale}
+
+
+def shards_histogram(results: Mapping[str, SearchResult]) -> dict[str, int]:
+    """Queries per number of shards searched, ``{"1": 120, "2": 60, ...}`` (JSON keys are strings)."""
+    counts: dict[int, int] = {}
+    for r in results.values():
+        counts[len(r.trace.shards)] = counts.get(len(r.trace.shards), 0) + 1
+    return {str(m): counts[m] for m in sorted(counts)}
 
 
 def _judged_queries(qs: list[Any], qrels: Qrels, shard_of_doc: Mapping[str, int], *, all_judged: bool
@@ -286,10 +320,15 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
                  ("frac", "fraction_scored", "{:.3f}"), ("route_ms", "router_ms", "{:.2f}"),
                  ("search_ms", "search_ms", "{:.2f}")]
     header = ["route", *metric_names, *[c[0] for c in cost_cols]]
+    varying = any(_shards_vary(row["cost"]) for row in rows)
+    if varying:  # only when some route's cut-off varies per query: tables of fixed budgets stay as they were
+        header.insert(header.index("shards") + 1, "shards p10/50/90/max")
     lines = []
     for row in rows:
         cells = [row["route"], *[f"{row['metrics'][m]:.4f}" if m in row["metrics"] else "-" for m in metric_names],
                  *[fmt.format(row["cost"].get(key, float("nan"))) for _, key, fmt in cost_cols]]
+        if varying:
+            cells.insert(header.index("shards") + 1, _shards_spread(row["cost"]))
         lines.append(cells)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=True)]
 
@@ -298,3 +337,14 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
         return "  ".join(padded)
 
     return "\n".join([fmt_line(header), *(fmt_line(cells) for cells in lines)])
+
+
+def _shards_vary(cost: Mapping[str, Any]) -> bool:
+    return "shards_searched_min" in cost and cost["shards_searched_min"] != cost["shards_searched_max"]
+
+
+def _shards_spread(cost: Mapping[str, Any]) -> str:
+    """``1/2/5/8``: p10, median, p90 and most shards searched per query (``-`` when constant)."""
+    if not _shards_vary(cost):
+        return "-"
+    return "/".join(f"{cost[f'shards_searched_{k}']:g}" for k in ("p10", "p50", "p90", "max"))

@@ -35,7 +35,9 @@ def routers_help() -> str:
         return ", ".join(n for n in sorted(ROUTERS) if ROUTERS[n].meta.get("budget", "required") == budget) or "none"
 
     return (f"routers (route spec NAME@M; without a budget: {having('none')}; with or without one: "
-            f"{having('optional')}) and their --router-option KEY=VALUE parameters:\n" + ROUTERS.help_text())
+            f"{having('optional')}; a router that scores shards also takes a per-query budget NAME@auto[:T][/M]: "
+            "the fewest shards whose calibrated coverage reaches T, at most M) and their --router-option "
+            "KEY=VALUE parameters:\n" + ROUTERS.help_text())
 
 
 def partitioners_help() -> str:

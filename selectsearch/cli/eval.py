@@ -15,6 +15,14 @@ many). --all-judged averages metrics over every judged query instead, a missing 
 --k must reach every measure's cutoff (R@1000 needs --k 1000); the default measures are those of
 nDCG@10 R@100 R@1000 that --k reaches. --measures may be repeated (the lists add up).
 
+Per-query budgets: NAME@auto:T searches, per query, the fewest shards of NAME's ranking whose
+calibrated probability of holding the query's relevant documents reaches T (default 0.9), at most
+M shards with NAME@auto:T/M (default half the shards); NAME@auto:0.7,0.8,0.9 is a sweep. The
+calibration is the one stored in INDEX/routing.json (selectsearch tune-route), else an
+uncalibrated fallback (warned). Every row reports the distribution of shards searched per query
+(JSON: cost.shards_searched_min/p10/p50/p90/max and shards_histogram; the table adds a column
+"shards p10/50/90/max" when some route's count varies).
+
 --retriever bm25|dense|hybrid (and the fusion options) choose what searches the selected shards;
 dense and hybrid rows add the vectors scored and their fraction of the collection.
 
@@ -24,6 +32,8 @@ examples:
   selectsearch eval indexes/scifact-k16 --queries q.tsv --qrels q.qrels --route random@1:16 --run-dir runs/
   selectsearch eval indexes/sf-dense16 --data ../shared/data/scifact --route all --route centroid@1:16 \\
       --retriever dense
+  selectsearch eval indexes/scifact-k16 --data ../shared/data/scifact --route hybrid@2 \\
+      --route hybrid@auto:0.8,0.9 --route hybrid@auto:0.95/4 --route ranks
   selectsearch eval indexes/sf-dense16 --data ../shared/data/scifact --route all --retriever hybrid \\
       --fusion convex --alpha 0.3
 """
@@ -54,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queries", metavar="SOURCE", help="queries (instead of --data): .jsonl, .tsv, topics, irds:")
     parser.add_argument("--qrels", metavar="SOURCE", help="qrels (instead of --data): TREC qrels or BEIR tsv")
     parser.add_argument("--route", action="append", dest="routes", metavar="SPEC",
-                        help="route spec NAME@M, NAME@LO:HI or NAME@1,2,4, repeatable (default: all); NAME: a "
-                             "router listed at the end of this help")
+                        help="route spec NAME@M, NAME@LO:HI, NAME@1,2,4 or NAME@auto[:T][/M] (per-query budget), "
+                             "repeatable (default: all); NAME: a router listed at the end of this help")
     parser.add_argument("--measures", nargs="+", action="extend", default=None,
                         help="ir-measures names, repeatable (default: those of nDCG@10 R@100 R@1000 whose cutoff "
                              "--k reaches)")

@@ -6,7 +6,8 @@ One --query prints a ranked table and the query's trace. --queries (a BEIR folde
 time per stage.
 
 route specs: all, or NAME@M with NAME a router listed at the end of this help (oracle@M needs --qrels or a BEIR
---queries with --split)
+--queries with --split), or a per-query budget NAME@auto[:T][/M] (e.g. hybrid@auto:0.9/8: per query,
+the fewest shards whose calibrated coverage reaches T, at most M; the trace shows the shards chosen)
 
 --retriever bm25 (default) searches the selected shards' Lucene indexes; dense their FAISS
 indexes (the index needs the faiss backend); hybrid both, fused by RRF (--fusion rrf --rrf-k 60)
@@ -47,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", help="qrels split of a BEIR folder whose queries to run (e.g. test)")
     parser.add_argument("--qrels", metavar="SOURCE", help="qrels for oracle@M (default: --queries with --split)")
     parser.add_argument("--route", action="append", dest="routes", metavar="SPEC",
-                        help="route spec, given once: NAME@M with M at most the index's shard count, or all "
+                        help="route spec, given once: NAME@M with M at most the index's shard count, "
+                             "NAME@auto[:T][/M], or all "
                              "(default all); a sweep such as centroid@1:4 is refused (use `selectsearch eval`)")
     parser.add_argument("--k", type=int, default=10, help="hits per query (default 10)")
     parser.add_argument("--output", metavar="RUN", help="write a TREC run file here (default stdout)")

@@ -18,15 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from selectsearch.errors import RouteSpecError
 from selectsearch.registry import Param, call_with_context
-from selectsearch.route.base import Router, RouteSpec, as_route, parse_route, rank_by_scores
+from selectsearch.route.base import AutoBudget, Router, RouteSpec, as_route, parse_route, rank_by_scores
 from selectsearch.route.registry import ROUTERS, fusable, register_router
 from selectsearch.types import Qrels
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
 
-__all__ = ["ROUTERS", "Param", "RouteSpec", "Router", "RouterOptions", "as_route", "check_budget", "expand_for_index",
-           "make_router", "options_for", "parse_route", "rank_by_scores", "register_router", "split_router_options"]
+__all__ = ["ROUTERS", "AutoBudget", "Param", "RouteSpec", "Router", "RouterOptions", "as_route", "check_budget",
+           "expand_for_index", "make_router", "options_for", "parse_route", "rank_by_scores", "register_router",
+           "split_router_options"]
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,7 @@ def split_router_options(names: Iterable[str], options: Mapping[str, Any]) -> Ro
 
 def _sweep_text(spec: RouteSpec) -> str:
     """``centroid@1:4`` or ``centroid@1,2,4`` (what the user wrote, up to spacing)."""
-    b = spec.budgets
-    contiguous = len(b) > 1 and list(b) == list(range(b[0], b[-1] + 1))
-    return f"{spec.name}@{b[0]}:{b[-1]}" if contiguous else f"{spec.name}@{','.join(map(str, b))}"
+    return str(spec)
 
 
 def check_budget(spec: RouteSpec, n_shards: int) -> None:
@@ -154,6 +153,13 @@ def check_budget(spec: RouteSpec, n_shards: int) -> None:
         raise RouteSpecError(f"route {_sweep_text(spec)} is a sweep of {len(spec.budgets)} budgets, but a search "
                              f"takes one budget (e.g. {spec.name}@{spec.budgets[0]}); evaluate sweeps with "
                              "`selectsearch eval --route ...`")
+    if spec.auto is not None and spec.auto.targets:
+        one = replace(spec, auto=replace(spec.auto, targets=()))
+        raise RouteSpecError(f"route {spec} is a sweep of {len(spec.auto.targets)} coverage targets, but a search "
+                             f"takes one (e.g. {one}); evaluate sweeps with `selectsearch eval --route ...`")
+    if spec.auto is not None and spec.auto.max_shards is not None and spec.auto.max_shards > n_shards:
+        raise RouteSpecError(f"route {spec} searches at most {spec.auto.max_shards} shards per query but the index "
+                             f"has {n_shards} shards; write {spec.name}@auto:T/M with M <= {n_shards}")
     if spec.budget is not None and spec.budget > n_shards:
         raise RouteSpecError(f"route {spec} asks for {spec.budget} shards per query but the index has {n_shards} "
                              f"shards; use {spec.name}@1 to {spec.name}@{n_shards}, or 'all'")
@@ -191,6 +197,11 @@ def expand_for_index(spec: RouteSpec, n_shards: int) -> list[RouteSpec]:
         >>> [str(s) for s in expand_for_index(parse_route("random@1:3"), 8)]
         ['random@1', 'random@2', 'random@3']
     """
+    if spec.auto is not None:
+        expanded = spec.expand(n_shards)
+        for one in expanded:
+            check_budget(one, n_shards)
+        return expanded
     if not spec.budgets:
         check_budget(spec, n_shards)
         return [spec]
@@ -213,13 +224,19 @@ def make_router(spec: RouteSpec | str, index: ShardedIndex, *, qrels: Qrels | No
     :func:`split_router_options`); ``run`` names the other routers of the run, which may take
     options this router does not (default: this router alone, so every option must be its own).
 
+    A per-query budget (``hybrid@auto:0.9``) returns the router wrapped in an
+    :class:`~selectsearch.route.budget.AutoBudgetRouter`, whose cut-offs
+    (:meth:`~selectsearch.route.Router.cutoffs`, used when no fixed budget is given) come from
+    the calibration stored with the index.
+
     Raises:
         RouteSpecError: unknown router, unknown option, a sweep spec or a budget above the index's
-            shard count (:func:`check_budget`), or a router the index cannot serve (e.g.
-            ``centroid`` on a random partition).
+            shard count (:func:`check_budget`), a router the index cannot serve (e.g.
+            ``centroid`` on a random partition), or ``@auto`` on a router without shard scores.
     """
     spec = parse_route(spec) if isinstance(spec, str) else spec
     check_budget(spec, index.n_shards)
+    auto, spec = spec.auto, replace(spec, auto=None)  # the router ranks; a per-query budget wraps it
     split = split_router_options({spec.name, *run}, options)
     context = {"spec": spec, "index": index, "qrels": qrels, "seed": seed, "n_shards": index.n_shards,
                "fused_defaults": split.fused}
@@ -241,4 +258,8 @@ def make_router(spec: RouteSpec | str, index: ShardedIndex, *, qrels: Qrels | No
             raise RouteSpecError(f"unknown options for {spec.name!r}: {key}; no router of this run takes it "
                                  f"({spec.name} fuses {', '.join(sorted(fused_names))}; {key} is for "
                                  f"{', '.join(sorted(candidates))})")
+    if auto is not None:
+        from selectsearch.route.budget import make_auto_router
+
+        return make_auto_router(router, auto, index)
     return router

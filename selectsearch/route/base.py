@@ -1,8 +1,12 @@
-"""Route specs (``centroid@2``, ``redde@1:16``) and the :class:`Router` interface.
+"""Route specs (``centroid@2``, ``redde@1:16``, ``hybrid@auto:0.9``) and the :class:`Router` interface.
 
 A router ranks ALL shards for each query, best first; a budget ``m`` searches the first ``m``.
 Routing is therefore nested by construction: the shards chosen at ``m`` are among those chosen
 at ``m + 1``. Ties are broken by shard id, so rankings are deterministic.
+
+A per-query budget ``NAME@auto[:T][/M]`` searches, per query, the shortest prefix of the
+router's ranking whose calibrated probability of holding the query's relevant documents reaches
+``T`` (at most ``M`` shards); see :mod:`selectsearch.route.budget`.
 """
 
 from __future__ import annotations
@@ -21,32 +25,87 @@ from selectsearch.ranking import rank_by_scores
 from selectsearch.route.registry import ROUTERS
 from selectsearch.types import EncodedQueries, Query
 
-__all__ = ["RouteSpec", "Router", "ScoringRouter", "as_route", "parse_route", "rank_by_scores"]
+__all__ = ["AutoBudget", "RouteSpec", "Router", "ScoringRouter", "as_route", "parse_route", "rank_by_scores"]
 
 _SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9_-]*)(?:@(?P<lo>\d+)(?::(?P<hi>\d+)|(?P<list>(?:,\d+)+))?)?$")
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_AUTO = re.compile(rf"^(?P<name>[a-z][a-z0-9_-]*)@auto(?::(?P<targets>{_NUMBER}(?:,{_NUMBER})*))?(?:/(?P<max>\d+))?$")
+
+
+def _fmt_target(target: float) -> str:
+    """Shortest decimal text that parses back to ``target`` (``0.95``, ``1``), never exponent form."""
+    return str(np.format_float_positional(target, trim="-"))
+
+
+@dataclass(frozen=True)
+class AutoBudget:
+    """A per-query budget: the fewest shards whose calibrated coverage reaches ``target``.
+
+    ``None`` fields take the defaults of :mod:`selectsearch.route.budget` (target
+    :data:`~selectsearch.route.budget.DEFAULT_TARGET`, at most
+    :func:`~selectsearch.route.budget.default_max_shards` shards); they stay ``None`` here so that
+    ``str(spec)`` gives back what the user wrote. ``targets`` holds a sweep (``auto:0.8,0.9``).
+
+    Example:
+        >>> str(AutoBudget(0.95, 8))
+        'auto:0.95/8'
+    """
+
+    target: float | None = None
+    max_shards: int | None = None
+    targets: tuple[float, ...] = ()
+
+    def __str__(self) -> str:
+        targets = self.targets or (() if self.target is None else (self.target,))
+        text = "auto" + (":" + ",".join(_fmt_target(t) for t in targets) if targets else "")
+        return text + (f"/{self.max_shards}" if self.max_shards is not None else "")
 
 
 @dataclass(frozen=True)
 class RouteSpec:
-    """A parsed route spec. ``budget`` is ``None`` for ``all`` (every shard).
+    """A parsed route spec. ``budget`` is ``None`` for ``all`` (every shard), for a router's own
+    cut-off (``ranks``) and for a per-query budget (``auto``).
 
-    ``budgets`` holds the range of a sweep spec such as ``redde@1:16``. ``router``, when set, is
-    a :class:`Router` object or class used in place of the registered router ``name`` (see
-    :func:`as_route`); it plays no part in comparisons.
+    ``budgets`` holds the range of a sweep spec such as ``redde@1:16``. ``auto`` is set for a
+    per-query budget (``hybrid@auto:0.9``, see :class:`AutoBudget`). ``router``, when set, is a
+    :class:`Router` object or class used in place of the registered router ``name`` (see
+    :func:`as_route`); it plays no part in comparisons. ``parse_route(str(spec)) == spec``.
     """
 
     name: str
     budget: int | None
     budgets: tuple[int, ...] = ()
     router: Any = field(default=None, compare=False, repr=False)
+    auto: AutoBudget | None = None
 
     def __str__(self) -> str:
+        if self.auto is not None:
+            return f"{self.name}@{self.auto}"
         if self.name == "all" or self.budget is None:
             return self.name
+        b = self.budgets
+        if len(b) > 1:
+            contiguous = list(b) == list(range(b[0], b[-1] + 1))
+            return f"{self.name}@{b[0]}:{b[-1]}" if contiguous else f"{self.name}@{','.join(map(str, b))}"
         return f"{self.name}@{self.budget}"
 
+    @property
+    def is_sweep(self) -> bool:
+        """Whether the spec names several budgets or targets (one result row each)."""
+        return bool(self.budgets) or (self.auto is not None and len(self.auto.targets) > 1)
+
+    @property
+    def router_key(self) -> str:
+        """What identifies the router object this spec runs: its name for fixed budgets (one
+        ranking serves every budget), the whole spec for a per-query budget (its cut-off rule is
+        part of the router)."""
+        return str(self) if self.auto is not None else self.name
+
     def expand(self, n_shards: int | None = None) -> list[RouteSpec]:
-        """One spec per budget of a range (``centroid@1:4`` -> 4 specs), budgets capped at K."""
+        """One spec per budget of a range (``centroid@1:4`` -> 4 specs), budgets capped at K; one
+        per target of an ``auto`` sweep (``hybrid@auto:0.8,0.9`` -> 2 specs)."""
+        if self.auto is not None and self.auto.targets:
+            return [replace(self, auto=replace(self.auto, target=t, targets=())) for t in self.auto.targets]
         if not self.budgets:
             return [self]
         budgets = [b for b in self.budgets if n_shards is None or b <= n_shards]
@@ -54,26 +113,35 @@ class RouteSpec:
 
 
 def parse_route(spec: str) -> RouteSpec:
-    """Parse ``all``, ``NAME@M``, a range ``NAME@LO:HI`` or a list ``NAME@1,2,4,8``.
+    """Parse ``all``, ``NAME@M``, a range ``NAME@LO:HI``, a list ``NAME@1,2,4,8``, or a per-query
+    budget ``NAME@auto``, ``NAME@auto:T`` (coverage target T in (0, 1]), ``NAME@auto:T/M`` (at
+    most M shards), ``NAME@auto/M`` or a target sweep ``NAME@auto:0.8,0.9,0.95``.
 
     Raises:
-        RouteSpecError: malformed spec, unknown router, or a budget below 1.
+        RouteSpecError: malformed spec, unknown router, a budget below 1, a target outside (0, 1].
 
     Example:
         >>> parse_route("centroid@2")
-        RouteSpec(name='centroid', budget=2, budgets=())
+        RouteSpec(name='centroid', budget=2, budgets=(), auto=None)
         >>> [str(s) for s in parse_route("random@1:3").expand()]
         ['random@1', 'random@2', 'random@3']
+        >>> str(parse_route("hybrid@auto:0.95/8"))
+        'hybrid@auto:0.95/8'
     """
-    m = _SPEC.match(spec.strip().lower())
+    text = spec.strip().lower()
+    auto = _AUTO.match(text)
+    m = auto or _SPEC.match(text)
     if not m:
         raise RouteSpecError(
-            f"malformed route spec {spec!r}; write NAME@M (e.g. centroid@2), NAME@LO:HI, NAME@1,2,4 or 'all'"
+            f"malformed route spec {spec!r}; write NAME@M (e.g. centroid@2), NAME@LO:HI, NAME@1,2,4, "
+            "NAME@auto[:T][/M] (e.g. hybrid@auto:0.9/8) or 'all'"
         )
     name = m.group("name")
     if name not in ROUTERS:
         raise RouteSpecError(f"unknown router {name!r} in {spec!r}; known: {', '.join(sorted(ROUTERS))}")
     budget = ROUTERS[name].meta.get("budget", "required")
+    if auto:
+        return _parse_auto(spec, name, budget, auto)
     if budget == "none":
         if m.group("lo"):
             raise RouteSpecError(f"{name!r} takes no budget (got {spec!r}); write {name!r}")
@@ -94,6 +162,24 @@ def parse_route(spec: str) -> RouteSpec:
     if hi is None:
         return RouteSpec(name, lo)
     return RouteSpec(name, lo, tuple(range(lo, hi + 1)))
+
+
+def _parse_auto(spec: str, name: str, budget: str, m: re.Match[str]) -> RouteSpec:
+    """The :class:`RouteSpec` of a matched ``NAME@auto[:T,...][/M]``."""
+    if budget == "none":
+        raise RouteSpecError(f"{name!r} takes no budget (got {spec!r}); write {name!r}")
+    targets = tuple(float(t) for t in m.group("targets").split(",")) if m.group("targets") else ()
+    bad = [t for t in targets if not 0.0 < t <= 1.0]
+    if bad:
+        raise RouteSpecError(f"bad target in {spec!r}: NAME@auto:T wants a coverage target 0 < T <= 1 "
+                             f"(e.g. {name}@auto:0.9), got {_fmt_target(bad[0])}")
+    max_shards = int(m.group("max")) if m.group("max") else None
+    if max_shards is not None and max_shards < 1:
+        raise RouteSpecError(f"bad maximum in {spec!r}: NAME@auto:T/M searches at most M >= 1 shards")
+    targets = tuple(sorted(set(targets)))
+    if len(targets) > 1:
+        return RouteSpec(name, None, auto=AutoBudget(targets[0], max_shards, targets))
+    return RouteSpec(name, None, auto=AutoBudget(targets[0] if targets else None, max_shards))
 
 
 def as_route(route: str | RouteSpec | Router | type[Router]) -> RouteSpec:

@@ -187,9 +187,9 @@ class Coordinator:
                 spec = parse_route(route)
             except SelectSearchError as exc:
                 raise RequestError(422, "unknown_route", str(exc)) from exc
-        if spec.budgets:
-            raise RequestError(422, "unknown_route", f"route {route!r} is a budget sweep; serve one budget, e.g. "
-                                                     f"{spec.name}@{spec.budget}")
+        if spec.is_sweep:
+            one = spec.expand()[0]
+            raise RequestError(422, "unknown_route", f"route {route!r} is a budget sweep; serve one budget, e.g. {one}")
         if spec.name == "oracle" and self.qrels is None:
             raise RequestError(422, "unknown_route", "'oracle' needs judgements (evaluation only); pick another route")
         return spec
@@ -275,14 +275,14 @@ class Coordinator:
     def _router(self, spec: RouteSpec) -> Router:
         from selectsearch.route import make_router
 
-        router = self._routers.get(spec.name)
+        router = self._routers.get(spec.router_key)
         if router is None:
             try:
                 router = make_router(spec, self.index, qrels=self.qrels, seed=self.seed,
                                      **dict(self.config.router_options))
             except SelectSearchError as exc:
                 raise RequestError(422, "unknown_route", str(exc)) from exc
-            self._routers[spec.name] = router
+            self._routers[spec.router_key] = router
         return router
 
     def _route(self, qs: Sequence[Query], spec: RouteSpec) -> tuple[list[list[int]], float]:

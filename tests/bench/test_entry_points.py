@@ -47,6 +47,7 @@ SMOKE = {
     "reaugkd/glue.py": "test_reaugkd_glue",
     "routing/shift.py": "test_routing_shift",
     "routing/static_encoder.py": "test_routing_static_encoder",  # test_routing_entry_points.py
+    "routing/budget.py": "test_routing_budget",
 }
 
 
@@ -150,6 +151,22 @@ def test_routing_shift(tmp_path: Path, bench_index: Path, data_root: Path, scrip
         assert set(setting["tuning"]["topics"]["auc"]) <= {"random", "topics"}
         assert (tmp_path / "work" / "tiny" / setting["setting"] / "qrels" / "train.tsv").is_file()
     assert "| budget | best classic" in out.with_suffix(".md").read_text()
+def test_routing_budget(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    from selectsearch.index.sharded import ShardedIndex
+    from selectsearch.route.tuning import tune_hybrid, write_routing
+
+    index_dir = Path(shutil.copytree(bench_index, tmp_path / "index"))
+    write_routing(index_dir, tune_hybrid(ShardedIndex.open(index_dir), data_root / "beir", "train",
+                                         ["centroid", "cori"], step=0.5))
+    out = tmp_path / "routing"
+    run_script("routing/budget.py", [index_dir, "--data", data_root / "beir", "--collection", "tiny", "--calibrate",
+                                     "--targets", "0.5", "0.9", "--max-budget", "2", "--ranks-thresholds", "0.01",
+                                     "--taily-nmin", "1", "--out", out], env=script_env, cwd=tmp_path)
+    result = json.loads((out / "budget-tiny.json").read_text())
+    routes = [r["route"] for r in result["rows"]]
+    assert routes[:5] == ["all", "hybrid@1", "hybrid@2", "hybrid@auto:0.5", "hybrid@auto:0.9"]
+    assert result["calibration"]["stored"]["fitted"] and "ece" in result["calibration"]["test"]
+    assert (out / "budget-tiny.png").is_file() and "## Calibration" in (out / "budget-tiny.md").read_text()
 
 
 def test_mico_step_timing(tmp_path: Path, data_root: Path, script_env: dict[str, str]) -> None:

@@ -29,9 +29,12 @@ Row = Mapping[str, Any]
 
 
 def _families(rows: Sequence[Row]) -> dict[str, list[Row]]:
+    """Rows per router, cheapest first; a router's per-query budgets (``hybrid@auto:T`` rows) are
+    a family of their own, ``hybrid@auto``, one point per target."""
     out: dict[str, list[Row]] = {}
     for row in rows:
-        out.setdefault(row.get("router", row["route"].split("@")[0]), []).append(row)
+        name = row.get("router", row["route"].split("@")[0])
+        out.setdefault(f"{name}@auto" if "auto" in row else name, []).append(row)
     for family in out.values():
         family.sort(key=lambda r: r["cost"]["fraction_scored"])
     return out
@@ -87,9 +90,9 @@ def plot_curves(rows: Sequence[Row], out: str | Path, *, metrics: Sequence[str] 
                 ax.axhline(pts[0][1], color="black", linestyle="--", linewidth=1, label="exhaustive")
                 continue
             swept = [(r["cost"]["fraction_scored"], r["metrics"][metric]) for r in family
-                     if metric in r["metrics"] and r["budget"] is not None]
+                     if metric in r["metrics"] and (r["budget"] is not None or "auto" in r)]
             own_cutoff = [(r["cost"]["fraction_scored"], r["metrics"][metric]) for r in family
-                          if metric in r["metrics"] and r["budget"] is None]
+                          if metric in r["metrics"] and r["budget"] is None and "auto" not in r]
             style = {"linestyle": ":", "color": "grey"} if name == "oracle" else {}
             line = None
             if swept:
@@ -108,22 +111,26 @@ def plot_curves(rows: Sequence[Row], out: str | Path, *, metrics: Sequence[str] 
     return save_figure(fig, Path(out), dpi=120)
 
 
-def budget_to_reach(rows: Sequence[Row], metric: str, share: float) -> dict[str, dict[str, float] | None]:
+def budget_to_reach(rows: Sequence[Row], metric: str, share: float) -> dict[str, dict[str, Any] | None]:
     """Per router, the cheapest budget whose ``metric`` reaches ``share`` of exhaustive's.
 
-    Returns ``{router: {"budget", "fraction_scored", "value"} or None (never reached)}``.
+    Returns ``{router: {"budget", "fraction_scored", "value"} or None (never reached)}``; for a
+    family of per-query budgets (``hybrid@auto``) ``budget`` is the cheapest target's text
+    (``auto:0.8``).
     """
     families = _families(rows)
     if "all" not in families:
         raise ValueError("budget_to_reach needs the 'all' row as the exhaustive reference")
     target = share * families["all"][0]["metrics"][metric]
-    out: dict[str, dict[str, float] | None] = {}
+    out: dict[str, dict[str, Any] | None] = {}
     for name, family in families.items():
         if name == "all":
             continue
-        reached = [r for r in family if r["budget"] is not None and r["metrics"].get(metric, -1) >= target]
+        reached = [r for r in family if (r["budget"] is not None or "auto" in r)
+                   and r["metrics"].get(metric, -1) >= target]
         best = min(reached, key=lambda r: r["cost"]["fraction_scored"]) if reached else None
-        out[name] = None if best is None else {"budget": best["budget"], "fraction_scored":
+        budget = None if best is None else (best["budget"] if "auto" not in best else best["route"].split("@", 1)[1])
+        out[name] = None if best is None else {"budget": budget, "fraction_scored":
                                                best["cost"]["fraction_scored"], "value": best["metrics"][metric]}
     return out
 
