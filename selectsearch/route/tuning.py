@@ -320,13 +320,15 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
         raise RouteSpecError(f"the {validation} validation split cannot be drawn: {chosen_split}")
     shared: dict[str, Any] = {}
     scores: dict[str, list[np.ndarray]] = {}
+    raw: dict[str, dict[str, np.ndarray]] = {}
     fits: dict[str, dict[str, Any]] = {}
     for kind, held in splits.items():
         if isinstance(held, str):
             continue
         built = scoring_routers(index, names, held.train_records, options, encoder=encoder, built=shared)
         shared.update({n: r for n, r in built.items() if n != "knn"})
-        scores[kind] = [standardise(built[n].scores(held.queries)) for n in names]
+        raw[kind] = {n: np.asarray(built[n].scores(held.queries)) for n in names}
+        scores[kind] = [standardise(raw[kind][n]) for n in names]
         w, auc, _ = fit_weights(scores[kind], held.pair_query, held.pair_shard, index.shard_sizes, step=step)
         fits[kind] = {"weights": [float(x) for x in w], "auc": float(auc)}
     weights = fits[validation]["weights"]
@@ -353,12 +355,18 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
         if not Path(logs).is_file():
             stored.setdefault("knn.data", data_path)
     single = {n: auc_table[validation][n] for n in names}
+    # per-query budgets (NAME@auto:T) read shard probabilities calibrated on the split the weights were chosen on
+    from selectsearch.route.budget import calibrate_routers
+
+    fused_chosen = np.asarray(sum(w * s for w, s in zip(weights, scores[validation], strict=True)))
+    calibration = calibrate_routers({**raw[validation], "hybrid": fused_chosen}, chosen_split.pair_query,
+                                    chosen_split.pair_shard, index.shard_sizes, fusion=(names, weights))
     return {"router": "hybrid", "routers": names, "weights": weights, "val_auc": auc_table[validation]["hybrid"],
             "single_auc": single, "options": stored, "logs": logs_value, "data": data_path,
             "data_root_relative": _under_data_root(stored.get("knn.data", data_path)), "step": step,
             "n_val_queries": len(chosen_split.queries), "n_val_pairs": len(chosen_split.pair_query),
             "validation": validation, **({"validation_fallback": fallback} if fallback else {}),
-            "auc": auc_table, "fits": fits,
+            "auc": auc_table, "fits": fits, "calibration": calibration,
             "splits": {k: (v.split if not isinstance(v, str) else {"error": v}) for k, v in splits.items()}}
 
 
