@@ -104,6 +104,7 @@ public final class BatchSearch {
   private final Object generator;
   private final Method buildQuery;
   private final DfCache dfCache;
+  private TermCache termCache = new TermCache(0);
   private final ExecutorService pool;
   private final int threads;
   private int order = ORDER_PROMISE;
@@ -158,6 +159,15 @@ public final class BatchSearch {
   /** ORDER_DOCID or ORDER_PROMISE (the default); results are identical, only the cost differs. */
   public synchronized void setOrder(int order) {
     this.order = order;
+  }
+
+  /**
+   * Keep the per-shard term states of recently searched terms, at most states term states in
+   * all (a term takes one per shard; 0, the default: off). Results are identical either way.
+   */
+  public synchronized void setTermCache(int states) {
+    int leaves = Math.max(1, searcher.getIndexReader().leaves().size());
+    this.termCache = new TermCache(Math.max(0, states) / leaves);
   }
 
   public void close() {
@@ -287,34 +297,51 @@ public final class BatchSearch {
       sorted[t] = t;
     }
     Arrays.sort(sorted, (a, b) -> terms[a].bytes().compareTo(terms[b].bytes()));
-    // look every term up once per selected leaf
+    // each term's state in every selected leaf and its collection-wide statistics: from the
+    // term cache, else looked up (terms in sorted order, one TermsEnum per leaf)
     IndexReaderContext top = searcher.getTopReaderContext();
     int nl = leaves.size();
     TermState[][] states = new TermState[nt][nl];
     int[][] leafDf = new int[nt][nl];
     long[] df = new long[nt];
     long[] ttf = new long[nt];
-    for (int l = 0; l < nl; l++) {
-      Terms ts = leaves.get(l).reader().terms(field);
-      if (ts == null) {
+    List<Integer> missing = new ArrayList<>();
+    for (int t : sorted) {
+      TermEntry e = termCache.get(terms[t].bytes());
+      if (e == null) {
+        missing.add(t);
         continue;
       }
-      TermsEnum te = ts.iterator();
-      for (int t : sorted) {
-        if (te.seekExact(terms[t].bytes())) {
-          states[t][l] = te.termState();
-          leafDf[t][l] = te.docFreq();
-          df[t] += te.docFreq();
-          ttf[t] += te.totalTermFreq();
+      for (int l = 0; l < nl; l++) {
+        int ord = leaves.get(l).ord;
+        states[t][l] = e.states[ord];
+        leafDf[t][l] = e.leafDf[ord];
+      }
+      df[t] = e.df;
+      ttf[t] = e.ttf;
+    }
+    if (!missing.isEmpty() && (all || termCache.enabled())) {
+      // every leaf: complete entries, whose sums are the collection's statistics
+      List<LeafReaderContext> every = top.leaves();
+      TermState[][] allStates = new TermState[nt][];
+      int[][] allDf = new int[nt][];
+      for (int t : missing) {
+        allStates[t] = new TermState[every.size()];
+        allDf[t] = new int[every.size()];
+      }
+      lookup(every, terms, missing, allStates, allDf, df, ttf);
+      for (int t : missing) {
+        termCache.put(terms[t].bytes(), new TermEntry(allStates[t], allDf[t], df[t], ttf[t]));
+        dfCache.put(terms[t].bytes(), df[t], ttf[t]);
+        for (int l = 0; l < nl; l++) {
+          int ord = leaves.get(l).ord;
+          states[t][l] = allStates[t][ord];
+          leafDf[t][l] = allDf[t][ord];
         }
       }
-    }
-    if (!all) {
-      globalStats(terms, sorted, df, ttf, selected);
-    } else {
-      for (int t = 0; t < nt; t++) {
-        dfCache.put(terms[t].bytes(), df[t], ttf[t]);
-      }
+    } else if (!missing.isEmpty()) {
+      lookup(leaves, terms, missing, states, leafDf, df, ttf);  // the selected leaves only
+      globalStats(terms, missing, df, ttf, selected);
     }
     BooleanQuery.Builder builder = new BooleanQuery.Builder();
     builder.setMinimumNumberShouldMatch(((BooleanQuery) built).getMinimumNumberShouldMatch());
@@ -405,10 +432,34 @@ public final class BatchSearch {
     return out;
   }
 
-  /** Completes df/ttf (so far summed over the selected shards) to the whole collection's. */
-  private void globalStats(Term[] terms, Integer[] sorted, long[] df, long[] ttf, int[] selected) throws IOException {
+  /**
+   * Looks terms (indices into terms, in sorted term order) up in leaves: state and document
+   * frequency per leaf into states[t][l] and leafDf[t][l], sums into df[t] and ttf[t].
+   */
+  private void lookup(List<LeafReaderContext> leaves, Term[] terms, List<Integer> which, TermState[][] states,
+                      int[][] leafDf, long[] df, long[] ttf) throws IOException {
+    for (int l = 0; l < leaves.size(); l++) {
+      Terms ts = leaves.get(l).reader().terms(field);
+      if (ts == null) {
+        continue;
+      }
+      TermsEnum te = ts.iterator();
+      for (int t : which) {
+        if (te.seekExact(terms[t].bytes())) {
+          states[t][l] = te.termState();
+          leafDf[t][l] = te.docFreq();
+          df[t] += te.docFreq();
+          ttf[t] += te.totalTermFreq();
+        }
+      }
+    }
+  }
+
+  /** Completes df/ttf of terms (so far summed over the selected shards) to the whole collection's. */
+  private void globalStats(Term[] terms, List<Integer> which, long[] df, long[] ttf, int[] selected)
+      throws IOException {
     List<Integer> missing = new ArrayList<>();
-    for (int t : sorted) {
+    for (int t : which) {
       long[] cached = dfCache.get(terms[t].bytes());
       if (cached != null) {
         df[t] = cached[0];
@@ -444,6 +495,54 @@ public final class BatchSearch {
     }
     for (int t : missing) {
       dfCache.put(terms[t].bytes(), df[t], ttf[t]);
+    }
+  }
+
+  /** A term's state and document frequency in every leaf (null, 0 where absent), and their sums. */
+  static final class TermEntry {
+    final TermState[] states;
+    final int[] leafDf;
+    final long df;
+    final long ttf;
+
+    TermEntry(TermState[] states, int[] leafDf, long df, long ttf) {
+      this.states = states;
+      this.leafDf = leafDf;
+      this.df = df;
+      this.ttf = ttf;
+    }
+  }
+
+  /**
+   * Term entries of recent queries, least recently used dropped first, at most capacity terms
+   * (0: off). A hit saves one term-dictionary lookup per shard.
+   */
+  static final class TermCache {
+    private final int capacity;
+    private final LinkedHashMap<BytesRef, TermEntry> map;
+
+    TermCache(int capacity) {
+      this.capacity = capacity;
+      this.map = new LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<BytesRef, TermEntry> eldest) {
+          return size() > TermCache.this.capacity;
+        }
+      };
+    }
+
+    boolean enabled() {
+      return capacity > 0;
+    }
+
+    TermEntry get(BytesRef term) {
+      return capacity == 0 ? null : map.get(term);
+    }
+
+    void put(BytesRef term, TermEntry entry) {
+      if (capacity > 0) {
+        map.put(BytesRef.deepCopyOf(term), entry);
+      }
     }
   }
 
@@ -556,22 +655,25 @@ public final class BatchSearch {
       }
       scores[0] = score;
       docs[0] = doc;
-      int i = 0;
-      while (true) {  // sift down
+      siftDown(0);
+      if (shared != null) {
+        publish();
+      }
+    }
+
+    private void siftDown(int i) {
+      while (true) {
         int l = 2 * i + 1;
         if (l >= size) {
-          break;
+          return;
         }
         int r = l + 1;
         int w = r < size && worse(scores[r], docs[r], scores[l], docs[l]) ? r : l;
         if (!worse(scores[w], docs[w], scores[i], docs[i])) {
-          break;
+          return;
         }
         swap(i, w);
         i = w;
-      }
-      if (shared != null) {
-        publish();
       }
     }
 
@@ -598,7 +700,7 @@ public final class BatchSearch {
       }
     }
 
-    /** The lowest score that can still compete for a doc id of at least next. */
+    /** The lowest score that can still compete for a doc id of at least next (0: anything). */
     private float bound(int next) {
       float s = Float.NEGATIVE_INFINITY;
       int d = 0;
@@ -661,19 +763,18 @@ public final class BatchSearch {
       };
     }
 
-    /** The kept hits, best first (score descending, then doc id ascending). */
+    /** The kept hits, best first (score descending, then doc id ascending); empties the heap. */
     Hits hits() {
-      Integer[] idx = new Integer[size];
-      for (int i = 0; i < size; i++) {
-        idx[i] = i;
-      }
-      Arrays.sort(idx, (a, b) -> scores[a] != scores[b] ? Float.compare(scores[b], scores[a])
-                                                         : Integer.compare(docs[a], docs[b]));
-      int[] d = new int[size];
-      float[] s = new float[size];
-      for (int i = 0; i < size; i++) {
-        d[i] = docs[idx[i]];
-        s[i] = scores[idx[i]];
+      int n = size;
+      int[] d = new int[n];
+      float[] s = new float[n];
+      for (int i = n - 1; i >= 0; i--) {  // pop the worst into the last free place
+        d[i] = docs[0];
+        s[i] = scores[0];
+        size--;
+        scores[0] = scores[size];
+        docs[0] = docs[size];
+        siftDown(0);
       }
       return new Hits(d, s);
     }

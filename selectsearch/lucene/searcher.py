@@ -38,7 +38,7 @@ from selectsearch.lucene.java_helpers import BATCH_CLASS
 from selectsearch.lucene.jvm import JNI_LOCK, jclass, optional_jclass
 from selectsearch.lucene.params import DEFAULT_ANALYZER_CLASS, DEFAULT_BM25
 
-__all__ = ["DF_CACHE_TERMS", "BatchHits", "ShardedLuceneSearcher"]
+__all__ = ["DF_CACHE_TERMS", "TERM_CACHE_STATES", "BatchHits", "ShardedLuceneSearcher"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,14 @@ class BatchHits:
 #: holding the head of any query stream's (Zipfian) term distribution.
 DF_CACHE_TERMS = 1 << 18
 
+#: Per-shard term states of recent query terms kept in Java (one state per term per shard; 0: off,
+#: the default). On, a repeated term costs no term-dictionary lookup in any shard — the largest
+#: per-shard cost of searching many shards (40% of a k=10 query over 32 shards, profile in
+#: ``eval/results/cost/engine-profile.md``); about 100 bytes per state. Off by default because its
+#: benefit depends on how often a query stream repeats terms, which a benchmark replaying the same
+#: queries overstates; pass ``term_cache`` to turn it on.
+TERM_CACHE_STATES = 0
+
 
 class ShardedLuceneSearcher:
     """Search any subset of shard indexes with collection-wide BM25 statistics.
@@ -75,6 +83,7 @@ class ShardedLuceneSearcher:
         k1, b: BM25 parameters.
         analyzer: Java class of the query analyzer (the one the shards were indexed with).
         threads: Java threads that search the selected shards of one query concurrently.
+        term_cache: per-shard term states of recent query terms to keep (see :data:`TERM_CACHE_STATES`).
 
     Example:
         >>> s = ShardedLuceneSearcher([Path("idx/shard-000/lucene"), Path("idx/shard-001/lucene")])  # doctest: +SKIP
@@ -82,7 +91,8 @@ class ShardedLuceneSearcher:
     """
 
     def __init__(self, shard_dirs: Sequence[Path], *, k1: float = DEFAULT_BM25.k1, b: float = DEFAULT_BM25.b,
-                 analyzer: str = DEFAULT_ANALYZER_CLASS, threads: int = 1) -> None:
+                 analyzer: str = DEFAULT_ANALYZER_CLASS, threads: int = 1,
+                 term_cache: int | None = None) -> None:
         self.shard_dirs = [Path(d) for d in shard_dirs]
         self._readers = [open_directory_reader(d) for d in self.shard_dirs]
         sizes = [int(r.maxDoc()) for r in self._readers]
@@ -97,6 +107,8 @@ class ShardedLuceneSearcher:
         similarity = jclass("org.apache.lucene.search.similarities.BM25Similarity")(k1, b)
         self._analyzer = jclass(analyzer).newDefaultInstance()
         self._batch: Any = _open_batch(reader, similarity, self._analyzer, threads)  # None: per-query path
+        if self._batch is not None:
+            self._batch.setTermCache(int(TERM_CACHE_STATES if term_cache is None else term_cache))
         searcher_cls = jclass("org.apache.lucene.search.IndexSearcher")
         if threads > 1 and self._batch is None:
             # Lucene searches slices of the selected shards' segments concurrently in Java.

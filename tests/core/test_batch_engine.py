@@ -105,12 +105,14 @@ def test_visiting_order_threads_and_statistics_cache_change_nothing(tiny_index: 
     shards = [s for _ in TEXTS for s in SHARD_LISTS]
     expected = {k: reference.batch_search(texts, k, shards) for k in (3, 1000)}
     monkeypatch.setattr(searcher_module, "DF_CACHE_TERMS", 0)  # collection statistics looked up every time
-    variants: list[Any] = [index.lucene(threads=2), index.lucene()]
+    variants: list[Any] = [index.lucene(threads=2), index.lucene(), index.lucene()]
     variants[1]._batch.setOrder(0)  # shards in doc id order, as Lucene visits them
+    variants[2]._batch.setTermCache(1 << 12)  # term states kept across queries (and terms evicted)
     for lucene in variants:
-        for k, want in expected.items():
-            got = lucene.batch_search(texts, k, shards)
-            assert all(_same(a, b) for a, b in zip(got, want, strict=True)), k
+        for _ in range(2):  # the second time from the caches
+            for k, want in expected.items():
+                got = lucene.batch_search(texts, k, shards)
+                assert all(_same(a, b) for a, b in zip(got, want, strict=True)), k
 
 
 def test_ties_cut_at_k_as_lucene_does(tie_indexes: dict[str, Path]) -> None:
@@ -120,6 +122,7 @@ def test_ties_cut_at_k_as_lucene_does(tie_indexes: dict[str, Path]) -> None:
         for shards in (None, [1, 3], [2], [0, 1, 2]):
             for order in (1, 0):  # most promising shard first (the default), then doc id order
                 sharded._batch.setOrder(order)
+                sharded._batch.setTermCache(1 << 10 if k % 2 else 0)  # odd k: term states kept across queries
                 batch = sharded.batch_search(texts, k, [shards] * len(texts))
                 with _per_query(sharded):
                     reference = sharded.batch_search(texts, k, [shards] * len(texts))
