@@ -9,21 +9,24 @@ Every configuration runs once per query in a seeded random order; one warm-up pa
 
 Usage (from the repository root):
   .venv/bin/python eval/serve/engine_stages.py indexes/sfwiki-kmeans32 /tmp/sfwiki-1 \\
-      --data ../shared/data/scifact --term-cache 524288
+      --data ../shared/data/scifact --term-cache 524288 --out /tmp/engine-stages
+writes ``engine-stages.json`` and ``engine-stages.md`` (one table per k) into ``--out``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
+import sys
 import time
 from itertools import repeat
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from selectsearch.bench.script import script_parser
+from selectsearch.bench.report import write_json, write_markdown
+from selectsearch.bench.script import command_line, script_parser
 from selectsearch.data import load_queries
 from selectsearch.lucene import searcher as lucene_searcher
 from selectsearch.pipeline.shards import _id_ranks
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument("--term-cache", type=int, default=0,
                     help="also measure with this many cached term states (selectsearch.lucene.searcher)")
+    ap.add_argument("--out", type=Path, required=True, help="results folder")
     args = ap.parse_args(argv)
     qs = [Query(q, t) for q, t in load_queries(args.data, split="test").items()]
     configs: dict[str, SelectiveSearcher] = {}
@@ -111,7 +115,18 @@ def main(argv: list[str] | None = None) -> int:
             row["sum_stages"] = sum(row.values())
             row["full_pipeline"] = float(np.mean(fulls[n]))
             rows[f"{n}|k={k}"] = row
-    print(json.dumps({"load_average": os.getloadavg(), "ms_per_query": rows}, indent=1))
+    command = command_line(__file__, argv, prefix=Path(sys.executable).name + " ", quote=False)
+    load = os.getloadavg()
+    write_json(args.out / "engine-stages.json", {"command": command, "load_average": load, "ms_per_query": rows})
+    lines = ["# Per-stage thread CPU per query (ms), interleaved", "", f"Command: `{command}`  ",
+             f"Load average at the end: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"]
+    for k in args.k:
+        names = [n for n in rows if n.endswith(f"|k={k}")]
+        lines += ["", f"k={k}", "", "| stage | " + " | ".join(n.split("|")[0] for n in names) + " |",
+                  "|---" * (len(names) + 1) + "|"]
+        lines += [f"| {st} | " + " | ".join(f"{rows[n][st]:.3f}" for n in names) + " |"
+                  for st in (*STAGES, "sum_stages", "full_pipeline")]
+    write_markdown(args.out / "engine-stages.md", lines)
     return 0
 
 
