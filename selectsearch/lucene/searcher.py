@@ -1,40 +1,78 @@
 """BM25 over a set of Lucene shard indexes with collection-wide statistics.
 
 **How scores stay exact across shards.** All shard indexes are opened together under one
-Lucene ``MultiReader``. An ``IndexSearcher`` over that reader computes BM25's document
-frequencies, document count and average length over *all* shards — exactly the statistics a
-single index over the whole collection would have — so a document's score never depends on
-which shard holds it or which other shards are searched. Searching a subset of shards adds a
-non-scoring ``FILTER`` clause on the ``shard`` field: a shard whose segment lacks the shard's
-term yields no scorer, so Lucene skips it entirely and the cost is that of the selected shards
-only. Lucene's top-k collector then merges the selected shards' hits in one pass.
+Lucene ``MultiReader``. BM25's document frequencies, document count and average length are
+taken over *all* shards — exactly the statistics a single index over the whole collection would
+have — so a document's score never depends on which shard holds it or which other shards are
+searched, and ``search all shards`` is byte-for-byte single-index BM25. The shards remain
+separate Lucene indexes that can also be opened (and distributed) on their own.
 
-We chose this over a global statistics table (which needs a custom ``Similarity`` written in
-Java) and over re-scoring from document vectors (slow): it reuses Lucene's own BM25 and
-dynamic pruning unchanged, and ``search all shards`` is byte-for-byte single-index BM25. The
-shards remain separate Lucene indexes that can also be opened (and distributed) on their own.
+**The engine.** With the compiled helper (:mod:`selectsearch.lucene.batch_java`, needs a
+``javac`` on the machine) a whole batch of queries crosses into Java once: each query is built by
+Anserini's ``BagOfWordsQueryGenerator``, its terms are looked up once in each selected shard only,
+the selected shards are scored into one top-k heap with Lucene's dynamic pruning, and all hits
+come back as one byte buffer of (offsets, global docids, scores) that numpy reads without a copy
+per hit. Mapping docids to string ids happens in numpy on the Python side, only for the hits
+returned. This is what makes a query's cost follow the postings it scores rather than a fixed
+per-query and per-shard overhead (profile: ``eval/results/cost/engine-profile.md``).
 
-Hits cross the JNI boundary as (global Lucene docid, float score) pairs only; mapping docids to
-string ids happens in numpy on the Python side, which is what makes us faster than
-``LuceneSearcher.batch_search`` at large k (it materialises a Java result object per hit).
+**Without the helper** (no ``javac``) each query is one Lucene search built through pyjnius: the
+all-shards ``IndexSearcher`` with a non-scoring ``FILTER`` clause on the ``shard`` field (a
+shard whose segment lacks the shard's term yields no scorer, so Lucene skips it), hits read one
+by one. Slower, same results: both are Lucene's top k by (score descending, docid ascending).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from selectsearch.lucene.indexer import CONTENTS_FIELD, SHARD_FIELD, open_directory_reader
-from selectsearch.lucene.java_helpers import GLOBAL_STATS_CLASS, HITS_CLASS
+from selectsearch.lucene.java_helpers import BATCH_CLASS
 from selectsearch.lucene.jvm import JNI_LOCK, jclass, optional_jclass
 from selectsearch.lucene.params import DEFAULT_ANALYZER_CLASS, DEFAULT_BM25
 
-__all__ = ["ShardedLuceneSearcher"]
+__all__ = ["DF_CACHE_TERMS", "TERM_CACHE_STATES", "BatchHits", "ShardedLuceneSearcher"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchHits:
+    """Hits of a batch of queries as flat arrays: query ``i``'s are ``[offsets[i], offsets[i + 1])``,
+    best first (score descending, then global docid ascending)."""
+
+    offsets: np.ndarray  #: int64, ``n + 1`` entries
+    docids: np.ndarray  #: int64 global Lucene docids
+    scores: np.ndarray  #: float32 BM25 scores
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def query(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(docids, scores)`` of query ``i`` (views, no copy)."""
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return self.docids[a:b], self.scores[a:b]
+
+
+#: Collection-wide document frequencies kept in Java for subset searches, in terms. A miss costs
+#: one term lookup in every shard not searched; the bound keeps memory at a few tens of MB while
+#: holding the head of any query stream's (Zipfian) term distribution.
+DF_CACHE_TERMS = 1 << 18
+
+#: Per-shard term states of recent query terms kept in Java (one state per term per shard; 0: off,
+#: the default). On, a repeated term costs no term-dictionary lookup in any shard — the largest
+#: per-shard cost of searching many shards (40% of a k=10 query over 32 shards, profile in
+#: ``eval/results/cost/engine-profile.md``); about 100 bytes per state. Off by default because its
+#: benefit depends on how often a query stream repeats terms, which a benchmark replaying the same
+#: queries overstates; pass ``term_cache`` to turn it on.
+TERM_CACHE_STATES = 0
 
 
 class ShardedLuceneSearcher:
@@ -44,6 +82,8 @@ class ShardedLuceneSearcher:
         shard_dirs: Lucene index folders, in shard order (shard ``i`` is ``shard_dirs[i]``).
         k1, b: BM25 parameters.
         analyzer: Java class of the query analyzer (the one the shards were indexed with).
+        threads: Java threads that search the selected shards of one query concurrently.
+        term_cache: per-shard term states of recent query terms to keep (see :data:`TERM_CACHE_STATES`).
 
     Example:
         >>> s = ShardedLuceneSearcher([Path("idx/shard-000/lucene"), Path("idx/shard-001/lucene")])  # doctest: +SKIP
@@ -51,7 +91,8 @@ class ShardedLuceneSearcher:
     """
 
     def __init__(self, shard_dirs: Sequence[Path], *, k1: float = DEFAULT_BM25.k1, b: float = DEFAULT_BM25.b,
-                 analyzer: str = DEFAULT_ANALYZER_CLASS, threads: int = 1) -> None:
+                 analyzer: str = DEFAULT_ANALYZER_CLASS, threads: int = 1,
+                 term_cache: int | None = None) -> None:
         self.shard_dirs = [Path(d) for d in shard_dirs]
         self._readers = [open_directory_reader(d) for d in self.shard_dirs]
         sizes = [int(r.maxDoc()) for r in self._readers]
@@ -62,34 +103,37 @@ class ShardedLuceneSearcher:
         from jnius import cast
 
         self._reader = multi_reader
-        searcher_cls = jclass("org.apache.lucene.search.IndexSearcher")
         reader = cast("org.apache.lucene.index.IndexReader", multi_reader)
-        if threads > 1:
+        similarity = jclass("org.apache.lucene.search.similarities.BM25Similarity")(k1, b)
+        self._analyzer = jclass(analyzer).newDefaultInstance()
+        self._batch: Any = _open_batch(reader, similarity, self._analyzer, threads)  # None: per-query path
+        if self._batch is not None:
+            self._batch.setTermCache(int(TERM_CACHE_STATES if term_cache is None else term_cache))
+        searcher_cls = jclass("org.apache.lucene.search.IndexSearcher")
+        if threads > 1 and self._batch is None:
             # Lucene searches slices of the selected shards' segments concurrently in Java.
             self._executor = jclass("java.util.concurrent.Executors").newFixedThreadPool(int(threads))
             self._searcher = searcher_cls(reader, self._executor)
         else:
             self._executor = None
             self._searcher = searcher_cls(reader)
-        self._searcher.setSimilarity(jclass("org.apache.lucene.search.similarities.BM25Similarity")(k1, b))
-        self._analyzer = jclass(analyzer).newDefaultInstance()
+        self._searcher.setSimilarity(similarity)
         self._local = threading.local()
         self._occur = jclass("org.apache.lucene.search.BooleanClause$Occur")
         self._bool_builder = jclass("org.apache.lucene.search.BooleanQuery$Builder")
         self._term_query = jclass("org.apache.lucene.search.TermQuery")
         self._term = jclass("org.apache.lucene.index.Term")
         self._shard_filters: dict[int, Any] = {}
-        self._hits: Any = optional_jclass(HITS_CLASS)  # bulk copy of hits; None: one by one
-        # searchers over a subset of shards with the collection's statistics (None: filter instead)
-        self._global_stats: Any = optional_jclass(GLOBAL_STATS_CLASS) if self._hits is not None else None
-        self._term_cache = self._global_stats.newTermCache() if self._global_stats is not None else None
-        self._subsets: OrderedDict[tuple[int, ...], Any] = OrderedDict()
-        self._cast = cast
 
     @property
     def n_shards(self) -> int:
         """Number of shards."""
         return len(self._readers)
+
+    @property
+    def batched(self) -> bool:
+        """Whether queries are searched by the compiled Java batch engine (else one by one)."""
+        return self._batch is not None
 
     def _query_generator(self) -> Any:
         # BagOfWordsQueryGenerator is cheap; one per thread avoids sharing Java state.
@@ -105,7 +149,8 @@ class ShardedLuceneSearcher:
         return q
 
     def build_query(self, text: str, shards: Sequence[int] | None) -> Any:
-        """The Lucene query for ``text`` restricted to ``shards`` (``None``: all shards)."""
+        """The Lucene query for ``text`` restricted to ``shards`` (``None``: all shards), as the
+        per-query path searches it."""
         query = self._query_generator().buildQuery(CONTENTS_FIELD, self._analyzer, text)
         if shards is None or len(set(shards)) >= self.n_shards:
             return query
@@ -117,73 +162,99 @@ class ShardedLuceneSearcher:
         builder.add(shard_filter.build(), self._occur.FILTER)
         return builder.build()
 
-    def _subset_searcher(self, shards: tuple[int, ...]) -> Any:
-        """A cached searcher over ``shards`` that scores with the whole collection's statistics."""
-        sub = self._subsets.pop(shards, None)
-        if sub is None:
-            readers = [self._cast("org.apache.lucene.index.IndexReader", self._readers[i]) for i in shards]
-            sub = self._global_stats.over(readers, self._searcher, self._executor, self._term_cache)
-            if len(self._subsets) >= 512:
-                self._subsets.popitem(last=False)[1].close()
-        self._subsets[shards] = sub  # most recently used last
-        return sub
-
-    def _search_subset(self, text: str, k: int, shards: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        # only the selected shards' segments are touched; docids come back local to the subset
-        sub = self._subset_searcher(tuple(shards))
-        top = sub.search(self._query_generator().buildQuery(CONTENTS_FIELD, self._analyzer, text), int(k))
-        local = np.asarray(self._hits.docs(top), dtype=np.int64)
-        scores = np.asarray(self._hits.scores(top), dtype=np.float32)
-        sizes = self.shard_sizes[shards]
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        which = np.searchsorted(starts, local, side="right") - 1
-        return local - starts[which] + self.doc_bases[shards][which], scores
-
     def search(self, text: str, k: int, shards: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (global docids int64, scores float32), best first, over ``shards``.
+        """Top ``k`` (global docids int64, scores float32), best first, over ``shards`` (``None``: all).
 
         Safe to call from several Python threads: the calls into Java are serialised by
         :data:`~selectsearch.lucene.jvm.JNI_LOCK` (pyjnius is not thread-safe); the searcher's own
         ``threads`` still search a query's shards in parallel in Java.
         """
-        with JNI_LOCK:
-            return self._search(text, k, shards)
+        docids, scores = self.search_batch([text], k, [shards]).query(0)
+        return docids, scores
 
-    def _search(self, text: str, k: int, shards: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
+    def batch_search(self, texts: Sequence[str], k: int,
+                     shards: Sequence[Sequence[int] | None] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`search` for many queries: ``[(docids, scores), ...]`` in input order."""
+        hits = self.search_batch(texts, k, shards)
+        return [hits.query(i) for i in range(len(texts))]
+
+    def search_batch(self, texts: Sequence[str], k: int,
+                     shards: Sequence[Sequence[int] | None] | None = None) -> BatchHits:
+        """Top ``k`` of every query over its own shards (``shards[i]``; ``None``: all shards), as
+        flat arrays. With the compiled helper the whole batch is one call into Java.
+
+        Queries are not spread over Python threads on purpose: pyjnius is not safe for
+        concurrent calls from several threads (pyjnius issues 287 and 563). Parallelism comes
+        from Java instead — pass ``threads`` to the constructor.
+
+        Raises:
+            ValueError: ``shards`` and ``texts`` differ in length, or a shard number is out of range.
+        """
+        shard_lists: Sequence[Sequence[int] | None] = shards if shards is not None else [None] * len(texts)
+        if len(shard_lists) != len(texts):
+            raise ValueError(f"{len(texts)} queries but {len(shard_lists)} shard lists")
+        selected = [None if s is None else self._checked(s) for s in shard_lists]
+        if not texts or k < 1:
+            return BatchHits(np.zeros(len(texts) + 1, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
+        with JNI_LOCK:
+            if self._batch is not None:
+                return self._search_batched(list(texts), int(k), selected)
+            parts = [self._search_one(t, int(k), s) for t, s in zip(texts, selected, strict=True)]
+        sizes = [len(d) for d, _ in parts]
+        return BatchHits(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+                         np.concatenate([d for d, _ in parts]).astype(np.int64, copy=False),
+                         np.concatenate([sc for _, sc in parts]).astype(np.float32, copy=False))
+
+    def _checked(self, shards: Sequence[int]) -> list[int]:
+        out = [int(x) for x in shards]
+        if out and (min(out) < 0 or max(out) >= self.n_shards):
+            raise ValueError(f"shard numbers must be in [0, {self.n_shards}), got {sorted(set(out))}")
+        return out
+
+    def _search_batched(self, texts: list[str], k: int, selected: list[list[int] | None]) -> BatchHits:
+        n = len(texts)
+        if all(s is None for s in selected):
+            offsets, flat = None, None
+        else:
+            every = list(range(self.n_shards))
+            lists = [every if s is None else s for s in selected]
+            offsets = np.concatenate([[0], np.cumsum([len(s) for s in lists])]).tolist()
+            flat = [x for s in lists for x in s]
+        raw = self._batch.search(texts, offsets, flat, k).tostring()
+        ends = np.frombuffer(raw, dtype="<i4", count=n + 1)
+        total = int(ends[-1])
+        start = 4 * (n + 1)
+        docids = np.frombuffer(raw, dtype="<i4", count=total, offset=start).astype(np.int64)
+        scores = np.frombuffer(raw, dtype="<f4", count=total, offset=start + 4 * total).astype(np.float32)
+        return BatchHits(ends.astype(np.int64), docids, scores)
+
+    def _search_one(self, text: str, k: int, shards: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
+        """The per-query path (no compiled helper): one pyjnius search, hits read one by one."""
         if shards is not None and len(shards) == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        if shards is not None and self._global_stats is not None:
-            selected = sorted({int(x) for x in shards})
-            if len(selected) < self.n_shards:
-                return self._search_subset(text, k, selected)
         top = self._searcher.search(self.build_query(text, shards), int(k))
-        if self._hits is not None:
-            return (np.asarray(self._hits.docs(top), dtype=np.int64),
-                    np.asarray(self._hits.scores(top), dtype=np.float32))
         score_docs = top.scoreDocs
         # two attribute reads per hit is all that crosses JNI; plain lists are the fastest sink
         docids = np.fromiter((sd.doc for sd in score_docs), dtype=np.int64, count=len(score_docs))
         scores = np.fromiter((sd.score for sd in score_docs), dtype=np.float32, count=len(score_docs))
         return docids, scores
 
-    def batch_search(self, texts: Sequence[str], k: int,
-                     shards: Sequence[Sequence[int] | None] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """:meth:`search` for many queries, one after the other.
-
-        Queries are not spread over Python threads on purpose: pyjnius is not safe for
-        concurrent calls from several threads (pyjnius issues 287 and 563). Parallelism comes
-        from Java instead — pass ``threads`` to the constructor.
-        """
-        shard_lists: Sequence[Sequence[int] | None] = shards if shards is not None else [None] * len(texts)
-        if len(shard_lists) != len(texts):
-            raise ValueError(f"{len(texts)} queries but {len(shard_lists)} shard lists")
-        return [self.search(t, k, s) for t, s in zip(texts, shard_lists, strict=True)]
-
     def close(self) -> None:
         """Release the Lucene readers (and the search threads)."""
-        for sub in self._subsets.values():
-            sub.close()
-        self._subsets.clear()
+        if self._batch is not None:
+            self._batch.close()
         if self._executor is not None:
             self._executor.shutdown()
         self._reader.close()
+
+
+def _open_batch(reader: Any, similarity: Any, analyzer: Any, threads: int) -> Any:
+    """The Java batch engine over ``reader``, or ``None`` when the helper is not compiled here."""
+    batch_cls = optional_jclass(BATCH_CLASS)
+    if batch_cls is None:
+        return None
+    try:
+        return batch_cls(reader, similarity, analyzer, CONTENTS_FIELD, max(1, int(threads)), DF_CACHE_TERMS)
+    except Exception as exc:  # jnius raises a JavaException subclass of Exception
+        log.debug("the Java batch engine could not start (%s): searching one query at a time", exc)
+        return None

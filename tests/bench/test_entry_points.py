@@ -26,6 +26,7 @@ SMOKE = {
     "reliability/query_path.py": "test_query_path",
     "serve/bench_serve.py": "test_bench_serve",  # test_ray_entry_points.py (loopback-only namespace)
     "serve/bench_reliability.py": "test_bench_reliability",
+    "serve/engine_stages.py": "test_engine_stages",
     "mico/coverage.py": "test_mico_coverage_and_table",
     "mico/table.py": "test_mico_coverage_and_table",
     "mico/hybrid.py": "test_mico_hybrid",
@@ -113,6 +114,18 @@ def test_query_path(tmp_path: Path, bench_index: Path, data_root: Path, script_e
     rows = json.loads((out / "query-path.json").read_text())["rows"]
     assert [(r["route"], r["k"]) for r in rows] == [("all", 10)] and rows[0]["cpu_ms_after"] > 0
     assert "| all | 10 |" in (out / "query-path.md").read_text()
+
+
+def test_engine_stages(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    out = tmp_path / "stages"
+    run_script("serve/engine_stages.py", [bench_index, bench_index, "--data", data_root / "beir", "--route", "random@1",
+                                          "--k", "5", "--passes", "1", "--term-cache", "1000", "--out", out],
+               env=script_env, cwd=tmp_path)
+    rows = json.loads((out / "engine-stages.json").read_text())["ms_per_query"]
+    assert set(rows) == {f"{n}{tag}|k=5" for n in ("unsharded:all", "sharded:all", "sharded:random@1")
+                         for tag in ("", "+tc1000")}
+    assert all(r["java_batch_call"] > 0 for r in rows.values())
+    assert "| java_batch_call |" in (out / "engine-stages.md").read_text()
 
 
 def test_mico_coverage_and_table(tmp_path: Path, bench_index: Path, data_root: Path,

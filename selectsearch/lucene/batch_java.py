@@ -1,0 +1,783 @@
+"""Java source of ``selectsearch.BatchSearch``: a batch of queries searched in one call into Java.
+
+Why a batch engine in Java: per query, the pyjnius path crossed JNI five to seven times (build the
+query, pick or build a subset searcher, search, copy doc ids, copy scores), each crossing costing
+microseconds of argument conversion, and searched a subset of shards through a second
+``IndexSearcher`` whose term statistics came from the first. Here a whole batch crosses once:
+texts, per-query shard lists and ``k`` go in; one ``byte[]`` of offsets, global doc ids and scores
+comes out (:mod:`selectsearch.lucene.searcher` reads it with ``numpy.frombuffer``).
+
+Inside, per query:
+
+* the query is Anserini's own ``BagOfWordsQueryGenerator`` output (called reflectively: the
+  machine's ``javac`` may be older than the Java 21 Anserini jar, so we cannot compile against
+  it), so terms, boosts and clause order are exactly those of the Python-built query;
+* each term is looked up once per selected shard, terms in sorted order through one
+  ``TermsEnum`` per shard, and the per-shard term states are handed to Lucene
+  (``TermQuery(term, TermStates)``), so building the weight reads no term dictionary again;
+  the statistics are the whole collection's: summed over all shards when all are searched,
+  else from a bounded cache of collection-wide document frequencies, filled on a miss by looking
+  the term up in the other shards (the cost a central statistics table would save);
+* the selected shards are scored into one top-k heap, most promising shard first (query-term
+  weight times density, from the lookups just made), so the competitive threshold rises early and
+  Lucene's block-max MaxScore skips more of the later shards; pruning starts as soon as the
+  heap holds k hits (we never report total hit counts). The heap breaks ties by global doc id
+  whatever the visiting order, and hands the scorer the right bound for that (the worst kept
+  score where the shard's next doc ids are still below the worst kept doc id, the next float
+  up otherwise), so the top k is exactly Lucene's (score descending, doc id ascending);
+* with ``threads`` > 1 the shards of a query are scored by a Java thread pool, each thread with
+  its own heap, sharing the best full heap's bound; the heaps are merged at the end.
+
+Scores are Lucene's own BM25 (same ``Similarity``, same term and collection statistics), so they
+are bit-identical to the per-query path's (``tests/core/test_batch_engine.py``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["BATCH_CLASS", "BATCH_SOURCE"]
+
+BATCH_CLASS = "selectsearch.BatchSearch"
+
+BATCH_SOURCE = """package selectsearch;
+
+import java.io.IOException;
+import java.lang.reflect.Method;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.lucene.analysis.Analyzer;
+import org.apache.lucene.index.IndexReader;
+import org.apache.lucene.index.IndexReaderContext;
+import org.apache.lucene.index.LeafReaderContext;
+import org.apache.lucene.index.Term;
+import org.apache.lucene.index.TermState;
+import org.apache.lucene.index.TermStates;
+import org.apache.lucene.index.Terms;
+import org.apache.lucene.index.TermsEnum;
+import org.apache.lucene.search.BooleanClause;
+import org.apache.lucene.search.BooleanQuery;
+import org.apache.lucene.search.BoostQuery;
+import org.apache.lucene.search.BulkScorer;
+import org.apache.lucene.search.CollectionStatistics;
+import org.apache.lucene.search.IndexSearcher;
+import org.apache.lucene.search.LeafCollector;
+import org.apache.lucene.search.Query;
+import org.apache.lucene.search.Scorable;
+import org.apache.lucene.search.ScoreMode;
+import org.apache.lucene.search.TermQuery;
+import org.apache.lucene.search.Weight;
+import org.apache.lucene.search.similarities.Similarity;
+import org.apache.lucene.util.BytesRef;
+
+/**
+ * Searches a batch of bag-of-words queries, each over its own shards, with the statistics of the
+ * whole collection, and returns every query's top k as primitive arrays in one byte[].
+ *
+ * <p>One call per batch: queries are analysed and built here (by Anserini's
+ * BagOfWordsQueryGenerator, called reflectively), each query term is looked up once per selected
+ * shard (terms in sorted order through one TermsEnum per shard), and the selected shards are
+ * scored into one top-k collector with dynamic pruning from the moment it holds k hits. Shards are
+ * visited most promising first, so the competitive threshold rises early; the collector breaks
+ * ties by global doc id whatever the visiting order, so the result is exactly Lucene's
+ * (score descending, doc id ascending) top k.
+ */
+public final class BatchSearch {
+  /** Shard visiting order: by doc id (as Lucene), or most promising first. */
+  public static final int ORDER_DOCID = 0;
+  public static final int ORDER_PROMISE = 1;
+
+  private final IndexReader reader;
+  private final StatsSearcher searcher;
+  private final LeafReaderContext[][] shardLeaves;
+  private final int[] shardDocs;
+  private final String field;
+  private final Analyzer analyzer;
+  private final Object generator;
+  private final Method buildQuery;
+  private final DfCache dfCache;
+  private TermCache termCache = new TermCache(0);
+  private final ExecutorService pool;
+  private final int threads;
+  private int order = ORDER_PROMISE;
+
+  /**
+   * @param reader all shards, shard i being the reader's i-th sub-reader (a MultiReader)
+   * @param similarity BM25 with the index's parameters
+   * @param threads Java threads searching one query's shards concurrently (1: the caller's)
+   * @param dfCacheSize collection-wide document frequencies kept for subset searches (terms)
+   */
+  public BatchSearch(IndexReader reader, Similarity similarity, Analyzer analyzer, String field, int threads,
+                     int dfCacheSize) throws ReflectiveOperationException {
+    this.reader = reader;
+    this.searcher = new StatsSearcher(reader);
+    this.searcher.setSimilarity(similarity);
+    this.searcher.setQueryCache(null);
+    IndexReaderContext top = reader.getContext();
+    List<IndexReaderContext> children = top.children();
+    int n = children == null ? 1 : children.size();  // a leaf reader is one shard
+    this.shardLeaves = new LeafReaderContext[n][];
+    this.shardDocs = new int[n];
+    List<LeafReaderContext> all = top.leaves();
+    int leaf = 0;
+    int base = 0;
+    for (int i = 0; i < n; i++) {
+      shardDocs[i] = children == null ? reader.maxDoc() : children.get(i).reader().maxDoc();
+      List<LeafReaderContext> mine = new ArrayList<>();
+      while (leaf < all.size() && all.get(leaf).docBase < base + shardDocs[i]) {
+        mine.add(all.get(leaf++));
+      }
+      shardLeaves[i] = mine.toArray(new LeafReaderContext[0]);
+      base += shardDocs[i];
+    }
+    this.field = field;
+    this.analyzer = analyzer;
+    Class<?> gen = Class.forName("io.anserini.search.query.BagOfWordsQueryGenerator");
+    this.generator = gen.getConstructor().newInstance();
+    this.buildQuery = gen.getMethod("buildQuery", String.class, Analyzer.class, String.class);
+    this.dfCache = new DfCache(Math.max(0, dfCacheSize));
+    this.threads = Math.max(1, threads);
+    this.pool = this.threads > 1 ? Executors.newFixedThreadPool(this.threads, r -> {
+      Thread t = new Thread(r, "selectsearch-batch");
+      t.setDaemon(true);
+      return t;
+    }) : null;
+  }
+
+  public int numShards() {
+    return shardLeaves.length;
+  }
+
+  /** ORDER_DOCID or ORDER_PROMISE (the default); results are identical, only the cost differs. */
+  public synchronized void setOrder(int order) {
+    this.order = order;
+  }
+
+  /**
+   * Keep the per-shard term states of recently searched terms, at most states term states in
+   * all (a term takes one per shard; 0, the default: off). Results are identical either way.
+   */
+  public synchronized void setTermCache(int states) {
+    int leaves = Math.max(1, searcher.getIndexReader().leaves().size());
+    this.termCache = new TermCache(Math.max(0, states) / leaves);
+  }
+
+  public void close() {
+    if (pool != null) {
+      pool.shutdownNow();
+    }
+  }
+
+  /** The Lucene query Anserini builds for text (what every query of this class searches). */
+  public Query build(String text) throws ReflectiveOperationException {
+    return (Query) buildQuery.invoke(generator, field, analyzer, text);
+  }
+
+  /**
+   * Top k of every query over its shards.
+   *
+   * @param texts the queries
+   * @param shardOffsets query i searches shards[shardOffsets[i] .. shardOffsets[i+1]); a null
+   *     shardOffsets means every query searches every shard
+   * @param shards shard numbers (repeats ignored)
+   * @return little-endian int32 offsets (n+1; query i's hits are [off[i], off[i+1])), then int32
+   *     global doc ids, then float32 scores; each query's hits best first, ties by doc id
+   */
+  public synchronized byte[] search(String[] texts, int[] shardOffsets, int[] shards, int k) throws Exception {
+    int n = texts.length;
+    int[][] docs = new int[n][];
+    float[][] scores = new float[n][];
+    int total = 0;
+    for (int i = 0; i < n; i++) {
+      int[] selected = shardOffsets == null ? null : select(shards, shardOffsets[i], shardOffsets[i + 1]);
+      Hits h = searchOne(texts[i], selected, k);
+      docs[i] = h.docs;
+      scores[i] = h.scores;
+      total += h.docs.length;
+    }
+    ByteBuffer out = ByteBuffer.allocate(4 * (n + 1) + 8 * total).order(ByteOrder.LITTLE_ENDIAN);
+    int off = 0;
+    out.putInt(0);
+    for (int i = 0; i < n; i++) {
+      off += docs[i].length;
+      out.putInt(off);
+    }
+    for (int i = 0; i < n; i++) {
+      out.asIntBuffer().put(docs[i]);
+      out.position(out.position() + 4 * docs[i].length);
+    }
+    for (int i = 0; i < n; i++) {
+      out.asFloatBuffer().put(scores[i]);
+      out.position(out.position() + 4 * scores[i].length);
+    }
+    return out.array();
+  }
+
+  private int[] select(int[] shards, int from, int to) {
+    int[] s = Arrays.copyOfRange(shards, from, to);
+    Arrays.sort(s);
+    int m = 0;
+    for (int i = 0; i < s.length; i++) {
+      if (s[i] < 0 || s[i] >= shardLeaves.length) {
+        throw new IllegalArgumentException("no shard " + s[i] + " (" + shardLeaves.length + " shards)");
+      }
+      if (m == 0 || s[m - 1] != s[i]) {
+        s[m++] = s[i];
+      }
+    }
+    return Arrays.copyOf(s, m);
+  }
+
+  /** One query's hits, best first. */
+  static final class Hits {
+    final int[] docs;
+    final float[] scores;
+
+    Hits(int[] docs, float[] scores) {
+      this.docs = docs;
+      this.scores = scores;
+    }
+  }
+
+  private static final Hits EMPTY = new Hits(new int[0], new float[0]);
+
+  Hits searchOne(String text, int[] selected, int k) throws Exception {
+    boolean all = selected == null || selected.length == shardLeaves.length;
+    List<LeafReaderContext> leaves = new ArrayList<>();
+    int maxDoc = 0;
+    if (all) {
+      for (int s = 0; s < shardLeaves.length; s++) {
+        leaves.addAll(Arrays.asList(shardLeaves[s]));
+        maxDoc += shardDocs[s];
+      }
+    } else {
+      for (int s : selected) {
+        leaves.addAll(Arrays.asList(shardLeaves[s]));
+        maxDoc += shardDocs[s];
+      }
+    }
+    if (leaves.isEmpty() || maxDoc == 0 || k <= 0) {
+      return EMPTY;
+    }
+    Query built = build(text);
+    // the clauses Anserini built: one SHOULD clause per distinct term, boosted by its count
+    List<BooleanClause> clauses = built instanceof BooleanQuery ? ((BooleanQuery) built).clauses() : null;
+    if (clauses == null) {
+      throw new IllegalStateException("not a bag-of-words query: " + built);
+    }
+    int nt = clauses.size();
+    Term[] terms = new Term[nt];
+    float[] boosts = new float[nt];
+    for (int t = 0; t < nt; t++) {
+      Query q = clauses.get(t).getQuery();
+      float boost = 1f;
+      if (q instanceof BoostQuery) {
+        boost = ((BoostQuery) q).getBoost();
+        q = ((BoostQuery) q).getQuery();
+      }
+      if (!(q instanceof TermQuery) || clauses.get(t).getOccur() != BooleanClause.Occur.SHOULD) {
+        throw new IllegalStateException("not a bag-of-words query: " + built);
+      }
+      terms[t] = ((TermQuery) q).getTerm();
+      boosts[t] = boost;
+    }
+    if (nt == 0) {
+      return EMPTY;
+    }
+    Integer[] sorted = new Integer[nt];
+    for (int t = 0; t < nt; t++) {
+      sorted[t] = t;
+    }
+    Arrays.sort(sorted, (a, b) -> terms[a].bytes().compareTo(terms[b].bytes()));
+    // each term's state in every selected leaf and its collection-wide statistics: from the
+    // term cache, else looked up (terms in sorted order, one TermsEnum per leaf)
+    IndexReaderContext top = searcher.getTopReaderContext();
+    int nl = leaves.size();
+    TermState[][] states = new TermState[nt][nl];
+    int[][] leafDf = new int[nt][nl];
+    long[] df = new long[nt];
+    long[] ttf = new long[nt];
+    List<Integer> missing = new ArrayList<>();
+    for (int t : sorted) {
+      TermEntry e = termCache.get(terms[t].bytes());
+      if (e == null) {
+        missing.add(t);
+        continue;
+      }
+      for (int l = 0; l < nl; l++) {
+        int ord = leaves.get(l).ord;
+        states[t][l] = e.states[ord];
+        leafDf[t][l] = e.leafDf[ord];
+      }
+      df[t] = e.df;
+      ttf[t] = e.ttf;
+    }
+    if (!missing.isEmpty() && (all || termCache.enabled())) {
+      // every leaf: complete entries, whose sums are the collection's statistics
+      List<LeafReaderContext> every = top.leaves();
+      TermState[][] allStates = new TermState[nt][];
+      int[][] allDf = new int[nt][];
+      for (int t : missing) {
+        allStates[t] = new TermState[every.size()];
+        allDf[t] = new int[every.size()];
+      }
+      lookup(every, terms, missing, allStates, allDf, df, ttf);
+      for (int t : missing) {
+        termCache.put(terms[t].bytes(), new TermEntry(allStates[t], allDf[t], df[t], ttf[t]));
+        dfCache.put(terms[t].bytes(), df[t], ttf[t]);
+        for (int l = 0; l < nl; l++) {
+          int ord = leaves.get(l).ord;
+          states[t][l] = allStates[t][ord];
+          leafDf[t][l] = allDf[t][ord];
+        }
+      }
+    } else if (!missing.isEmpty()) {
+      lookup(leaves, terms, missing, states, leafDf, df, ttf);  // the selected leaves only
+      globalStats(terms, missing, df, ttf, selected);
+    }
+    BooleanQuery.Builder builder = new BooleanQuery.Builder();
+    builder.setMinimumNumberShouldMatch(((BooleanQuery) built).getMinimumNumberShouldMatch());
+    boolean[] present = new boolean[nt];
+    for (int t = 0; t < nt; t++) {
+      TermStates st = new TermStates(top);
+      for (int l = 0; l < nl; l++) {
+        if (states[t][l] != null) {
+          st.register(states[t][l], leaves.get(l).ord);
+          present[t] = true;
+        }
+      }
+      if (present[t]) {  // the statistics of the whole collection, as one index would have
+        st.accumulateStatistics((int) df[t], ttf[t]);
+      }
+      Query tq = new TermQuery(terms[t], st);
+      builder.add(boosts[t] == 1f && !(clauses.get(t).getQuery() instanceof BoostQuery) ? tq
+                  : new BoostQuery(tq, boosts[t]), BooleanClause.Occur.SHOULD);
+    }
+    Weight weight = searcher.createWeight(searcher.rewrite(builder.build()), ScoreMode.TOP_SCORES, 1f);
+    int[] visit = visitingOrder(leaves, leafDf, df, boosts, present);
+    int capacity = Math.min(k, maxDoc);
+    if (pool == null || nl < 2) {
+      TopK topk = new TopK(capacity, null);
+      for (int l : visit) {
+        scoreLeaf(weight, leaves.get(l), topk);
+      }
+      return topk.hits();
+    }
+    AtomicLong bound = new AtomicLong(Long.MIN_VALUE);
+    int parts = Math.min(threads, nl);
+    List<Future<TopK>> futures = new ArrayList<>();
+    for (int p = 0; p < parts; p++) {
+      final int part = p;
+      futures.add(pool.submit(() -> {
+        TopK topk = new TopK(capacity, bound);
+        for (int j = part; j < visit.length; j += parts) {
+          scoreLeaf(weight, leaves.get(visit[j]), topk);
+        }
+        return topk;
+      }));
+    }
+    TopK merged = new TopK(capacity, null);
+    for (Future<TopK> f : futures) {
+      merged.addAll(f.get());
+    }
+    return merged.hits();
+  }
+
+  private static void scoreLeaf(Weight weight, LeafReaderContext leaf, TopK topk) throws IOException {
+    BulkScorer scorer = weight.bulkScorer(leaf);
+    if (scorer == null) {
+      return;
+    }
+    scorer.score(topk.leaf(leaf.docBase), leaf.reader().getLiveDocs());
+  }
+
+  /**
+   * Leaves most promising first: by the summed weight (boost x idf) of the query terms times
+   * their density in the leaf (document frequency / leaf size), an estimate of how many good
+   * matches a leaf holds that costs nothing beyond the lookups already made. Ties keep doc id order.
+   */
+  private int[] visitingOrder(List<LeafReaderContext> leaves, int[][] leafDf, long[] df, float[] boosts,
+                              boolean[] present) {
+    int nl = leaves.size();
+    Integer[] idx = new Integer[nl];
+    for (int l = 0; l < nl; l++) {
+      idx[l] = l;
+    }
+    if (order == ORDER_PROMISE && nl > 1) {
+      double[] promise = new double[nl];
+      double docs = searcher.docCount(field);
+      for (int t = 0; t < df.length; t++) {
+        if (!present[t]) {
+          continue;
+        }
+        double idf = Math.log(1 + (docs - df[t] + 0.5) / (df[t] + 0.5));
+        for (int l = 0; l < nl; l++) {
+          promise[l] += boosts[t] * idf * leafDf[t][l] / Math.max(1, leaves.get(l).reader().maxDoc());
+        }
+      }
+      Arrays.sort(idx, (a, b) -> Double.compare(promise[b], promise[a]));
+    }
+    int[] out = new int[nl];
+    for (int l = 0; l < nl; l++) {
+      out[l] = idx[l];
+    }
+    return out;
+  }
+
+  /**
+   * Looks terms (indices into terms, in sorted term order) up in leaves: state and document
+   * frequency per leaf into states[t][l] and leafDf[t][l], sums into df[t] and ttf[t].
+   */
+  private void lookup(List<LeafReaderContext> leaves, Term[] terms, List<Integer> which, TermState[][] states,
+                      int[][] leafDf, long[] df, long[] ttf) throws IOException {
+    for (int l = 0; l < leaves.size(); l++) {
+      Terms ts = leaves.get(l).reader().terms(field);
+      if (ts == null) {
+        continue;
+      }
+      TermsEnum te = ts.iterator();
+      for (int t : which) {
+        if (te.seekExact(terms[t].bytes())) {
+          states[t][l] = te.termState();
+          leafDf[t][l] = te.docFreq();
+          df[t] += te.docFreq();
+          ttf[t] += te.totalTermFreq();
+        }
+      }
+    }
+  }
+
+  /** Completes df/ttf of terms (so far summed over the selected shards) to the whole collection's. */
+  private void globalStats(Term[] terms, List<Integer> which, long[] df, long[] ttf, int[] selected)
+      throws IOException {
+    List<Integer> missing = new ArrayList<>();
+    for (int t : which) {
+      long[] cached = dfCache.get(terms[t].bytes());
+      if (cached != null) {
+        df[t] = cached[0];
+        ttf[t] = cached[1];
+      } else {
+        missing.add(t);
+      }
+    }
+    if (missing.isEmpty()) {
+      return;
+    }
+    boolean[] isSelected = new boolean[shardLeaves.length];
+    for (int s : selected) {
+      isSelected[s] = true;
+    }
+    for (int s = 0; s < shardLeaves.length; s++) {
+      if (isSelected[s]) {
+        continue;
+      }
+      for (LeafReaderContext leaf : shardLeaves[s]) {
+        Terms ts = leaf.reader().terms(field);
+        if (ts == null) {
+          continue;
+        }
+        TermsEnum te = ts.iterator();
+        for (int t : missing) {
+          if (te.seekExact(terms[t].bytes())) {
+            df[t] += te.docFreq();
+            ttf[t] += te.totalTermFreq();
+          }
+        }
+      }
+    }
+    for (int t : missing) {
+      dfCache.put(terms[t].bytes(), df[t], ttf[t]);
+    }
+  }
+
+  /** A term's state and document frequency in every leaf (null, 0 where absent), and their sums. */
+  static final class TermEntry {
+    final TermState[] states;
+    final int[] leafDf;
+    final long df;
+    final long ttf;
+
+    TermEntry(TermState[] states, int[] leafDf, long df, long ttf) {
+      this.states = states;
+      this.leafDf = leafDf;
+      this.df = df;
+      this.ttf = ttf;
+    }
+  }
+
+  /**
+   * Term entries of recent queries, least recently used dropped first, at most capacity terms
+   * (0: off). A hit saves one term-dictionary lookup per shard.
+   */
+  static final class TermCache {
+    private final int capacity;
+    private final LinkedHashMap<BytesRef, TermEntry> map;
+
+    TermCache(int capacity) {
+      this.capacity = capacity;
+      this.map = new LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<BytesRef, TermEntry> eldest) {
+          return size() > TermCache.this.capacity;
+        }
+      };
+    }
+
+    boolean enabled() {
+      return capacity > 0;
+    }
+
+    TermEntry get(BytesRef term) {
+      return capacity == 0 ? null : map.get(term);
+    }
+
+    void put(BytesRef term, TermEntry entry) {
+      if (capacity > 0) {
+        map.put(BytesRef.deepCopyOf(term), entry);
+      }
+    }
+  }
+
+  /** Collection-wide document frequencies by term, least recently used dropped first. */
+  static final class DfCache {
+    private final int capacity;
+    private final LinkedHashMap<BytesRef, long[]> map;
+
+    DfCache(int capacity) {
+      this.capacity = capacity;
+      this.map = new LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<BytesRef, long[]> eldest) {
+          return size() > DfCache.this.capacity;
+        }
+      };
+    }
+
+    long[] get(BytesRef term) {
+      return capacity == 0 ? null : map.get(term);
+    }
+
+    void put(BytesRef term, long df, long ttf) {
+      if (capacity > 0) {
+        map.put(BytesRef.deepCopyOf(term), new long[] {df, ttf});
+      }
+    }
+  }
+
+  /** The all-shards searcher, with its (immutable) collection statistics computed once per field. */
+  static final class StatsSearcher extends IndexSearcher {
+    private final Map<String, CollectionStatistics> collection = new HashMap<>();
+
+    StatsSearcher(IndexReader reader) {
+      super(reader);
+    }
+
+    @Override
+    public synchronized CollectionStatistics collectionStatistics(String field) throws IOException {
+      CollectionStatistics stats = collection.get(field);
+      if (stats == null && !collection.containsKey(field)) {
+        stats = super.collectionStatistics(field);
+        collection.put(field, stats);
+      }
+      return stats;
+    }
+
+    double docCount(String field) {
+      try {
+        CollectionStatistics stats = collectionStatistics(field);
+        return stats == null ? 0 : stats.docCount();
+      } catch (IOException e) {
+        return 0;
+      }
+    }
+  }
+
+  /**
+   * The k best (score, global doc id) pairs, best = higher score, then lower doc id, collected
+   * from leaves in any order. Once full, the worst kept hit bounds what can still compete, and
+   * the leaf's scorer is told so (dynamic pruning): a doc scoring the same as the worst kept hit
+   * competes only if its id is lower, so the bound is that score where the leaf's next doc ids
+   * are still below the worst kept doc id, and the next float up after it.
+   */
+  static final class TopK {
+    private final float[] scores;
+    private final int[] docs;
+    private int size;
+    private final AtomicLong shared;  // best bound published by any full TopK of this query
+
+    TopK(int capacity, AtomicLong shared) {
+      this.scores = new float[Math.max(1, capacity)];
+      this.docs = new int[Math.max(1, capacity)];
+      this.shared = shared;
+    }
+
+    /** a worse than b (lower score, or same score and higher doc id) */
+    private static boolean worse(float sa, int da, float sb, int db) {
+      return sa < sb || (sa == sb && da > db);
+    }
+
+    private static long encode(float score, int doc) {
+      return ((long) Float.floatToIntBits(score) << 32) | (Integer.MAX_VALUE - doc);
+    }
+
+    boolean full() {
+      return size == scores.length;
+    }
+
+    void add(float score, int doc) {
+      if (size < scores.length) {
+        int i = size++;
+        scores[i] = score;
+        docs[i] = doc;
+        while (i > 0) {  // sift up: the worst at the root
+          int parent = (i - 1) >>> 1;
+          if (!worse(scores[i], docs[i], scores[parent], docs[parent])) {
+            break;
+          }
+          swap(i, parent);
+          i = parent;
+        }
+        if (size == scores.length && shared != null) {
+          publish();
+        }
+        return;
+      }
+      if (!worse(scores[0], docs[0], score, doc)) {
+        return;  // not better than the worst kept
+      }
+      scores[0] = score;
+      docs[0] = doc;
+      siftDown(0);
+      if (shared != null) {
+        publish();
+      }
+    }
+
+    private void siftDown(int i) {
+      while (true) {
+        int l = 2 * i + 1;
+        if (l >= size) {
+          return;
+        }
+        int r = l + 1;
+        int w = r < size && worse(scores[r], docs[r], scores[l], docs[l]) ? r : l;
+        if (!worse(scores[w], docs[w], scores[i], docs[i])) {
+          return;
+        }
+        swap(i, w);
+        i = w;
+      }
+    }
+
+    private void publish() {
+      long mine = encode(scores[0], docs[0]);
+      long cur = shared.get();
+      while (mine > cur && !shared.compareAndSet(cur, mine)) {
+        cur = shared.get();
+      }
+    }
+
+    private void swap(int a, int b) {
+      float s = scores[a];
+      scores[a] = scores[b];
+      scores[b] = s;
+      int d = docs[a];
+      docs[a] = docs[b];
+      docs[b] = d;
+    }
+
+    void addAll(TopK other) {
+      for (int i = 0; i < other.size; i++) {
+        add(other.scores[i], other.docs[i]);
+      }
+    }
+
+    /** The lowest score that can still compete for a doc id of at least next (0: anything). */
+    private float bound(int next) {
+      float s = Float.NEGATIVE_INFINITY;
+      int d = 0;
+      if (full()) {
+        s = scores[0];
+        d = docs[0];
+      }
+      if (shared != null) {
+        long g = shared.get();
+        if (g != Long.MIN_VALUE) {
+          float gs = Float.intBitsToFloat((int) (g >>> 32));
+          int gd = Integer.MAX_VALUE - (int) (g & 0xffffffffL);
+          if (s == Float.NEGATIVE_INFINITY || worse(s, d, gs, gd)) {
+            s = gs;
+            d = gd;
+          }
+        }
+      }
+      if (s == Float.NEGATIVE_INFINITY) {
+        return 0f;
+      }
+      return d < next ? Math.nextUp(s) : s;
+    }
+
+    LeafCollector leaf(int docBase) {
+      return new LeafCollector() {
+        private Scorable scorer;
+        private float min;
+
+        @Override
+        public void setScorer(Scorable scorer) throws IOException {
+          this.scorer = scorer;
+          this.min = 0f;
+          raise(docBase);
+        }
+
+        private void raise(int next) throws IOException {
+          float b = bound(next);
+          if (b > min) {
+            scorer.setMinCompetitiveScore(b);
+            min = b;
+          }
+        }
+
+        @Override
+        public void collect(int doc) throws IOException {
+          float score = scorer.score();
+          int global = docBase + doc;
+          if (full() && !worse(scores[0], docs[0], score, global)) {
+            if (shared != null) {
+              raise(global + 1);
+            }
+            return;
+          }
+          add(score, global);
+          if (full() || shared != null) {
+            raise(global + 1);
+          }
+        }
+      };
+    }
+
+    /** The kept hits, best first (score descending, then doc id ascending); empties the heap. */
+    Hits hits() {
+      int n = size;
+      int[] d = new int[n];
+      float[] s = new float[n];
+      for (int i = n - 1; i >= 0; i--) {  // pop the worst into the last free place
+        d[i] = docs[0];
+        s[i] = scores[0];
+        size--;
+        scores[0] = scores[size];
+        docs[0] = docs[size];
+        siftDown(0);
+      }
+      return new Hits(d, s);
+    }
+  }
+}
+"""
