@@ -36,7 +36,7 @@ demo: $(STAMP)
 		if [ -f $(INDEX)/routing.json ]; then echo "reusing $(INDEX)/routing.json (delete it to re-tune)"; \
 		else $(VENV)/bin/selectsearch tune-route $(INDEX) --data $(DATA) --logs train --routers centroid,cori,knn; fi; fi
 	@if [ -f $(DATA)/qrels/$(SPLIT).tsv ]; then \
-		LOGS=""; if [ -f $(DATA)/qrels/train.tsv ] && [ "$(SPLIT)" != train ]; then LOGS="--route knn@2 --route hybrid@2"; fi; \
+		LOGS=""; if [ -f $(DATA)/qrels/train.tsv ] && [ "$(SPLIT)" != train ]; then LOGS="--route knn@2 --route hybrid@2 --route hybrid@auto"; fi; \
 		$(VENV)/bin/selectsearch eval $(INDEX) --data $(DATA) --split $(SPLIT) \
 			--route all --route random@2 --route centroid@1 --route centroid@2 --route centroid@4 $$LOGS --route oracle@1 \
 			--measures nDCG@10 R@100 R@1000; \
