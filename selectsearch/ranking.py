@@ -71,7 +71,8 @@ def strict_scores(scores: Sequence[float]) -> list[float]:
     upstream.
 
     Raises:
-        ValueError: a score is higher than the one ranked before it, or NaN.
+        ValueError: a score is higher than the one ranked before it, or NaN; tied scores at the
+            lowest finite double (no lower finite value to move to).
     """
     import numpy as np  # lazy: ``import selectsearch.data`` (run files) stays free of numpy
     values = np.asarray(scores, dtype=np.float64)
@@ -88,6 +89,9 @@ def strict_scores(scores: Sequence[float]) -> list[float]:
     for i in range(1, len(out)):
         if out[i] >= out[i - 1]:
             out[i] = np.nextafter(out[i - 1], out.dtype.type(-np.inf))
+            if np.isinf(out[i]):  # a tie at the lowest finite value cannot be separated: refuse, never write -inf
+                raise ValueError(f"tied scores at the lowest finite value ({values[i]!r}) cannot be made strictly "
+                                 "decreasing; rescale the scores")
     changed = out != single
     return np.where(changed, out.astype(np.float64), values).tolist()
 

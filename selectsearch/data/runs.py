@@ -133,7 +133,9 @@ def _lines(
             )
     try:
         values = strict_scores([float(score) for _, score in docs])
-    except ValueError:
+    except ValueError as exc:
+        if "lowest finite" in str(exc):
+            raise DataFormatError(path, None, f"query {qid!r}: {exc}") from None
         raise DataFormatError(
             path, None, f"the documents of query {qid!r} are not in rank order (a score rises down "
             "the list); pass them best first, or as a {doc_id: score} mapping"
