@@ -69,12 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.model is not None and (args.model / "config.json").is_file():
             model = TopicModel.load(args.model)
-            stderr_log(f"model: loaded {args.model} ({model.n_topics} topics, {model.n_terms:,} terms)")
             differ = [FIT_FLAGS[k] for k, v in given.items() if getattr(model.options, k) != v]
             if args.fit is not None or differ or model.options.seed != args.seed:
                 what = ", ".join(differ + (["--fit"] if args.fit is not None else [])
                                  + (["--seed"] if model.options.seed != args.seed else []))
-                raise SelectSearchError(f"{args.model} was fitted with other settings ({what}); use another --model")
+                raise SelectSearchError(f"{args.model} was fitted with other settings ({what}); use another --model "
+                                        "or leave those options out")
+            stderr_log(f"model: loaded {args.model} ({model.n_topics} topics, {model.n_terms:,} terms)")
         else:
             options = FitOptions(seed=args.seed, **{"threads": 2, **given})
             sources = args.fit or [str(data / "scifact"), str(data / "wikipedia")]

@@ -540,9 +540,11 @@ def iter_chunks(model: TopicModel | Sampler, n: int, *, seed: int, chunk_docs: i
                 start: int = 0) -> Iterator[SyntheticChunk]:
     """Yield ``n`` synthetic documents in chunks of ``chunk_docs``, lazily (one chunk at a time).
 
-    Chunk ``i`` (documents ``i*chunk_docs ...``) is drawn from the stream ``[seed, 2, i]``, so
-    the output depends on ``seed`` and ``chunk_docs`` only; ``start`` (a multiple of
-    ``chunk_docs``) resumes at that document.
+    Chunk ``i`` (documents ``i*chunk_docs ...``) is drawn from the stream ``[seed, 2, i]``, always
+    whole (the last one cut to size), so the documents depend on ``seed`` and ``chunk_docs``
+    only: the first ``m`` documents of ``n`` are the ``m`` documents of a smaller collection
+    (a 1M collection is the head of the 5M one). ``start`` (a multiple of ``chunk_docs``)
+    resumes at that document.
     """
     if chunk_docs < 1:
         raise ValueError("chunk_docs must be >= 1")
@@ -550,9 +552,9 @@ def iter_chunks(model: TopicModel | Sampler, n: int, *, seed: int, chunk_docs: i
         raise ValueError("start must be a multiple of chunk_docs")
     sampler = model if isinstance(model, Sampler) else Sampler(model)
     for first in range(start, n, chunk_docs):
-        size = min(chunk_docs, n - first)
-        words, lengths = sampler.sample(np.random.default_rng([seed, 2, first // chunk_docs]), size)
-        yield SyntheticChunk(first, words, lengths)
+        words, lengths = sampler.sample(np.random.default_rng([seed, 2, first // chunk_docs]), chunk_docs)
+        chunk = SyntheticChunk(first, words, lengths)
+        yield chunk if first + chunk_docs <= n else chunk.split(n - first)[0]
 
 
 class _Renderer:
