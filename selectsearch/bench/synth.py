@@ -72,6 +72,7 @@ from selectsearch.errors import DataFormatError, ModelError, SelectSearchError
 __all__ = [
     "LUCENE_STOPWORDS",
     "TOKEN_PATTERN",
+    "Cooccurrence",
     "FitOptions",
     "Sampler",
     "StatsAccumulator",
@@ -82,6 +83,8 @@ __all__ = [
     "iter_chunks",
     "iter_documents",
     "load_sidecar",
+    "query_term_ids",
+    "real_cooccurrence",
     "stderr_log",
     "summarize",
     "tokenize",
@@ -208,12 +211,14 @@ class TopicModel:
     def n_terms(self) -> int:
         return len(self.vocab)
 
-    def real_stats(self, queries: Sequence[str] = ()) -> dict[str, Any]:
-        """:func:`summarize` of the real collection the model was fitted on."""
+    def real_stats(self, queries: Sequence[str] = (), *, cooccurrence: bool = True) -> dict[str, Any]:
+        """:func:`summarize` of the real collection the model was fitted on (with ``cooccurrence``
+        its sources are read again, when they still exist, for :class:`Cooccurrence`)."""
         hist = np.bincount(self.lengths.astype(np.int64))
-        info = self.info
+        info, terms = self.info, query_term_ids(self, queries)
         return summarize(self.real_df, self.real_cf, hist, docs=int(info["real_docs_nonempty"]),
-                         postings=int(info["real_postings"]), query_terms=query_term_ids(self, queries))
+                         postings=int(info["real_postings"]), query_terms=terms,
+                         cooccurrence=real_cooccurrence(self, terms) if cooccurrence else None)
 
     def save(self, folder: str | os.PathLike[str], *, overwrite: bool = False, command: str | None = None) -> Path:
         """Write the model folder atomically (arrays as ``.npy``, ``vocab.txt``, manifest last)."""
@@ -625,13 +630,15 @@ def zipf_slope(cf: np.ndarray, ranks: tuple[int, int] = ZIPF_RANKS) -> float | N
 
 
 def summarize(df: np.ndarray, cf: np.ndarray, length_hist: np.ndarray, *, docs: int, postings: int,
-              query_terms: Sequence[Sequence[int]] = ()) -> dict[str, Any]:
+              query_terms: Sequence[Sequence[int]] = (), cooccurrence: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
     """The statistics a reader needs to judge a synthetic collection against the real one.
 
     Lengths (tokens per document), postings (distinct terms per document), vocabulary, the
     document-frequency curve (df / documents at fixed ranks), the Zipf slope, and for the
     queries: mean document frequency of a query term (what a term's posting list costs) and
-    mean postings per query (what exhaustive search scores).
+    mean postings per query (what exhaustive search scores), and with ``cooccurrence``
+    (:meth:`Cooccurrence.summary`) how many documents hold several terms of a query.
     """
     tokens = int(cf.sum())
     lengths = np.arange(length_hist.size)
@@ -659,15 +666,95 @@ def summarize(df: np.ndarray, cf: np.ndarray, length_hist: np.ndarray, *, docs: 
             if per_term else 0.0,
             "terms_absent": round(sum(1 for v in per_term if v == 0) / max(1, len(per_term)), 4),
             "mean_postings_per_query": round(float(np.mean(per_query)), 1),
+            **(cooccurrence or {}),
         }
     return out
+
+
+class Cooccurrence:
+    """Per query, the documents holding two or more of its terms, and all of them.
+
+    Marginal term statistics can match while co-occurrence does not: a synthetic document draws
+    its words independently given its topics, whereas real text keeps related terms together.
+    Documents holding several query terms are the ones BM25 ranks high and dynamic pruning
+    must score, so this is the statistic that shows how far cost and quality on a synthetic
+    collection can be trusted. Queries with fewer than two known terms are left out.
+    """
+
+    def __init__(self, query_terms: Sequence[Sequence[int]], n_terms: int) -> None:
+        import scipy.sparse as sp
+
+        rows = [t for q in query_terms for t in q if t >= 0]
+        cols = [j for j, q in enumerate(query_terms) for t in q if t >= 0]
+        self.n_terms, self.n_queries = n_terms, len(query_terms)
+        self.matrix = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_terms, self.n_queries))
+        self.known = np.array([sum(1 for t in q if t >= 0) for q in query_terms], dtype=np.int64)
+        self.two = np.zeros(self.n_queries, dtype=np.int64)
+        self.all = np.zeros(self.n_queries, dtype=np.int64)
+        self.docs = 0
+
+    def add(self, doc: np.ndarray, term: np.ndarray, n_docs: int) -> None:
+        """Add ``n_docs`` documents given as their distinct ``(doc, term)`` pairs."""
+        import scipy.sparse as sp
+
+        held = sp.csr_matrix((np.ones(doc.size), (doc, term)), shape=(n_docs, self.n_terms))
+        hits = (held @ self.matrix).tocoo()
+        count, query = hits.data, hits.col
+        self.two += np.bincount(query[count >= 2], minlength=self.n_queries)
+        self.all += np.bincount(query[(count == self.known[query]) & (self.known[query] >= 2)],
+                                minlength=self.n_queries)
+        self.docs += n_docs
+
+    def summary(self) -> dict[str, Any]:
+        multi = self.known >= 2
+        if not multi.any():
+            return {}
+        per_1m = 1e6 / max(1, self.docs)
+        return {"queries_with_2plus_terms": int(multi.sum()),
+                "docs_with_2plus_query_terms_per_1m": round(float(self.two[multi].mean()) * per_1m, 1),
+                "docs_with_all_query_terms_per_1m": round(float(self.all[multi].mean()) * per_1m, 1)}
+
+
+def real_cooccurrence(model: TopicModel, query_terms: Sequence[Sequence[int]], *, chunk_docs: int = 20_000
+                      ) -> dict[str, Any] | None:
+    """:class:`Cooccurrence` summary of the real collection (re-read from the model's sources;
+    ``None`` when they are gone)."""
+    from selectsearch.data import open_corpus
+    from selectsearch.errors import DataNotFoundError
+
+    if not query_terms:
+        return None
+    try:
+        corpus = open_corpus(list(model.info["sources"]))
+    except (DataNotFoundError, KeyError):
+        return None
+    index = {t: i for i, t in enumerate(model.vocab)}
+    counter = Cooccurrence(query_terms, model.n_terms)
+    docs: list[list[int]] = []
+
+    def flush() -> None:
+        doc = np.repeat(np.arange(len(docs), dtype=np.int64), [len(d) for d in docs])
+        counter.add(doc, np.fromiter((t for d in docs for t in d), dtype=np.int64, count=doc.size), len(docs))
+        docs.clear()
+
+    for document in corpus:
+        terms = {index[t] for t in tokenize(document.contents) if t in index}
+        if terms:  # the statistics count non-empty documents, as the templates do
+            docs.append(sorted(terms))
+        if len(docs) == chunk_docs:
+            flush()
+    if docs:
+        flush()
+    return counter.summary()
 
 
 class StatsAccumulator:
     """Document frequencies, collection frequencies, lengths and postings over streamed chunks."""
 
-    def __init__(self, n_terms: int) -> None:
+    def __init__(self, n_terms: int, query_terms: Sequence[Sequence[int]] = ()) -> None:
         self.n_terms = n_terms
+        self.query_terms = query_terms
+        self.cooccurrence = Cooccurrence(query_terms, n_terms) if query_terms else None
         self.df = np.zeros(n_terms, dtype=np.int64)
         self.cf = np.zeros(n_terms, dtype=np.int64)
         self.length_hist = np.zeros(1, dtype=np.int64)
@@ -686,10 +773,13 @@ class StatsAccumulator:
         self.length_hist[: hist.size] += hist
         self.docs += chunk.n_docs
         self.postings += int(pairs.size)
+        if self.cooccurrence is not None:
+            self.cooccurrence.add(pairs // self.n_terms, pairs % self.n_terms, chunk.n_docs)
 
-    def summary(self, query_terms: Sequence[Sequence[int]] = ()) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         return summarize(self.df, self.cf, self.length_hist, docs=self.docs, postings=self.postings,
-                         query_terms=query_terms)
+                         query_terms=self.query_terms,
+                         cooccurrence=self.cooccurrence.summary() if self.cooccurrence is not None else None)
 
 
 # ---------------------------------------------------------------------------- writing a collection
@@ -761,7 +851,7 @@ def write_collection(model: TopicModel, out: str | os.PathLike[str], *, docs: in
     synthetic_before = positions - np.arange(n_real)  # synthetic documents written before each real one
     width = _id_width(docs)
     renderer = _Renderer(model.vocab)
-    stats, at_real_size = StatsAccumulator(model.n_terms), None
+    stats, at_real_size = StatsAccumulator(model.n_terms, query_terms), None
     compare_at = int(model.info.get("real_docs_nonempty", 0))
     progress = _Progress(log, docs)
     started = time.monotonic()
@@ -787,7 +877,7 @@ def write_collection(model: TopicModel, out: str | os.PathLike[str], *, docs: in
                 if at_real_size is None and compare_at and chunk.first + chunk.n_docs >= compare_at:
                     head, tail = chunk.split(compare_at - chunk.first)
                     stats.add(head)
-                    at_real_size = stats.summary(query_terms)
+                    at_real_size = stats.summary()
                     stats.add(tail)
                 else:
                     stats.add(chunk)
@@ -800,10 +890,10 @@ def write_collection(model: TopicModel, out: str | os.PathLike[str], *, docs: in
         if next_real != n_real:
             raise SelectSearchError(f"{judged_dir}: read {next_real} documents, expected {n_real} "
                                     "(changed while being read?)")
-        shutil.copy(beir.queries_path(judged_dir), partial / "queries.jsonl")
+        shutil.copyfile(beir.queries_path(judged_dir), partial / "queries.jsonl")
         (partial / "qrels").mkdir()
         for qrels in sorted((judged_dir / "qrels").glob("*.tsv")):
-            shutil.copy(qrels, partial / "qrels" / qrels.name)
+            shutil.copyfile(qrels, partial / "qrels" / qrels.name)
         sidecar = {
             "format": "selectsearch-synthetic-collection", "version": 1, "command": command,
             "seed": seed, "chunk_docs": chunk_docs, "id_prefix": prefix,
@@ -816,7 +906,7 @@ def write_collection(model: TopicModel, out: str | os.PathLike[str], *, docs: in
             "generate_s": round(generate_s, 1), "docs_per_s": round(docs / max(1e-9, generate_s), 1),
             "peak_rss_mb": round(rss_mb()[1], 1), "load_average": [round(x, 2) for x in load_average()],
             "stats": {"real": model.real_stats(query_texts),
-                      "synthetic_at_real_size": at_real_size, "synthetic": stats.summary(query_terms)},
+                      "synthetic_at_real_size": at_real_size, "synthetic": stats.summary()},
             **(extra or {}),
         }
         sidecar["disk_bytes"] = _folder_bytes(partial)
@@ -877,6 +967,10 @@ def fidelity_table(sidecar: dict[str, Any]) -> list[str]:
         row("mean df of a query term per 1M docs", lambda s: s["queries"]["mean_df_per_term_per_1m_docs"])
         row("mean postings per query", lambda s: s["queries"]["mean_postings_per_query"],
             round(q["mean_postings_per_query"] * scale, 1))
+        row("docs with >= 2 terms of a query, per 1M docs",
+            lambda s: s["queries"]["docs_with_2plus_query_terms_per_1m"])
+        row("docs with all terms of a query, per 1M docs",
+            lambda s: s["queries"]["docs_with_all_query_terms_per_1m"])
     header = ["statistic", "real", f"synthetic, first {_fmt(same.get('docs'))}" if same else "synthetic (equal size)",
               f"synthetic, all {_fmt(full['docs'])}", f"real x {scale:,.2f}"]
     return [format_table(header, rows)]
