@@ -14,6 +14,7 @@ Usage:
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -52,6 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.docs < 1:
         parser.error("--docs must be >= 1")
 
+    from selectsearch.atomic import interrupt_on_sigterm
+
+    try:
+        with interrupt_on_sigterm():  # a terminated run removes its OUT.partial, as Ctrl-C does
+            return _run(args, argv)
+    except KeyboardInterrupt as e:
+        print(f"interrupted ({e or 'Ctrl-C'}); nothing written", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     from selectsearch.bench.report import write_result
     from selectsearch.bench.synth import (
         FitOptions,

@@ -672,14 +672,18 @@ def summarize(df: np.ndarray, cf: np.ndarray, length_hist: np.ndarray, *, docs: 
 
 
 class Cooccurrence:
-    """Per query, the documents holding two or more of its terms, and all of them.
+    """Per query, the documents holding at least 2, 3 and 4 of its terms.
 
     Marginal term statistics can match while co-occurrence does not: a synthetic document draws
     its words independently given its topics, whereas real text keeps related terms together.
     Documents holding several query terms are the ones BM25 ranks high and dynamic pruning
     must score, so this is the statistic that shows how far cost and quality on a synthetic
-    collection can be trusted. Queries with fewer than two known terms are left out.
+    collection can be trusted. A threshold counts only the queries with at least that many
+    known terms.
     """
+
+    #: thresholds: documents holding at least this many distinct terms of a query
+    AT_LEAST = (2, 3, 4)
 
     def __init__(self, query_terms: Sequence[Sequence[int]], n_terms: int) -> None:
         import scipy.sparse as sp
@@ -689,8 +693,7 @@ class Cooccurrence:
         self.n_terms, self.n_queries = n_terms, len(query_terms)
         self.matrix = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_terms, self.n_queries))
         self.known = np.array([sum(1 for t in q if t >= 0) for q in query_terms], dtype=np.int64)
-        self.two = np.zeros(self.n_queries, dtype=np.int64)
-        self.all = np.zeros(self.n_queries, dtype=np.int64)
+        self.counts = {m: np.zeros(self.n_queries, dtype=np.int64) for m in self.AT_LEAST}
         self.docs = 0
 
     def add(self, doc: np.ndarray, term: np.ndarray, n_docs: int) -> None:
@@ -699,20 +702,19 @@ class Cooccurrence:
 
         held = sp.csr_matrix((np.ones(doc.size), (doc, term)), shape=(n_docs, self.n_terms))
         hits = (held @ self.matrix).tocoo()
-        count, query = hits.data, hits.col
-        self.two += np.bincount(query[count >= 2], minlength=self.n_queries)
-        self.all += np.bincount(query[(count == self.known[query]) & (self.known[query] >= 2)],
-                                minlength=self.n_queries)
+        for m, counts in self.counts.items():
+            counts += np.bincount(hits.col[hits.data >= m], minlength=self.n_queries)
         self.docs += n_docs
 
     def summary(self) -> dict[str, Any]:
-        multi = self.known >= 2
-        if not multi.any():
-            return {}
         per_1m = 1e6 / max(1, self.docs)
-        return {"queries_with_2plus_terms": int(multi.sum()),
-                "docs_with_2plus_query_terms_per_1m": round(float(self.two[multi].mean()) * per_1m, 1),
-                "docs_with_all_query_terms_per_1m": round(float(self.all[multi].mean()) * per_1m, 1)}
+        out: dict[str, Any] = {}
+        for m, counts in self.counts.items():
+            asked = self.known >= m
+            if asked.any():
+                out[f"docs_with_{m}plus_query_terms_per_1m"] = round(float(counts[asked].mean()) * per_1m, 1)
+                out[f"queries_with_{m}plus_terms"] = int(asked.sum())
+        return out
 
 
 def real_cooccurrence(model: TopicModel, query_terms: Sequence[Sequence[int]], *, chunk_docs: int = 20_000
@@ -967,10 +969,9 @@ def fidelity_table(sidecar: dict[str, Any]) -> list[str]:
         row("mean df of a query term per 1M docs", lambda s: s["queries"]["mean_df_per_term_per_1m_docs"])
         row("mean postings per query", lambda s: s["queries"]["mean_postings_per_query"],
             round(q["mean_postings_per_query"] * scale, 1))
-        row("docs with >= 2 terms of a query, per 1M docs",
-            lambda s: s["queries"]["docs_with_2plus_query_terms_per_1m"])
-        row("docs with all terms of a query, per 1M docs",
-            lambda s: s["queries"]["docs_with_all_query_terms_per_1m"])
+        for m in Cooccurrence.AT_LEAST:
+            row(f"docs with >= {m} terms of a query, per 1M docs",
+                lambda s, m=m: s["queries"][f"docs_with_{m}plus_query_terms_per_1m"])  # type: ignore[misc]
     header = ["statistic", "real", f"synthetic, first {_fmt(same.get('docs'))}" if same else "synthetic (equal size)",
               f"synthetic, all {_fmt(full['docs'])}", f"real x {scale:,.2f}"]
     return [format_table(header, rows)]
