@@ -49,6 +49,7 @@ SMOKE = {
     "routing/shift.py": "test_routing_shift",
     "routing/static_encoder.py": "test_routing_static_encoder",  # test_routing_entry_points.py
     "routing/budget.py": "test_routing_budget",
+    "scale/generate.py": "test_scale_generate",  # test_synth.py
 }
 
 
