@@ -29,16 +29,18 @@ demo: $(STAMP)
 	@if [ -f $(INDEX)/manifest.json ]; then echo "reusing $(INDEX) (delete it to rebuild)"; \
 	else $(VENV)/bin/selectsearch index $(DATA) --out $(INDEX) --shards $(SHARDS) --partitioner kmeans; fi
 	$(VENV)/bin/selectsearch info $(INDEX)
-	$(VENV)/bin/selectsearch search $(INDEX) --query "$(QUERY)" --route centroid@2 --k 5
 	@# with search logs (train qrels) in the folder: knn@2 learns from them, and tune-route fits the
 	@# fused router hybrid@2 (centroid + CORI + knn) on held-out logged queries, stored with the index
 	@if [ -f $(DATA)/qrels/train.tsv ] && [ "$(SPLIT)" != train ]; then \
 		if [ -f $(INDEX)/routing.json ]; then echo "reusing $(INDEX)/routing.json (delete it to re-tune)"; \
 		else $(VENV)/bin/selectsearch tune-route $(INDEX) --data $(DATA) --logs train --routers centroid,cori,knn; fi; fi
+	@# --route auto: the tuned fused router with a per-query budget (cori@auto on an untuned index)
+	$(VENV)/bin/selectsearch search $(INDEX) --query "$(QUERY)" --route auto --k 5
 	@if [ -f $(DATA)/qrels/$(SPLIT).tsv ]; then \
 		LOGS=""; if [ -f $(DATA)/qrels/train.tsv ] && [ "$(SPLIT)" != train ]; then LOGS="--route knn@2 --route hybrid@2 --route hybrid@auto"; fi; \
 		$(VENV)/bin/selectsearch eval $(INDEX) --data $(DATA) --split $(SPLIT) \
-			--route all --route random@2 --route centroid@1 --route centroid@2 --route centroid@4 $$LOGS --route oracle@1 \
+			--route all --route auto --route random@2 --route centroid@1 --route centroid@2 --route centroid@4 --route cori@2 \
+			$$LOGS --route oracle@1 \
 			--measures nDCG@10 R@100 R@1000; \
 	else echo "no judgements at $(DATA)/qrels/$(SPLIT).tsv: evaluation skipped (pass a BEIR folder to evaluate)"; fi
 

@@ -176,7 +176,11 @@ class SelectiveSearcher:
             t0 = time.perf_counter()
             selected = self.router.select(qs, self.budget)
             route_ms = _ms(time.perf_counter() - t0) / len(qs)
+            details = self.router.route_details()
             results = self.search_selected(qs, selected, k=k, route_ms=route_ms)
+            if details is not None:
+                for q, detail in zip(qs, details, strict=True):
+                    results[q.query_id].trace.extra["route"] = detail
             for annotator in self.annotators:
                 annotator.annotate([q.text for q in qs], [results[q.query_id].trace for q in qs])
         return results

@@ -1,10 +1,11 @@
 """Routers under a shift between the search logs and the test queries (issue 19, item 1).
 
 Protocol (definitions in :mod:`selectsearch.route.shift`). From a BEIR folder with train qrels
-(the search logs) and test qrels, two shifted test settings are derived and written as BEIR
-folders under --work (corpus and queries linked, qrels/train.tsv = the logs, qrels/test.tsv = the
-shifted test queries, shift.json = parameters and sizes):
+(the search logs) and test qrels, three test settings are derived and written as BEIR folders
+under --work (corpus and queries linked, qrels/train.tsv = the logs, qrels/test.tsv = the test
+queries, shift.json = parameters and sizes):
 
+  in-distribution    the collection's own train (logs) and test split: the reference.
   (a) new-topics     the train and test queries together are clustered by their embedding
                      (packaged all-MiniLM-L6-v2, spherical k-means, 32 clusters, seed 0); whole
                      clusters holding about --fraction 0.3 of them are held out. Test queries =
@@ -13,23 +14,28 @@ shifted test queries, shift.json = parameters and sizes):
   (b) unlogged-docs  test queries = the whole test split; logs = the train judgements minus every
                      judgement of a document relevant to some test query.
 
-One --shards 16 k-means index of the collection serves both settings (the corpus is the same and
+One --shards 16 k-means index of the collection serves every setting (the corpus is the same and
 the shards do not depend on queries); it is built once under --work (or --index names one) and
 reused. For each setting, the fused router (centroid, cori, knn) is tuned on the setting's logs
 exactly as `selectsearch tune-route INDEX --data SETTING --routers centroid,cori,knn --validation
-random|topics` does (selectsearch.route.tuning.tune_hybrid; the weights are kept in the results,
-not in the shared index's routing.json), and every route below is evaluated on the setting's test
-queries with selectsearch.evaluation.evaluate (k=1000, BM25 with collection-wide statistics):
+random|topics` does (selectsearch.route.tuning.tune_hybrid; kept in the results, not in the shared
+index's routing.json), and every route below is evaluated on the setting's test queries with
+selectsearch.evaluation.evaluate (k=1000, BM25 with collection-wide statistics):
 
-  all, cori@1,2,4, taily@1,2,4, redde@1,2,4, ranks@1,2,4, centroid@1,2,4, knn@1,2,4 (knowledge
-  base = the setting's logs), hybrid[random]@1,2,4 and hybrid[topics]@1,2,4 (the weights each
-  validation chose; hybrid[topics] is what `tune-route` now stores by default).
+  all; cori, taily, redde, ranks, centroid at 1,2,3,4,6,8 shards; knn@1,2,4 (knowledge base = the
+  setting's logs); hybrid[random]@1,2,4 and hybrid[topics]@1,2,4 (the single weight vector each
+  validation chose); hybrid[gated]@1,2,4 and hybrid[gated]@auto: the DEFAULT learned route, what
+  `tune-route` stores by default (topic-chosen weights with the per-query familiarity gating of
+  selectsearch.route.gating, and the per-query budget at the default target 0.9 calibrated on the
+  gated scores of the topic split).
 
 Writes OUT.json and OUT.md (default eval/results/routing/shift-<name>): nDCG@10 (and its share of
 exhaustive), fraction of documents scored, coverage, coverage AUC on the test queries, and the
 tuning AUCs of both validations next to the test AUC. `summary` rows give, per budget, the
-default learned route against the best classic router (cori, taily, redde, ranks, centroid) at no
-more documents scored. Quality only: no timing is reported (ms measured here are not results).
+default learned route against the best classic router (cori, taily, redde, ranks, centroid) at
+the same fraction of documents scored (each classic router's nDCG@10 interpolated linearly
+between its budgets). Quality only: no timing is reported (ms measured here are not results).
+`eval/routing/summary.py` gathers the summary rows of both collections into summary.json.
 
 Example:
   PYTHONPATH=. .venv/bin/python eval/routing/shift.py ../shared/data/scifact
@@ -45,15 +51,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from selectsearch.bench.report import write_json, write_markdown
 from selectsearch.bench.script import REPO, command_line, script_parser
 
 #: budgets of every swept route
 BUDGETS = (1, 2, 4)
+#: budgets of the classic routers: a denser curve, interpolated at the learned route's documents scored
+CLASSIC_BUDGETS = (1, 2, 3, 4, 6, 8)
 #: term-statistics and centroid routers: the "classic" baselines of the acceptance criteria
 CLASSIC = ("cori", "taily", "redde", "ranks", "centroid")
 #: the fused routers
 FUSED = ("centroid", "cori", "knn")
+#: label of the default learned route: the topic-chosen weights with the per-query gating
+DEFAULT = "hybrid[gated]"
 
 
 def build_or_reuse_index(data: Path, out: Path, shards: int, threads: int) -> Path:
@@ -70,9 +82,23 @@ def build_or_reuse_index(data: Path, out: Path, shards: int, threads: int) -> Pa
 
 
 def best_classic(rows: list[dict[str, Any]], frac: float) -> dict[str, Any] | None:
-    """The classic row with the best nDCG@10 among those scoring no more documents than ``frac``."""
-    pool = [r for r in rows if r["router"] in CLASSIC and r["docs_frac"] <= frac + 1e-9]
-    return max(pool, key=lambda r: r["ndcg10"]) if pool else None
+    """The best classic router at ``frac`` of the documents scored: each classic router's nDCG@10
+    is interpolated linearly between its budgets (:data:`CLASSIC_BUDGETS`) at ``frac`` (and taken
+    at its largest budget beyond it; a router whose one shard already scores more than ``frac`` is
+    left out). Returns ``{"route": "cori@~0.144", "ndcg10", "pct_exhaustive", "docs_frac"}``."""
+    best: dict[str, Any] | None = None
+    for router in CLASSIC:
+        points = sorted((r["docs_frac"], r["ndcg10"], r["pct_exhaustive"]) for r in rows
+                        if r["router"] == router and r["budget"] is not None)
+        if not points or points[0][0] > frac + 1e-9:
+            continue
+        d = np.array([p[0] for p in points])
+        ndcg = float(np.interp(frac, d, [p[1] for p in points]))
+        pct = float(np.interp(frac, d, [p[2] for p in points]))
+        if best is None or ndcg > best["ndcg10"]:
+            best = {"route": f"{router}@~{min(frac, d[-1]):.3f}", "ndcg10": ndcg, "pct_exhaustive": pct,
+                    "docs_frac": float(min(frac, d[-1]))}
+    return best
 
 
 def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int) -> dict[str, Any]:
@@ -82,6 +108,9 @@ def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int) 
     from selectsearch.index.sharded import ShardedIndex
     from selectsearch.route import make_router, parse_route
     from selectsearch.route.base import RouteSpec
+    from selectsearch.route.budget import AutoBudgetRouter, Calibration
+    from selectsearch.route.gating import Gating
+    from selectsearch.route.hybrid import HybridRouter
     from selectsearch.route.tuning import tune_hybrid
     from selectsearch.search import SelectiveSearcher
 
@@ -97,11 +126,22 @@ def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int) 
     qrels = load_qrels(folder, split="test")
     searcher = SelectiveSearcher(index, make_router("all", index), None, route_name="all")
     budgets = ",".join(map(str, BUDGETS))
-    routes: list[Any] = ["all", *(f"{r}@{budgets}" for r in (*CLASSIC, "knn"))]
+    classic_budgets = ",".join(map(str, CLASSIC_BUDGETS))
+    routes: list[Any] = ["all", *(f"{r}@{classic_budgets}" for r in CLASSIC), f"knn@{budgets}"]
     for validation, t in tuned.items():
         fused = make_router(parse_route("hybrid@1"), index, routers=",".join(FUSED),
                             weights=",".join(str(w) for w in t["weights"]), **knn_options)
         routes += [RouteSpec(f"hybrid[{validation}]", m, router=fused) for m in BUDGETS]
+    # the default learned route: what `tune-route` stores (topic weights + per-query gating), at fixed budgets
+    # and with the per-query budget calibrated on the gated scores (default target)
+    default = tuned["topics"]
+    gated = HybridRouter(fused.routers, default["weights"],
+                         gating=Gating.from_dict(default["gating"]) if default.get("gating") else None)
+    routes += [RouteSpec(DEFAULT, m, router=gated) for m in BUDGETS]
+    auto = AutoBudgetRouter(gated, Calibration.from_json(default["calibration"]["hybrid"]), index.shard_sizes)
+    # named apart (budget None: the router's own cut-off): evaluate would otherwise re-wrap it with the shared
+    # index's stored calibration, not this setting's
+    routes.append(RouteSpec(f"{DEFAULT}@auto", None, router=auto))
     started = time.time()
     raw = evaluate(searcher, queries, qrels, routes, ["nDCG@10", "R@100", "R@1000"], k=k,
                    router_options=knn_options)
@@ -111,14 +151,16 @@ def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int) 
              "ndcg10": r["metrics"]["nDCG@10"], "pct_exhaustive": 100 * r["metrics"]["nDCG@10"] / exhaustive,
              "r100": r["metrics"]["R@100"], "r1000": r["metrics"]["R@1000"],
              "docs_frac": r["cost"]["fraction_scored"], "coverage": r["metrics"].get("coverage"),
+             "shards_mean": r["cost"]["shards_searched"],
              "coverage_auc": r["metrics"].get("coverage_auc")} for r in raw]
     test_auc = {r["router"]: r["coverage_auc"] for r in rows if r["coverage_auc"] is not None}
     summary = []
     for r in rows:
-        if r["router"] != "hybrid[topics]":
+        if r["router"] not in (DEFAULT, f"{DEFAULT}@auto"):
             continue
         best = best_classic(rows, r["docs_frac"])
-        summary.append({"setting": name, "route": r["route"], "budget": str(r["budget"]),
+        summary.append({"setting": name, "route": r["route"], "budget": str(r["budget"] or "auto"),
+                        "shards_mean": r["shards_mean"],
                         "docs_frac": r["docs_frac"], "ndcg10": r["ndcg10"], "exhaustive_ndcg10": exhaustive,
                         "best_classic_route": best["route"] if best else None,
                         "best_classic_ndcg10": best["ndcg10"] if best else None})
@@ -140,7 +182,9 @@ def markdown(report: dict[str, Any]) -> list[str]:
     for s in report["settings"]:
         info = s["info"]
         lines += [f"## {s['setting']}", ""]
-        if s["setting"] == "new-topics":
+        if s["setting"] == "in-distribution":
+            lines.append("The collection's own logs (train qrels) and test split, unchanged: the reference.")
+        elif s["setting"] == "new-topics":
             lines.append(f"{len(info['held_topics'])} of {info['n_topics']} query clusters held out "
                          f"({100 * info['held_fraction']:.0f}% of train+test queries, seed {info['seed']}).")
         else:
@@ -163,6 +207,11 @@ def markdown(report: dict[str, Any]) -> list[str]:
             test = s["test_auc"].get(f"hybrid[{v}]", nan)
             lines.append(f"| hybrid[{v}] ({w}) | {val(t, 'random', 'hybrid'):.2f} | {val(t, 'topics', 'hybrid'):.2f} | "
                          f"{test:.2f} |")
+        gate = tt.get("gating") or {}
+        gate_text = (f"familiarity gate centre {gate['centre']:.3f}, width {gate['width']:.3f}"
+                     if gate and abs(gate["centre"]) < 1e8 else "constant gate" if gate else "no gate")
+        lines.append(f"| {DEFAULT} ({gate_text}) | {val(tt, 'random', 'hybrid_gated'):.2f} | "
+                     f"{val(tt, 'topics', 'hybrid_gated'):.2f} | {s['test_auc'].get(DEFAULT, nan):.2f} |")
         for n in CLASSIC:
             if n not in FUSED:
                 lines.append(f"| {n} | - | - | {s['test_auc'].get(n, float('nan')):.2f} |")
@@ -173,20 +222,30 @@ def markdown(report: dict[str, Any]) -> list[str]:
             auc = "-" if r["coverage_auc"] is None else f"{r['coverage_auc']:.2f}"
             lines.append(f"| {r['route']} | {r['ndcg10']:.4f} | {r['pct_exhaustive']:.1f} | {r['docs_frac']:.3f} | "
                          f"{cov} | {auc} |")
-        lines += ["", "Per budget: % of exhaustive nDCG@10. Best classic router (cori, taily, redde, ranks, centroid) "
-                  "at no more documents scored than hybrid[topics], and at the same number of shards.", "",
-                  "| budget | best classic, <= docs | best classic, same shards | knn | hybrid[random] | "
-                  "hybrid[topics] |", "|---|---|---|---|---|---|"]
+        lines += ["", f"Per budget: % of exhaustive nDCG@10. Best classic router (cori, taily, redde, ranks, centroid) "
+                  f"at the documents scored by {DEFAULT} (the default learned route; each classic router's nDCG@10 "
+                  f"interpolated between its budgets {', '.join(map(str, CLASSIC_BUDGETS))}), and at the same number "
+                  "of shards; `margin` = default minus best classic at equal docs, in nDCG@10 points (acceptance: "
+                  ">= -0.5 under shift).", "",
+                  f"| budget | best classic, equal docs | best classic, same shards | knn | hybrid[random] | "
+                  f"hybrid[topics] | {DEFAULT} | margin |", "|---|---|---|---|---|---|---|---|"]
         by_route = {r["route"]: r for r in s["rows"]}
-        for m in BUDGETS:
-            h = by_route[f"hybrid[topics]@{m}"]
+        for m in (*BUDGETS, "auto"):
+            h = by_route[f"{DEFAULT}@{m}"]
             best = best_classic(s["rows"], h["docs_frac"])
+            best_text = f"{best['pct_exhaustive']:.1f} ({best['route']})" if best else "-"
+            margin = f"{100 * (h['ndcg10'] - best['ndcg10']):+.2f}" if best else "-"
+            if m == "auto":
+                lines.append(f"| auto ({h['docs_frac']:.3f} docs) | {best_text} | - | - | - | - | "
+                             f"{h['pct_exhaustive']:.1f} | {margin} |")
+                continue
             same = max((r for r in s["rows"] if r["router"] in CLASSIC and r["budget"] == m),
                        key=lambda r: r["ndcg10"])
-            best_text = f"{best['pct_exhaustive']:.1f} ({best['route']})" if best else "-"
             lines.append(f"| {m} | {best_text} | {same['pct_exhaustive']:.1f} ({same['route']}) | "
                          f"{by_route[f'knn@{m}']['pct_exhaustive']:.1f} | "
-                         f"{by_route[f'hybrid[random]@{m}']['pct_exhaustive']:.1f} | {h['pct_exhaustive']:.1f} |")
+                         f"{by_route[f'hybrid[random]@{m}']['pct_exhaustive']:.1f} | "
+                         f"{by_route[f'hybrid[topics]@{m}']['pct_exhaustive']:.1f} | {h['pct_exhaustive']:.1f} | "
+                         f"{margin} |")
         lines.append("")
     return lines
 
@@ -204,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fraction", type=float, default=None,
                         help="new-topics: share of the queries whose clusters are held out (default 0.3)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--settings", default="new-topics,unlogged-docs")
+    parser.add_argument("--settings", default="in-distribution,new-topics,unlogged-docs")
     parser.add_argument("--step", type=float, default=0.1, help="weight grid of tune-route (default 0.1)")
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--out", type=Path, help="OUT.json and OUT.md (default eval/results/routing/shift-<name>)")
@@ -213,7 +272,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from selectsearch.index.sharded import ShardedIndex
-    from selectsearch.route.shift import NEW_TOPICS_FRACTION, new_topics_setting, unlogged_docs_setting, write_setting
+    from selectsearch.route.shift import (
+        NEW_TOPICS_FRACTION,
+        in_distribution_setting,
+        new_topics_setting,
+        unlogged_docs_setting,
+        write_setting,
+    )
 
     torch.set_num_threads(1)
     data: Path = args.data.expanduser().resolve()
@@ -223,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     fraction = args.fraction if args.fraction is not None else NEW_TOPICS_FRACTION
     results = []
     for setting in [s for s in args.settings.split(",") if s]:
-        if setting == "new-topics":
+        if setting == "in-distribution":
+            derived = in_distribution_setting(data)
+        elif setting == "new-topics":
             derived = new_topics_setting(data, fraction=fraction, seed=args.seed)
         elif setting == "unlogged-docs":
             derived = unlogged_docs_setting(data)

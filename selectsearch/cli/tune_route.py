@@ -143,4 +143,19 @@ def format_tuning(tuned: dict[str, Any]) -> list[str]:
         if kind != tuned.get("validation") and fit["weights"] != tuned["weights"]:
             other = " + ".join(f"{w:g} {n}" for w, n in zip(fit["weights"], names, strict=True))
             lines.append(f"  ({kind} would choose {other}: AUC {fit['auc']:.2f} on {kind})")
+    gate = tuned.get("gating")
+    if gate:
+        fit = gate.get("fit", {})
+        aucs = "  ".join(f"{k} {auc[k]['hybrid_gated']:.2f}" for k in kinds if "hybrid_gated" in auc.get(k, {}))
+        if abs(gate["centre"]) >= 1e8:
+            which = "familiar (random-split) weights" if gate["centre"] < 0 else "unfamiliar (topic-split) weights"
+            lines.append(f"  per-query gating: none helps on both splits stacked; always the {which} ({aucs})")
+        else:
+            nan = float("nan")
+            lines.append(f"  per-query gating on query familiarity (centre {gate['centre']:.3f}, width "
+                         f"{gate['width']:.3f}): coverage AUC {fit.get('auc', nan):.2f} on both splits stacked vs "
+                         f"{fit.get('auc_familiar', nan):.2f} / {fit.get('auc_unfamiliar', nan):.2f} with one weight "
+                         f"vector; per split: {aucs}")
+    elif tuned.get("gating_skipped"):
+        lines.append(f"  per-query gating not fitted: {tuned['gating_skipped']}")
     return lines

@@ -208,7 +208,8 @@ def as_route(route: str | RouteSpec | Router | type[Router]) -> RouteSpec:
 
 
 #: the methods a router subclass defines that are serialised per router object (see __init_subclass__)
-_SERIALISED = ("select", "selections", "rank", "scores", "cutoffs", "offer_encoded", "encoded_queries")
+_SERIALISED = ("select", "selections", "rank", "scores", "cutoffs", "offer_encoded", "encoded_queries",
+               "route_details", "familiarity")
 
 
 class Router(ABC):
@@ -237,6 +238,12 @@ class Router(ABC):
     def encoded_queries(self) -> EncodedQueries | None:
         """The query embeddings of the last batch this router ranked, if it embeds queries
         (``None`` otherwise). A dense retriever with the same encoder reuses them."""
+        return None
+
+    def route_details(self) -> list[dict[str, Any]] | None:
+        """Per-query facts about the last batch's routing decision, which search records in each
+        query's trace under ``extra["route"]`` (``hybrid@m``: the fusion weights used); ``None``
+        when the router has nothing to add."""
         return None
 
     def cutoffs(self, queries: Sequence[Query]) -> np.ndarray | None:

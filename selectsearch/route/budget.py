@@ -468,6 +468,9 @@ class AutoBudgetRouter(ScoringRouter):
     def encoded_queries(self) -> EncodedQueries | None:
         return self.router.encoded_queries()
 
+    def route_details(self) -> list[dict[str, Any]] | None:
+        return self.router.route_details()
+
     def offer_encoded(self, encoded: EncodedQueries | None) -> None:
         offer = getattr(self.router, "offer_encoded", None)
         if callable(offer):
@@ -477,10 +480,11 @@ class AutoBudgetRouter(ScoringRouter):
 _WARNED: set[tuple[str, str]] = set()
 
 
-def make_auto_router(router: Router, auto: AutoBudget, index: ShardedIndex) -> AutoBudgetRouter:
+def make_auto_router(router: Router, auto: AutoBudget, index: ShardedIndex, *, warn: bool = True) -> AutoBudgetRouter:
     """Wrap ``router`` (built for ``index``) in the per-query budget ``auto``, with the
     calibration stored for it in ``INDEX/routing.json`` (:func:`read_calibration`), else
-    :data:`FALLBACK` with a warning once per index and router.
+    :data:`FALLBACK` with a warning once per index and router (unless ``warn`` is false: the
+    caller has said so already).
 
     A stored ``hybrid`` calibration is used only when the router fuses the same routers with the
     same weights as when it was fitted (options such as ``hybrid.weights=...`` change the scores).
@@ -492,7 +496,7 @@ def make_auto_router(router: Router, auto: AutoBudget, index: ShardedIndex) -> A
                f"{stored.get('weights')}, not this fusion")
         stored = None
     calibration = Calibration.from_json(stored) if stored is not None else FALLBACK
-    if stored is None and (str(index.path), router.name) not in _WARNED:
+    if stored is None and warn and (str(index.path), router.name) not in _WARNED:
         _WARNED.add((str(index.path), router.name))
         log.warning("%s@auto: %s; using the uncalibrated fallback (per-query z-scores, temperature 1), which "
                     "tends to search more shards than needed. Calibrate with `selectsearch tune-route`", router.name,
@@ -509,19 +513,21 @@ def _same_fusion(router: Router, stored: Mapping[str, Any]) -> bool:
     if subs is None or weights is None:
         return False
     names = [r.name for r in subs]
-    return names == list(stored["routers"]) and len(weights) == len(stored.get("weights", ())) and bool(
+    gating = getattr(router, "gating", None)
+    same_gate = (gating.to_dict() if gating is not None else None) == stored.get("gating")
+    return same_gate and names == list(stored["routers"]) and len(weights) == len(stored.get("weights", ())) and bool(
         np.allclose(weights, stored["weights"], atol=1e-9))
 
 
 # ---------------------------------------------------------------------------------------------- fitting on an index
 def calibrate_routers(scores: Mapping[str, np.ndarray], pair_query: np.ndarray, pair_shard: np.ndarray,
-                      shard_sizes: np.ndarray, *, fusion: tuple[Sequence[str], Sequence[float]] | None = None
-                      ) -> dict[str, dict[str, Any]]:
+                      shard_sizes: np.ndarray, *, fusion: tuple[Sequence[str], Sequence[float]] | None = None,
+                      gating: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Calibrations of several routers on the same held-out pairs, as ``routing.json`` stores them.
 
     ``tune-route`` calls it with each tuned router's raw scores and the fused score (under
     ``"hybrid"``, with ``fusion=(routers, weights)`` so that a different fusion is not given
-    this calibration)::
+    this calibration; with ``gating=`` the gate's parameters when the fused scores were gated)::
 
         raw = {n: built[n].scores(held.queries) for n in names}
         fused = sum(w * standardise(raw[n]) for n, w in zip(names, weights))
@@ -535,6 +541,8 @@ def calibrate_routers(scores: Mapping[str, np.ndarray], pair_query: np.ndarray, 
         if name == "hybrid" and fusion is not None:
             entry["routers"] = list(fusion[0])
             entry["weights"] = [float(w) for w in fusion[1]]
+            if gating is not None:  # the fused scores were gated: only a router with this gate shares them
+                entry["gating"] = dict(gating)
         out[name] = entry
     return out
 

@@ -14,9 +14,13 @@ Options (``--router-option hybrid.KEY=VALUE``):
 - ``routers``: comma-separated router names (default ``mico,cori``); each must produce scores
   (``mico``, ``distilled``, ``knn``, ``centroid``, ``cori``, ``taily``, ``redde``, ``ranks``);
 - ``weights``: comma-separated weights, one per router (default: equal). Choose them on held-out
-  logged queries: ``selectsearch tune-route INDEX --data DATA`` fits them on MICO's own validation
-  queries (:mod:`selectsearch.route.tuning`) and stores them with the index, and ``hybrid@m``
-  without ``routers``/``weights`` then uses them;
+  logged queries: ``selectsearch tune-route INDEX --data DATA`` fits them on held-out topics of the
+  logs (and on a random split, for the gating; :mod:`selectsearch.route.tuning`) and stores them
+  with the index, and ``hybrid@m`` without ``routers``/``weights`` then uses them;
+- ``gating``: ``on`` (default) or ``off``. When ``tune-route`` fitted a per-query gating
+  (:mod:`selectsearch.route.gating`: familiar queries get the weights chosen on a random split of
+  the logs, unfamiliar ones those chosen on held-out topics), the stored fusion applies it;
+  ``off`` keeps the single tuned weight vector;
 - ``ROUTER.KEY=VALUE``: an option for one sub-router, e.g. ``hybrid.mico.mico_model=DIR``.
 
 Query vectors of a sub-router that embeds queries (``mico``) are handed on to a dense retriever.
@@ -36,6 +40,7 @@ import numpy as np
 
 from selectsearch.errors import RouteSpecError
 from selectsearch.route.base import Router, RouteSpec, parse_route, rank_by_scores
+from selectsearch.route.gating import Gating
 from selectsearch.route.registry import ROUTERS, fusable
 from selectsearch.types import EncodedQueries, Qrels, Query
 
@@ -66,7 +71,7 @@ class HybridRouter(Router):
 
     name = "hybrid"
 
-    def __init__(self, routers: Sequence[Router], weights: Sequence[float]) -> None:
+    def __init__(self, routers: Sequence[Router], weights: Sequence[float], *, gating: Gating | None = None) -> None:
         if not routers:
             raise RouteSpecError("'hybrid' needs at least one router")
         if len(weights) != len(routers):
@@ -78,6 +83,14 @@ class HybridRouter(Router):
                 raise RouteSpecError(f"router {router.name!r} has no shard scores and cannot be fused")
         self.routers = list(routers)
         self.weights = [float(w) for w in weights]
+        if gating is not None:
+            names = [r.name for r in self.routers]
+            if gating.routers != names:
+                raise RouteSpecError(f"the gating was fitted for routers {gating.routers}, not {names}")
+            if not any(callable(getattr(r, "familiarity", None)) for r in self.routers):
+                raise RouteSpecError("gating reads the familiarity of the 'knn' router, which this fusion lacks")
+        self.gating = gating
+        self._last_weights: np.ndarray | None = None
 
     def component_scores(self, queries: Sequence[Query]) -> list[np.ndarray]:
         """Each sub-router's standardised ``(n, K)`` scores, in order.
@@ -94,9 +107,40 @@ class HybridRouter(Router):
         return out
 
     def scores(self, queries: Sequence[Query]) -> np.ndarray:
-        """``(n, K)`` fused scores."""
+        """``(n, K)`` fused scores: with the fixed weights, or per query through the gating."""
         parts = self.component_scores(queries)
-        return np.asarray(sum(w * p for w, p in zip(self.weights, parts, strict=True)))
+        if self.gating is None:
+            self._last_weights = np.tile(np.asarray(self.weights), (len(queries), 1))
+            return np.asarray(sum(w * p for w, p in zip(self.weights, parts, strict=True)))
+        familiarity = self.familiarity()
+        assert familiarity is not None and len(familiarity) == len(queries)
+        self._last_weights = self.gating.weights(familiarity)
+        return self.gating.fuse(parts, familiarity)
+
+    def familiarity(self) -> np.ndarray | None:
+        """The last batch's query familiarity from the fused ``knn`` router (``None`` without one)."""
+        for router in self.routers:
+            get = getattr(router, "familiarity", None)
+            if callable(get):
+                value = get()
+                return None if value is None else np.asarray(value)
+        return None
+
+    def route_details(self) -> list[dict[str, Any]] | None:
+        """Per query of the last batch: the weights used (``{router: weight}``) and, with a
+        ``knn`` router, the familiarity they were gated on; recorded in the query's trace."""
+        if self._last_weights is None:
+            return None
+        names = [r.name for r in self.routers]
+        fam = self.familiarity() if self.gating is not None else None
+        out: list[dict[str, Any]] = []
+        for i, row in enumerate(self._last_weights.tolist()):
+            entry: dict[str, Any] = {"weights": {n: round(float(w), 4) for n, w in zip(names, row, strict=True)}}
+            if fam is not None:
+                entry["familiarity"] = round(float(fam[i]), 4)
+                entry["gated"] = True
+            out.append(entry)
+        return out
 
     def rank(self, queries: Sequence[Query]) -> np.ndarray:
         return rank_by_scores(self.scores(queries))
@@ -164,7 +208,8 @@ def _floats(text: str, what: str) -> list[float]:
 
 def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | None = None, seed: int = 0,
                        routers: str | Sequence[str] | None = None, weights: str | Sequence[float] | None = None,
-                       fused_defaults: Mapping[str, Any] | None = None, **options: Any) -> HybridRouter:
+                       fused_defaults: Mapping[str, Any] | None = None, gating: str = "on",
+                       **options: Any) -> HybridRouter:
     """The ``hybrid`` router for ``index`` (factory called by :func:`selectsearch.route.make_router`).
 
     Without ``routers`` and ``weights`` it uses the fusion ``selectsearch tune-route`` stored with
@@ -184,11 +229,16 @@ def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | N
 
     defaults = dict(fused_defaults or {})
     stored: dict[str, Any] = {}
+    if str(gating).lower() not in ("on", "off", "1", "0", "true", "false"):
+        raise RouteSpecError(f"'hybrid' option gating must be on or off, got {gating!r}")
+    gate: Gating | None = None
     if routers is None and weights is None:
         tuned = read_routing(index.path)
         if tuned is not None:
             routers, weights = tuned["routers"], tuned["weights"]
             stored = stored_options(tuned, index.path, given={**defaults, **options})
+            if tuned.get("gating") and str(gating).lower() in ("on", "1", "true"):
+                gate = Gating.from_dict(tuned["gating"])
     untuned = routers is None
     if routers is None:
         routers = DEFAULT_ROUTERS
@@ -218,4 +268,4 @@ def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | N
             f"'hybrid' on {index.path}: no routing is tuned ({ROUTING_FILE} is missing) and {why}; run "
             f"`selectsearch tune-route {index.path} --data DATA --routers centroid,cori,knn` first, or choose the "
             "fused routers with --router-option hybrid.routers=centroid,cori") from exc
-    return HybridRouter(subs, w)
+    return HybridRouter(subs, w, gating=gate)

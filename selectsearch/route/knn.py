@@ -52,13 +52,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.encode import TextEncoder
     from selectsearch.index.sharded import ShardedIndex
 
-__all__ = ["LoggedQueryRouter", "encode_logged_queries", "knn_scores", "log_shard_distributions", "make_knn_router",
-           "router_from_records"]
+__all__ = ["FAMILIARITY_NEIGHBOURS", "LoggedQueryRouter", "encode_logged_queries", "familiarity", "knn_scores",
+           "log_shard_distributions", "make_knn_router", "nearest_logged", "router_from_records"]
 
 log = logging.getLogger(__name__)
 
 #: weight of the global click prior (only breaks ties among shards no neighbour touched)
 PRIOR_WEIGHT = 1e-6
+#: neighbours averaged by :func:`familiarity`: a few, so that one near-duplicate logged query
+#: does not make a whole unfamiliar topic look familiar, and few enough to stay local
+FAMILIARITY_NEIGHBOURS = 5
 
 
 def knn_scores(queries: np.ndarray, kb: np.ndarray, distributions: np.ndarray, *, k: int,
@@ -72,16 +75,41 @@ def knn_scores(queries: np.ndarray, kb: np.ndarray, distributions: np.ndarray, *
         k: neighbours per query (capped at ``N``).
         temperature: softmax temperature over the neighbours' cosine similarities.
     """
+    top, sims = nearest_logged(queries, kb, k)
+    return _mix_neighbours(top, sims, distributions, temperature)
+
+
+def nearest_logged(queries: np.ndarray, kb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest KB rows of each query (``(n, k)`` indices, unordered) and their cosine
+    similarities (``(n, k)``); ``k`` is capped at ``N``."""
     q = np.asarray(queries, dtype=np.float32)
     q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
     sims = q @ kb.T
     k = min(k, kb.shape[0])
     top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < kb.shape[0] else np.tile(np.arange(k), (len(q), 1))
-    s = np.take_along_axis(sims, top, axis=1).astype(np.float64) / temperature
+    return top, np.take_along_axis(sims, top, axis=1).astype(np.float64)
+
+
+def _mix_neighbours(top: np.ndarray, sims: np.ndarray, distributions: np.ndarray, temperature: float) -> np.ndarray:
+    s = sims / temperature
     w = np.exp(s - s.max(axis=1, keepdims=True))
     w /= w.sum(axis=1, keepdims=True)
     out: np.ndarray = np.einsum("nk,nkj->nj", w, distributions[top])
     return out
+
+
+def familiarity(neighbour_sims: np.ndarray, n: int = FAMILIARITY_NEIGHBOURS) -> np.ndarray:
+    """``(n_queries,)`` mean cosine similarity of each query to its ``n`` nearest logged queries.
+
+    How familiar the logs are with a query: a paraphrase of logged queries scores near 1, a new
+    kind of query scores like a random pair of queries. ``hybrid@m`` gates on it
+    (:mod:`selectsearch.route.gating`). ``neighbour_sims`` is :func:`nearest_logged`'s output.
+    """
+    if neighbour_sims.shape[1] == 0:
+        return np.zeros(len(neighbour_sims))
+    n = min(n, neighbour_sims.shape[1])
+    top = -np.partition(-neighbour_sims, n - 1, axis=1)[:, :n]
+    return np.asarray(top.mean(axis=1), dtype=np.float64)
 
 
 def log_shard_distributions(records: Sequence[tuple[str, str, float]], shard_of_doc: dict[str, int],
@@ -137,6 +165,7 @@ class LoggedQueryRouter(ScoringRouter):
         self.temperature = float(temperature)
         self._encoded: EncodedQueries | None = None
         self._offered: EncodedQueries | None = None
+        self._familiarity: np.ndarray | None = None
 
     def offer_encoded(self, encoded: EncodedQueries | None) -> None:
         """Query vectors another router just computed; the next :meth:`scores` call uses them
@@ -154,8 +183,19 @@ class LoggedQueryRouter(ScoringRouter):
             offered.model, offered.max_length, offered.precision) == (enc.name, enc.max_length, enc.precision)
         vectors = offered.vectors if same and offered is not None else enc.encode(texts)
         self._encoded = EncodedQueries(enc.name, enc.max_length, enc.precision, tuple(texts), vectors)
-        out = knn_scores(vectors, self.kb, self.distributions, k=self.k, temperature=self.temperature)
+        top, sims = nearest_logged(vectors, self.kb, max(self.k, FAMILIARITY_NEIGHBOURS))
+        if top.shape[1] > self.k:  # the familiarity needed more neighbours than the scores use
+            keep = np.argsort(-sims, axis=1, kind="stable")[:, : self.k]
+            top_k, sims_k = np.take_along_axis(top, keep, axis=1), np.take_along_axis(sims, keep, axis=1)
+        else:
+            top_k, sims_k = top, sims
+        self._familiarity = familiarity(sims)
+        out = _mix_neighbours(top_k, sims_k, self.distributions, self.temperature)
         return out + PRIOR_WEIGHT * self.prior
+
+    def familiarity(self) -> np.ndarray | None:
+        """:func:`familiarity` of the queries of the last :meth:`scores` call (``None`` before any)."""
+        return self._familiarity
 
     def encoded_queries(self) -> EncodedQueries | None:
         return self._encoded

@@ -114,4 +114,9 @@ register_router("hybrid", "selectsearch.route.hybrid:make_hybrid_router",
                 description="weighted sum of standardised router scores (default mico + cori)", fuses=True,
                 scores=False,
                 params=[Param("routers", str, None, "comma-separated routers to fuse (default: tuned, or mico,cori)"),
-                        Param("weights", str, None, "comma-separated weights, one per router (default: equal)")])
+                        Param("weights", str, None, "comma-separated weights, one per router (default: equal)"),
+                        Param("gating", str, "on", "off: ignore the tuned per-query gating (fixed tuned weights)")])
+register_router("auto", "selectsearch.route.auto:make_auto_route", budget="none", scores=False,
+                description="the index's tuned fused router with a per-query budget (hybrid@auto); cori@auto untuned",
+                params=[Param("target", float, None, "coverage target of the per-query budget (default 0.9)"),
+                        Param("max_shards", int, None, "most shards per query (default half the shards)")])

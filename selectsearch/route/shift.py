@@ -65,8 +65,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.encode import TextEncoder
 
 __all__ = ["BY", "NEW_TOPICS_FRACTION", "SETTINGS", "SHIFT_FILE", "TOPIC_FRACTION", "ShiftedSetting", "TopicSplit",
-           "new_topics_setting", "query_vectors", "shard_features", "topic_features", "topic_split",
-           "unlogged_docs_setting", "write_setting"]
+           "in_distribution_setting", "new_topics_setting", "query_vectors", "shard_features", "topic_features",
+           "topic_split", "unlogged_docs_setting", "write_setting"]
 
 #: what logged queries are clustered by (see the module docs)
 BY = ("embedding", "shards", "both")
@@ -75,8 +75,8 @@ BY = ("embedding", "shards", "both")
 #: stable mean over test queries (30% of a test split of 300 queries leaves about 90), while the
 #: logs keep 70% of their queries.
 NEW_TOPICS_FRACTION = 0.3
-#: the shifted test settings
-SETTINGS = ("new-topics", "unlogged-docs")
+#: the test settings: the collection's own split (the reference) and the two shifted ones
+SETTINGS = ("in-distribution", "new-topics", "unlogged-docs")
 #: parameters and sizes of a derived folder, written last into it
 SHIFT_FILE = "shift.json"
 
@@ -322,6 +322,19 @@ def new_topics_setting(data: str | os.PathLike[str], *, fraction: float = NEW_TO
             **_sizes(kept_logs, shifted_test),
             "n_dropped_log_queries": n_log - len(kept_logs)}
     return ShiftedSetting("new-topics", kept_logs, shifted_test, info)
+
+
+def in_distribution_setting(data: str | os.PathLike[str], *, logs: str = "train", test: str = "test"
+                            ) -> ShiftedSetting:
+    """The reference setting, *in distribution*: the collection's own logs and test split, as
+    they are (the judged test queries with text), so that the shifted settings and the usual
+    evaluation run through one protocol."""
+    queries, log_qrels, test_qrels = _load(data, logs, test)
+    test_kept = {q: dict(rels) for q, rels in test_qrels.items() if q in queries}
+    kept = {q: dict(rels) for q, rels in log_qrels.items()}
+    info = {"setting": "in-distribution", "source": str(Path(data).expanduser().resolve()), "logs_split": logs,
+            "test_split": test, "original": _sizes(kept, test_kept), **_sizes(kept, test_kept)}
+    return ShiftedSetting("in-distribution", kept, test_kept, info)
 
 
 def unlogged_docs_setting(data: str | os.PathLike[str], *, logs: str = "train", test: str = "test") -> ShiftedSetting:

@@ -59,6 +59,7 @@ from selectsearch.types import Query
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.encode import TextEncoder
     from selectsearch.index.sharded import ShardedIndex
+    from selectsearch.route.gating import Gating
 
 __all__ = ["ROUTING_FILE", "VALIDATIONS", "HeldOutLogs", "check_tuning_options", "held_out_logs", "held_out_splits",
            "read_routing", "scoring_routers", "stored_options", "tune_hybrid", "write_routing"]
@@ -321,6 +322,7 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
     shared: dict[str, Any] = {}
     scores: dict[str, list[np.ndarray]] = {}
     raw: dict[str, dict[str, np.ndarray]] = {}
+    familiarity: dict[str, np.ndarray] = {}
     fits: dict[str, dict[str, Any]] = {}
     for kind, held in splits.items():
         if isinstance(held, str):
@@ -329,6 +331,8 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
         shared.update({n: r for n, r in built.items() if n != "knn"})
         raw[kind] = {n: np.asarray(built[n].scores(held.queries)) for n in names}
         scores[kind] = [standardise(raw[kind][n]) for n in names]
+        if "knn" in built:  # how close each validation query is to this split's training logs
+            familiarity[kind] = np.asarray(built["knn"].familiarity())
         w, auc, _ = fit_weights(scores[kind], held.pair_query, held.pair_shard, index.shard_sizes, step=step)
         fits[kind] = {"weights": [float(x) for x in w], "auc": float(auc)}
     weights = fits[validation]["weights"]
@@ -355,19 +359,65 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
         if not Path(logs).is_file():
             stored.setdefault("knn.data", data_path)
     single = {n: auc_table[validation][n] for n in names}
+    gating, gating_report = _fit_gating(index, names, splits, scores, familiarity, fits, auc_table)
     # per-query budgets (NAME@auto:T) read shard probabilities calibrated on the split the weights were chosen on
     from selectsearch.route.budget import calibrate_routers
 
-    fused_chosen = np.asarray(sum(w * s for w, s in zip(weights, scores[validation], strict=True)))
+    if gating is not None:
+        fused_chosen = gating.fuse(scores[validation], familiarity[validation])
+    else:
+        fused_chosen = np.asarray(sum(w * s for w, s in zip(weights, scores[validation], strict=True)))
     calibration = calibrate_routers({**raw[validation], "hybrid": fused_chosen}, chosen_split.pair_query,
-                                    chosen_split.pair_shard, index.shard_sizes, fusion=(names, weights))
+                                    chosen_split.pair_shard, index.shard_sizes, fusion=(names, weights),
+                                    gating=gating.to_dict() if gating is not None else None)
     return {"router": "hybrid", "routers": names, "weights": weights, "val_auc": auc_table[validation]["hybrid"],
             "single_auc": single, "options": stored, "logs": logs_value, "data": data_path,
             "data_root_relative": _under_data_root(stored.get("knn.data", data_path)), "step": step,
             "n_val_queries": len(chosen_split.queries), "n_val_pairs": len(chosen_split.pair_query),
             "validation": validation, **({"validation_fallback": fallback} if fallback else {}),
             "auc": auc_table, "fits": fits, "calibration": calibration,
+            **({"gating": {**gating.to_dict(), "fit": gating_report}} if gating is not None else {}),
+            **({"gating_skipped": gating_report["skipped"]} if gating is None and gating_report else {}),
             "splits": {k: (v.split if not isinstance(v, str) else {"error": v}) for k, v in splits.items()}}
+
+
+def _fit_gating(index: ShardedIndex, names: Sequence[str], splits: dict[str, HeldOutLogs | str],
+                scores: dict[str, list[np.ndarray]], familiarity: dict[str, np.ndarray],
+                fits: dict[str, dict[str, Any]], auc_table: dict[str, dict[str, float]]
+                ) -> tuple[Gating | None, dict[str, Any]]:
+    """The per-query gating (:mod:`selectsearch.route.gating`) fitted on both splits stacked, and
+    its report; ``(None, {"skipped": why})`` when it cannot be fitted (no ``knn`` router, whose
+    familiarity the gate reads, or a split missing). Adds each split's gated AUC to ``auc_table``
+    (``"hybrid_gated"``)."""
+    from selectsearch.ranking import rank_by_scores
+    from selectsearch.route.gating import fit_gating
+    from selectsearch.selective_metrics import coverage_curve
+
+    if "knn" not in names:
+        return None, {"skipped": "no knn router among the fused ones (the gate reads its query familiarity)"}
+    if set(familiarity) != set(VALIDATIONS):
+        return None, {"skipped": "the gate is fitted on both validation splits; one could not be drawn"}
+    parts, fam, pq, ps = [], [], [], []
+    offset = 0
+    for kind in VALIDATIONS:
+        held = splits[kind]
+        assert not isinstance(held, str)
+        parts.append(scores[kind])
+        fam.append(familiarity[kind])
+        pq.append(held.pair_query + offset)
+        ps.append(held.pair_shard)
+        offset += len(held.queries)
+    stacked = [np.vstack([p[r] for p in parts]) for r in range(len(names))]
+    gate, report = fit_gating(names, fits["random"]["weights"], fits["topics"]["weights"], stacked,
+                              np.concatenate(fam), np.concatenate(pq), np.concatenate(ps), index.shard_sizes)
+    for kind in VALIDATIONS:
+        held = splits[kind]
+        assert not isinstance(held, str)
+        fused = gate.fuse(scores[kind], familiarity[kind])
+        auc_table[kind]["hybrid_gated"] = float(coverage_curve(rank_by_scores(fused), held.pair_query,
+                                                               held.pair_shard, index.shard_sizes).auc)
+        report[f"familiar_share_{kind}"] = float(gate.gate(familiarity[kind]).mean())
+    return gate, report
 
 
 def _under_data_root(path: object) -> str | None:

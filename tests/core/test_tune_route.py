@@ -64,7 +64,7 @@ def test_tune_store_and_route(own_index: Path, click_log: Path) -> None:
     assert read_routing(own_index) == json.loads(json.dumps(tuned))
     # hybrid@m without routers/weights routes exactly as the stored fusion spelled out
     queries = [Query(t, " ".join(w[4:7])) for t, w in TOPICS.items()]
-    stored = make_router(parse_route("hybrid@1"), index)
+    stored = make_router(parse_route("hybrid@1"), index, gating="off")  # the gate is tests/core/test_gating.py's
     explicit = make_router(parse_route("hybrid@1"), index, routers="centroid,cori,knn",
                            weights=",".join(str(w) for w in tuned["weights"]),
                            **{"hybrid.knn.logs": str(click_log)})
@@ -125,7 +125,7 @@ def test_cli_validation_reports_random_and_topic_auc(own_index: Path, click_log:
     tuned = read_routing(own_index)
     assert tuned is not None and tuned["validation"] == validation
     for kind in ("random", "topics"):
-        assert set(tuned["auc"][kind]) == {"centroid", "cori", "knn", "hybrid"}
+        assert set(tuned["auc"][kind]) == {"centroid", "cori", "knn", "hybrid", "hybrid_gated"}
         assert tuned["splits"][kind]["kind"] == kind and tuned["splits"][kind]["n_val_queries"] > 0
     assert tuned["weights"] == tuned["fits"][validation]["weights"]
     assert tuned["val_auc"] == pytest.approx(tuned["auc"][validation]["hybrid"])
