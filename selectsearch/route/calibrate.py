@@ -29,8 +29,9 @@ __all__ = ["calibrate_index", "store_calibration"]
 
 def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = None, logs: str | None = None,
                     *, routers: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Fit calibrations for the fusion tuned on ``index`` (``routing.json``) and each of its routers,
-    on the same held-out logged queries ``tune-route`` used (the knn knowledge base is the training
+    """Fit calibrations for the fusion tuned on ``index`` (``routing.json``; with its per-query
+    gating when it has one) and each of its routers, on the same held-out logged queries
+    ``tune-route`` chose the weights on (the knn knowledge base is the training
     part of the logs, as in tuning).
 
     Args:
@@ -41,6 +42,7 @@ def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = N
     Raises:
         RouteSpecError: the index has no ``routing.json``.
     """
+    from selectsearch.route.gating import Gating
     from selectsearch.route.hybrid import standardise
     from selectsearch.route.routing_file import read_routing
     from selectsearch.route.tuning import held_out_logs, scoring_routers
@@ -53,11 +55,20 @@ def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = N
     data = data if data is not None else tuned["data"]
     logs = logs if logs is not None else tuned["logs"]
     extra = [n for n in (routers or ()) if n not in names]
-    held = held_out_logs(index, str(data), str(logs))
+    # the split tune-route chose the weights on, drawn again with its parameters
+    validation = str(tuned.get("validation", "random"))
+    split = tuned.get("splits", {}).get(validation, {}) if validation == "topics" else {}
+    held = held_out_logs(index, str(data), str(logs), validation,
+                         **{k: split[k] for k in ("fraction", "seed", "n_topics", "by") if k in split})
     options = {k: v for k, v in tuned.get("options", {}).items() if k.partition(".")[0] in names + extra
                and k.partition(".")[2] not in ("logs", "data")}
     built = scoring_routers(index, names + extra, held.train_records, options)
     raw = {n: np.asarray(built[n].scores(held.queries), dtype=np.float64) for n in names + extra}
-    fused = sum(w * standardise(raw[n]) for n, w in zip(names, weights, strict=True))
+    gating = Gating.from_dict(tuned["gating"]) if tuned.get("gating") else None
+    if gating is not None:  # the stored fusion is gated per query: calibrate what hybrid@auto will score
+        fused = gating.fuse([standardise(raw[n]) for n in names], np.asarray(built["knn"].familiarity()))
+    else:
+        fused = np.asarray(sum(w * standardise(raw[n]) for n, w in zip(names, weights, strict=True)))
     return calibrate_routers({**raw, "hybrid": np.asarray(fused)}, held.pair_query, held.pair_shard,
-                             index.shard_sizes, fusion=(names, weights))
+                             index.shard_sizes, fusion=(names, weights),
+                             gating=gating.to_dict() if gating is not None else None)

@@ -16,6 +16,7 @@ from selectsearch.index.sharded import ShardedIndex
 from selectsearch.route import make_router, parse_route, rank_by_scores
 from selectsearch.route.base import Router
 from selectsearch.route.budget import _same_fusion
+from selectsearch.route.calibrate import calibrate_index
 from selectsearch.route.gating import Gating, fit_gating
 from selectsearch.route.hybrid import HybridRouter, standardise
 from selectsearch.route.knn import familiarity, nearest_logged
@@ -181,6 +182,10 @@ def test_tune_route_stores_a_gating_that_search_applies_and_traces(own_index: Pa
     assert read_routing(own_index)["gating"]["centre"] == gate.centre  # type: ignore[index]
     router = make_router(parse_route("hybrid@1"), index)
     assert isinstance(router, HybridRouter) and router.gating == gate
+    # recalibrating the tuned index refits the same gated calibration on the same split
+    again = calibrate_index(index)["hybrid"]
+    assert again["gating"] == gate.to_dict()
+    assert again["inv_temperature"] == pytest.approx(tuned["calibration"]["hybrid"]["inv_temperature"])
     off = make_router(parse_route("hybrid@1"), index, gating="off")
     assert isinstance(off, HybridRouter) and off.gating is None
     with pytest.raises(RouteSpecError, match="gating must be on or off"):
