@@ -511,7 +511,8 @@ def _significance_cells(row: Mapping[str, Any], measure: str) -> list[str]:
     if sig is None or c is None:
         return ["-", "-"]
     p = c[sig["test"]]["p_holm"]
-    return [f"{c['verdict']} p={p:.3g}", f"{c['wins']}/{c['ties']}/{c['losses']}"]
+    shown = "p<1e-300" if p == 0.0 else f"p={p:.3g}"  # below the smallest double: scipy returns 0
+    return [f"{c['verdict']} {shown}", f"{c['wins']}/{c['ties']}/{c['losses']}"]
 
 
 def _plain_table(rows: Sequence[Mapping[str, Any]]) -> str:

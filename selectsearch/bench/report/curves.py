@@ -253,7 +253,11 @@ def plot_curves(rows: Sequence[Row], out: str | Path, *, metrics: Sequence[str] 
         entry_inches = (3.4 * font + 0.55 * font * max(map(len, seen), default=1)) / 72.0
         ncol = max(1, min(len(seen), int(size[0] / entry_inches)))
         if title:
-            fig.suptitle(title, fontsize=font + (1 if preset == "screen" else 0))
+            import textwrap
+
+            title_font = font + (1 if preset == "screen" else 0)
+            fig.suptitle(textwrap.fill(title, width=max(20, int(size[0] * 72 / (0.56 * title_font)))),
+                         fontsize=title_font)
         fig.legend(list(seen.values()), list(seen.keys()), loc="outside lower center", ncol=ncol, frameon=False,
                    handlelength=2.6, columnspacing=1.2)
         out.parent.mkdir(parents=True, exist_ok=True)
