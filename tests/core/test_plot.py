@@ -100,3 +100,16 @@ def test_refuses_an_unknown_format_and_a_missing_file(results: Path, tmp_path: P
     assert main(["plot", str(tmp_path / "none.json"), "--out", str(tmp_path / "p.png")]) == 2
     assert "not found" in _err(capsys)
     assert not list(tmp_path.glob("p.*"))
+
+
+def test_markdown_table_shows_the_test_against_the_baseline(results: Path) -> None:
+    from selectsearch.bench.report.curves import markdown_table
+
+    rows = json.loads(results.read_text())
+    table = markdown_table(rows, ["nDCG@10", "R@100"]).splitlines()
+    assert table[0].endswith("| vs all nDCG@10 | W/T/L |")
+    cells = {line.split(" | ")[0].strip("| "): line for line in table[2:]}
+    c = next(r for r in rows if r["route"] == "centroid@1")["significance"]["measures"]["nDCG@10"]
+    assert cells["centroid@1"].endswith(f"| {c['verdict']} (p={c['t']['p_holm']:.2g}) | "
+                                        f"{c['wins']}/{c['ties']}/{c['losses']} |")
+    assert cells["all"].endswith("|  |  |")

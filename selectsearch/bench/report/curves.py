@@ -358,7 +358,8 @@ def targets_table(rows: Sequence[Row], metrics: Sequence[str] = ("nDCG@10", "R@1
 
 
 def markdown_table(rows: Sequence[Row], metrics: Sequence[str] | None = None) -> str:
-    """All rows as a Markdown table: quality, selective-search measures and cost."""
+    """All rows as a Markdown table: quality, selective-search measures and cost, and (rows tested
+    against a baseline) the verdict and win/tie/loss counts of the first tested measure."""
     if not rows:
         return "(no rows)"
     metrics = list(metrics or available_metrics(rows))  # any route order
@@ -366,11 +367,19 @@ def markdown_table(rows: Sequence[Row], metrics: Sequence[str] | None = None) ->
             ("largest shard", "largest_shard_fraction", "{:.3f}"), ("route ms", "router_ms", "{:.2f}"),
             ("search ms p50", "search_ms_p50", "{:.2f}"), ("total ms p95", "total_ms_p95", "{:.2f}")]
     header = ["route", *metrics, *[c[0] for c in cost]]
+    tested = next((r["significance"] for r in rows if "significance" in r), None)
+    measure = next((m for m in metrics if tested and m in tested["measures"]), None)
+    if tested is not None and measure is not None:  # the test against the baseline, for the first tested measure
+        header += [f"vs {tested['baseline']} {measure}", "W/T/L"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row["route"]]
         cells += [f"{row['metrics'][m]:.4f}" if m in row["metrics"] else "" for m in metrics]
         cells += [fmt.format(row["cost"][key]) if key in row["cost"] else "" for _, key, fmt in cost]
+        if tested is not None and measure is not None:
+            c = (row.get("significance") or {}).get("measures", {}).get(measure)
+            cells += ([f"{c['verdict']} (p={c[row['significance']['test']]['p_holm']:.2g})",
+                       f"{c['wins']}/{c['ties']}/{c['losses']}"] if c else ["", ""])
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
