@@ -216,16 +216,18 @@ def ratio_ci(values: Sequence[float] | np.ndarray, baseline: Sequence[float] | n
     if y.mean() == 0.0:
         return None
     ratio = float(x.mean() / y.mean())
-    if len(x) < 2 or (np.ptp(x) == 0.0 and np.ptp(y) == 0.0):
-        return ratio, ratio
+    if len(x) < 2 or (np.ptp(x) == 0.0 and np.ptp(y) == 0.0) or np.array_equal(x, y):
+        return ratio, ratio  # every resample has this ratio
 
     def statistic(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
         den = b.mean(axis=axis)
         # a resample whose baseline mean is 0 has no ratio; it cannot occur unless most values are 0
         return np.where(den > 0, a.mean(axis=axis) / np.where(den > 0, den, 1.0), np.nan)
 
-    res = stats.bootstrap((x, y), statistic, paired=True, confidence_level=confidence, n_resamples=n_resamples,
-                          method="percentile", vectorized=True, random_state=_rng(seed))
+    with warnings.catch_warnings():  # x a constant multiple of y: every resample has one ratio, which is the answer
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        res = stats.bootstrap((x, y), statistic, paired=True, confidence_level=confidence,
+                              n_resamples=n_resamples, method="percentile", vectorized=True, random_state=_rng(seed))
     low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     if np.isnan(low) or np.isnan(high):
         return None
