@@ -119,3 +119,18 @@ def test_last_scores_are_those_of_the_last_batch(tiny_index: Path) -> None:
     assert np.array_equal(router.last_scores(a), router.scores(a))
     router.rank(b)
     assert router.last_scores(a) is None and router.last_scores(b) is not None
+
+
+def test_explain_shows_the_components_of_a_fused_router(tiny_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from selectsearch.index.sharded import ShardedIndex
+    from selectsearch.route import make_router
+    from selectsearch.types import Query
+
+    assert main(["-q", "explain", str(tiny_index), "--query", "rocket orbit", "--route", "hybrid", "--router-option",
+                 "hybrid.routers=centroid,cori", "--router-option", "hybrid.weights=0.25,0.75", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    entries = {r["name"]: r for r in out["routers"]}
+    assert set(entries) == {"hybrid", "hybrid/centroid", "hybrid/cori"}
+    assert entries["hybrid/cori"]["weight"] == 0.75 and entries["hybrid/cori"]["component_of"] == "hybrid"
+    cori = make_router("cori@1", ShardedIndex.open(tiny_index)).scores([Query("q", "rocket orbit")])[0]
+    assert [s["routers"]["hybrid/cori"]["score"] for s in out["shards"]] == pytest.approx(cori.tolist())
