@@ -7,7 +7,10 @@ the collection scored, the largest searched shard (latency proxy), router / sear
 milliseconds per query (mean, p50, p95); for dense and hybrid retrieval also the vectors
 scored (FAISS distance computations) and their fraction of the collection. Selective-search
 measures: coverage, AUC of the coverage-cost curve, overlap with exhaustive search (by the same
-retriever).
+retriever). Per query: every ir-measures value (``per_query=True``), a bootstrap interval of each
+mean, and against a baseline route (``all`` by default) paired t-test and Wilcoxon p-values,
+Holm-corrected over the routes, win/tie/loss counts and a "not significantly worse" verdict
+(:mod:`selectsearch.significance`).
 
 Example:
     >>> rows = evaluate(searcher, queries, qrels, ["all", "centroid@2"], ["nDCG@10", "R@100"])  # doctest: +SKIP
@@ -17,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -26,13 +30,14 @@ import numpy as np
 from selectsearch.errors import SelectSearchError
 from selectsearch.ranking import strict_scores
 from selectsearch.route import Router, RouteSpec, as_route
+from selectsearch.significance import bootstrap_ci
 from selectsearch.types import Qrels, SearchResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.search import SelectiveSearcher
 
-__all__ = ["check_cutoffs", "cost_summary", "evaluate", "format_table", "parse_measures", "results_to_run",
-           "shards_histogram"]
+__all__ = ["check_cutoffs", "cost_summary", "evaluate", "format_table", "parse_measures", "per_query_lines",
+           "results_to_run", "shards_histogram"]
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +152,9 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
              seed: int = 0,
              on_results: Callable[[RouteSpec, dict[str, SearchResult]], None] | None = None,
              router_options: Mapping[str, Any] | None = None, progress: bool = False,
-             all_judged: bool = False) -> list[dict[str, Any]]:
+             all_judged: bool = False, baseline: str | None = "auto", test: str = "t", alpha: float = 0.05,
+             per_query: bool = False, postings: bool = False, setup: Mapping[str, Any] | None = None,
+             n_resamples: int = 1000) -> list[dict[str, Any]]:
     """One row ``{"route", "router", "budget", "retriever", "metrics", "cost"}`` per route and budget.
 
     Which queries count: the queries given that have judgements in ``qrels`` (the *evaluated*
@@ -174,6 +181,24 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
     ``coverage_auc`` (AUC x100 of the router's coverage-cost curve over all budgets) and
     ``overlap@10/100/1000`` (fraction of exhaustive search's top-k retrieved).
 
+    Per query: each row's ``ci`` holds a 95% percentile bootstrap interval over queries of every
+    ir-measures mean (``n_resamples``, seeded by ``seed``); with ``per_query=True`` its
+    ``per_query`` holds ``{measure: {query_id: value}}`` (their means are ``metrics``). Against a
+    ``baseline`` route (``"auto"``: ``all`` when it is evaluated; ``None``: none) every other row
+    gets ``significance`` (:func:`selectsearch.significance.compare_routes`: paired t-test and
+    Wilcoxon, Holm-corrected over the routes compared, win/tie/loss, ``verdict`` from ``test``
+    at ``alpha``, ``not_worse``) and, per measure, ``ratio`` and ``ratio_ci`` (the route's mean
+    over the baseline's, with a paired bootstrap interval).
+
+    Cost also holds the process CPU time per query (``route_cpu_ms``, ``search_cpu_ms``,
+    ``cpu_ms``: every thread of the process, the JVM's included, over the batch, divided by its
+    queries) and, with ``postings=True``, ``postings``: the postings of each query's distinct
+    terms in its searched shards (the work of a term-at-a-time BM25 evaluation; Lucene's dynamic
+    pruning skips part of it), from the index's term statistics (built on first use), and
+    ``fraction_postings`` (of exhaustive search's). Every row has ``setup``: collection, index,
+    shards, partitioner, documents, queries evaluated, k, retriever, plus ``setup`` given (e.g.
+    the split), which ``selectsearch plot`` turns into a title and caption.
+
     Args:
         searcher: any searcher on the index; its Lucene readers are shared by every route.
         queries: ``{query_id: text}``; usually the queries of the qrels split.
@@ -186,10 +211,17 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
         on_results: called with each route's raw results (e.g. to write run files).
         router_options: extra options for the router factories (e.g. ``csi_rate``).
         all_judged: average metrics over every query of ``qrels`` (absent ones score 0).
+        baseline: route the others are tested against (``"auto"``: ``all`` if evaluated; ``None``: no tests).
+        test: ``"t"`` (paired t-test) or ``"wilcoxon"``: the test whose Holm-adjusted p-value gives the verdict.
+        alpha: significance level of the verdict.
+        per_query: keep every query's measure values in the rows (``per_query``).
+        postings: count the postings each query scores (``cost.postings``; needs Lucene).
+        setup: fields added to every row's ``setup`` (e.g. ``{"split": "test"}``).
+        n_resamples: bootstrap resamples of the intervals.
 
     Raises:
-        SelectSearchError: bad ``k`` or measure, no judged query, an unknown router option, or a
-            budget the index cannot run.
+        SelectSearchError: bad ``k`` or measure, no judged query, an unknown router option, a
+            budget the index cannot run, or a baseline that is not among the routes.
     """
     import ir_measures
 
@@ -202,6 +234,7 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
     parsed = parse_measures(measures)
     check_cutoffs(parsed, k)
     specs = [s for r in routes for s in expand_for_index(as_route(r), index.n_shards)]
+    baseline_route = _baseline_route(baseline, [str(s) for s in specs], test, alpha)
     options = dict(router_options or {})
     run_names = {spec.name for spec in specs}
     split_router_options(run_names, options)  # fail fast, before anything is searched
@@ -225,7 +258,12 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
     routers = {key: base[family[0].name] if family[0].auto is None
                else make_auto_router(base[family[0].name], family[0].auto, index)
                for key, family in by_router.items()}
+    cpu = time.process_time()
     exhaustive = searcher.with_route("all").search_selected(qs, [list(range(index.n_shards))] * len(qs), k=k)
+    exhaustive_cpu_ms = _per_query_ms(time.process_time() - cpu, len(qs))
+    query_postings = _query_postings(index, qs) if postings else None
+    row_setup = {**_setup(index, searcher.retriever, len(qs), k), **dict(setup or {})}
+    per_query_of: dict[str, dict[str, dict[str, float]]] = {}
     rows_by_spec: dict[str, dict[str, Any]] = {}
     from tqdm import tqdm
 
@@ -233,17 +271,25 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
     for name, family in by_router.items():
         routed = searcher.with_router(routers[name])
         routed.router.select(qs[:1], 1)  # warm-up: lazy loads and JIT are not per-query costs
+        cpu = time.process_time()
         ranking, selections, route_ms = routed.route_budgets(qs, [spec.budget for spec in family])
+        route_cpu_ms = _per_query_ms(time.process_time() - cpu, len(qs))
         curve = coverage_curve(ranking, pair_query, pair_shard, index.shard_sizes) if len(pairs) else None
         for spec, selected in zip(family, selections, strict=True):
             if name == "all":
                 results = {qid: r._replace(trace=_retag(r.trace, str(spec), route_ms)) for qid, r in exhaustive.items()}
+                search_cpu_ms = exhaustive_cpu_ms
             else:
+                cpu = time.process_time()
                 results = routed.search_selected(qs, selected, k=k, route_ms=route_ms, route_name=str(spec))
+                search_cpu_ms = _per_query_ms(time.process_time() - cpu, len(qs))
             if on_results is not None:
                 on_results(spec, results)
-            aggregate = evaluator.calc_aggregate(results_to_run(results))
+            run = results_to_run(results)
+            aggregate = evaluator.calc_aggregate(run)
             metrics = {str(m): float(aggregate.get(m, 0.0)) for m in parsed}
+            values = _per_query_values(evaluator, run, parsed, scored)
+            per_query_of[str(spec)] = values
             if len(pairs):
                 shard_sets = [set(sel) for sel in selected]
                 metrics["coverage"] = float(np.mean([s in shard_sets[q] for q, s in pairs]))
@@ -256,12 +302,131 @@ def evaluate(searcher: SelectiveSearcher, queries: Mapping[str, str], qrels: Qre
                                        **({"fusion": searcher.fusion.describe()} if searcher.retriever == "hybrid"
                                           else {}),
                                        "metrics": metrics,
-                                       "cost": cost_summary(results, index.n_docs, index.shard_sizes),
+                                       "ci": {m: list(bootstrap_ci(list(v.values()), n_resamples=n_resamples,
+                                                                   seed=seed)) for m, v in values.items()},
+                                       "cost": {**cost_summary(results, index.n_docs, index.shard_sizes),
+                                                **_cpu_and_postings(route_cpu_ms, search_cpu_ms, selected,
+                                                                    query_postings)},
                                        "shards_histogram": shards_histogram(results),
-                                       "balance": balance}
+                                       "balance": balance, "setup": row_setup,
+                                       **({"per_query": values} if per_query else {})}
             bar.update(1)
     bar.close()
+    if baseline_route is not None:
+        _add_significance(rows_by_spec, per_query_of, baseline_route, [str(m) for m in parsed], test=test,
+                          alpha=alpha, n_resamples=n_resamples, seed=seed)
     return [rows_by_spec[str(spec)] for spec in specs]
+
+
+def _baseline_route(baseline: str | None, routes: Sequence[str], test: str, alpha: float) -> str | None:
+    """The baseline route of a run (``"auto"``: ``all`` when evaluated), checked before anything runs."""
+    from selectsearch.significance import TESTS
+
+    if test not in TESTS:
+        raise SelectSearchError(f"unknown significance test {test!r}; one of {', '.join(TESTS)}")
+    if not 0.0 < alpha < 1.0:
+        raise SelectSearchError(f"the significance level must be in (0, 1), got {alpha}")
+    if baseline is None or baseline == "none":
+        return None
+    if baseline == "auto":
+        return "all" if "all" in routes else None
+    try:
+        baseline = str(as_route(baseline))  # written as the rows name it (centroid@2, not CENTROID@2)
+    except SelectSearchError as exc:
+        raise SelectSearchError(f"baseline {baseline!r}: {exc}") from exc
+    if baseline not in routes:
+        raise SelectSearchError(f"baseline {baseline!r} is not among the routes evaluated ({', '.join(routes)}); "
+                                f"add --route {baseline}, or pass --baseline none")
+    return baseline
+
+
+def _per_query_ms(seconds: float, n: int) -> float:
+    return seconds * 1000.0 / max(n, 1)
+
+
+def _per_query_values(evaluator: Any, run: Mapping[str, Mapping[str, float]], parsed: Sequence[Any],
+                      scored: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """``{measure: {query_id: value}}`` over the queries the aggregate averages (absent ones 0,
+    as ir-measures scores a judged query without hits)."""
+    out = {str(m): dict.fromkeys(scored, 0.0) for m in parsed}
+    for metric in evaluator.iter_calc(run):
+        name = str(metric.measure)
+        if name in out and metric.query_id in out[name]:
+            out[name][metric.query_id] = float(metric.value)
+    return out
+
+
+def _setup(index: Any, retriever: str, n_queries: int, k: int) -> dict[str, Any]:
+    """What a figure's title and caption say about the run (``setup`` of every row)."""
+    from pathlib import Path
+
+    manifest = index.manifest
+    sources = [Path(s).name for s in manifest.corpus.sources]
+    return {"collection": "+".join(sources) if sources else None, "index": Path(index.path).name,
+            "n_shards": index.n_shards, "partitioner": manifest.partition_kind or manifest.build.get("partitioner"),
+            "n_docs": index.n_docs, "queries": n_queries, "k": k, "retriever": retriever}
+
+
+def _query_postings(index: Any, qs: Sequence[Any]) -> np.ndarray:
+    """``(n_queries, K)`` postings of each query's distinct analysed terms in each shard."""
+    from selectsearch.index.termstats import Analyzer, ensure_term_stats
+
+    if not index.has_backend("lucene"):
+        raise SelectSearchError(f"postings are counted from Lucene term statistics, which {index.path} (built "
+                                "without Lucene) does not have; evaluate without --postings")
+    stats = ensure_term_stats(index)
+    analyzer = Analyzer(stats.analyzer_class)
+    out = np.zeros((len(qs), index.n_shards), dtype=np.float64)
+    for i, q in enumerate(qs):
+        ids = np.unique(stats.term_ids(analyzer(q.text)))
+        if len(ids):
+            out[i] = stats.df_columns(ids).sum(axis=1)
+    return out
+
+
+def _cpu_and_postings(route_cpu_ms: float, search_cpu_ms: float, selected: Sequence[Sequence[int]],
+                      query_postings: np.ndarray | None) -> dict[str, float]:
+    out = {"route_cpu_ms": route_cpu_ms, "search_cpu_ms": search_cpu_ms, "cpu_ms": route_cpu_ms + search_cpu_ms}
+    if query_postings is not None:
+        touched = np.array([query_postings[i, list(sel)].sum() for i, sel in enumerate(selected)], dtype=np.float64)
+        everything = float(query_postings.sum(axis=1).mean())
+        out["postings"] = float(touched.mean()) if len(touched) else 0.0
+        out["fraction_postings"] = out["postings"] / everything if everything else 0.0
+    return out
+
+
+def _add_significance(rows: Mapping[str, dict[str, Any]], per_query: Mapping[str, Mapping[str, Mapping[str, float]]],
+                      baseline: str, measures: Sequence[str], *, test: str, alpha: float, n_resamples: int,
+                      seed: int) -> None:
+    """Each row but the baseline's gets ``significance`` (tests, Holm, verdict, ratio and its interval)."""
+    from selectsearch.significance import compare_routes, ratio_ci
+
+    compared = compare_routes(per_query, baseline, measures, alpha=alpha, test=test)
+    for route, sig in compared.items():
+        for measure, c in sig["measures"].items():
+            qids = sorted(per_query[baseline][measure])
+            x = [per_query[route][measure][q] for q in qids]
+            y = [per_query[baseline][measure][q] for q in qids]
+            c["ratio"] = c["mean"] / c["baseline_mean"] if c["baseline_mean"] else None
+            found = ratio_ci(x, y, n_resamples=n_resamples, seed=seed)
+            c["ratio_ci"] = list(found) if found is not None else None
+        rows[route]["significance"] = sig
+
+
+def per_query_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Tab-separated ``route, query_id, measure, value`` lines (header first) of rows evaluated with
+    ``per_query=True``: one line per query, route and measure.
+
+    Raises:
+        SelectSearchError: a row without per-query values.
+    """
+    lines = ["route\tquery_id\tmeasure\tvalue"]
+    for row in rows:
+        if "per_query" not in row:
+            raise SelectSearchError(f"row {row['route']} has no per-query values; evaluate with per_query=True")
+        for measure, values in row["per_query"].items():
+            lines += [f"{row['route']}\t{qid}\t{measure}\t{value!r}" for qid, value in values.items()]
+    return lines
 
 
 def _auto_fields(router: Any) -> dict[str, Any]:
@@ -312,9 +477,45 @@ def _retag(trace: Any, route: str, route_ms: float) -> Any:
 
 
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A plain-text table of evaluation rows (metrics, then cost)."""
+    """A plain-text table of evaluation rows (metrics, then cost).
+
+    When rows were tested against a baseline, two columns follow for the first measure:
+    ``vs BASELINE MEASURE``, the verdict with the Holm-adjusted p-value of the test that gave it
+    (``worse``/``better``: significantly, ``n.s.``: not significantly different, so not
+    significantly worse), and ``W/T/L``, the queries the route wins, ties and loses against the
+    baseline.
+    """
     if not rows:
         return "(no rows)"
+    table = _plain_table(rows)
+    tested = [row for row in rows if "significance" in row]
+    if not tested:
+        return table
+    first = tested[0]["significance"]
+    measure = next(iter(first["measures"]), None)
+    if measure is None:
+        return table
+    header = [f"vs {first['baseline']} {measure}", "W/T/L"]
+    cells = [_significance_cells(row, measure) for row in rows]
+    widths = [max(len(x) for x in col) for col in zip(header, *cells, strict=True)]
+    lines = table.split("\n")
+    out = [lines[0] + "  " + "  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+    out += [line + "  " + "  ".join(c.rjust(w) for c, w in zip(cell, widths, strict=True))
+            for line, cell in zip(lines[1:], cells, strict=True)]
+    return "\n".join(out)
+
+
+def _significance_cells(row: Mapping[str, Any], measure: str) -> list[str]:
+    sig = row.get("significance")
+    c = sig["measures"].get(measure) if sig else None
+    if sig is None or c is None:
+        return ["-", "-"]
+    p = c[sig["test"]]["p_holm"]
+    shown = "p<1e-300" if p == 0.0 else f"p={p:.3g}"  # below the smallest double: scipy returns 0
+    return [f"{c['verdict']} {shown}", f"{c['wins']}/{c['ties']}/{c['losses']}"]
+
+
+def _plain_table(rows: Sequence[Mapping[str, Any]]) -> str:
     metric_names = list(dict.fromkeys(m for row in rows for m in row["metrics"]))  # any route order
     cost_cols = [("shards", "shards_searched", "{:.2f}"), ("docs", "docs_scored", "{:.0f}"),
                  ("frac", "fraction_scored", "{:.3f}"), ("route_ms", "router_ms", "{:.2f}"),

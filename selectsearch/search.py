@@ -177,7 +177,8 @@ class SelectiveSearcher:
             selected = self.router.select(qs, self.budget)
             route_ms = _ms(time.perf_counter() - t0) / len(qs)
             details = self.router.route_details()
-            results = self.search_selected(qs, selected, k=k, route_ms=route_ms)
+            results = self.search_selected(qs, selected, k=k, route_ms=route_ms,
+                                           router_scores=self.router.last_scores(qs))
             if details is not None:
                 for q, detail in zip(qs, details, strict=True):
                     results[q.query_id].trace.extra["route"] = detail
@@ -196,11 +197,14 @@ class SelectiveSearcher:
             return ranking, selections, _ms(time.perf_counter() - t0) / max(len(queries), 1)
 
     def search_selected(self, queries: Sequence[Query], selected: Sequence[Sequence[int]], *, k: int,
-                        route_ms: float = 0.0, route_name: str | None = None) -> dict[str, SearchResult]:
+                        route_ms: float = 0.0, route_name: str | None = None,
+                        router_scores: np.ndarray | None = None) -> dict[str, SearchResult]:
         """Search each query over the shards chosen for it (routing already done).
 
         ``route_ms`` is recorded as each query's routing time; evaluation sweeps use this to
         route once (:meth:`~selectsearch.route.Router.selections`) and search at many budgets.
+        ``router_scores`` (the router's :meth:`~selectsearch.route.Router.last_scores`) puts the
+        scores of each query's selected shards in its trace (``extra["router_scores"]``).
         """
         depth = max(k, self.rerank_depth) if self.reranker is not None else k
         shard_lists = [sorted({int(s) for s in sel}) for sel in selected]
@@ -209,7 +213,7 @@ class SelectiveSearcher:
             return assemble(queries, shard_lists, retrieved, k=k, route_ms=route_ms,
                             route_name=route_name or self.route_name, shard_sizes=self.index.shard_sizes,
                             trace_extra={"retriever": self.retriever}, reranker=self.reranker,
-                            rerank_depth=self.rerank_depth, text_of=self._text)
+                            rerank_depth=self.rerank_depth, text_of=self._text, router_scores=router_scores)
 
     def _text(self, doc_id: str) -> str:
         return str(self.index.doc(doc_id)["contents"])

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1] / "selectsearch"
 #: lowest first: (layer, top-level modules and packages of ``selectsearch`` in it)
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("core", ("errors", "types", "settings", "atomic", "locks", "registry", "ranking", "fusion",
-              "selective_metrics")),
+              "selective_metrics", "significance")),
     ("data", ("data", "prompting")),
     ("models", ("train", "cluster", "encode", "models", "distill", "mico", "mtl")),
     ("engines", ("lucene", "partition")),

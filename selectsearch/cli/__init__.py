@@ -22,6 +22,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "info": ("selectsearch.cli.info", "describe a built index"),
     "verify": ("selectsearch.cli.verify", "check a built index thoroughly (checksums, Lucene CheckIndex)"),
     "tune-route": ("selectsearch.cli.tune_route", "fit hybrid@m's weights on held-out logs; store them with the index"),
+    "explain": ("selectsearch.cli.explain", "explain a query's routing: router scores and ranks per shard"),
     "plot": ("selectsearch.cli.plot", "plot cost-quality curves from eval JSON"),
     "bench": ("selectsearch.cli.bench", "run a benchmark definition (TOML) end to end"),
     "serve": ("selectsearch.cli.serve", "serve an index over HTTP from shard groups on Ray actors"),

@@ -23,12 +23,31 @@ uncalibrated fallback (warned). Every row reports the distribution of shards sea
 (JSON: cost.shards_searched_min/p10/p50/p90/max and shards_histogram; the table adds a column
 "shards p10/50/90/max" when some route's count varies).
 
+Significance (as the selective-search literature reports it, Kulkarni & Callan): with `all` among
+the routes (or --baseline ROUTE), every other row is compared with the baseline on the same
+queries: paired t-test and Wilcoxon signed-rank p-values, Holm-corrected over the routes compared
+(one family per measure and test), win/tie/loss counts, the mean ratio with a bootstrap interval.
+The table adds "vs all MEASURE" (for the first measure: worse / better when the Holm-adjusted
+p-value of --significance is below --significance-level (0.05), else n.s. = not significantly worse) and "W/T/L"; the
+JSON rows carry it all (significance.measures.MEASURE.{t,wilcoxon}.{p,p_holm}, verdict,
+not_worse, wins, ties, losses, ratio_ci) and a 95% bootstrap interval of every mean (ci).
+--per-query FILE writes every query's value (TSV: route, query_id, measure, value); their means
+are the table's. "Not significantly worse" is absence of evidence, easier to earn the more routes
+are compared: read it with W/T/L.
+
+Cost also has process CPU ms per query (cpu_ms, route_cpu_ms, search_cpu_ms) and, with
+--postings, the postings of the query terms in the searched shards (from the index's term
+statistics). Each row's "setup" (collection, shards, partitioner, queries, split, k) gives
+`selectsearch plot` its title and caption.
+
 --retriever bm25|dense|hybrid (and the fusion options) choose what searches the selected shards;
 dense and hybrid rows add the vectors scored and their fraction of the collection.
 
 examples:
   selectsearch eval indexes/scifact-k16 --data ../shared/data/scifact --split test \\
       --route all --route centroid@1 --route centroid@4 --measures nDCG@10 R@100 R@1000 --json results.json
+  selectsearch eval indexes/scifact-k16 --data ../shared/data/scifact --route all --route cori@1:4 \\
+      --per-query per-query.tsv --significance wilcoxon --json results.json
   selectsearch eval indexes/scifact-k16 --queries q.tsv --qrels q.qrels --route random@1:16 --run-dir runs/
   selectsearch eval indexes/sf-dense16 --data ../shared/data/scifact --route all --route centroid@1:16 \\
       --retriever dense
@@ -76,6 +95,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "scoring 0 (default: over the queries evaluated)")
     parser.add_argument("--json", metavar="FILE", help="write rows {route, metrics, cost} as JSON here")
     parser.add_argument("--run-dir", metavar="DIR", help="write one TREC run file per route here")
+    parser.add_argument("--per-query", metavar="FILE",
+                        help="write every query's measure values here (TSV: route, query_id, measure, value)")
+    parser.add_argument("--baseline", default="auto", metavar="ROUTE",
+                        help="route the others are tested against (default: all, when evaluated); none: no tests")
+    parser.add_argument("--significance", choices=["t", "wilcoxon"], default="t",
+                        help="test whose Holm-adjusted p-value gives the table's verdict column (default t: paired "
+                             "t-test; both are in the JSON)")
+    parser.add_argument("--significance-level", type=float, default=0.05, metavar="ALPHA",
+                        help="level of the verdict (default 0.05)")
+    parser.add_argument("--postings", action="store_true",
+                        help="also count the postings each query scores (cost.postings; builds the index's term "
+                             "statistics on first use)")
     parser.add_argument("--seed", type=int, default=0, help="seed of random@M")
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="Java search threads (default 1)")
     add_router_options(parser)
@@ -86,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     apply_encoder_precision(args)
     from selectsearch.data import load_qrels, load_queries, write_run
-    from selectsearch.evaluation import check_cutoffs, evaluate, format_table, parse_measures
+    from selectsearch.evaluation import check_cutoffs, evaluate, format_table, parse_measures, per_query_lines
     from selectsearch.search import SelectiveSearcher
 
     if args.data is None and (args.queries is None or args.qrels is None):
@@ -108,16 +139,29 @@ def execute(args: argparse.Namespace) -> int:
             write_run({q: [(h.doc_id, h.score) for h in r.hits] for q, r in results.items()},
                       run_dir / f"{name}.trec", tag=str(spec).replace("@", "_at_"))
 
+    setup = {"split": None if args.qrels else args.split,
+             "queries_source": Path(args.queries or args.data).name, "qrels_source": Path(args.qrels or args.data).name}
     rows = evaluate(searcher, queries, qrels, args.routes or ["all"], measures, k=args.k, seed=args.seed,
                     on_results=save_run, router_options=parse_router_options(args.router_options),
-                    progress=progress_enabled(args), all_judged=args.all_judged)
-    if args.json:  # results first: a failure to print must not lose them
-        tmp = f"{args.json}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(rows, f, indent=2)
-        os.replace(tmp, args.json)
+                    progress=progress_enabled(args), all_judged=args.all_judged, baseline=args.baseline,
+                    test=args.significance, alpha=args.significance_level, per_query=bool(args.per_query),
+                    postings=args.postings, setup=setup)
+    # results first: a failure to print must not lose them
+    if args.per_query:
+        _write_atomic(args.per_query, "\n".join(per_query_lines(rows)) + "\n")
+        for row in rows:
+            row.pop("per_query", None)
+    if args.json:
+        _write_atomic(args.json, json.dumps(rows, indent=2))
     print(format_table(rows))
     return 0
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def default_measures(k: int) -> list[str]:

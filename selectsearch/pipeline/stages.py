@@ -21,7 +21,7 @@ import numpy as np
 from selectsearch.ranking import scores_below
 from selectsearch.types import Hit, Query, SearchResult, SearchTrace
 
-__all__ = ["QueryAnnotator", "Reranker", "Retrieved", "ShardSearcher", "assemble", "rerank_head"]
+__all__ = ["QueryAnnotator", "Reranker", "Retrieved", "ShardSearcher", "assemble", "rerank_head", "selected_scores"]
 
 
 @dataclass
@@ -102,19 +102,35 @@ def rerank_head(reranker: Reranker, query: str, hits: Sequence[Hit], depth: int,
     return head + [h._replace(score=s) for h, s in zip(tail, moved, strict=True)]
 
 
+def selected_scores(scores: np.ndarray, shards: Sequence[int]) -> dict[str, float]:
+    """``{shard id: router score}`` of a query's selected shards, best first (JSON keys are strings).
+
+    Example:
+        >>> selected_scores(np.array([0.1, 0.7, 0.3]), [0, 1])
+        {'1': 0.7, '0': 0.1}
+    """
+    row = np.asarray(scores, dtype=np.float64)
+    order = sorted(shards, key=lambda s: (-row[s], s))
+    return {str(int(s)): float(row[s]) for s in order}
+
+
 def assemble(queries: Sequence[Query], shard_lists: Sequence[Sequence[int]], retrieved: Sequence[Retrieved], *,
              k: int, route_ms: float, route_name: str, shard_sizes: np.ndarray,
              trace_extra: Mapping[str, Any] | None = None, reranker: Reranker | None = None,
-             rerank_depth: int = 100, text_of: Callable[[str], str] | None = None) -> dict[str, SearchResult]:
+             rerank_depth: int = 100, text_of: Callable[[str], str] | None = None,
+             router_scores: np.ndarray | None = None) -> dict[str, SearchResult]:
     """``{query_id: SearchResult}`` in input order: traces built, hits reranked, cut to ``k``.
 
     A trace counts as documents scored the documents of the shards that answered (none for a
     query whose search failed). ``trace_extra`` is recorded in every trace, before the query's
-    own ``extra``. The reranker (with ``text_of`` giving the texts it reads) rescores the top
-    ``rerank_depth`` hits of every query that did not fail; its time is the trace's ``rerank``.
+    own ``extra``. ``router_scores`` (``(len(queries), n_shards)``, the router's
+    :meth:`~selectsearch.route.Router.last_scores`) puts each query's scores of its selected
+    shards in its trace (:func:`selected_scores`). The reranker (with ``text_of`` giving the
+    texts it reads) rescores the top ``rerank_depth`` hits of every query that did not fail; its
+    time is the trace's ``rerank``.
     """
     out: dict[str, SearchResult] = {}
-    for q, shards, r in zip(queries, shard_lists, retrieved, strict=True):
+    for i, (q, shards, r) in enumerate(zip(queries, shard_lists, retrieved, strict=True)):
         missing = set(r.missing_shards)
         answered = [s for s in shards if s not in missing]
         trace = SearchTrace(
@@ -123,6 +139,8 @@ def assemble(queries: Sequence[Query], shard_lists: Sequence[Sequence[int]], ret
             timings_ms={"route": route_ms, **r.timings_ms}, missing_shards=sorted(missing),
             extra={**(trace_extra or {}), **r.extra},
         )
+        if router_scores is not None:
+            trace.extra["router_scores"] = selected_scores(router_scores[i], shards)
         hits = r.hits
         if r.error is not None:
             trace.extra["error"] = dict(r.error)

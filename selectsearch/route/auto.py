@@ -67,6 +67,9 @@ class AutoRoute(Router):
     def cutoffs(self, queries: Sequence[Query]) -> np.ndarray | None:
         return self.inner.cutoffs(queries)
 
+    def last_scores(self, queries: Sequence[Query]) -> np.ndarray | None:
+        return self.inner.last_scores(queries)
+
     def encoded_queries(self) -> EncodedQueries | None:
         return self.inner.encoded_queries()
 

@@ -208,8 +208,24 @@ def as_route(route: str | RouteSpec | Router | type[Router]) -> RouteSpec:
 
 
 #: the methods a router subclass defines that are serialised per router object (see __init_subclass__)
-_SERIALISED = ("select", "selections", "rank", "scores", "cutoffs", "offer_encoded", "encoded_queries",
+_SERIALISED = ("select", "selections", "rank", "scores", "cutoffs", "offer_encoded", "encoded_queries", "last_scores",
                "route_details", "familiarity")
+#: where a router object keeps the texts and scores of its last ``scores`` call (see :meth:`Router.last_scores`)
+_LAST_SCORES = "_selectsearch_last_scores"
+
+
+def _remembered(method: Any) -> Any:
+    """Wrap a router's ``scores`` so that the object keeps its last batch's texts and scores."""
+    import functools
+
+    @functools.wraps(method)
+    def scores(self: Router, queries: Sequence[Query]) -> np.ndarray:
+        out = method(self, queries)
+        self.__dict__[_LAST_SCORES] = (tuple(q.text for q in queries), out)
+        return out
+
+    scores.__selectsearch_remembered__ = True  # type: ignore[attr-defined]
+    return scores
 
 
 class Router(ABC):
@@ -226,6 +242,9 @@ class Router(ABC):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
+        own_scores = cls.__dict__.get("scores")
+        if callable(own_scores) and not getattr(own_scores, "__selectsearch_remembered__", False):
+            setattr(cls, "scores", _remembered(own_scores))  # noqa: B010 - replacing the class's own method
         for attr in _SERIALISED:
             method = cls.__dict__.get(attr)
             if callable(method) and not getattr(method, "__selectsearch_serialised__", False):
@@ -245,6 +264,19 @@ class Router(ABC):
         query's trace under ``extra["route"]`` (``hybrid@m``: the fusion weights used); ``None``
         when the router has nothing to add."""
         return None
+
+    def last_scores(self, queries: Sequence[Query]) -> np.ndarray | None:
+        """The ``(len(queries), n_shards)`` shard scores of this router's last ``scores`` call, if
+        that call scored exactly these query texts (``None`` otherwise, or for a router that ranks
+        without scores, such as ``random``).
+
+        Every router class that defines ``scores`` keeps them (added automatically to subclasses),
+        so a trace or an explanation can show what the ranking was made of without scoring twice.
+        """
+        memo = self.__dict__.get(_LAST_SCORES)
+        if memo is None or memo[0] != tuple(q.text for q in queries):
+            return None
+        return np.asarray(memo[1])
 
     def cutoffs(self, queries: Sequence[Query]) -> np.ndarray | None:
         """Shards to search per query when no budget is given (``None``: every shard).

@@ -145,7 +145,7 @@ def test_familiarity_is_high_for_a_logged_paraphrase_and_low_for_a_stranger() ->
     kb = np.eye(8, dtype=np.float32)[:6] + 0.05
     kb /= np.linalg.norm(kb, axis=1, keepdims=True)
     queries = np.stack([kb[0], np.eye(8)[7]])  # a logged query, and one orthogonal to every logged one
-    top, sims = nearest_logged(queries, kb, 6)
+    _, sims = nearest_logged(queries, kb, 6)
     f = familiarity(sims, n=1)
     assert f[0] == pytest.approx(1.0, abs=1e-5) and f[1] < 0.2
     assert familiarity(sims, n=5)[0] < f[0]  # the mean over more neighbours is lower
