@@ -4,7 +4,8 @@
 ``batch_search(queries, qids, k, threads)``, ``doc(docid)``, ``num_docs`` — over a sharded
 index searched through a router, so code written for pyserini runs on selective search by
 changing the line that opens the searcher. Its hits (:class:`StoredHit`) have pyserini's
-``docid``, ``score``, ``raw`` and ``contents``; the document of ``doc()``
+``docid`` and ``score``, and the ``raw`` and ``contents`` that pyserini's hits had before 1.x
+(pyserini 1.x reads them through ``doc()``, which works here too); the document of ``doc()``
 (:class:`StoredDocument`) has pyserini's ``docid()``, ``contents()`` and ``raw()``.
 :func:`to_dataframe` turns results (these, or :meth:`SelectiveSearcher.batch_search
 <selectsearch.search.SelectiveSearcher.batch_search>`'s) into a pandas DataFrame with
