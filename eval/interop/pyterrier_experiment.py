@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     for m in args.measures:
         shown += [f"{m} +", f"{m} -", f"{m} p-value corrected", f"{m} reject"]
     view = table[shown].copy()
-    command = " ".join(["python", "eval/interop/pyterrier_experiment.py", *(argv if argv is not None else sys.argv[1:])])
+    given = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["python", "eval/interop/pyterrier_experiment.py", *given])
     with pd.option_context("display.width", 400, "display.max_columns", 100):
         text = view.to_string(index=False, float_format=lambda x: f"{x:.4g}")
     report = {"command": command, "index": args.index, "data": args.data, "split": args.split, "routes": routes,
