@@ -38,11 +38,21 @@ class Query(NamedTuple):
 
 
 class Hit(NamedTuple):
-    """One search result."""
+    """One search result.
+
+    ``docid`` is ``doc_id`` under pyserini's name, so code written for pyserini's hits
+    (``hit.docid``, ``hit.score``) reads these too; :mod:`selectsearch.pyserini_compat` adds
+    ``raw`` and ``contents``.
+    """
 
     doc_id: str
     score: float
     shard_id: int
+
+    @property
+    def docid(self) -> str:
+        """``doc_id``, under the name pyserini's hits use."""
+        return self.doc_id
 
 
 @dataclass

@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("search", ("search",)),
     ("rerank", ("rerank",)),
     ("evaluation", ("evaluation", "bench")),
+    ("interop", ("pyserini_compat", "pyterrier")),
     ("serve", ("serve",)),
     ("cli", ("cli", "__main__", "")),  # "" is selectsearch/__init__.py, the public facade
 )

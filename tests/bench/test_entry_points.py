@@ -50,6 +50,7 @@ SMOKE = {
     "routing/static_encoder.py": "test_routing_static_encoder",  # test_routing_entry_points.py
     "routing/budget.py": "test_routing_budget",
     "scale/generate.py": "test_scale_generate",  # test_synth.py
+    "interop/pyterrier_experiment.py": "test_interop_pyterrier_experiment",
 }
 
 
@@ -367,3 +368,17 @@ def test_ray_entry_points_start(script: str, tmp_path: Path, script_env: dict[st
     here, anywhere, they start and print their usage."""
     proc = run_script(script, ["--help"], env=script_env, cwd=tmp_path)
     assert "usage:" in proc.stdout
+
+
+def test_interop_pyterrier_experiment(tmp_path: Path, bench_index: Path, data_root: Path,
+                                      script_env: dict[str, str]) -> None:
+    pytest.importorskip("pyterrier")
+    out = tmp_path / "figures"
+    proc = run_script("interop/pyterrier_experiment.py",
+                      [bench_index, "--data", data_root / "beir", "--split", "test", "--route", "all",
+                       "--route", "cori@2", "--route", "random@1", "--measures", "nDCG@10", "R@10", "--k", "10",
+                       "--name", "pt", "--out", out], env=script_env, cwd=tmp_path)
+    report = json.loads((out / "pt.json").read_text())
+    assert [row["name"] for row in report["table"]] == ["all", "cori@2", "random@1"]
+    assert report["max_abs_difference_vs_selectsearch_eval"] == 0.0
+    assert "nDCG@10 p-value corrected" in (out / "pt.txt").read_text() and "largest" in proc.stdout
