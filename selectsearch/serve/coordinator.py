@@ -88,7 +88,9 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> N
     cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = cluster_mode and address is not None
     try:
-        ray.init(address=address, **kwargs)
+        # "local": always a new instance. address=None would join whatever /tmp/ray/ray_current_cluster
+        # names: another user's cluster (not loopback-only), or a stale file left by a killed run
+        ray.init(address=address or "local", **kwargs)
     except ConnectionError as exc:
         raise ServeError(f"cannot reach the Ray cluster at {address!r} ({exc}); start it with `ray start --head` "
                          "or omit --ray-address to run a local one") from exc

@@ -49,6 +49,7 @@ SMOKE = {
     "routing/shift.py": "test_routing_shift",
     "routing/static_encoder.py": "test_routing_static_encoder",  # test_routing_entry_points.py
     "routing/budget.py": "test_routing_budget",
+    "routing/summary.py": "test_routing_shift",
     "scale/generate.py": "test_scale_generate",  # test_synth.py
     "interop/pyterrier_experiment.py": "test_interop_pyterrier_experiment",
 }
@@ -160,12 +161,24 @@ def test_routing_shift(tmp_path: Path, bench_index: Path, data_root: Path, scrip
     run_script("routing/shift.py", [data_root / "beir", "--name", "tiny", "--index", bench_index, "--work",
                                     tmp_path / "work", "--fraction", "0.4", "--out", out], env=script_env, cwd=tmp_path)
     report = json.loads(out.with_suffix(".json").read_text())
-    assert [s["setting"] for s in report["settings"]] == ["new-topics", "unlogged-docs"]
+    assert [s["setting"] for s in report["settings"]] == ["in-distribution", "new-topics", "unlogged-docs"]
     for setting in report["settings"]:
-        assert {r["route"] for r in setting["rows"]} >= {"all", "cori@4", "knn@2", "hybrid[topics]@1"}
+        assert {r["route"] for r in setting["rows"]} >= {"all", "cori@4", "knn@2", "hybrid[topics]@1",
+                                                          "hybrid[gated]@2", "hybrid[gated]@auto"}
         assert set(setting["tuning"]["topics"]["auc"]) <= {"random", "topics"}
         assert (tmp_path / "work" / "tiny" / setting["setting"] / "qrels" / "train.tsv").is_file()
     assert "| budget | best classic" in out.with_suffix(".md").read_text()
+    # the acceptance summary reads the shift report (as if it were SciFact's) and recomputes nothing
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy(out.with_suffix(".json"), results / "shift-scifact.json")
+    run_script("routing/summary.py", ["--results", results], env=script_env, cwd=tmp_path)
+    rows = json.loads((results / "summary.json").read_text())
+    assert {(r["setting"], r["budget"]) for r in rows} == {(s, b) for s in ("in-distribution", "new-topics",
+                                                                            "unlogged-docs")
+                                                           for b in ("1", "2", "4", "auto")}
+    assert all(r["collection"] == "tiny" and r["route"].startswith("hybrid[gated]") for r in rows)
+    assert "Not found (not measured yet): budget-scifact.json" in (results / "summary.md").read_text()
 def test_routing_budget(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
     from selectsearch.index.sharded import ShardedIndex
     from selectsearch.route.tuning import tune_hybrid, write_routing

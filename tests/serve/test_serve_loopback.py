@@ -4,7 +4,8 @@ outlives a SIGKILL (issue 17, item 19).
 The serve process runs in a network namespace of its own (``unshare -n``, root) that also has a
 non-loopback address and a default route through it — the situation of a machine on a network,
 where Ray used to bind its GCS, raylet, workers and metrics to every interface and its agents to
-that address. Traffic never leaves the namespace.
+that address. Traffic never leaves the namespace. Ray's temp dir holds a stale cluster address,
+which a local instance must ignore (it once made `serve` fail: ``address=None`` tries to join it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,9 +40,17 @@ def test_serve_listens_on_loopback_only_and_leaves_nothing_after_sigkill(serve_i
     setup = (f"ip link set lo up && ip addr add {FAKE_ADDRESS}/32 dev lo && "
              f"ip route add default dev lo src {FAKE_ADDRESS}")
     root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    # Ray's temp dir holds a stale "last cluster" file, as a killed run leaves it: a local instance
+    # must start anyway, not try to join it (short path: Ray's sockets live under it)
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ssray"))
+    (ray_tmp / "ray_current_cluster").write_text("127.0.0.1:1\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+           "RAY_TMPDIR": str(ray_tmp)}
     cmd = f'{setup} && exec "{sys.executable}" "{probe}" "{serve_index}" 18555'
-    run = subprocess.run(["unshare", "-n", "sh", "-c", cmd], capture_output=True, text=True, timeout=240, env=env)
+    try:
+        run = subprocess.run(["unshare", "-n", "sh", "-c", cmd], capture_output=True, text=True, timeout=240, env=env)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
     sockets = report["sockets"]
