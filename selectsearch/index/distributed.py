@@ -50,6 +50,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -61,6 +62,7 @@ import numpy as np
 
 from selectsearch import settings
 from selectsearch.errors import DependencyError, SelectSearchError
+from selectsearch.index.build import _PARTIAL_MARKER
 from selectsearch.index.shard_files import index_one_shard, shard_dir_name
 from selectsearch.partition.base import FittedPartition, load_partition
 from selectsearch.types import Document
@@ -69,7 +71,7 @@ __all__ = ["RayExecutor", "pack_folder", "unpack_folder"]
 
 log = logging.getLogger(__name__)
 
-_MARKER = ".selectsearch-partial"  # written by build._prepare_output: "pid N\nbuild TOKEN\n"
+_MARKER = _PARTIAL_MARKER  # written by build._prepare_output: "pid N\nbuild TOKEN\n"
 #: what a shard task produces next to the document store (``docs/`` stays where it was written)
 _OUTPUTS = ("lucene", "doc_ids.txt", "docs.offsets.npy")
 
@@ -146,9 +148,12 @@ def build_shard_task(*, root: str, token: str, shard: int, memory_mb: int, lucen
                      store: bytes | None, work_dir: str | None, java_heap: str) -> dict[str, Any]:
     """Ray task: index one shard in a scratch folder on this node with :func:`index_one_shard`.
 
-    Returns the shard's manifest entry plus ``node`` (the Ray node id) and, when not ``shared``,
-    ``files``: a :func:`pack_folder` archive of its outputs.
+    Returns the shard's manifest entry plus ``node`` (the Ray node id), ``seconds`` (indexing
+    time), ``max_rss_mb`` (the worker process's peak resident memory, its JVM included) and, when
+    not ``shared``, ``files``: a :func:`pack_folder` archive of its outputs.
     """
+    import resource
+
     import ray
 
     node = ray.get_runtime_context().get_node_id()
@@ -181,12 +186,15 @@ def build_shard_task(*, root: str, token: str, shard: int, memory_mb: int, lucen
             from selectsearch.lucene.jvm import start_jvm
 
             start_jvm(java_heap)  # once per worker process; later tasks reuse its JVM
+        started = time.perf_counter()
         entry = index_one_shard(scratch, shard, memory_mb, lucene=lucene)
+        cost = {"node": node, "seconds": round(time.perf_counter() - started, 3),
+                "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # KiB on Linux
         built = scratch / "shards" / name
         if shared:
             _publish_files(built, shard_folder, _OUTPUTS)
-            return {**entry, "node": node}
-        return {**entry, "node": node, "files": pack_folder(built, [n for n in _OUTPUTS if (built / n).exists()])}
+            return {**entry, **cost}
+        return {**entry, **cost, "files": pack_folder(built, [n for n in _OUTPUTS if (built / n).exists()])}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -206,7 +214,8 @@ class RayExecutor:
         cpus_per_task: Ray CPUs each task reserves.
         in_flight: tasks submitted at a time (default: the cluster's CPUs + 1); bounds the memory
             that batches and shard stores in transit take.
-        on_shard: called here with each finished shard's entry plus ``node`` (its Ray node id).
+        on_shard: called here with each finished shard's entry plus ``node`` (its Ray node id),
+            ``seconds`` and ``max_rss_mb`` (see :func:`build_shard_task`).
     """
 
     shared: bool = False
@@ -326,10 +335,11 @@ class RayExecutor:
                 elif not (folder / "doc_ids.txt").is_file():
                     raise SelectSearchError(f"shard {shard_dir_name(shard)} was built on node {result['node']} but "
                                             f"its files are not in {folder}; is --ray-shared's folder really shared?")
-                node = result.pop("node")
-                log.info("shard %s: %d documents, built on node %s", shard_dir_name(shard), result["n_docs"], node)
+                cost = {key: result.pop(key) for key in ("node", "seconds", "max_rss_mb")}
+                log.info("shard %s: %d documents, built on node %s in %.1f s", shard_dir_name(shard),
+                         result["n_docs"], cost["node"], cost["seconds"])
                 if self.on_shard is not None:
-                    self.on_shard({**result, "node": node})
+                    self.on_shard({**result, **cost})
                 yield result
         finally:
             self._cancel(ray, running)
