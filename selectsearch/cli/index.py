@@ -20,10 +20,22 @@ embedding cache, so a corpus is encoded once for dense partitioning, MICO and FA
 --add-backend faiss adds FAISS to an existing index at --out (same SOURCEs; atomic, the manifest
 is rewritten last; --overwrite replaces an existing FAISS backend).
 
+--ray auto|ADDRESS builds on Ray: the partitioner is fitted here, documents are assigned and every
+shard is indexed by Ray tasks (the same per-shard code as a local build, hence the same index).
+--ray auto starts a private Ray instance on this machine — every port on 127.0.0.1, no dashboard —
+and stops it when the command ends; --ray ADDRESS (HOST:PORT of a running cluster's head, run this
+command on one of its nodes) joins a cluster made with `ray start` on a network you trust. Shards
+are sent to the nodes and gathered back into --out, or with --ray-shared written in place by the
+nodes when --out is on a file system every node mounts at the same path. A task whose worker or
+node dies is retried (--ray-retries); a build that fails publishes nothing.
+
 examples:
   selectsearch index ../shared/data/scifact --out indexes/scifact-k16 --shards 16 --partitioner kmeans
   selectsearch index ../shared/data/scifact ../shared/data/wikipedia --out indexes/sfwiki-k32 --shards 32
   selectsearch index corpus.jsonl.gz --out indexes/c-rand8 --shards 8 --partitioner random --seed 1
+  selectsearch index ../shared/data/scifact --out indexes/scifact-k16 --shards 16 --ray auto
+  selectsearch index ../shared/data/scifact ../shared/data/wikipedia --out /mnt/shared/sfwiki-k32 --shards 32 \\
+      --ray 10.0.0.5:6379 --ray-shared
   selectsearch index ../shared/data/scifact --out indexes/sf-dense16 --shards 16 --space dense \\
       --backend lucene,faiss
   selectsearch index ../shared/data/scifact ../shared/data/wikipedia --out indexes/sfwiki-dense32 \\
@@ -35,6 +47,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from selectsearch.cli._common import (
     add_encoder_precision,
@@ -44,6 +58,9 @@ from selectsearch.cli._common import (
     progress_enabled,
 )
 from selectsearch.partition.registry import SPACES, partitioner_choices
+
+if TYPE_CHECKING:  # pragma: no cover
+    from selectsearch.index.build import BuildConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +101,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="shard size from which --faiss-large-index applies (default 100000)")
     dense.add_argument("--nprobe", type=int, default=16, metavar="N", help="default IVF lists probed (default 16)")
     dense.add_argument("--efsearch", type=int, default=64, metavar="N", help="default HNSW efSearch (default 64)")
+    ray = parser.add_argument_group("distributed build")
+    ray.add_argument("--ray", metavar="auto|ADDRESS",
+                     help="assign documents and index shards with Ray tasks: 'auto' starts a local loopback-only Ray "
+                          "instance for this command, HOST:PORT joins a running cluster")
+    ray.add_argument("--ray-shared", action="store_true",
+                     help="--out is on a file system every Ray node mounts at the same path: nodes write their "
+                          "shards there (default: shards are gathered into --out through Ray)")
+    ray.add_argument("--ray-retries", type=int, default=3, metavar="N",
+                     help="times a task is run again after its worker or node died (default 3; 0: fail at once)")
     add_help_section(parser, partitioners_help)
 
 
@@ -108,6 +134,13 @@ def _execute(args: argparse.Namespace) -> int:
     from selectsearch.index.build import BuildConfig, build_index
     from selectsearch.index.sharded import ShardedIndex
 
+    if args.ray is None and (args.ray_shared or args.ray_retries != 3):
+        raise SelectSearchError("--ray-shared and --ray-retries apply to a distributed build: add --ray auto (or "
+                                "--ray HOST:PORT)")
+    if args.ray_retries < 0:
+        raise SelectSearchError(f"--ray-retries must be 0 or more, got {args.ray_retries}")
+    if args.ray is not None and args.add_backend:
+        raise SelectSearchError("--add-backend runs on this machine; drop --ray")
     if args.backend is not None and len(args.backend) > 1:
         raise SelectSearchError(f"--backend given {len(args.backend)} times ({' '.join(args.backend)}); give it "
                                 f"once with a comma-separated list: --backend {','.join(args.backend)}")
@@ -148,7 +181,10 @@ def _execute(args: argparse.Namespace) -> int:
                          partitioner_options=options, backends=parse_backends(backends), dense=dense)
     corpus = open_corpus(args.sources)
     started = time.time()
-    out = build_index(corpus, args.out, config, progress=progress_enabled(args))
+    if args.ray is None:
+        out = build_index(corpus, args.out, config, progress=progress_enabled(args))
+    else:
+        out = _build_on_ray(args, corpus, config)
     index = ShardedIndex.open(out)
     part = index.manifest.partition
     assert part is not None
@@ -158,3 +194,29 @@ def _execute(args: argparse.Namespace) -> int:
                       "duplicates_dropped": index.manifest.corpus.duplicates_dropped,
                       "seconds": round(time.time() - started, 1)}))
     return 0
+
+
+def _build_on_ray(args: argparse.Namespace, corpus: Any, config: BuildConfig) -> Path:
+    """``build_index`` with a :class:`RayExecutor`, Ray started (``auto``) or joined for it and
+    stopped (or left) when the build ends, however it ends."""
+    from selectsearch.errors import SelectSearchError
+    from selectsearch.index.build import build_index
+    from selectsearch.index.distributed import RayExecutor
+    from selectsearch.serve.config import ServeError
+    from selectsearch.serve.coordinator import connect_ray
+
+    address = None if args.ray == "auto" else args.ray
+    try:
+        connect_ray(address)
+    except ServeError as exc:  # its message speaks of `serve`'s options
+        if address is None:
+            raise SelectSearchError(f"cannot start a local Ray instance: {exc}") from exc
+        raise SelectSearchError(f"cannot reach the Ray cluster at {address!r}; start it with `ray start --head` on "
+                                "that machine, or use --ray auto for a local one") from exc
+    import ray
+
+    try:
+        executor = RayExecutor(shared=args.ray_shared, retries=args.ray_retries)
+        return build_index(corpus, args.out, config, progress=progress_enabled(args), executor=executor)
+    finally:
+        ray.shutdown()  # a local instance stops with it; a cluster only loses this driver

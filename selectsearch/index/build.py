@@ -12,6 +12,11 @@ Three streaming passes, never the whole corpus in memory:
    corpus embeddings, rows aligned with ``doc_ids.txt`` (:mod:`selectsearch.dense.build`).
    Without ``lucene``, ``doc_ids.txt`` follows the document store's order.
 
+Passes 2 and 3 run in this process and its worker processes, or on a Ray cluster with
+``executor=`` a :class:`selectsearch.index.distributed.RayExecutor` (``selectsearch index
+--ray``): the same per-shard function (:func:`~selectsearch.index.shard_files.index_one_shard`)
+builds each shard either way, so both give the same index.
+
 Everything is built in ``<out>.partial/`` and renamed to ``<out>`` after the manifest is
 written, so an interrupted build (Ctrl-C, crash) never leaves a folder that opens as an index,
 and an existing index is only replaced with ``overwrite=True``.
@@ -34,10 +39,12 @@ import logging
 import os
 import shutil
 import time
+import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -63,7 +70,7 @@ from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner
 from selectsearch.selective_metrics import partition_balance
 from selectsearch.types import Document
 
-__all__ = ["BuildConfig", "build_index", "index_shards", "make_partitioner", "scan_corpus",
+__all__ = ["BuildConfig", "ShardExecutor", "build_index", "index_shards", "make_partitioner", "scan_corpus",
            "shard_dir_name", "write_shards"]
 
 log = logging.getLogger(__name__)
@@ -103,6 +110,25 @@ class BuildConfig:
     dense: DenseConfig = field(default_factory=DenseConfig)
 
 
+class ShardExecutor(Protocol):
+    """Where a build assigns documents (pass 2) and indexes shards (pass 3), other than here.
+
+    :class:`selectsearch.index.distributed.RayExecutor` is the one in the package; without an
+    executor a build assigns in this process and indexes in local worker processes.
+    """
+
+    def assign(self, fitted: FittedPartition,
+               batches: Iterable[tuple[list[Document], np.ndarray]]) -> Iterator[np.ndarray]:
+        """The shards of each ``(documents, stream positions)`` batch, in the order given."""
+        ...
+
+    def index(self, root: Path, jobs: list[int], *, memory_mb: int, lucene: bool) -> Iterator[dict[str, Any]]:
+        """Index the shards ``jobs`` of the build at ``root`` (with
+        :func:`~selectsearch.index.shard_files.index_one_shard`); yield each shard's entry as it is
+        done, its files in place under ``root``."""
+        ...
+
+
 def make_partitioner(config: BuildConfig) -> Partitioner:
     """The :class:`Partitioner` named by ``config`` (see :mod:`selectsearch.partition.registry`)."""
     from selectsearch.partition.registry import make_partitioner as from_registry
@@ -123,9 +149,18 @@ def _batches(docs: Any, size: int) -> Iterator[list[Document]]:
         yield batch
 
 
+def _local_assign(fitted: FittedPartition,
+                  batches: Iterable[tuple[list[Document], np.ndarray]]) -> Iterator[np.ndarray]:
+    for batch, positions in batches:
+        yield fitted.assign(batch, positions)
+
+
 def write_shards(fitted: FittedPartition, docs: Iterable[Document], root: Path, *, batch_size: int,
-                 progress: bool, total: int | None = None) -> list[int]:
+                 progress: bool, total: int | None = None, executor: ShardExecutor | None = None) -> list[int]:
     """Pass 2: assign every document and append it to its shard's ``docs.jsonl``.
+
+    With an ``executor`` the batches are assigned there (in parallel); documents are still written
+    here, in corpus order, so each shard's store is the same either way.
 
     Returns the number of documents of each shard.
     """
@@ -136,11 +171,20 @@ def write_shards(fitted: FittedPartition, docs: Iterable[Document], root: Path, 
         (root / "shards" / shard_dir_name(s) / "docs").mkdir(parents=True, exist_ok=True)
         files.append((root / "shards" / shard_dir_name(s) / "docs" / "docs.jsonl").open("wb"))
     try:
-        position = 0
-        with progress_bar(total, "assign", "doc", progress) as bar:
+        positioned: deque[tuple[list[Document], np.ndarray]] = deque()  # batches sent, not yet written
+
+        def numbered() -> Iterator[tuple[list[Document], np.ndarray]]:
+            position = 0
             for batch in _batches(docs, batch_size):
-                positions = np.arange(position, position + len(batch))
-                shards = fitted.assign(batch, positions)
+                positioned.append((batch, np.arange(position, position + len(batch))))
+                yield positioned[-1]
+                position += len(batch)
+
+        assigned = (executor.assign if executor is not None else _local_assign)(fitted, numbered())
+        with progress_bar(total, "assign", "doc", progress) as bar:
+            for shards in assigned:
+                batch, _ = positioned.popleft()
+                shards = np.asarray(shards)
                 if shards.shape != (len(batch),) or (len(batch) and (shards.min() < 0 or shards.max() >= k)):
                     raise SelectSearchError(f"partitioner returned invalid shards {shards!r}")
                 for doc, s in zip(batch, shards.tolist(), strict=True):
@@ -148,7 +192,6 @@ def write_shards(fitted: FittedPartition, docs: Iterable[Document], root: Path, 
                     line = orjson.dumps({"id": doc.doc_id, "contents": doc.contents, "shard": str(s)}) + b"\n"
                     files[s].write(line)
                     counts[s] += 1
-                position += len(batch)
                 bar.update(len(batch))
     finally:
         for f in files:
@@ -157,8 +200,8 @@ def write_shards(fitted: FittedPartition, docs: Iterable[Document], root: Path, 
 
 
 def index_shards(root: Path, sizes: list[int], *, threads: int, memory_mb: int,
-                 progress: bool, lucene: bool = True) -> list[dict[str, Any]]:
-    """Pass 3: one Lucene index per shard, ``threads`` shards at a time.
+                 progress: bool, lucene: bool = True, executor: ShardExecutor | None = None) -> list[dict[str, Any]]:
+    """Pass 3: one Lucene index per shard, ``threads`` shards at a time (or on ``executor``).
 
     Parallel shards run in worker *processes* (``python -m selectsearch.index.index_worker``),
     each with its own JVM: pyjnius is not safe for concurrent calls from several Python threads
@@ -167,7 +210,11 @@ def index_shards(root: Path, sizes: list[int], *, threads: int, memory_mb: int,
     jobs = sorted(range(len(sizes)), key=lambda s: -sizes[s])  # largest first: better packing
     results: list[dict[str, Any]] = []
     with progress_bar(len(sizes), "index", "shard", progress) as bar:
-        if not lucene:
+        if executor is not None:
+            for result in executor.index(root, jobs, memory_mb=memory_mb, lucene=lucene):
+                results.append(result)
+                bar.update(1)
+        elif not lucene:
             for s in jobs:
                 results.append(index_one_shard(root, s, memory_mb, lucene=False))
                 bar.update(1)
@@ -244,7 +291,7 @@ def _prepare_output(out: Path, overwrite: bool, sources: list[Path] | None = Non
         marker = partial / _PARTIAL_MARKER
         if not marker.exists():
             raise IndexExistsError(f"{partial} exists and was not made by selectsearch; move it away")
-        owner = marker.read_text().split()
+        owner = marker.read_text().split()[:2]  # "pid N" (then "build TOKEN")
         if len(owner) == 2 and owner[1].isdigit() and int(owner[1]) != os.getpid() and pid_alive(int(owner[1])):
             raise IndexExistsError(f"another build (pid {owner[1]}) is writing {partial}; wait for it to finish or "
                                    "stop it")
@@ -262,7 +309,8 @@ def _prepare_output(out: Path, overwrite: bool, sources: list[Path] | None = Non
             raise IndexExistsError(f"{out} is not a selectsearch index (it holds {shown}); --overwrite replaces only "
                                    "an index — choose another --out or move that folder away")
     partial.mkdir(parents=True)
-    (partial / _PARTIAL_MARKER).write_text(f"pid {os.getpid()}\n")
+    # the token tells a distributed build's tasks that they see this very folder (a shared path)
+    (partial / _PARTIAL_MARKER).write_text(f"pid {os.getpid()}\nbuild {uuid.uuid4().hex}\n")
     return partial
 
 
@@ -274,7 +322,7 @@ def _publish(partial: Path, out: Path) -> None:
 
 
 def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | None = None, *,
-                progress: bool = False) -> Path:
+                progress: bool = False, executor: ShardExecutor | None = None) -> Path:
     """Build a sharded index of ``corpus`` at ``out`` and return its path.
 
     Args:
@@ -283,6 +331,9 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
         out: output folder; must not exist unless ``config.overwrite``.
         config: build options.
         progress: show progress bars.
+        executor: where documents are assigned and shards indexed (default: here, with
+            ``config.threads`` worker processes), e.g. a
+            :class:`~selectsearch.index.distributed.RayExecutor`; the partitioner is fitted here.
 
     Example:
         >>> from selectsearch.data import open_corpus
@@ -314,7 +365,7 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             partition_config = fitted.save(partial / "partition")
             assert scan.corpus is not None
             counts = write_shards(fitted, scan.corpus, partial, batch_size=config.batch_size, progress=progress,
-                                  total=n_docs)
+                                  total=n_docs, executor=executor)
             kept: Any = scan.corpus
         else:
             # one pass: ids are checked and fingerprinted while documents are written
@@ -325,7 +376,8 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             checker = IdChecker(config.dedupe, require_text="lucene" in backends)
             stream = (doc for raw, (doc, where, line) in enumerate(corpus.iter_with_positions())
                       if checker.keep(raw, doc, where, line))
-            counts = write_shards(fitted, stream, partial, batch_size=config.batch_size, progress=progress)
+            counts = write_shards(fitted, stream, partial, batch_size=config.batch_size, progress=progress,
+                                  executor=executor)
             n_docs, fingerprint, dropped = checker.kept, checker.fingerprint, len(checker.drop)
             if n_docs == 0:
                 raise SelectSearchError(f"the corpus {corpus!r} has no documents; check the path and file format")
@@ -335,7 +387,7 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
                 log.warning("dropped %d repeated doc ids (--dedupe %s)", dropped, config.dedupe)
             kept = KeptCorpus(corpus, checker.drop)
         shards = index_shards(partial, counts, threads=config.threads, memory_mb=config.memory_mb,
-                              progress=progress, lucene="lucene" in backends)
+                              progress=progress, lucene="lucene" in backends, executor=executor)
         dense: dict[str, Any] | None = None
         if "faiss" in backends:
             from selectsearch.dense.build import build_faiss_shards

@@ -116,6 +116,14 @@ class FittedPartition(ABC):
         """The space for centroid routing, or ``None`` when the partition has none (random)."""
         return None
 
+    @property
+    def portable(self) -> bool:
+        """Whether the saved partition (:meth:`save`, then :meth:`load` elsewhere) assigns exactly
+        as this object does. A distributed build assigns in parallel tasks only then; a partition
+        that looks up embeddings cached on this machine (dense k-means, frozen-encoder MICO during
+        a build) assigns where it was fitted, which costs a matrix product per batch."""
+        return True
+
 
 class Partitioner(ABC):
     """Partitioner configuration. Subclasses are frozen dataclasses (recorded in manifests)."""

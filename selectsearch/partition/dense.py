@@ -73,6 +73,10 @@ class DenseKMeansPartition(FittedPartition):
             vectors = self.space.encoder().encode([d.contents for d in docs])
         return np.argmax(vectors @ self.space.centroids.T, axis=1).astype(np.int32)
 
+    @property
+    def portable(self) -> bool:
+        return self._embeddings is None  # cached embeddings live on this machine only
+
     def query_space(self) -> DenseSpace:
         return self.space
 

@@ -80,6 +80,10 @@ class MicoPartition(FittedPartition):
             scores = scorer.scores([d.contents for d in docs])
         return np.argmax(scores, axis=1).astype(np.int32)
 
+    @property
+    def portable(self) -> bool:
+        return self._embeddings is None  # cached embeddings live on this machine only
+
     def query_space(self) -> QuerySpace:
         return MicoQuerySpace(self.model_dir)
 
