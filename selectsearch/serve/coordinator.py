@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,7 @@ from selectsearch.serve.remote import RemoteShards, merge_hits
 from selectsearch.types import Hit, Qrels, Query, SearchResult
 
 if TYPE_CHECKING:  # pragma: no cover
+    from selectsearch.index.sharded import ShardedIndex
     from selectsearch.pipeline.stages import Reranker
     from selectsearch.route import Router
 
@@ -106,13 +107,17 @@ class Coordinator:
         reranker: optional reranker of the top ``config.rerank_depth`` hits.
         qrels: judgements, only for the evaluation router ``oracle``.
         seed: seed of ``random@M``.
+        remote: builds the shard searcher from the opened index and the configuration
+            (default :class:`RemoteShards`, Ray actors started here; the Ray Serve application
+            passes :class:`~selectsearch.serve.remote.ServeShards` over its deployments).
 
     Ray must be initialised first (:func:`connect_ray`). Actors start in the background;
     :meth:`wait_ready` blocks until all answer.
     """
 
     def __init__(self, index_path: str | os.PathLike[str], config: ServeConfig | None = None, *,
-                 reranker: Reranker | None = None, qrels: Qrels | None = None, seed: int = 0) -> None:
+                 reranker: Reranker | None = None, qrels: Qrels | None = None, seed: int = 0,
+                 remote: Callable[[ShardedIndex, ServeConfig], RemoteShards] | None = None) -> None:
         from selectsearch.index.sharded import ShardedIndex
 
         try:
@@ -126,7 +131,7 @@ class Coordinator:
         self.reranker = reranker
         self.qrels = qrels
         self.seed = seed
-        self.remote = RemoteShards(self.index, self.config)
+        self.remote = (remote or RemoteShards)(self.index, self.config)
         self._route_pool = ThreadPoolExecutor(1, thread_name_prefix="selectsearch-route")
         self._rerank_pool = ThreadPoolExecutor(1, thread_name_prefix="selectsearch-rerank")
         self._routers: dict[str, Router] = {}
