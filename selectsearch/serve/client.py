@@ -73,7 +73,12 @@ class ServeClient:
             try:
                 payload = json.loads(raw) if raw else None
             except json.JSONDecodeError as exc:
-                raise ServeError(f"{method} {path}: the server answered {response.status} with non-JSON") from exc
+                if response.status < 400:
+                    raise ServeError(f"{method} {path}: the server answered {response.status} with non-JSON") from exc
+                # an error answered before the app saw the request (Ray Serve's proxy sheds load
+                # with a text 503): the same JSON shape as the app's errors
+                code = "overloaded" if response.status == 503 else "http_error"
+                payload = {"error": code, "message": raw.decode("utf-8", "replace")[:500], "status": response.status}
             return response.status, payload
         raise AssertionError("unreachable")  # pragma: no cover
 

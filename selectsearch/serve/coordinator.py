@@ -47,7 +47,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.pipeline.stages import Reranker
     from selectsearch.route import Router
 
-__all__ = ["Coordinator", "connect_ray", "merge_hits"]
+__all__ = ["LOOPBACK_ENV", "Coordinator", "connect_ray", "merge_hits"]
+
+#: set (to "1") in the environment of every process of a local, loopback-only Ray instance
+LOOPBACK_ENV = "SELECTSEARCH_RAY_LOOPBACK"
 
 
 def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
@@ -72,6 +75,7 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> N
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is None:
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # inherited by every Ray process
+        os.environ[LOOPBACK_ENV] = "1"  # tells Serve replicas to bind loopback (selectsearch.serve.deployments)
     try:
         import ray
         from ray._private import ray_constants
@@ -89,7 +93,9 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> N
     cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = cluster_mode and address is not None
     try:
-        ray.init(address=address, **kwargs)
+        # "local": a new instance even when one started by `ray start` runs on this machine
+        # (address=None would join it: another user's cluster, not loopback-only)
+        ray.init(address=address or "local", **kwargs)
     except ConnectionError as exc:
         raise ServeError(f"cannot reach the Ray cluster at {address!r} ({exc}); start it with `ray start --head` "
                          "or omit --ray-address to run a local one") from exc

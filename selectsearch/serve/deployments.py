@@ -60,6 +60,36 @@ __all__ = ["APP_NAME", "SearchIngress", "SearchRequest", "SearchResponse", "Sear
 APP_NAME = "selectsearch"
 
 
+def bind_loopback() -> bool:
+    """In a local, loopback-only Ray instance, make this Serve replica's inter-deployment gRPC
+    server listen on 127.0.0.1 instead of every interface; returns whether it applies.
+
+    Ray Serve (2.60) starts that server in every replica on ``[::]:0`` whatever the cluster's
+    addresses (idle unless ``RAY_SERVE_USE_GRPC_BY_DEFAULT=1``, but reachable from the network).
+    Every deployment's constructor calls this; Serve binds the server right after the
+    constructor returns. A real cluster (``--ray``) is left as Ray makes it: there replicas on
+    other machines must reach each other.
+    """
+    from selectsearch.serve.coordinator import LOOPBACK_ENV
+
+    if os.environ.get(LOOPBACK_ENV) != "1":
+        return False
+    from ray.serve._private import replica
+
+    original = getattr(replica, "add_port_to_grpc_server", None)
+    if original is None:  # pragma: no cover - a Ray without it: the loopback test says what listens
+        return False
+    if getattr(original, "selectsearch_loopback", False):
+        return True
+
+    def loopback(server: Any, address: str) -> Any:
+        return original(server, address.replace("[::]", "127.0.0.1", 1))
+
+    loopback.selectsearch_loopback = True  # type: ignore[attr-defined]
+    replica.add_port_to_grpc_server = loopback
+    return True
+
+
 # ---------------------------------------------------------------------- shard groups
 class ShardGroupServer:
     """A shard group as a Serve deployment: a :class:`~selectsearch.serve.actor.ShardGroup`
@@ -76,6 +106,7 @@ class ShardGroupServer:
     def __init__(self, index_path: str, shards: list[int], group_id: int, java_heap: str | None) -> None:
         from selectsearch.serve.actor import ShardGroup
 
+        bind_loopback()
         self._jvm = ThreadPoolExecutor(1, thread_name_prefix="selectsearch-jvm")
         self.group = self._jvm.submit(ShardGroup, Path(index_path).resolve(), shards, group_id=group_id,
                                       java_heap=java_heap).result()
@@ -122,6 +153,7 @@ class SearchRouter:
         from selectsearch.serve.coordinator import Coordinator
         from selectsearch.serve.remote import ServeShards
 
+        bind_loopback()
         if not ray.is_initialized():  # pragma: no cover - a Serve replica always is
             ray.init()
         model = None
@@ -324,6 +356,7 @@ class SearchIngress:
     """The HTTP front: parses and validates, hands the request to the router, answers JSON."""
 
     def __init__(self, router: DeploymentHandle) -> None:
+        bind_loopback()
         self.router = router
 
     @app.post("/search", response_model=SearchResponse | BatchResponse, responses=_ERRORS)
