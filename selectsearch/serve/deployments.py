@@ -414,17 +414,18 @@ def build_application(index_path: str | os.PathLike[str], config: ServeConfig, *
         options = {"runtime_env": {"working_dir": str(path)}}
         where = "."
     group_apps = [
-        serve.deployment(ShardGroupServer, name=f"group-{g}", num_replicas=config.replicas,
+        serve.deployment(name=f"group-{g}", num_replicas=config.replicas,
                          max_ongoing_requests=config.actor_max_pending, health_check_period_s=2.0,
                          health_check_timeout_s=30.0, graceful_shutdown_timeout_s=5.0,
                          ray_actor_options={"num_cpus": config.actor_num_cpus, **options},
-                         ).bind(where, list(members), g, config.actor_java_heap)
+                         )(ShardGroupServer).bind(where, list(members), g, config.actor_java_heap)
         for g, members in enumerate(groups)]
-    router = serve.deployment(SearchRouter, name="router", num_replicas=1, max_ongoing_requests=config.max_inflight,
+    router = serve.deployment(name="router", num_replicas=1, max_ongoing_requests=config.max_inflight,
                               graceful_shutdown_timeout_s=5.0, ray_actor_options={"num_cpus": 0, **options},
-                              ).bind(where, config, group_apps, reranker=reranker, qrels=qrels, seed=seed)
-    return serve.deployment(SearchIngress, name="ingress", num_replicas=1, max_ongoing_requests=config.max_inflight,
-                            max_queued_requests=config.max_queue,
-                            backpressure_config={"status_code": 503, "retry_after_s": 1},
-                            graceful_shutdown_timeout_s=5.0, ray_actor_options={"num_cpus": 0}).bind(router)
+                              )(SearchRouter).bind(where, config, group_apps, reranker=reranker, qrels=qrels, seed=seed)
+    ingress = serve.deployment(name="ingress", num_replicas=1, max_ongoing_requests=config.max_inflight,
+                               max_queued_requests=config.max_queue,
+                               backpressure_config={"status_code": 503, "retry_after_s": 1},
+                               graceful_shutdown_timeout_s=5.0, ray_actor_options={"num_cpus": 0})
+    return ingress(SearchIngress).bind(router)
 
