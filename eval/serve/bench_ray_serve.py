@@ -139,7 +139,7 @@ def report(r: dict[str, Any]) -> str:
             "| proto | address | port | process |", "|---|---|---|---|"]
         lines += [f"| {s['proto']} | {s['address']} | {s['port']} | {s['process']} |" for s in e["sockets"]]
         lines += [""]
-    lines += [REAL_CLUSTER]
+    lines += [REAL_CLUSTER, EARLIER]
     return "\n".join(lines)
 
 
@@ -165,6 +165,11 @@ Ray cluster yourself, on a network you trust (Ray's ports are unauthenticated be
 
 Serve's metrics (requests, errors, latency, queue lengths per deployment and replica) are exported
 with Ray's metrics on each node's metrics agent (Prometheus format).
+"""
+
+EARLIER = """The actor coordinator's own benchmark (answers identical to in-process search for every route,
+latency at 1 and 16 clients, per-stage times, its fault drill) is in README-actors.md
+(`eval/serve/bench_serve.py`); the serving reliability probes are in eval/results/reliability/.
 """
 
 
