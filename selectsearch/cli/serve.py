@@ -119,7 +119,7 @@ def _run_serve(args: argparse.Namespace, config: Any) -> int:
     from selectsearch.errors import SelectSearchError
     from selectsearch.serve.coordinator import connect_ray
 
-    connect_ray(args.ray_address, num_cpus=args.num_cpus)
+    connect_ray(args.ray_address, num_cpus=args.num_cpus, ship=args.index if args.ship_index else None)
     import ray
     from ray import serve
 

@@ -53,8 +53,14 @@ __all__ = ["LOOPBACK_ENV", "Coordinator", "connect_ray", "merge_hits"]
 LOOPBACK_ENV = "SELECTSEARCH_RAY_LOOPBACK"
 
 
-def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
+def connect_ray(address: str | None = None, *, num_cpus: int | None = None, ship: str | os.PathLike[str] | None = None
+                ) -> None:
     """Connect to the Ray cluster at ``address`` (``None``: start a local one), quietly.
+
+    ``ship``: a folder (the index) this driver uploads to the cluster, as its job's
+    ``runtime_env`` ``working_dir``: every Serve replica then starts in an unpacked copy of it on
+    its own node (how shard groups receive the index from the driver; Ray caps it at about
+    500 MiB).
 
     Usage statistics are off unless ``RAY_USAGE_STATS_ENABLED`` says otherwise, the dashboard
     is not started, and worker logs are not copied to this process's stderr.
@@ -84,6 +90,8 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> N
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    if ship is not None:
+        kwargs["runtime_env"] = {"working_dir": str(Path(ship).resolve())}
     if address is None:
         kwargs.update(include_dashboard=False, num_cpus=num_cpus, dashboard_host="127.0.0.1")
         from selectsearch.serve.watchdog import start_watchdog

@@ -17,9 +17,10 @@ Three kinds of deployment (:func:`build_application` binds them):
   replica that dies or fails its check.
 
 Shard groups open the index from a path every node can read (shared storage), or, with
-``ship_index=True``, receive the index folder from the driver: Ray's ``runtime_env``
-``working_dir`` uploads it once to the cluster's object store and unpacks it on each node
-that runs a replica (Ray's size limit for a ``working_dir`` applies, about 500 MiB).
+``ship_index=True``, receive the index folder from the driver: uploaded once as the driver job's
+``runtime_env`` ``working_dir`` (``connect_ray(ship=INDEX)``), which Serve gives every
+deployment, and unpacked on each node that runs a replica (Ray's size limit for a
+``working_dir`` applies, about 500 MiB).
 
 Serve's own metrics (requests, errors, latency, queue lengths per deployment and replica) are
 exported with Ray's metrics (Prometheus format, on the metrics agent of each node).
@@ -50,7 +51,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from selectsearch.serve.app import MAX_BODY_BYTES, parse_search_request, result_to_json
-from selectsearch.serve.config import RequestError, ServeConfig
+from selectsearch.serve.config import RequestError, ServeConfig, ServeError
 from selectsearch.types import Qrels, Query
 
 __all__ = ["APP_NAME", "SearchIngress", "SearchRequest", "SearchResponse", "SearchRouter", "ShardGroupServer",
@@ -394,8 +395,9 @@ def build_application(index_path: str | os.PathLike[str], config: ServeConfig, *
         config: placement, replicas, deadlines, limits (``max_inflight`` / ``max_queue`` become
             the ingress's ``max_ongoing_requests`` / ``max_queued_requests``; ``actor_max_pending``
             a shard-group replica's ``max_ongoing_requests``).
-        ship_index: send the index folder from this driver to every node that runs a replica
-            (Ray ``runtime_env`` ``working_dir``) instead of reading a shared path.
+        ship_index: the replicas open the copy of the index that this driver uploaded as its
+            job's ``working_dir`` (:func:`~selectsearch.serve.coordinator.connect_ray` with
+            ``ship=INDEX``) instead of reading a shared path.
         reranker: a reranker model name (loaded in the router replica).
         qrels: judgements (only for the evaluation router ``oracle``).
         seed: seed of ``random@M``.
@@ -408,20 +410,26 @@ def build_application(index_path: str | os.PathLike[str], config: ServeConfig, *
     if groups is None:
         groups = place_groups(ShardedIndex.open(path), config)
     config = replace(config, placement=groups)  # router and groups agree on one placement
-    options: dict[str, Any] = {}
     where = str(path)
     if ship_index:
-        options = {"runtime_env": {"working_dir": str(path)}}
+        # Serve gives every deployment the driver job's runtime_env, whose working_dir Ray
+        # uploaded at ray.init (connect_ray(ship=INDEX)); a deployment's own local working_dir
+        # would not be uploaded (the controller accepts only uploaded packages)
+        import ray
+
+        if not ray.get_runtime_context().runtime_env.get("working_dir"):
+            raise ServeError("ship_index needs the index uploaded as the job's working_dir: "
+                             "connect_ray(address, ship=INDEX) before building the application")
         where = "."
     group_apps = [
         serve.deployment(name=f"group-{g}", num_replicas=config.replicas,
                          max_ongoing_requests=config.actor_max_pending, health_check_period_s=2.0,
                          health_check_timeout_s=30.0, graceful_shutdown_timeout_s=5.0,
-                         ray_actor_options={"num_cpus": config.actor_num_cpus, **options},
+                         ray_actor_options={"num_cpus": config.actor_num_cpus},
                          )(ShardGroupServer).bind(where, list(members), g, config.actor_java_heap)
         for g, members in enumerate(groups)]
     router = serve.deployment(name="router", num_replicas=1, max_ongoing_requests=config.max_inflight,
-                              graceful_shutdown_timeout_s=5.0, ray_actor_options={"num_cpus": 0, **options},
+                              graceful_shutdown_timeout_s=5.0, ray_actor_options={"num_cpus": 0},
                               )(SearchRouter).bind(where, config, group_apps, reranker=reranker, qrels=qrels, seed=seed)
     ingress = serve.deployment(name="ingress", num_replicas=1, max_ongoing_requests=config.max_inflight,
                                max_queued_requests=config.max_queue,

@@ -376,7 +376,7 @@ class ServeShards(RemoteShards):
         async def one(g: int) -> dict[str, Any]:
             try:
                 ping = await asyncio.wait_for(self._await(self.handles[g].ping.remote()), timeout_s)
-                rep = {"ok": True, "pid": ping["pid"], "calls": ping["calls"]}
+                rep = {"ok": True, "pid": ping["pid"], "calls": ping["calls"], "index": ping.get("index")}
             except Exception as exc:  # dead, restarting or too slow: all mean "not now"
                 rep = {"ok": False, "error": type(exc).__name__}
             return {"group": g, "shards": list(self.groups[g]), "replicas": [rep], "ok": rep["ok"]}

@@ -333,7 +333,11 @@ def test_bounded_load_2000_requests_16_clients_zero_errors(server: Any, coordina
     assert elapsed < 150
 
 
-def test_serve_command_joins_the_cluster_and_answers(ray_cluster: Any, serve_index: Path) -> None:
+@pytest.mark.parametrize("extra", [[], ["--ship-index"], ["--engine", "starlette"]],
+                         ids=["serve", "serve-ship-index", "starlette"])
+def test_serve_command_joins_the_cluster_and_answers(ray_cluster: Any, serve_index: Path, extra: list[str]) -> None:
+    """`selectsearch serve --ray ADDRESS` on each engine; with --ship-index the shard groups open
+    the copy of the index the command uploaded, not its folder."""
     import signal
     import socket
     import subprocess
@@ -346,7 +350,7 @@ def test_serve_command_joins_the_cluster_and_answers(ray_cluster: Any, serve_ind
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "selectsearch", "-q", "serve", str(serve_index), "--ray-address",
                              ray_cluster.address, "--port", str(port), "--shards-per-group", "6", "--actor-cpus",
-                             "0.25", "--java-heap", "256m", "--route", "centroid@2"],
+                             "0.25", "--java-heap", "256m", "--route", "centroid@2", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         client = ServeClient(f"http://127.0.0.1:{port}", timeout_s=10)
@@ -363,6 +367,11 @@ def test_serve_command_joins_the_cluster_and_answers(ray_cluster: Any, serve_ind
         expected = SelectiveSearcher.open(serve_index, route="centroid@2").search(QUERIES["q2"], k=5)
         assert client.search(QUERIES["q2"], k=5).hits == expected
         assert client.info()["groups"] == [[0, 1, 2, 3, 4, 5]]
+        opened = {r.get("index") for g in client.health()["groups"] for r in g["replicas"]}
+        if "--ship-index" in extra:
+            assert opened and str(serve_index.resolve()) not in opened, opened
+        elif "--engine" not in extra:
+            assert opened == {str(serve_index.resolve())}
         client.close()
     finally:
         proc.send_signal(signal.SIGINT)
