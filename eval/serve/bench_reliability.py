@@ -70,8 +70,8 @@ def _client_thread(port: int, texts: list[str], route: str, k: int, deadline_ms:
             try:
                 conn.request("POST", "/search", body=data, headers={"Content-Type": "application/json"})
                 response = conn.getresponse()
-                payload = json.loads(response.read() or b"null")
-            except (OSError, http.client.HTTPException, ValueError) as exc:
+                raw = response.read()
+            except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 conn = None
                 sent = not isinstance(exc, (BrokenPipeError, http.client.RemoteDisconnected)) or attempt > 0
@@ -80,6 +80,10 @@ def _client_thread(port: int, texts: list[str], route: str, k: int, deadline_ms:
                               time.time())
                     break
                 continue
+            try:
+                payload = json.loads(raw or b"null")
+            except ValueError:  # an HTTP answer all the same (e.g. a proxy's text 503)
+                payload = {"error": f"text: {raw[:40].decode('utf-8', 'replace')}"}
             ok = response.status == 200 and isinstance(payload, dict)
             code = "" if ok else str(payload.get("error") if isinstance(payload, dict) else response.status)
             record = (response.status, (time.perf_counter() - t) * 1000.0, bool(ok and payload.get("partial")),

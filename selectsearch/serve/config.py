@@ -51,10 +51,10 @@ class ServeConfig:
         max_k: largest ``k`` a request may ask for.
         max_batch: most queries in one request.
         max_query_chars: longest query text accepted.
-        max_inflight: requests processed concurrently (Ray Serve: the ingress's and the router's
+        max_inflight: requests processed concurrently (Ray Serve: the router's
             ``max_ongoing_requests``; Starlette: the coordinator's admission slots).
         max_queue: requests allowed to wait for a slot; beyond that 503 with ``Retry-After``
-            (Ray Serve: the ingress's ``max_queued_requests``, answered by Serve's proxy).
+            (Ray Serve: the router's ``max_queued_requests``).
         actor_max_pending: calls queued per shard-group actor before Ray refuses more
             (Ray Serve: a shard-group replica's ``max_ongoing_requests``).
         actor_num_cpus: CPUs reserved per actor in the Ray scheduler.

@@ -3,9 +3,12 @@
 Three kinds of deployment (:func:`build_application` binds them):
 
 * ``ingress`` (:class:`SearchIngress`) — a FastAPI app: typed request and response models
-  (``/docs`` serves the OpenAPI page), 4xx JSON errors, the 1 MiB body limit. Its
-  ``max_ongoing_requests`` / ``max_queued_requests`` are the service's admission limits: Serve's
-  proxy answers 503 with ``Retry-After`` once they are full (Serve's back-pressure, not ours).
+  (``/docs`` serves the OpenAPI page), 4xx JSON errors, the 1 MiB body limit.
+* Admission is Serve's: the router's ``max_ongoing_requests`` (``max_inflight``) and
+  ``max_queued_requests`` (``max_queue``, queued in the ingress's handle); when full, Serve refuses
+  the call (``BackPressureError``) and the ingress answers the JSON 503 with ``Retry-After``. The
+  ingress's own limits are looser; past them Serve's proxy sheds load itself (a text 503 with
+  ``Retry-After``, which :class:`~selectsearch.serve.client.ServeClient` reads as ``overloaded``).
 * ``router`` (:class:`SearchRouter`) — a :class:`~selectsearch.serve.coordinator.Coordinator`
   over :class:`~selectsearch.serve.remote.ServeShards`: validates, routes (the same routers as
   in-process search, on one thread), fans out to the groups holding the selected shards with
@@ -46,6 +49,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 from ray import serve
+from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -367,8 +371,11 @@ class SearchIngress:
             queries, is_batch, options = parse_search_request(body.model_dump(exclude_none=True))
         except RequestError as err:
             return _error(err.status, err.code, err.message)
-        status, payload = await self.router.search.remote([(q.query_id, q.text) for q in queries], is_batch,
-                                                          options["k"], options["route"], options["deadline_ms"])
+        try:
+            status, payload = await self.router.search.remote([(q.query_id, q.text) for q in queries], is_batch,
+                                                              options["k"], options["route"], options["deadline_ms"])
+        except BackPressureError as exc:  # the router's queue is full: Serve refused the request
+            return _error(503, "overloaded", f"{exc.message}; retry after a short pause")
         return _json(payload, status, {"Retry-After": "1"} if status == 503 else None)
 
     @app.get("/health")
@@ -393,7 +400,7 @@ def build_application(index_path: str | os.PathLike[str], config: ServeConfig, *
         index_path: the index folder (read here for the placement; every node must be able to
             read it unless ``ship_index``).
         config: placement, replicas, deadlines, limits (``max_inflight`` / ``max_queue`` become
-            the ingress's ``max_ongoing_requests`` / ``max_queued_requests``; ``actor_max_pending``
+            the router's ``max_ongoing_requests`` / ``max_queued_requests``; ``actor_max_pending``
             a shard-group replica's ``max_ongoing_requests``).
         ship_index: the replicas open the copy of the index that this driver uploaded as its
             job's ``working_dir`` (:func:`~selectsearch.serve.coordinator.connect_ray` with
@@ -428,11 +435,17 @@ def build_application(index_path: str | os.PathLike[str], config: ServeConfig, *
                          ray_actor_options={"num_cpus": config.actor_num_cpus},
                          )(ShardGroupServer).bind(where, list(members), g, config.actor_java_heap)
         for g, members in enumerate(groups)]
+    # admission: the router runs max_inflight requests and Serve queues max_queue more in the
+    # ingress's handle, then refuses (BackPressureError -> the ingress's JSON 503 + Retry-After);
+    # the ingress only forwards, so it holds at most those plus a few being refused, and past
+    # that Serve's proxy sheds load itself (text 503 + Retry-After)
     router = serve.deployment(name="router", num_replicas=1, max_ongoing_requests=config.max_inflight,
+                              max_queued_requests=config.max_queue,
                               graceful_shutdown_timeout_s=5.0, ray_actor_options={"num_cpus": 0},
                               )(SearchRouter).bind(where, config, group_apps, reranker=reranker, qrels=qrels, seed=seed)
-    ingress = serve.deployment(name="ingress", num_replicas=1, max_ongoing_requests=config.max_inflight,
-                               max_queued_requests=config.max_queue,
+    slack = config.max_inflight + config.max_queue + 32
+    ingress = serve.deployment(name="ingress", num_replicas=1, max_ongoing_requests=slack,
+                               max_queued_requests=slack,
                                backpressure_config={"status_code": 503, "retry_after_s": 1},
                                graceful_shutdown_timeout_s=5.0, ray_actor_options={"num_cpus": 0})
     return ingress(SearchIngress).bind(router)
