@@ -1,4 +1,7 @@
-"""The HTTP endpoint: a small ASGI app (Starlette), JSON in and out.
+"""The HTTP endpoint of the Starlette engine (``selectsearch serve --engine starlette``): a small
+ASGI app, JSON in and out. The default engine is the Ray Serve application of
+:mod:`selectsearch.serve.deployments`, which shares this module's request parsing and answer
+encoding (:func:`parse_search_request`, :func:`result_to_json`).
 
 Endpoints:
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,14 +43,24 @@ from selectsearch.serve.remote import RemoteShards, merge_hits
 from selectsearch.types import Hit, Qrels, Query, SearchResult
 
 if TYPE_CHECKING:  # pragma: no cover
+    from selectsearch.index.sharded import ShardedIndex
     from selectsearch.pipeline.stages import Reranker
     from selectsearch.route import Router
 
-__all__ = ["Coordinator", "connect_ray", "merge_hits"]
+__all__ = ["LOOPBACK_ENV", "Coordinator", "connect_ray", "merge_hits"]
+
+#: set (to "1") in the environment of every process of a local, loopback-only Ray instance
+LOOPBACK_ENV = "SELECTSEARCH_RAY_LOOPBACK"
 
 
-def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
-    """Connect to the Ray cluster at ``address`` (``None``: start a local one), quietly.
+def connect_ray(address: str | None = None, *, num_cpus: int | None = None, ship: str | os.PathLike[str] | None = None
+                ) -> None:
+    """Connect to the Ray cluster at ``address`` (``None`` or ``"local"``: start a private local one), quietly.
+
+    ``ship``: a folder (the index) this driver uploads to the cluster, as its job's
+    ``runtime_env`` ``working_dir``: every Serve replica then starts in an unpacked copy of it on
+    its own node (how shard groups receive the index from the driver; Ray caps it at about
+    500 MiB).
 
     Usage statistics are off unless ``RAY_USAGE_STATS_ENABLED`` says otherwise, the dashboard
     is not started, and worker logs are not copied to this process's stderr.
@@ -68,9 +78,12 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> N
     (:mod:`selectsearch.serve.watchdog`) also stops whatever is left of it when this process
     dies without cleaning up (SIGKILL).
     """
+    if address == "local":  # Ray's own word for "a new local instance": the loopback-only one below
+        address = None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is None:
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # inherited by every Ray process
+        os.environ[LOOPBACK_ENV] = "1"  # tells Serve replicas to bind loopback (selectsearch.serve.deployments)
     try:
         import ray
         from ray._private import ray_constants
@@ -79,6 +92,8 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> N
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    if ship is not None:
+        kwargs["runtime_env"] = {"working_dir": str(Path(ship).resolve())}
     if address is None:
         kwargs.update(include_dashboard=False, num_cpus=num_cpus, dashboard_host="127.0.0.1")
         from selectsearch.serve.watchdog import start_watchdog
@@ -108,13 +123,17 @@ class Coordinator:
         reranker: optional reranker of the top ``config.rerank_depth`` hits.
         qrels: judgements, only for the evaluation router ``oracle``.
         seed: seed of ``random@M``.
+        remote: builds the shard searcher from the opened index and the configuration
+            (default :class:`RemoteShards`, Ray actors started here; the Ray Serve application
+            passes :class:`~selectsearch.serve.remote.ServeShards` over its deployments).
 
     Ray must be initialised first (:func:`connect_ray`). Actors start in the background;
     :meth:`wait_ready` blocks until all answer.
     """
 
     def __init__(self, index_path: str | os.PathLike[str], config: ServeConfig | None = None, *,
-                 reranker: Reranker | None = None, qrels: Qrels | None = None, seed: int = 0) -> None:
+                 reranker: Reranker | None = None, qrels: Qrels | None = None, seed: int = 0,
+                 remote: Callable[[ShardedIndex, ServeConfig], RemoteShards] | None = None) -> None:
         from selectsearch.index.sharded import ShardedIndex
 
         try:
@@ -128,7 +147,7 @@ class Coordinator:
         self.reranker = reranker
         self.qrels = qrels
         self.seed = seed
-        self.remote = RemoteShards(self.index, self.config)
+        self.remote = (remote or RemoteShards)(self.index, self.config)
         self._route_pool = ThreadPoolExecutor(1, thread_name_prefix="selectsearch-route")
         self._rerank_pool = ThreadPoolExecutor(1, thread_name_prefix="selectsearch-rerank")
         self._routers: dict[str, Router] = {}

@@ -26,6 +26,7 @@ SMOKE = {
     "reliability/query_path.py": "test_query_path",
     "serve/bench_serve.py": "test_bench_serve",  # test_ray_entry_points.py (loopback-only namespace)
     "serve/bench_reliability.py": "test_bench_reliability",
+    "serve/bench_ray_serve.py": "test_bench_ray_serve",  # test_ray_entry_points.py
     "serve/engine_stages.py": "test_engine_stages",
     "mico/coverage.py": "test_mico_coverage_and_table",
     "mico/table.py": "test_mico_coverage_and_table",
@@ -375,7 +376,7 @@ def test_mtl_run_starts(tmp_path: Path, script_env: dict[str, str]) -> None:
     assert "usage:" in proc.stdout
 
 
-@pytest.mark.parametrize("script", ["serve/bench_serve.py", "serve/bench_reliability.py"])
+@pytest.mark.parametrize("script", ["serve/bench_serve.py", "serve/bench_reliability.py", "serve/bench_ray_serve.py"])
 def test_ray_entry_points_start(script: str, tmp_path: Path, script_env: dict[str, str]) -> None:
     """The serving benchmarks run in test_ray_entry_points.py (a loopback-only network namespace);
     here, anywhere, they start and print their usage."""
