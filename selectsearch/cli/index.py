@@ -104,8 +104,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dense.add_argument("--efsearch", type=int, default=64, metavar="N", help="default HNSW efSearch (default 64)")
     ray = parser.add_argument_group("distributed build")
     ray.add_argument("--ray", metavar="local|auto|ADDRESS",
-                     help="assign documents and index shards with Ray tasks: 'local' starts a private loopback-only Ray "
-                          "instance for this command; HOST:PORT (or 'auto', the cluster of this machine) joins a "
+                     help="assign documents and index shards with Ray tasks: 'local' starts a private loopback-only "
+                          "Ray instance for this command; HOST:PORT (or 'auto', the cluster of this machine) joins a "
                           "running cluster")
     ray.add_argument("--ray-shared", action="store_true",
                      help="--out is on a file system every Ray node mounts at the same path: nodes write their "
