@@ -66,3 +66,15 @@ def test_bench_ray_serve(tmp_path: Path, bench_index: Path, data_root: Path, scr
         assert engine["kill_drill"]["lost"] == 0 and engine["left_after_sigterm"] == []
     readme = (tmp_path / "README.md").read_text()
     assert "Ray Serve / Starlette" in readme and "real multi-machine Ray cluster" in readme
+
+
+def test_bench_build(tmp_path: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    work = tmp_path / "work"
+    run_script("serve/bench_build.py", [
+        "--sources", data_root / "beir", "--queries", data_root / "beir", "--shards", "2", "--nodes", "2",
+        "--cpus-per-node", "1", "--threads", "1", "--work", work, "--out", tmp_path / "out",
+        "--project-docs", "1000000", "--project-nodes", "1", "2"], env=script_env, cwd=tmp_path)
+    result = json.loads((tmp_path / "out" / "build.json").read_text())
+    assert result["identical_route_all_run"] and result["ray"]["nodes"] == 2 and len(result["shard_costs"]) == 2
+    assert "## " in (tmp_path / "out" / "build.md").read_text()
+    assert work.is_dir() and not any(work.iterdir())  # its own scratch removed, the folder kept
