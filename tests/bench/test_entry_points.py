@@ -106,11 +106,16 @@ def test_bench_core(tmp_path: Path, data_root: Path, script_env: dict[str, str])
     out = tmp_path / "core"
     out.mkdir()
     shutil.copy(REPO / "eval" / "results" / "core" / "core-speed.json", out)  # the kept measurements
-    run_script("core/bench_core.py", ["--data", data_root, "--out", out, "--skip-search", "--skip-indexing"],
+    run_script("core/bench_core.py", ["--data", data_root, "--out", out, "--skip-search", "--skip-indexing",
+                                      "--small-build", data_root / "beir", "--small-build-shards", "2",
+                                      "--rounds", "1"],
                env=script_env, cwd=tmp_path)
     result = json.loads((out / "core-speed.json").read_text())
     assert result["import"]["import_selectsearch_s"] > 0 and "bench_core.py" in result["command"]
-    assert "| `import selectsearch`" in (out / "core-speed.md").read_text()
+    small = result["small_build"]
+    assert len(small["ours_kmeans_s"]) == len(small["pyserini_luceneindexer_s"]) == 1 and small["ratio"] > 0
+    md = (out / "core-speed.md").read_text()
+    assert "| `import selectsearch`" in md and "| indexing beir, k-means 2 shards" in md
 
 
 def test_query_path(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
