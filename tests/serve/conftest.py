@@ -105,3 +105,15 @@ def ray_cluster() -> Iterator[Any]:
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium for the search page's browser tests: installed when missing (root,
+    apt-get, outside a loopback-only namespace), else the test is skipped saying why."""
+    from ._browser import ensure_chromium
+
+    path, reason = ensure_chromium()
+    if path is None:
+        pytest.skip(reason)
+    return path
