@@ -176,23 +176,24 @@ def test_routers_without_scores_explain_none(backend: InProcessBackend) -> None:
 
 
 # ---------------------------------------------------------------------- in a real browser
-def test_typing_a_query_shows_the_hits_and_the_routing_chart(chromium: str, server: BackgroundServer,
-                                                             serve_index: Path) -> None:
-    n = SelectiveSearcher.open(serve_index).index.n_shards
+def check_typing(chromium: str, url: str, index: Path, default_route: str) -> None:
+    """In chromium at ``url`` (a server's page over ``index``): type queries, check the hits and
+    the routing chart against in-process search; a bad route is reported, not a broken page."""
+    n = SelectiveSearcher.open(index).index.n_shards
     with Browser(chromium) as browser:
-        browser.goto(server.url + "/")
+        browser.goto(url)
         # the server's default route is shown once /info answered
-        assert DEFAULT_ROUTE in browser.wait_for("document.getElementById('route').placeholder")
+        assert default_route in browser.wait_for("document.getElementById('route').placeholder")
         browser.evaluate("document.getElementById('q').focus()")
         browser.type_text("rocket orbit")
         browser.press_enter()  # keyboard submit
         browser.wait_for("document.body.dataset.state === 'done'")
         rows, bars, stages = _read(browser)
-        check_page(rows, bars, expected(serve_index, "rocket orbit", DEFAULT_ROUTE, 10), n)
+        check_page(rows, bars, expected(index, "rocket orbit", default_route, 10), n)
         assert {"route", "search", "merge"} <= set(stages)
         assert browser.evaluate("location.search") == "?q=rocket+orbit&k=10"  # the query is in the URL
         marks = browser.evaluate("[...document.querySelectorAll('#chart .bar .mark')].map(e => e.textContent)")
-        assert marks == ["✓", "✓"]  # readable without colour
+        assert marks == ["✓"] * len(expected(index, "rocket orbit", default_route, 10).trace.shards)
 
         # another route and k, typed too: Tab from the query box reaches k, then the route
         browser.evaluate("document.getElementById('q').select()")
@@ -207,10 +208,10 @@ def test_typing_a_query_shows_the_hits_and_the_routing_chart(chromium: str, serv
         browser.wait_for("document.getElementById('hits').querySelectorAll('tbody tr').length === 5 && "
                          "document.body.dataset.state === 'done'")
         rows, bars, _ = _read(browser)
-        check_page(rows, bars, expected(serve_index, "stock market bank", "cori@3", 5), n)
-        # text from the server is text: a snippet is shown as typed, in a table cell
+        check_page(rows, bars, expected(index, "stock market bank", "cori@3", 5), n)
+        # text from the server is text: a snippet is shown as stored, in a table cell
         cell = browser.evaluate("document.querySelector('#hits tbody tr td:nth-child(3)').textContent")
-        text = " ".join(SelectiveSearcher.open(serve_index).index.doc(rows[0]["data-doc-id"])["contents"].split())
+        text = " ".join(SelectiveSearcher.open(index).index.doc(rows[0]["data-doc-id"])["contents"].split())
         assert cell and text.startswith(cell.rstrip("…").rstrip())
 
         # a bad route is reported in the status line, not as a broken page
@@ -221,12 +222,21 @@ def test_typing_a_query_shows_the_hits_and_the_routing_chart(chromium: str, serv
         assert "422" in status
 
 
-def test_a_query_in_the_url_runs_on_load(chromium: str, server: BackgroundServer, serve_index: Path) -> None:
-    url = f"{server.url}/?q={quote('gene protein study')}&route=centroid%404&k=7"
-    page = PageParser(dump_dom(chromium, url))
-    n = SelectiveSearcher.open(serve_index).index.n_shards
-    check_page(page.rows, page.bars, expected(serve_index, "gene protein study", "centroid@4", 7), n)
+def check_url_query(chromium: str, url: str, index: Path) -> None:
+    """``/?q=...&route=...&k=...`` runs the query on load: the DOM chromium dumps shows its answer."""
+    page = PageParser(dump_dom(chromium, f"{url}?q={quote('gene protein study')}&route=centroid%404&k=7"))
+    n = SelectiveSearcher.open(index).index.n_shards
+    check_page(page.rows, page.bars, expected(index, "gene protein study", "centroid@4", 7), n)
     assert {"route", "search", "merge"} <= set(page.stages)
+
+
+def test_typing_a_query_shows_the_hits_and_the_routing_chart(chromium: str, server: BackgroundServer,
+                                                             serve_index: Path) -> None:
+    check_typing(chromium, server.url + "/", serve_index, DEFAULT_ROUTE)
+
+
+def test_a_query_in_the_url_runs_on_load(chromium: str, server: BackgroundServer, serve_index: Path) -> None:
+    check_url_query(chromium, server.url + "/", serve_index)
 
 
 def _read(browser: Browser) -> tuple[list[dict[str, str]], list[dict[str, str]], list[str]]:
