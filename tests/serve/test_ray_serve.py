@@ -152,7 +152,8 @@ def test_openapi_page_names_the_typed_models(served: Served) -> None:
     conn.close()
     schemas = spec["components"]["schemas"]
     assert {"SearchRequest", "SearchResponse", "BatchResponse", "ErrorResponse"} <= set(schemas)
-    assert set(schemas["SearchRequest"]["properties"]) == {"query", "query_id", "queries", "k", "route", "deadline_ms"}
+    assert set(schemas["SearchRequest"]["properties"]) == {"query", "query_id", "queries", "k", "route", "deadline_ms",
+                                                           "explain", "snippets"}
 
 
 def _replica_pid(served: Served, g: int) -> int:
