@@ -18,6 +18,8 @@ API (JSON):
   GET  /health  every shard group pinged, and (Serve) each deployment's status
   GET  /info    index, placement, configuration
   GET  /docs    the OpenAPI page (Serve engine)
+  GET  /        a search page: query box, hits, the routing decision as bars of shard scores
+                (searched shards marked) and the time of each stage; /?q=TEXT&route=R&k=N runs a query
 Bad requests get 4xx JSON errors ({"error", "message", "status"}); a full queue, or no shard
 group able to answer, gets 503 with Retry-After. Request bodies are limited to 1 MiB.
 
@@ -37,6 +39,7 @@ examples:
   selectsearch serve indexes/sfwiki-kmeans32 --ray auto --shards-per-group 8 --replicas 2 \\
       --route cori@2 --deadline-ms 500
   curl -s localhost:8000/search -H 'Content-Type: application/json' -d '{"query": "vitamin D deficiency", "k": 5}'
+  open http://127.0.0.1:8000/ in a browser for the search page
 """
 
 from __future__ import annotations
@@ -147,7 +150,7 @@ def _run_serve(args: argparse.Namespace, config: Any) -> int:
             raise SelectSearchError(f"the serving application did not start: {str(exc)[-2000:]}") from exc
         print(f"selectsearch serve (Ray Serve): {len(config.placement)} shard groups x {config.replicas} replicas "
               f"ready ({[list(g) for g in config.placement]}); listening on http://{args.host}:{args.port} "
-              "(API docs at /docs)", file=sys.stderr)
+              "(search page at /, API docs at /docs)", file=sys.stderr)
         while not stop.wait(0.5):
             pass
     finally:  # every exit path removes the application and, when started here, Ray itself
@@ -189,7 +192,7 @@ def _run_starlette(args: argparse.Namespace, config: Any) -> int:
         signal.signal(signal.SIGHUP, lambda *_: setattr(server, "should_exit", True))
         print(f"selectsearch serve (starlette): {coordinator.index.n_shards} shards in {len(coordinator.groups)} "
               f"groups x {config.replicas} replicas ({sum(len(p) for p in pings)} actors ready); "
-              f"listening on http://{args.host}:{args.port}", file=sys.stderr)
+              f"listening on http://{args.host}:{args.port} (search page at /)", file=sys.stderr)
         server.run()
     finally:  # every exit path stops the actors and, when started here, the local Ray instance
         if coordinator is not None:

@@ -35,6 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from selectsearch.errors import SelectSearchError
 from selectsearch.pipeline.stages import assemble
 from selectsearch.route import RouteSpec, parse_route
@@ -240,10 +242,10 @@ class Coordinator:
 
     # ------------------------------------------------------------------ search
     def batch_search(self, queries: Mapping[str, str] | Sequence[Query], k: int = 100, *,
-                     route: str | RouteSpec | None = None, deadline_ms: float | None = None
-                     ) -> dict[str, SearchResult]:
+                     route: str | RouteSpec | None = None, deadline_ms: float | None = None,
+                     explain: bool = False) -> dict[str, SearchResult]:
         """Synchronous :meth:`asearch` (for scripts, tests and benchmarks)."""
-        return asyncio.run(self.asearch(queries, k, route=route, deadline_ms=deadline_ms))
+        return asyncio.run(self.asearch(queries, k, route=route, deadline_ms=deadline_ms, explain=explain))
 
     def search(self, query: str, k: int = 10, *, route: str | None = None) -> list[Hit]:
         """Top ``k`` hits of one query text; :class:`RequestError` when the search of it failed."""
@@ -254,8 +256,8 @@ class Coordinator:
         return result.hits
 
     async def asearch(self, queries: Mapping[str, str] | Sequence[Query], k: int = 100, *,
-                      route: str | RouteSpec | None = None, deadline_ms: float | None = None
-                      ) -> dict[str, SearchResult]:
+                      route: str | RouteSpec | None = None, deadline_ms: float | None = None,
+                      explain: bool = False) -> dict[str, SearchResult]:
         """Route, fan out, merge and rerank a batch; ``{query_id: SearchResult}`` in input order.
 
         Always returns within about ``deadline_ms`` (plus merge and rerank time): groups that have
@@ -267,6 +269,9 @@ class Coordinator:
         its result has no hits and ``trace.extra["error"] = {"error", "message", "status"}``
         (422 when the query is to blame, 500 otherwise); the other queries of the batch are
         answered as usual and no replica is counted as failed.
+
+        Traces carry the router's scores of the selected shards (``extra["router_scores"]``) as
+        in-process search; ``explain`` adds those of every shard (``extra["shard_scores"]``).
         """
         from selectsearch.search import as_queries
 
@@ -276,7 +281,7 @@ class Coordinator:
         self.check_request(qs, k, deadline_ms)
         deadline = t0 + float(deadline_ms or self.config.deadline_ms) / 1000.0
         loop = asyncio.get_running_loop()
-        selected, route_ms = await loop.run_in_executor(self._route_pool, self._route, qs, spec)
+        selected, route_ms, scores = await loop.run_in_executor(self._route_pool, self._route, qs, spec)
         searched = [sorted(int(s) for s in sel) for sel in selected]
         depth = max(k, self.config.rerank_depth) if self.reranker is not None else k
         retrieved = await self.remote.asearch(qs, searched, depth, deadline)
@@ -284,13 +289,15 @@ class Coordinator:
         def finish() -> dict[str, SearchResult]:
             return assemble(qs, searched, retrieved, k=k, route_ms=route_ms, route_name=str(spec),
                             shard_sizes=self.index.shard_sizes, reranker=self.reranker,
-                            rerank_depth=self.config.rerank_depth, text_of=self._text)
+                            rerank_depth=self.config.rerank_depth, text_of=self.doc_text, router_scores=scores,
+                            explain=explain)
 
         if self.reranker is None:
             return finish()
         return await loop.run_in_executor(self._rerank_pool, finish)  # the reranker's own thread
 
-    def _text(self, doc_id: str) -> str:
+    def doc_text(self, doc_id: str) -> str:
+        """The stored text (title and text) of a document of the index."""
         return str(self.index.doc(doc_id)["contents"])
 
     def _router(self, spec: RouteSpec) -> Router:
@@ -306,9 +313,11 @@ class Coordinator:
             self._routers[spec.router_key] = router
         return router
 
-    def _route(self, qs: Sequence[Query], spec: RouteSpec) -> tuple[list[list[int]], float]:
-        # runs on the single routing thread (routers may call into the JVM)
+    def _route(self, qs: Sequence[Query], spec: RouteSpec) -> tuple[list[list[int]], float, np.ndarray | None]:
+        # runs on the single routing thread (routers may call into the JVM); the scores are read
+        # here too, before another batch's routing replaces the router's last ones
         router = self._router(spec)
         t = time.perf_counter()
         selected = router.select(qs, spec.budget)
-        return [list(s) for s in selected], (time.perf_counter() - t) * 1000.0 / max(len(qs), 1)
+        route_ms = (time.perf_counter() - t) * 1000.0 / max(len(qs), 1)
+        return [list(s) for s in selected], route_ms, router.last_scores(qs)

@@ -47,14 +47,14 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from ray import serve
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
-from selectsearch.serve.app import MAX_BODY_BYTES, parse_search_request, result_to_json
+from selectsearch.serve.app import MAX_BODY_BYTES, PAGE_HEADERS, parse_search_request, result_to_json, search_page
 from selectsearch.serve.config import RequestError, ServeConfig, ServeError
 from selectsearch.types import Qrels, Query
 
@@ -170,15 +170,17 @@ class SearchRouter:
                                        remote=lambda index, cfg: ServeShards(index, cfg, groups))
 
     async def search(self, queries: list[tuple[str, str]], is_batch: bool, k: int, route: str | None,
-                     deadline_ms: float | None) -> tuple[int, dict[str, Any]]:
+                     deadline_ms: float | None, explain: bool = False, snippets: bool = False
+                     ) -> tuple[int, dict[str, Any]]:
         """Answer a parsed request: ``(HTTP status, JSON payload)``."""
         t = time.perf_counter()
         qs = [Query(qid, text) for qid, text in queries]
         try:
-            results = await self.coordinator.asearch(qs, k, route=route, deadline_ms=deadline_ms)
+            results = await self.coordinator.asearch(qs, k, route=route, deadline_ms=deadline_ms, explain=explain)
         except RequestError as err:
             return err.status, err.to_json()
-        answers = [result_to_json(q.query_id, results[q.query_id]) for q in qs]
+        text_of = self.coordinator.doc_text if snippets else None
+        answers = [result_to_json(q.query_id, results[q.query_id], text_of) for q in qs]
         for answer in answers:
             answer["trace"]["timings_ms"]["router"] = (time.perf_counter() - t) * 1000.0
         if is_batch:
@@ -228,6 +230,9 @@ class SearchRequest(BaseModel):
     k: StrictInt = Field(10, description="hits per query, 1..max_k")
     route: StrictStr | None = Field(None, description="route spec, e.g. 'centroid@4' (default: the server's)")
     deadline_ms: StrictFloat | StrictInt | None = Field(None, description="time budget of this request in ms")
+    explain: StrictBool = Field(False, description="put every shard's router score in the trace "
+                                                   "(extra.shard_scores, indexed by shard id)")
+    snippets: StrictBool = Field(False, description="give each hit the start of its stored text (snippet)")
 
 
 class HitModel(BaseModel):
@@ -236,6 +241,7 @@ class HitModel(BaseModel):
     doc_id: str
     score: float
     shard_id: int
+    snippet: str | None = Field(None, description="the start of its stored text (with snippets: true)")
 
 
 class SearchResponse(BaseModel):
@@ -356,6 +362,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "overloaded (admission queue full) or no shard group answered; see Retry-After"))}
 
 
+@app.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def page() -> Response:
+    """The search page (a query box, the hits, the routing chart); it calls ``POST /search``."""
+    return HTMLResponse(search_page(), headers=PAGE_HEADERS)
+
+
 @serve.ingress(app)
 class SearchIngress:
     """The HTTP front: parses and validates, hands the request to the router, answers JSON."""
@@ -373,7 +385,8 @@ class SearchIngress:
             return _error(err.status, err.code, err.message)
         try:
             status, payload = await self.router.search.remote([(q.query_id, q.text) for q in queries], is_batch,
-                                                              options["k"], options["route"], options["deadline_ms"])
+                                                              options["k"], options["route"], options["deadline_ms"],
+                                                              options["explain"], options["snippets"])
         except BackPressureError as exc:  # the router's queue is full: Serve refused the request
             return _error(503, "overloaded", f"{exc.message}; retry after a short pause")
         return _json(payload, status, {"Retry-After": "1"} if status == 503 else None)

@@ -73,3 +73,13 @@ def serve_index(tmp_path_factory: pytest.TempPathFactory, serve_beir: Path) -> P
     return out
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium for the search page's browser tests: installed when missing (root,
+    apt-get, outside a loopback-only namespace), else the test is skipped saying why."""
+    from ._browser import ensure_chromium
+
+    path, reason = ensure_chromium()
+    if path is None:
+        pytest.skip(reason)
+    return path

@@ -170,6 +170,15 @@ def _load(url: str, n_clients: int, per_client: int, routes: list[str], k: int =
     return out
 
 
+def test_search_page_in_a_browser(server: Any, serve_index: Path, chromium: str) -> None:
+    """The search page (GET /) over the Starlette engine on Ray: typed queries and ``/?q=...``
+    show the hits and the routing chart of in-process search."""
+    from .test_page import check_typing, check_url_query
+
+    check_typing(chromium, server.url + "/", serve_index, "centroid@2")
+    check_url_query(chromium, server.url + "/", serve_index)
+
+
 def test_killed_shard_actor_loses_no_request_and_comes_back(server: Any, coordinator: Any) -> None:
     import ray
 
@@ -342,6 +351,7 @@ def test_serve_command_joins_the_cluster_and_answers(ray_cluster: Any, serve_ind
     import socket
     import subprocess
     import sys
+    import urllib.request
 
     from selectsearch.serve.client import ServeClient
 
@@ -367,6 +377,8 @@ def test_serve_command_joins_the_cluster_and_answers(ray_cluster: Any, serve_ind
         expected = SelectiveSearcher.open(serve_index, route="centroid@2").search(QUERIES["q2"], k=5)
         assert client.search(QUERIES["q2"], k=5).hits == expected
         assert client.info()["groups"] == [[0, 1, 2, 3, 4, 5]]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:  # the search page
+            assert page.headers["content-type"].startswith("text/html") and b'id="search-form"' in page.read()
         opened = {r.get("index") for g in client.health()["groups"] for r in g["replicas"]}
         if "--ship-index" in extra:
             assert opened and str(serve_index.resolve()) not in opened, opened

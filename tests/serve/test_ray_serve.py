@@ -122,6 +122,15 @@ def test_answers_equal_in_process_for_every_router(served: Served, serve_index: 
         assert {d["status"] for d in health["deployments"].values()} == {"HEALTHY"}
 
 
+def test_search_page_in_a_browser(served: Served, serve_index: Path, chromium: str) -> None:
+    """The search page (GET /, a route of the FastAPI ingress) over the Serve engine: typed
+    queries and ``/?q=...`` show the hits and the routing chart of in-process search."""
+    from .test_page import check_typing, check_url_query
+
+    check_typing(chromium, served.url + "/", serve_index, "centroid@2")
+    check_url_query(chromium, served.url + "/", serve_index)
+
+
 @pytest.mark.parametrize(("body", "raw", "method", "path", "status", "code"), MALFORMED)
 def test_malformed_http_requests_get_4xx_json(served: Served, body: Any, raw: bytes | None, method: str, path: str,
                                               status: int, code: str) -> None:
@@ -143,7 +152,8 @@ def test_openapi_page_names_the_typed_models(served: Served) -> None:
     conn.close()
     schemas = spec["components"]["schemas"]
     assert {"SearchRequest", "SearchResponse", "BatchResponse", "ErrorResponse"} <= set(schemas)
-    assert set(schemas["SearchRequest"]["properties"]) == {"query", "query_id", "queries", "k", "route", "deadline_ms"}
+    assert set(schemas["SearchRequest"]["properties"]) == {"query", "query_id", "queries", "k", "route", "deadline_ms",
+                                                           "explain", "snippets"}
 
 
 def _replica_pid(served: Served, g: int) -> int:
