@@ -149,7 +149,11 @@ class EmbeddingCache:
     """A float32 ``(n, dim)`` memmap at ``<folder>/embeddings.f32`` plus ``meta.json``.
 
     Written to a temporary name and renamed when complete: a crash never leaves a cache that
-    looks complete.
+    looks complete. ``meta.json`` (what :meth:`matches` reads) is written atomically and last, so
+    a reader sees either no entry or a complete one. Builds of one entry hold the file lock
+    ``<folder>/build.lock``: two processes that build the same entry at once (two index builds
+    sharing ``~/.cache``) take turns, and the second finds the first one's complete entry and
+    encodes nothing.
     """
 
     def __init__(self, folder: Path) -> None:
@@ -197,8 +201,30 @@ class EmbeddingCache:
         Resumable: after each chunk the rows written so far are recorded in ``progress.json``;
         a later build with the same model, corpus fingerprint, size and max_length skips those
         texts and continues (a large corpus can be encoded over several interrupted runs).
+        Another process building the same entry is waited for; when it leaves a complete entry
+        for this model, corpus and precision, that entry is returned and ``texts`` is not read.
         """
+        from filelock import FileLock, Timeout
+
         self.folder.mkdir(parents=True, exist_ok=True)
+        # a kernel lock (flock): released when its holder dies, so a killed build never blocks the next
+        lock = FileLock(self.folder / "build.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info("waiting for another process that is encoding into %s", self.folder)
+            lock.acquire()
+        try:
+            if self.matches(model=encoder.name, fingerprint=fingerprint, n=n, precision=encoder.precision):
+                log.info("using the embeddings another process encoded into %s", self.folder)
+                return self.load()
+            return self._build_locked(encoder, texts, n=n, fingerprint=fingerprint, chunk=chunk, progress=progress)
+        finally:
+            lock.release()
+
+    def _build_locked(self, encoder: TextEncoder, texts: Iterable[str], *, n: int, fingerprint: str,
+                      chunk: int, progress: bool) -> np.ndarray:
+        """:meth:`build` once this process holds the entry's lock."""
         tmp = self.folder / "embeddings.f32.partial"
         key = {"model": encoder.name, "fingerprint": fingerprint, "n": n, "dim": encoder.dim,
                "max_length": encoder.max_length, "precision": encoder.precision}
@@ -219,7 +245,7 @@ class EmbeddingCache:
             matrix[row:row + len(buffer)] = encoder.encode(buffer)
             row += len(buffer)
             matrix.flush()
-            self.progress_path.write_text(json.dumps({**key, "rows": row}))
+            _write_json(self.progress_path, {**key, "rows": row})
             if bar is not None:
                 bar.update(len(buffer))
             elif time.perf_counter() - last_log >= 30.0:  # no bar (stderr not a terminal): a log line now and then
@@ -242,10 +268,13 @@ class EmbeddingCache:
             raise ModelError(f"expected {n} texts to encode, got {row}")
         seconds = time.perf_counter() - started
         encoded = n - first_row
+        # the old entry's meta goes first: no reader may pair it with the new matrix (a reader that
+        # mapped the old matrix keeps reading the old file)
+        self.meta_path.unlink(missing_ok=True)
         os.replace(tmp, self.folder / "embeddings.f32")
-        self.meta_path.write_text(json.dumps({**key, "pooling": encoder.pooling, "normalize": encoder.normalize,
-                                              "encode_seconds": round(seconds, 3), "resumed_at": first_row,
-                                              "docs_per_second": round(encoded / max(seconds, 1e-9), 2)}))
+        _write_json(self.meta_path, {**key, "pooling": encoder.pooling, "normalize": encoder.normalize,
+                                     "encode_seconds": round(seconds, 3), "resumed_at": first_row,
+                                     "docs_per_second": round(encoded / max(seconds, 1e-9), 2)})
         self.progress_path.unlink(missing_ok=True)
         log.info("encoded %d texts in %.1f s (%.1f/s) into %s", encoded, seconds, encoded / max(seconds, 1e-9),
                  self.folder)
@@ -255,6 +284,14 @@ class EmbeddingCache:
         """The sidecar ``meta.json`` (model, fingerprint, n, dim, ...)."""
         meta: dict[str, Any] = json.loads(self.meta_path.read_text())
         return meta
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    """Replace ``path`` atomically: a reader sees the old or the new JSON, never a part."""
+    from selectsearch.data._io import atomic_write
+
+    with atomic_write(path) as f:
+        f.write(json.dumps(value))
 
 
 def corpus_cache(model: str, max_length: int, fingerprint: str,
