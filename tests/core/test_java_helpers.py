@@ -69,7 +69,8 @@ def test_a_javac_that_fails_is_followed_by_the_next(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("LOG", str(log))
     monkeypatch.setenv("SELECTSEARCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(java_helpers, "_warned", False)
-    too_old = _fake_jdk(tmp_path / "java11", 'echo "$0" >> "$LOG"; echo "error: release version 17 not supported" >&2; exit 2')
+    too_old = _fake_jdk(tmp_path / "java11",
+                        'echo "$0" >> "$LOG"; echo "error: release version 17 not supported" >&2; exit 2')
     good = _fake_jdk(tmp_path / "java17", _COMPILES)
     monkeypatch.setattr(java_helpers, "javac_candidates", lambda: [str(too_old), str(good)])
     with caplog.at_level(logging.WARNING, logger=java_helpers.__name__):

@@ -54,8 +54,8 @@ def test_wheel_metadata(wheel: Path) -> None:
         meta = z.read(meta_name).decode()
         entry_points = z.read(meta_name.replace("METADATA", "entry_points.txt")).decode()
     for line in ("Project-URL: Homepage, ", "Project-URL: Issues, ", "Classifier: Typing :: Typed",
-                 "Classifier: License :: OSI Approved :: Apache Software License", "Requires-Dist: sentence-transformers",
-                 "Requires-Dist: filelock"):
+                 "Classifier: License :: OSI Approved :: Apache Software License",
+                 "Requires-Dist: sentence-transformers", "Requires-Dist: filelock"):
         assert line in meta
     assert "selectsearch = selectsearch.cli:run" in entry_points
 
@@ -67,7 +67,8 @@ import selectsearch
 from selectsearch.lucene import jvm
 from selectsearch.lucene.java_helpers import BATCH_CLASS
 jvm.start_jvm()
-print(json.dumps({"module": selectsearch.__file__, "py_typed": (Path(selectsearch.__file__).parent / "py.typed").is_file(),
+package = Path(selectsearch.__file__).parent
+print(json.dumps({"module": selectsearch.__file__, "py_typed": (package / "py.typed").is_file(),
                   "helper": jvm.optional_jclass(BATCH_CLASS) is not None,
                   "compiled": sorted(p.name for p in Path(os.environ["SELECTSEARCH_CACHE"]).rglob("*.class"))}))
 """
