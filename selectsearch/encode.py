@@ -115,7 +115,7 @@ class TextEncoder:
         # model in place (so encode() then embeds with the fine-tuned weights) and saves both
         self.model = self.sentence_transformer[0].auto_model
         self.tokenizer = self.sentence_transformer.tokenizer
-        self.dim = int(self.model.config.hidden_size)  # pooling keeps the hidden size (no Dense modules)
+        self.dim = int(self.sentence_transformer.get_embedding_dimension() or self.model.config.hidden_size)
         # a sentence-transformers folder normalises with its own module; a plain folder here
         self._normalize_output = layout.normalize and layout.kind == "transformers"
 
@@ -126,7 +126,7 @@ class TextEncoder:
         out = np.empty((len(texts), self.dim), np.float32)
         # Batches go through sentence-transformers' own tokenisation and modules, but not through
         # SentenceTransformer.encode: its per-call eval() and device checks walk every parameter,
-        # +1 ms on a 7-10 ms one-query call (1 thread), and a router encodes one query at a time.
+        # a fixed cost per call that a router, encoding one query at a time, pays on every query.
         # Longest first, so a batch pads to similar lengths; rows are written back in input order.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         starts = range(0, len(texts), self.batch_size)
