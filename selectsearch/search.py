@@ -161,10 +161,13 @@ class SelectiveSearcher:
         """Top ``k`` hits for one query text."""
         return self.batch_search([Query("q", query)], k=k)["q"].hits
 
-    def batch_search(self, queries: Mapping[str, str] | Sequence[Query], k: int = 100) -> dict[str, SearchResult]:
+    def batch_search(self, queries: Mapping[str, str] | Sequence[Query], k: int = 100, *,
+                     explain: bool = False) -> dict[str, SearchResult]:
         """Search many queries; returns ``{query_id: SearchResult(hits, trace)}`` in input order.
 
         Routing runs once for the whole batch; its time is split evenly over the queries.
+        ``explain`` records the router's score of every shard in each trace
+        (``extra["shard_scores"]``, see :func:`~selectsearch.pipeline.assemble`).
         """
         qs = as_queries(queries)
         if k < 1:
@@ -178,7 +181,7 @@ class SelectiveSearcher:
             route_ms = _ms(time.perf_counter() - t0) / len(qs)
             details = self.router.route_details()
             results = self.search_selected(qs, selected, k=k, route_ms=route_ms,
-                                           router_scores=self.router.last_scores(qs))
+                                           router_scores=self.router.last_scores(qs), explain=explain)
             if details is not None:
                 for q, detail in zip(qs, details, strict=True):
                     results[q.query_id].trace.extra["route"] = detail
@@ -198,13 +201,15 @@ class SelectiveSearcher:
 
     def search_selected(self, queries: Sequence[Query], selected: Sequence[Sequence[int]], *, k: int,
                         route_ms: float = 0.0, route_name: str | None = None,
-                        router_scores: np.ndarray | None = None) -> dict[str, SearchResult]:
+                        router_scores: np.ndarray | None = None, explain: bool = False
+                        ) -> dict[str, SearchResult]:
         """Search each query over the shards chosen for it (routing already done).
 
         ``route_ms`` is recorded as each query's routing time; evaluation sweeps use this to
         route once (:meth:`~selectsearch.route.Router.selections`) and search at many budgets.
         ``router_scores`` (the router's :meth:`~selectsearch.route.Router.last_scores`) puts the
-        scores of each query's selected shards in its trace (``extra["router_scores"]``).
+        scores of each query's selected shards in its trace (``extra["router_scores"]``), and with
+        ``explain`` those of every shard (``extra["shard_scores"]``).
         """
         depth = max(k, self.rerank_depth) if self.reranker is not None else k
         shard_lists = [sorted({int(s) for s in sel}) for sel in selected]
@@ -213,7 +218,8 @@ class SelectiveSearcher:
             return assemble(queries, shard_lists, retrieved, k=k, route_ms=route_ms,
                             route_name=route_name or self.route_name, shard_sizes=self.index.shard_sizes,
                             trace_extra={"retriever": self.retriever}, reranker=self.reranker,
-                            rerank_depth=self.rerank_depth, text_of=self._text, router_scores=router_scores)
+                            rerank_depth=self.rerank_depth, text_of=self._text, router_scores=router_scores,
+                            explain=explain)
 
     def _text(self, doc_id: str) -> str:
         return str(self.index.doc(doc_id)["contents"])

@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpus-per-node", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2,
                         help="shards indexed at a time by the single-machine build (default: the CPUs)")
-    parser.add_argument("--work", required=True, help="scratch folder for the two indexes (emptied)")
+    parser.add_argument("--work", required=True,
+                        help="scratch folder for the two indexes: new or empty (what the run writes there is removed "
+                             "at the end)")
     parser.add_argument("--out", required=True, help="where build.json and build.md go")
     parser.add_argument("--project-docs", type=int, default=100_000_000)
     parser.add_argument("--project-nodes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
@@ -131,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     sources = args.sources or [str(root / "scifact"), str(root / "wikipedia")]
     queries = Path(args.queries or root / "scifact")
     work = Path(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    if work.exists() and (not work.is_dir() or any(work.iterdir())):
+        # never delete what the user had there: the scratch folder must be new or empty
+        print(f"--work {work} exists and is not an empty folder: give a new or empty one", file=sys.stderr)
+        return 2
+    work.mkdir(parents=True, exist_ok=True)
     config = BuildConfig(n_shards=args.shards, threads=args.threads)
 
     # 1. single machine
@@ -223,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     write_json(out / "build.json", result, end="\n")
     write_markdown(out / "build.md", _markdown(result, args))
-    shutil.rmtree(work, ignore_errors=True)
+    for name in ("single", "ray", "single.run", "ray.run"):  # what this run made, nothing else
+        target = work / name
+        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
     return 0 if identical else 1
 
 

@@ -70,8 +70,8 @@ def _client_thread(port: int, texts: list[str], route: str, k: int, deadline_ms:
             try:
                 conn.request("POST", "/search", body=data, headers={"Content-Type": "application/json"})
                 response = conn.getresponse()
-                payload = json.loads(response.read() or b"null")
-            except (OSError, http.client.HTTPException, ValueError) as exc:
+                raw = response.read()
+            except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 conn = None
                 sent = not isinstance(exc, (BrokenPipeError, http.client.RemoteDisconnected)) or attempt > 0
@@ -80,6 +80,10 @@ def _client_thread(port: int, texts: list[str], route: str, k: int, deadline_ms:
                               time.time())
                     break
                 continue
+            try:
+                payload = json.loads(raw or b"null")
+            except ValueError:  # an HTTP answer all the same (e.g. a proxy's text 503)
+                payload = {"error": f"text: {raw[:40].decode('utf-8', 'replace')}"}
             ok = response.status == 200 and isinstance(payload, dict)
             code = "" if ok else str(payload.get("error") if isinstance(payload, dict) else response.status)
             record = (response.status, (time.perf_counter() - t) * 1000.0, bool(ok and payload.get("partial")),
@@ -150,38 +154,18 @@ def _get(port: int, path: str, timeout: float = 5.0) -> tuple[int, Any]:
         conn.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = script_parser(__doc__)
-    add_collection_arguments(parser, index_option=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--route", default="all", help="route of every request (default all: every group asked)")
-    parser.add_argument("--k", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--overload-clients", type=int, default=128)
-    parser.add_argument("--overload-per-client", type=int, default=10)
-    parser.add_argument("--drill-requests", type=int, default=800)
-    parser.add_argument("--kill-after", type=float, default=1.0, help="seconds into the drill's load of the kill")
-    parser.add_argument("--client-procs", type=int, default=8, help="client processes (clients are threads in them)")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--serve-args", default="--shards-per-group 8 --actor-cpus 0.25 --java-heap 1g",
-                        help="extra arguments of `selectsearch serve` (default: %(default)s)")
-    args = parser.parse_args(argv)
-    from selectsearch.data import load_queries
+def measure(serve_cmd: list[str], texts: list[str], args: Any) -> dict[str, Any]:
+    """Start ``serve_cmd`` (a `selectsearch serve` on ``args.port``), measure its bounded load,
+    overload, kill drill and listening sockets with ``args``' settings, stop it with SIGTERM and
+    record what of its process tree is left; returns the measurements."""
     from selectsearch.serve.watchdog import descendants, listening_sockets
 
-    texts = [t for _, t in load_queries(args.data, split=args.split).items()]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
-    serve_cmd = [sys.executable, "-m", "selectsearch", "-q", "serve", args.index, "--port", str(args.port),
-                 "--route", args.route, *args.serve_args.split()]
     t0 = time.time()
     proc = subprocess.Popen(serve_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     result: dict[str, Any] = {
-        "command": "unshare -n sh -c 'ip link set lo up && ip addr add 10.254.254.1/32 dev lo && ip route add "
-                   "default dev lo src 10.254.254.1 && exec .venv/bin/python "
-                   + command_line(__file__, argv, quote=False) + "'",
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "serve": " ".join(serve_cmd[1:]), "queries": len(texts),
+        "serve": " ".join(serve_cmd[1:]), "queries": len(texts),
         "cpu_count": os.cpu_count(), "interfaces": [name for _, name in __import__("socket").if_nameindex()]}
     try:
         while True:
@@ -265,6 +249,35 @@ def main(argv: list[str] | None = None) -> int:
         for pid in left:  # never leave anything behind
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = script_parser(__doc__)
+    add_collection_arguments(parser, index_option=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--route", default="all", help="route of every request (default all: every group asked)")
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--overload-clients", type=int, default=128)
+    parser.add_argument("--overload-per-client", type=int, default=10)
+    parser.add_argument("--drill-requests", type=int, default=800)
+    parser.add_argument("--kill-after", type=float, default=1.0, help="seconds into the drill's load of the kill")
+    parser.add_argument("--client-procs", type=int, default=8, help="client processes (clients are threads in them)")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--serve-args", default="--shards-per-group 8 --actor-cpus 0.25 --java-heap 1g",
+                        help="extra arguments of `selectsearch serve` (default: %(default)s)")
+    args = parser.parse_args(argv)
+    from selectsearch.data import load_queries
+
+    texts = [t for _, t in load_queries(args.data, split=args.split).items()]
+    serve_cmd = [sys.executable, "-m", "selectsearch", "-q", "serve", args.index, "--port", str(args.port),
+                 "--route", args.route, *args.serve_args.split()]
+    result = {"command": "unshare -n sh -c 'ip link set lo up && ip addr add 10.254.254.1/32 dev lo && ip route add "
+                         "default dev lo src 10.254.254.1 && exec .venv/bin/python "
+                         + command_line(__file__, argv, quote=False) + "'",
+              "date": time.strftime("%Y-%m-%d %H:%M:%S"), **measure(serve_cmd, texts, args)}
     out = Path(args.out)
     write_json(out / "reliability-serve.json", result, default=str)
     write_markdown(out / "README-serve.md", report(result), end="")

@@ -227,7 +227,7 @@ def write_report(result: dict[str, Any], out: Path) -> None:
               f"(naming the group's shards as missing): {d['partial']}. Ray restarted the actor (pid "
               f"{d['old_pid']} -> {d['new_pid']}); it was serving again when the load ended "
               f"({d['back_after_s']:.1f} s after the kill; restarting means a new process, JVM and readers).", ""]
-    write_markdown(out / "README.md", lines, end="")
+    write_markdown(out / "README-actors.md", lines, end="")
 
 
 if __name__ == "__main__":

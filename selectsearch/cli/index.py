@@ -20,11 +20,12 @@ embedding cache, so a corpus is encoded once for dense partitioning, MICO and FA
 --add-backend faiss adds FAISS to an existing index at --out (same SOURCEs; atomic, the manifest
 is rewritten last; --overwrite replaces an existing FAISS backend).
 
---ray auto|ADDRESS builds on Ray: the partitioner is fitted here, documents are assigned and every
+--ray local|auto|ADDRESS builds on Ray: the partitioner is fitted here, documents are assigned and every
 shard is indexed by Ray tasks (the same per-shard code as a local build, hence the same index).
---ray auto starts a private Ray instance on this machine — every port on 127.0.0.1, no dashboard —
+--ray local starts a private Ray instance on this machine — every port on 127.0.0.1, no dashboard —
 and stops it when the command ends; --ray ADDRESS (HOST:PORT of a running cluster's head, run this
-command on one of its nodes) joins a cluster made with `ray start` on a network you trust. Shards
+command on one of its nodes; 'auto': the cluster this machine belongs to, as in Ray and in
+`selectsearch serve --ray`) joins a cluster made with `ray start` on a network you trust. Shards
 are sent to the nodes and gathered back into --out, or with --ray-shared written in place by the
 nodes when --out is on a file system every node mounts at the same path. A task whose worker or
 node dies is retried (--ray-retries); a build that fails publishes nothing.
@@ -33,7 +34,7 @@ examples:
   selectsearch index ../shared/data/scifact --out indexes/scifact-k16 --shards 16 --partitioner kmeans
   selectsearch index ../shared/data/scifact ../shared/data/wikipedia --out indexes/sfwiki-k32 --shards 32
   selectsearch index corpus.jsonl.gz --out indexes/c-rand8 --shards 8 --partitioner random --seed 1
-  selectsearch index ../shared/data/scifact --out indexes/scifact-k16 --shards 16 --ray auto
+  selectsearch index ../shared/data/scifact --out indexes/scifact-k16 --shards 16 --ray local
   selectsearch index ../shared/data/scifact ../shared/data/wikipedia --out /mnt/shared/sfwiki-k32 --shards 32 \\
       --ray 10.0.0.5:6379 --ray-shared
   selectsearch index ../shared/data/scifact --out indexes/sf-dense16 --shards 16 --space dense \\
@@ -102,9 +103,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dense.add_argument("--nprobe", type=int, default=16, metavar="N", help="default IVF lists probed (default 16)")
     dense.add_argument("--efsearch", type=int, default=64, metavar="N", help="default HNSW efSearch (default 64)")
     ray = parser.add_argument_group("distributed build")
-    ray.add_argument("--ray", metavar="auto|ADDRESS",
-                     help="assign documents and index shards with Ray tasks: 'auto' starts a local loopback-only Ray "
-                          "instance for this command, HOST:PORT joins a running cluster")
+    ray.add_argument("--ray", metavar="local|auto|ADDRESS",
+                     help="assign documents and index shards with Ray tasks: 'local' starts a private loopback-only "
+                          "Ray instance for this command; HOST:PORT (or 'auto', the cluster of this machine) joins a "
+                          "running cluster")
     ray.add_argument("--ray-shared", action="store_true",
                      help="--out is on a file system every Ray node mounts at the same path: nodes write their "
                           "shards there (default: shards are gathered into --out through Ray)")
@@ -135,7 +137,7 @@ def _execute(args: argparse.Namespace) -> int:
     from selectsearch.index.sharded import ShardedIndex
 
     if args.ray is None and (args.ray_shared or args.ray_retries != 3):
-        raise SelectSearchError("--ray-shared and --ray-retries apply to a distributed build: add --ray auto (or "
+        raise SelectSearchError("--ray-shared and --ray-retries apply to a distributed build: add --ray local (or "
                                 "--ray HOST:PORT)")
     if args.ray_retries < 0:
         raise SelectSearchError(f"--ray-retries must be 0 or more, got {args.ray_retries}")
@@ -205,14 +207,14 @@ def _build_on_ray(args: argparse.Namespace, corpus: Any, config: BuildConfig) ->
     from selectsearch.serve.config import ServeError
     from selectsearch.serve.coordinator import connect_ray
 
-    address = None if args.ray == "auto" else args.ray
+    address = None if args.ray == "local" else args.ray
     try:
         connect_ray(address)
     except ServeError as exc:  # its message speaks of `serve`'s options
         if address is None:
             raise SelectSearchError(f"cannot start a local Ray instance: {exc}") from exc
         raise SelectSearchError(f"cannot reach the Ray cluster at {address!r}; start it with `ray start --head` on "
-                                "that machine, or use --ray auto for a local one") from exc
+                                "that machine, or use --ray local for a private one") from exc
     import ray
 
     try:

@@ -1,7 +1,7 @@
 """Distributed builds on Ray: documents assigned and shards indexed by Ray tasks.
 
 :class:`RayExecutor` is a :class:`~selectsearch.index.build.ShardExecutor`: pass it to
-:func:`~selectsearch.index.build.build_index` (``selectsearch index --ray auto|ADDRESS``) and
+:func:`~selectsearch.index.build.build_index` (``selectsearch index --ray local|ADDRESS``) and
 the build runs as usual on this machine — scan, partitioner fitted on its sample, documents
 written to the shards' stores in corpus order, manifest written last and the folder renamed into
 place — while the two parallel parts run as Ray tasks on whichever nodes have a free CPU:
@@ -30,7 +30,7 @@ its ``.partial`` folder is removed and nothing at ``out`` changes: a failed or i
 distributed build never leaves something that opens as an index.
 
 Ray must be initialised first (``ray.init``; the CLI starts a loopback-only local instance for
-``--ray auto`` and joins ``--ray ADDRESS``). Every node needs this package installed (same
+``--ray local`` and joins ``--ray ADDRESS``). Every node needs this package installed (same
 version), the corpus only on the driver.
 
 Example:

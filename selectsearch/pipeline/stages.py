@@ -118,14 +118,16 @@ def assemble(queries: Sequence[Query], shard_lists: Sequence[Sequence[int]], ret
              k: int, route_ms: float, route_name: str, shard_sizes: np.ndarray,
              trace_extra: Mapping[str, Any] | None = None, reranker: Reranker | None = None,
              rerank_depth: int = 100, text_of: Callable[[str], str] | None = None,
-             router_scores: np.ndarray | None = None) -> dict[str, SearchResult]:
+             router_scores: np.ndarray | None = None, explain: bool = False) -> dict[str, SearchResult]:
     """``{query_id: SearchResult}`` in input order: traces built, hits reranked, cut to ``k``.
 
     A trace counts as documents scored the documents of the shards that answered (none for a
     query whose search failed). ``trace_extra`` is recorded in every trace, before the query's
     own ``extra``. ``router_scores`` (``(len(queries), n_shards)``, the router's
     :meth:`~selectsearch.route.Router.last_scores`) puts each query's scores of its selected
-    shards in its trace (:func:`selected_scores`). The reranker (with ``text_of`` giving the
+    shards in its trace (:func:`selected_scores`); with ``explain`` the trace also gets the scores
+    of every shard, ``extra["shard_scores"]`` (a list indexed by shard id; ``None`` for a router
+    that ranks without scores), which is what a routing chart draws. The reranker (with ``text_of`` giving the
     texts it reads) rescores the top ``rerank_depth`` hits of every query that did not fail; its
     time is the trace's ``rerank``.
     """
@@ -141,6 +143,9 @@ def assemble(queries: Sequence[Query], shard_lists: Sequence[Sequence[int]], ret
         )
         if router_scores is not None:
             trace.extra["router_scores"] = selected_scores(router_scores[i], shards)
+        if explain:
+            trace.extra["shard_scores"] = (None if router_scores is None
+                                           else [float(x) for x in np.asarray(router_scores[i], dtype=np.float64)])
         hits = r.hits
         if r.error is not None:
             trace.extra["error"] = dict(r.error)

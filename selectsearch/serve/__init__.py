@@ -1,4 +1,5 @@
-"""Distributed serving: shard groups on Ray actors, a routing coordinator, an HTTP endpoint.
+"""Distributed serving: Ray Serve deployments (the default), or shard groups on Ray actors behind
+a Starlette coordinator (the previous engine, kept for side-by-side benchmarks).
 
 Pieces (each importable without Ray; Ray and the HTTP stack load on first use):
 
@@ -10,7 +11,12 @@ Pieces (each importable without Ray; Ray and the HTTP stack load on first use):
 * :mod:`~selectsearch.serve.coordinator` — :class:`Coordinator`: validates, routes (in one
   thread: pyjnius is not thread-safe), fans out to the actors holding the selected shards,
   merges exactly, reranks, and names the shards that missed the deadline.
-* :mod:`~selectsearch.serve.app` — a small ASGI app (Starlette, JSON in/out) with a bounded
+* :mod:`~selectsearch.serve.remote` — :class:`RemoteShards` (fan-out to actor replicas with
+  retries) and :class:`ServeShards` (fan-out to Serve deployments), one exact merge.
+* :mod:`~selectsearch.serve.deployments` — the Ray Serve application: a FastAPI ingress (typed
+  models, ``/docs``, Serve's request limits as admission control), a router + merge deployment
+  (a :class:`Coordinator` over :class:`ServeShards`) and one deployment per shard group.
+* :mod:`~selectsearch.serve.app` — the previous engine's small ASGI app (Starlette, JSON in/out) with a bounded
   admission queue (503 + ``Retry-After`` when full) and 4xx JSON errors.
 * :mod:`~selectsearch.serve.client` — :class:`ServeClient`, a keep-alive HTTP client.
 

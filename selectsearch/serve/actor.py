@@ -125,9 +125,9 @@ class ShardGroup:
         return out, stats
 
     def ping(self) -> dict[str, Any]:
-        """Liveness and identity: pid, hosted shards, start time, calls served."""
+        """Liveness and identity: pid, hosted shards, start time, calls served, injected delay, index folder."""
         return {"group": self.group_id, "pid": os.getpid(), "shards": list(self.shards), "started": self.started,
-                "open_ms": self.open_ms, "calls": self._calls}
+                "open_ms": self.open_ms, "calls": self._calls, "delay_s": self._delay_s, "index": str(self.index.path)}
 
     def inject_fault(self, *, delay_s: float = 0.0, crash: bool = False, fail_text: str | None = None) -> None:
         """Fault drills: slow every later search by ``delay_s``, make every later search of the

@@ -1,4 +1,7 @@
-"""The HTTP endpoint: a small ASGI app (Starlette), JSON in and out.
+"""The HTTP endpoint of the Starlette engine (``selectsearch serve --engine starlette``): a small
+ASGI app, JSON in and out. The default engine is the Ray Serve application of
+:mod:`selectsearch.serve.deployments`, which shares this module's request parsing and answer
+encoding (:func:`parse_search_request`, :func:`result_to_json`).
 
 Endpoints:
 
@@ -11,6 +14,11 @@ Endpoints:
 * ``GET /health`` — every shard group's replicas (200 when each group has a live one, else 503),
   and the admission counters.
 * ``GET /info`` — index, placement, configuration.
+* ``GET /`` — the search page (:func:`search_page`): a query box, the hits, and the routing
+  decision drawn as one bar per shard (its router score; the searched shards marked) with the
+  time of each stage. It calls ``POST /search`` with ``"explain": true`` (the trace gets every
+  shard's router score, ``extra["shard_scores"]``) and ``"snippets": true`` (each hit gets the
+  start of its stored text, ``snippet``).
 
 Errors are JSON ``{"error": code, "message": ..., "status": ...}``: 400 for a body that is not a
 JSON object, 413 for a body over 1 MiB, 422 for invalid fields (empty query, ``k`` out of range,
@@ -41,6 +49,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from functools import cache
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from selectsearch.serve.config import RequestError
@@ -49,14 +60,29 @@ from selectsearch.types import Query, SearchResult
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.serve.coordinator import Coordinator
 
-__all__ = ["Admission", "BackgroundServer", "create_app", "guarded_http_protocol", "parse_search_request",
-           "result_to_json", "uvicorn_config"]
+__all__ = ["PAGE_HEADERS", "Admission", "BackgroundServer", "create_app", "guarded_http_protocol",
+           "parse_search_request", "result_to_json", "search_page", "snippet", "uvicorn_config"]
 
 log = logging.getLogger(__name__)
 
 #: largest request body accepted
 MAX_BODY_BYTES = 1 << 20
-_FIELDS = {"query", "query_id", "queries", "k", "route", "deadline_ms"}
+_FIELDS = {"query", "query_id", "queries", "k", "route", "deadline_ms", "explain", "snippets"}
+#: characters of a document's stored text in a hit's ``snippet``
+SNIPPET_CHARS = 240
+
+
+#: headers of the search page: it runs only its own inline script and talks only to this server
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                               "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+
+
+@cache
+def search_page() -> str:
+    """The search page served at ``GET /`` by both engines (one static HTML file, package data)."""
+    return resources.files("selectsearch.serve").joinpath("static/index.html").read_text(encoding="utf-8")
 
 
 class _ConnectionEndingError(RequestError):
@@ -108,8 +134,10 @@ def parse_search_request(body: Any) -> tuple[list[Query], bool, dict[str, Any]]:
 
     Example:
         >>> qs, batch, opts = parse_search_request({"query": "vitamin d", "k": 5})
-        >>> qs, batch, opts
-        ([Query(query_id='q', text='vitamin d')], False, {'k': 5, 'route': None, 'deadline_ms': None})
+        >>> qs, batch
+        ([Query(query_id='q', text='vitamin d')], False)
+        >>> opts
+        {'k': 5, 'route': None, 'deadline_ms': None, 'explain': False, 'snippets': False}
     """
     if not isinstance(body, dict):
         raise RequestError(400, "invalid_body", 'the body must be a JSON object such as {"query": "...", "k": 10}')
@@ -149,15 +177,44 @@ def parse_search_request(body: Any) -> tuple[list[Query], bool, dict[str, Any]]:
     route = body.get("route")
     if route is not None and not isinstance(route, str):
         raise RequestError(422, "unknown_route", "'route' must be a string such as 'centroid@2'")
-    return queries, "queries" in body, {"k": k, "route": route, "deadline_ms": body.get("deadline_ms")}
+    flags = {}
+    for name in ("explain", "snippets"):
+        flag = body.get(name, False)
+        if not isinstance(flag, bool):
+            raise RequestError(422, "invalid_field", f"'{name}' must be true or false, got {flag!r}")
+        flags[name] = flag
+    return queries, "queries" in body, {"k": k, "route": route, "deadline_ms": body.get("deadline_ms"), **flags}
 
 
-def result_to_json(query_id: str, result: SearchResult) -> dict[str, Any]:
-    """One query's answer as JSON (with ``"error"`` when searching that query failed)."""
+def snippet(text: str, chars: int = SNIPPET_CHARS) -> str:
+    """The start of a document's text on one line, cut at a word boundary within ``chars``.
+
+    Example:
+        >>> snippet("Vitamin D   and  bone density in adults", 20)
+        'Vitamin D and bone …'
+    """
+    flat = " ".join(text.split())
+    if len(flat) <= chars:
+        return flat
+    cut = flat[:chars]
+    space = cut.rfind(" ")
+    return (cut[:space + 1] if space > chars // 2 else cut) + "…"
+
+
+def result_to_json(query_id: str, result: SearchResult, text_of: Callable[[str], str] | None = None
+                   ) -> dict[str, Any]:
+    """One query's answer as JSON (with ``"error"`` when searching that query failed).
+
+    ``text_of`` (a doc id's stored text; the request's ``snippets``) gives each hit a ``snippet``.
+    """
     trace = result.trace.to_json()
+    hits: list[dict[str, Any]] = [{"doc_id": h.doc_id, "score": h.score, "shard_id": h.shard_id} for h in result.hits]
+    if text_of is not None:
+        for hit in hits:
+            hit["snippet"] = snippet(text_of(hit["doc_id"]))
     out: dict[str, Any] = {
         "query_id": query_id,
-        "hits": [{"doc_id": h.doc_id, "score": h.score, "shard_id": h.shard_id} for h in result.hits],
+        "hits": hits,
         "trace": trace, "partial": bool(result.trace.missing_shards),
         "missing_shards": list(result.trace.missing_shards)}
     error: Any = result.trace.extra.get("error")
@@ -172,7 +229,7 @@ def create_app(coordinator: Coordinator, *, max_inflight: int | None = None, max
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.requests import ClientDisconnect, Request
-    from starlette.responses import Response
+    from starlette.responses import HTMLResponse, Response
     from starlette.routing import Route
 
     config = coordinator.config
@@ -232,7 +289,7 @@ def create_app(coordinator: Coordinator, *, max_inflight: int | None = None, max
             queued_ms = (asyncio.get_running_loop().time() - t) * 1000.0
             try:
                 results = await coordinator.asearch(queries, options["k"], route=options["route"],
-                                                    deadline_ms=options["deadline_ms"])
+                                                    deadline_ms=options["deadline_ms"], explain=options["explain"])
             finally:
                 admission.release()
         except RequestError as err:
@@ -241,10 +298,11 @@ def create_app(coordinator: Coordinator, *, max_inflight: int | None = None, max
             log.debug("client disconnected before sending its whole request")
             return Response(status_code=400)
         answers = []
+        text_of = coordinator.doc_text if options["snippets"] else None
         for q in queries:
             result = results[q.query_id]
             result.trace.timings_ms["queue"] = queued_ms
-            answers.append(result_to_json(q.query_id, result))
+            answers.append(result_to_json(q.query_id, result, text_of))
         if is_batch:
             return json_response({"results": answers, "partial": any(a["partial"] for a in answers),
                                   "errors": sum("error" in a for a in answers)})
@@ -261,6 +319,9 @@ def create_app(coordinator: Coordinator, *, max_inflight: int | None = None, max
     async def info(request: Request) -> Response:
         return json_response(coordinator.describe())
 
+    async def page(request: Request) -> Response:
+        return HTMLResponse(search_page(), headers=PAGE_HEADERS)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
@@ -270,8 +331,8 @@ def create_app(coordinator: Coordinator, *, max_inflight: int | None = None, max
         log.exception("internal error on %s", request.url.path)
         return json_response({"error": "internal", "message": f"{type(exc).__name__}: {exc}", "status": 500}, 500)
 
-    app = Starlette(routes=[Route("/search", search, methods=["POST"]), Route("/health", health, methods=["GET"]),
-                            Route("/info", info, methods=["GET"])],
+    app = Starlette(routes=[Route("/", page, methods=["GET"]), Route("/search", search, methods=["POST"]),
+                            Route("/health", health, methods=["GET"]), Route("/info", info, methods=["GET"])],
                     exception_handlers={HTTPException: http_error, Exception: server_error})
     app.state.admission = admission
     app.state.coordinator = coordinator

@@ -36,7 +36,8 @@ class ServeClient:
     """Talk to a running ``selectsearch serve``.
 
     Args:
-        url: base URL, e.g. ``http://127.0.0.1:8000``.
+        url: base URL, e.g. ``http://127.0.0.1:8000`` (or ``http://host:port/prefix`` for a
+            service under a path prefix).
         timeout_s: socket timeout of one request.
         retries_on_503: times an overloaded (503) answer is retried, after its ``Retry-After``
             (capped at ``backoff_s``); then :class:`RequestError` is raised.
@@ -47,6 +48,7 @@ class ServeClient:
         if parts.scheme != "http" or not parts.hostname:
             raise ServeError(f"bad server URL {url!r}; write http://HOST:PORT")
         self.host, self.port = parts.hostname, parts.port or 80
+        self.base = parts.path.rstrip("/")  # a service behind a path prefix: http://host:port/prefix
         self.timeout_s = timeout_s
         self.retries_on_503 = retries_on_503
         self.backoff_s = backoff_s
@@ -61,7 +63,7 @@ class ServeClient:
             if self._conn is None:
                 self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
             try:
-                self._conn.request(method, path, body=data, headers=headers)
+                self._conn.request(method, self.base + path, body=data, headers=headers)
                 response = self._conn.getresponse()
                 raw = response.read()
                 self.last_headers = {k.lower(): v for k, v in response.getheaders()}
@@ -73,7 +75,12 @@ class ServeClient:
             try:
                 payload = json.loads(raw) if raw else None
             except json.JSONDecodeError as exc:
-                raise ServeError(f"{method} {path}: the server answered {response.status} with non-JSON") from exc
+                if response.status < 400:
+                    raise ServeError(f"{method} {path}: the server answered {response.status} with non-JSON") from exc
+                # an error answered before the app saw the request (Ray Serve's proxy sheds load
+                # with a text 503): the same JSON shape as the app's errors
+                code = "overloaded" if response.status == 503 else "http_error"
+                payload = {"error": code, "message": raw.decode("utf-8", "replace")[:500], "status": response.status}
             return response.status, payload
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -51,9 +51,12 @@ class ServeConfig:
         max_k: largest ``k`` a request may ask for.
         max_batch: most queries in one request.
         max_query_chars: longest query text accepted.
-        max_inflight: requests processed concurrently by the coordinator.
-        max_queue: requests allowed to wait for a slot; beyond that the app answers 503.
-        actor_max_pending: calls queued per actor before Ray refuses more (back-pressure).
+        max_inflight: requests processed concurrently (Ray Serve: the router's
+            ``max_ongoing_requests``; Starlette: the coordinator's admission slots).
+        max_queue: requests allowed to wait for a slot; beyond that 503 with ``Retry-After``
+            (Ray Serve: the router's ``max_queued_requests``).
+        actor_max_pending: calls queued per shard-group actor before Ray refuses more
+            (Ray Serve: a shard-group replica's ``max_ongoing_requests``).
         actor_num_cpus: CPUs reserved per actor in the Ray scheduler.
         actor_java_heap: ``-Xmx`` of each actor's JVM (postings are memory-mapped, off-heap).
         max_restarts: times Ray restarts a dead actor (-1: forever).
@@ -61,7 +64,7 @@ class ServeConfig:
         rerank_depth: hits handed to the reranker, when one is configured.
         retry_cooldown_s: a replica that failed is skipped for this long when another exists.
         router_options: extra options for the router factories (e.g. ``mico_model``).
-        header_timeout_s: a client has this long, from connecting (or from the first byte of its
+        header_timeout_s: (Starlette engine) a client has this long, from connecting (or from the first byte of its
             next request on a kept-alive connection), to send a request's line and headers;
             then the server answers 408 and closes the connection.
         body_timeout_s: time allowed to receive a whole request body, from the end of its

@@ -30,10 +30,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from selectsearch.errors import SelectSearchError
 from selectsearch.pipeline.stages import assemble
@@ -43,14 +45,24 @@ from selectsearch.serve.remote import RemoteShards, merge_hits
 from selectsearch.types import Hit, Qrels, Query, SearchResult
 
 if TYPE_CHECKING:  # pragma: no cover
+    from selectsearch.index.sharded import ShardedIndex
     from selectsearch.pipeline.stages import Reranker
     from selectsearch.route import Router
 
-__all__ = ["Coordinator", "connect_ray", "merge_hits"]
+__all__ = ["LOOPBACK_ENV", "Coordinator", "connect_ray", "merge_hits"]
+
+#: set (to "1") in the environment of every process of a local, loopback-only Ray instance
+LOOPBACK_ENV = "SELECTSEARCH_RAY_LOOPBACK"
 
 
-def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
-    """Connect to the Ray cluster at ``address`` (``None``: start a local one), quietly.
+def connect_ray(address: str | None = None, *, num_cpus: int | None = None, ship: str | os.PathLike[str] | None = None
+                ) -> None:
+    """Connect to the Ray cluster at ``address`` (``None`` or ``"local"``: start a private local one), quietly.
+
+    ``ship``: a folder (the index) this driver uploads to the cluster, as its job's
+    ``runtime_env`` ``working_dir``: every Serve replica then starts in an unpacked copy of it on
+    its own node (how shard groups receive the index from the driver; Ray caps it at about
+    500 MiB).
 
     Usage statistics are off unless ``RAY_USAGE_STATS_ENABLED`` says otherwise, the dashboard
     is not started, and worker logs are not copied to this process's stderr.
@@ -68,9 +80,12 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> N
     (:mod:`selectsearch.serve.watchdog`) also stops whatever is left of it when this process
     dies without cleaning up (SIGKILL).
     """
+    if address == "local":  # Ray's own word for "a new local instance": the loopback-only one below
+        address = None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is None:
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # inherited by every Ray process
+        os.environ[LOOPBACK_ENV] = "1"  # tells Serve replicas to bind loopback (selectsearch.serve.deployments)
     try:
         import ray
         from ray._private import ray_constants
@@ -79,6 +94,8 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> N
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    if ship is not None:
+        kwargs["runtime_env"] = {"working_dir": str(Path(ship).resolve())}
     if address is None:
         kwargs.update(include_dashboard=False, num_cpus=num_cpus, dashboard_host="127.0.0.1")
         from selectsearch.serve.watchdog import start_watchdog
@@ -108,13 +125,17 @@ class Coordinator:
         reranker: optional reranker of the top ``config.rerank_depth`` hits.
         qrels: judgements, only for the evaluation router ``oracle``.
         seed: seed of ``random@M``.
+        remote: builds the shard searcher from the opened index and the configuration
+            (default :class:`RemoteShards`, Ray actors started here; the Ray Serve application
+            passes :class:`~selectsearch.serve.remote.ServeShards` over its deployments).
 
     Ray must be initialised first (:func:`connect_ray`). Actors start in the background;
     :meth:`wait_ready` blocks until all answer.
     """
 
     def __init__(self, index_path: str | os.PathLike[str], config: ServeConfig | None = None, *,
-                 reranker: Reranker | None = None, qrels: Qrels | None = None, seed: int = 0) -> None:
+                 reranker: Reranker | None = None, qrels: Qrels | None = None, seed: int = 0,
+                 remote: Callable[[ShardedIndex, ServeConfig], RemoteShards] | None = None) -> None:
         from selectsearch.index.sharded import ShardedIndex
 
         try:
@@ -128,7 +149,7 @@ class Coordinator:
         self.reranker = reranker
         self.qrels = qrels
         self.seed = seed
-        self.remote = RemoteShards(self.index, self.config)
+        self.remote = (remote or RemoteShards)(self.index, self.config)
         self._route_pool = ThreadPoolExecutor(1, thread_name_prefix="selectsearch-route")
         self._rerank_pool = ThreadPoolExecutor(1, thread_name_prefix="selectsearch-rerank")
         self._routers: dict[str, Router] = {}
@@ -221,10 +242,10 @@ class Coordinator:
 
     # ------------------------------------------------------------------ search
     def batch_search(self, queries: Mapping[str, str] | Sequence[Query], k: int = 100, *,
-                     route: str | RouteSpec | None = None, deadline_ms: float | None = None
-                     ) -> dict[str, SearchResult]:
+                     route: str | RouteSpec | None = None, deadline_ms: float | None = None,
+                     explain: bool = False) -> dict[str, SearchResult]:
         """Synchronous :meth:`asearch` (for scripts, tests and benchmarks)."""
-        return asyncio.run(self.asearch(queries, k, route=route, deadline_ms=deadline_ms))
+        return asyncio.run(self.asearch(queries, k, route=route, deadline_ms=deadline_ms, explain=explain))
 
     def search(self, query: str, k: int = 10, *, route: str | None = None) -> list[Hit]:
         """Top ``k`` hits of one query text; :class:`RequestError` when the search of it failed."""
@@ -235,8 +256,8 @@ class Coordinator:
         return result.hits
 
     async def asearch(self, queries: Mapping[str, str] | Sequence[Query], k: int = 100, *,
-                      route: str | RouteSpec | None = None, deadline_ms: float | None = None
-                      ) -> dict[str, SearchResult]:
+                      route: str | RouteSpec | None = None, deadline_ms: float | None = None,
+                      explain: bool = False) -> dict[str, SearchResult]:
         """Route, fan out, merge and rerank a batch; ``{query_id: SearchResult}`` in input order.
 
         Always returns within about ``deadline_ms`` (plus merge and rerank time): groups that have
@@ -248,6 +269,9 @@ class Coordinator:
         its result has no hits and ``trace.extra["error"] = {"error", "message", "status"}``
         (422 when the query is to blame, 500 otherwise); the other queries of the batch are
         answered as usual and no replica is counted as failed.
+
+        Traces carry the router's scores of the selected shards (``extra["router_scores"]``) as
+        in-process search; ``explain`` adds those of every shard (``extra["shard_scores"]``).
         """
         from selectsearch.search import as_queries
 
@@ -257,7 +281,7 @@ class Coordinator:
         self.check_request(qs, k, deadline_ms)
         deadline = t0 + float(deadline_ms or self.config.deadline_ms) / 1000.0
         loop = asyncio.get_running_loop()
-        selected, route_ms = await loop.run_in_executor(self._route_pool, self._route, qs, spec)
+        selected, route_ms, scores = await loop.run_in_executor(self._route_pool, self._route, qs, spec)
         searched = [sorted(int(s) for s in sel) for sel in selected]
         depth = max(k, self.config.rerank_depth) if self.reranker is not None else k
         retrieved = await self.remote.asearch(qs, searched, depth, deadline)
@@ -265,13 +289,15 @@ class Coordinator:
         def finish() -> dict[str, SearchResult]:
             return assemble(qs, searched, retrieved, k=k, route_ms=route_ms, route_name=str(spec),
                             shard_sizes=self.index.shard_sizes, reranker=self.reranker,
-                            rerank_depth=self.config.rerank_depth, text_of=self._text)
+                            rerank_depth=self.config.rerank_depth, text_of=self.doc_text, router_scores=scores,
+                            explain=explain)
 
         if self.reranker is None:
             return finish()
         return await loop.run_in_executor(self._rerank_pool, finish)  # the reranker's own thread
 
-    def _text(self, doc_id: str) -> str:
+    def doc_text(self, doc_id: str) -> str:
+        """The stored text (title and text) of a document of the index."""
         return str(self.index.doc(doc_id)["contents"])
 
     def _router(self, spec: RouteSpec) -> Router:
@@ -287,9 +313,11 @@ class Coordinator:
             self._routers[spec.router_key] = router
         return router
 
-    def _route(self, qs: Sequence[Query], spec: RouteSpec) -> tuple[list[list[int]], float]:
-        # runs on the single routing thread (routers may call into the JVM)
+    def _route(self, qs: Sequence[Query], spec: RouteSpec) -> tuple[list[list[int]], float, np.ndarray | None]:
+        # runs on the single routing thread (routers may call into the JVM); the scores are read
+        # here too, before another batch's routing replaces the router's last ones
         router = self._router(spec)
         t = time.perf_counter()
         selected = router.select(qs, spec.budget)
-        return [list(s) for s in selected], (time.perf_counter() - t) * 1000.0 / max(len(qs), 1)
+        route_ms = (time.perf_counter() - t) * 1000.0 / max(len(qs), 1)
+        return [list(s) for s in selected], route_ms, router.last_scores(qs)

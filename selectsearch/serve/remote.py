@@ -35,7 +35,7 @@ from selectsearch.serve.config import RequestError, ServeConfig, ServeError
 from selectsearch.serve.placement import check_placement, plan_groups
 from selectsearch.types import Hit, Query
 
-__all__ = ["RemoteShards", "merge_hits"]
+__all__ = ["RemoteShards", "ServeShards", "merge_hits", "place_groups"]
 
 log = logging.getLogger("selectsearch.serve.coordinator")  # operators filter on the coordinator's logger
 
@@ -66,6 +66,15 @@ def merge_hits(parts: Sequence[tuple[np.ndarray, np.ndarray]], depth: int, doc_i
     shard_list = shard_ids[docids].tolist()
     final = order_by_score(score_list, ids)
     return [Hit(ids[j], score_list[j], shard_list[j]) for j in final]
+
+
+def place_groups(index: ShardedIndex, config: ServeConfig) -> tuple[tuple[int, ...], ...]:
+    """The shard groups of ``index`` under ``config``: its explicit placement (checked), else
+    groups of ``shards_per_group`` balanced by documents (deterministic)."""
+    shards = index.lucene_shards
+    if config.placement:
+        return check_placement(config.placement, shards)
+    return plan_groups(index.shard_sizes, shards, config.shards_per_group)
 
 
 @dataclass
@@ -113,14 +122,7 @@ class RemoteShards:
 
         from selectsearch.serve.actor import ShardGroup
 
-        self.index = index
-        self.config = config
-        shards = index.lucene_shards
-        self.groups = (check_placement(config.placement, shards) if config.placement
-                       else plan_groups(index.shard_sizes, shards, config.shards_per_group))
-        self.group_of = {s: g for g, members in enumerate(self.groups) for s in members}
-        self._doc_ids = index.global_doc_ids
-        self._shard_ids = index.global_shard_ids
+        self._set_up(index, config)
         self._rr = itertools.count()
         remote_cls = ray.remote(ShardGroup)
         self.replicas: list[list[_Replica]] = []
@@ -134,6 +136,14 @@ class RemoteShards:
                 ).remote(str(index.path), list(members), group_id=g, java_heap=config.actor_java_heap)
                 row.append(_Replica(handle))
             self.replicas.append(row)
+
+    def _set_up(self, index: ShardedIndex, config: ServeConfig) -> None:
+        self.index = index
+        self.config = config
+        self.groups = place_groups(index, config)
+        self.group_of = {s: g for g, members in enumerate(self.groups) for s in members}
+        self._doc_ids = index.global_doc_ids
+        self._shard_ids = index.global_shard_ids
 
     def wait_ready(self, timeout_s: float = 120.0) -> list[list[dict[str, Any]]]:
         """Block until every actor answers a ping; returns the pings (per group, per replica)."""
@@ -237,6 +247,20 @@ class RemoteShards:
                                  error=dict(error) if error else None))
         return out
 
+    def _plan_calls(self, searched: Sequence[Sequence[int]]) -> dict[int, _Call]:
+        """One call per shard group holding a selected shard: which queries, with which of its shards."""
+        per_group: dict[int, _Call] = {}
+        for i, shards in enumerate(searched):
+            by_group: dict[int, list[int]] = {}
+            for s in shards:
+                if s in self.group_of:
+                    by_group.setdefault(self.group_of[s], []).append(s)
+            for g, members in by_group.items():
+                call = per_group.setdefault(g, _Call(g, -1, [], []))
+                call.queries.append(i)
+                call.shard_lists.append(members)
+        return per_group
+
     def _pick_replica(self, group: int, exclude: set[int]) -> int | None:
         row = self.replicas[group]
         candidates = [r for r in range(len(row)) if r not in exclude]
@@ -251,16 +275,7 @@ class RemoteShards:
                        deadline: float) -> _FanOut:
         import ray
 
-        per_group: dict[int, _Call] = {}
-        for i, shards in enumerate(searched):
-            by_group: dict[int, list[int]] = {}
-            for s in shards:
-                if s in self.group_of:
-                    by_group.setdefault(self.group_of[s], []).append(s)
-            for g, members in by_group.items():
-                call = per_group.setdefault(g, _Call(g, -1, [], []))
-                call.queries.append(i)
-                call.shard_lists.append(members)
+        per_group = self._plan_calls(searched)
         fan = _FanOut(calls=per_group)
         tried: dict[int, set[int]] = {g: set() for g in per_group}
         pending: dict[asyncio.Future[Any], _Call] = {}
@@ -324,3 +339,106 @@ class RemoteShards:
         reason = f"replica {replica}: {type(exc).__name__}"
         fan.failures.setdefault(group, []).append(reason)
         log.warning("shard group %d %s", group, reason)
+
+
+class ServeShards(RemoteShards):
+    """The same fan-out and exact merge over Ray Serve deployments, one per shard group.
+
+    Serve picks the replica of each call (the least loaded of two), queues and bounds calls
+    (``max_ongoing_requests``, ``max_queued_requests``), health-checks replicas and replaces dead
+    ones; this class only adds what Serve does not know: the request's deadline. A call that
+    fails because its replica died or was unreachable is sent again (Serve routes it to a live
+    replica, or holds it until one is back) while the deadline allows; a call whose search
+    code raised is not retried; a group that has not answered by the deadline is cancelled and
+    its shards are the queries' ``missing_shards``. The merge is :meth:`RemoteShards.asearch`'s.
+
+    Args:
+        index: the opened index (routing and merging need its doc ids).
+        config: its ``placement`` must be the groups the deployments were built with.
+        handles: one ``DeploymentHandle`` per group, in placement order.
+    """
+
+    name = "bm25"
+
+    def __init__(self, index: ShardedIndex, config: ServeConfig, handles: Sequence[Any]) -> None:
+        self._set_up(index, config)
+        if len(handles) != len(self.groups):
+            raise ServeError(f"{len(handles)} shard-group deployments for {len(self.groups)} groups")
+        self.handles = list(handles)
+        self.replicas = []  # Serve owns the replicas
+
+    def wait_ready(self, timeout_s: float = 120.0) -> list[list[dict[str, Any]]]:
+        """Block until a replica of every group answers a ping (Serve's ``run`` already waits)."""
+        return [[h.ping.remote().result(timeout_s=timeout_s)] for h in self.handles]
+
+    async def ahealth(self, timeout_s: float = 2.0) -> dict[str, Any]:
+        """Ping a replica of every group; ``ok`` when each answered."""
+        async def one(g: int) -> dict[str, Any]:
+            try:
+                ping = await asyncio.wait_for(self._await(self.handles[g].ping.remote()), timeout_s)
+                rep = {"ok": True, "pid": ping["pid"], "calls": ping["calls"], "index": ping.get("index")}
+            except Exception as exc:  # dead, restarting or too slow: all mean "not now"
+                rep = {"ok": False, "error": type(exc).__name__}
+            return {"group": g, "shards": list(self.groups[g]), "replicas": [rep], "ok": rep["ok"]}
+
+        groups = list(await asyncio.gather(*(one(g) for g in range(len(self.handles)))))
+        return {"ok": all(g["ok"] for g in groups), "groups": groups}
+
+    def inject_fault(self, group: int, replica: int = 0, *, delay_s: float = 0.0, crash: bool = False,
+                     fail_text: str | None = None) -> Any:
+        """Fault drill on one replica of ``group`` (the one Serve routes the call to)."""
+        return self.handles[group].inject_fault.remote(delay_s=delay_s, crash=crash, fail_text=fail_text)
+
+    def close(self) -> None:
+        """Nothing to stop: Serve owns the deployments (``serve.delete`` removes them)."""
+
+    @staticmethod
+    async def _await(response: Any) -> Any:
+        return await response
+
+    async def _fan_out(self, texts: Sequence[str], searched: Sequence[Sequence[int]], depth: int,
+                       deadline: float) -> _FanOut:
+        per_group = self._plan_calls(searched)
+        fan = _FanOut(calls=per_group)
+        await asyncio.gather(*(self._call(call, texts, depth, deadline, fan) for call in per_group.values()))
+        for g in per_group:
+            if g not in fan.hits and g not in fan.failures:
+                fan.failures[g] = ["no replica available"]
+        return fan
+
+    async def _call(self, call: _Call, texts: Sequence[str], depth: int, deadline: float, fan: _FanOut) -> None:
+        import ray
+
+        failures = fan.failures.setdefault(call.group, [])
+        batch = [texts[i] for i in call.queries]
+        pause = 0.02
+        while True:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                failures.append("deadline exceeded")
+                break
+            response = self.handles[call.group].search.remote(batch, depth, call.shard_lists)
+            try:
+                hits, stats = await asyncio.wait_for(self._await(response), remaining)
+            except TimeoutError:
+                response.cancel()
+                failures.append("deadline exceeded")
+                break
+            except ray.exceptions.RayTaskError as exc:  # raised by the search code: a retry would raise it again
+                cause = getattr(exc, "cause", exc)
+                failures.append(f"{type(cause).__name__}: {cause}"[:500])
+                log.warning("shard group %d: %s", call.group, failures[-1])
+                break
+            except Exception as exc:  # replica died, unreachable, queue full: Serve routes the retry elsewhere
+                failures.append(type(exc).__name__)
+                log.warning("shard group %d: %s; retrying", call.group, type(exc).__name__)
+                await asyncio.sleep(min(pause, max(0.0, deadline - time.perf_counter())))
+                pause = min(pause * 2, 0.5)
+                continue
+            fan.hits[call.group] = hits
+            fan.stats[call.group] = stats
+            if not failures:
+                del fan.failures[call.group]
+            break
+        if call.group in fan.failures and not fan.failures[call.group]:
+            del fan.failures[call.group]

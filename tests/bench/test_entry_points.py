@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,10 @@ SMOKE = {
     "reliability/query_path.py": "test_query_path",
     "serve/bench_serve.py": "test_bench_serve",  # test_ray_entry_points.py (loopback-only namespace)
     "serve/bench_reliability.py": "test_bench_reliability",
+    "serve/bench_ray_serve.py": "test_bench_ray_serve",  # test_ray_entry_points.py
+    "serve/bench_build.py": "test_bench_build",  # test_ray_entry_points.py
     "serve/engine_stages.py": "test_engine_stages",
+    "serve/cost_summary.py": "test_cost_summary",
     "mico/coverage.py": "test_mico_coverage_and_table",
     "mico/table.py": "test_mico_coverage_and_table",
     "mico/hybrid.py": "test_mico_hybrid",
@@ -48,6 +52,7 @@ SMOKE = {
     "reaugkd/glue.py": "test_reaugkd_glue",
     "routing/shift.py": "test_routing_shift",
     "routing/static_encoder.py": "test_routing_static_encoder",  # test_routing_entry_points.py
+    "routing/cost.py": "test_routing_cost",  # test_routing_entry_points.py
     "routing/budget.py": "test_routing_budget",
     "routing/summary.py": "test_routing_shift",
     "scale/generate.py": "test_scale_generate",  # test_synth.py
@@ -102,11 +107,16 @@ def test_bench_core(tmp_path: Path, data_root: Path, script_env: dict[str, str])
     out = tmp_path / "core"
     out.mkdir()
     shutil.copy(REPO / "eval" / "results" / "core" / "core-speed.json", out)  # the kept measurements
-    run_script("core/bench_core.py", ["--data", data_root, "--out", out, "--skip-search", "--skip-indexing"],
+    run_script("core/bench_core.py", ["--data", data_root, "--out", out, "--skip-search", "--skip-indexing",
+                                      "--small-build", data_root / "beir", "--small-build-shards", "2",
+                                      "--rounds", "1"],
                env=script_env, cwd=tmp_path)
     result = json.loads((out / "core-speed.json").read_text())
     assert result["import"]["import_selectsearch_s"] > 0 and "bench_core.py" in result["command"]
-    assert "| `import selectsearch`" in (out / "core-speed.md").read_text()
+    small = result["small_build"]
+    assert len(small["ours_kmeans_s"]) == len(small["pyserini_luceneindexer_s"]) == 1 and small["ratio"] > 0
+    md = (out / "core-speed.md").read_text()
+    assert "| `import selectsearch`" in md and "| indexing beir, k-means 2 shards" in md
 
 
 def test_query_path(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
@@ -375,7 +385,7 @@ def test_mtl_run_starts(tmp_path: Path, script_env: dict[str, str]) -> None:
     assert "usage:" in proc.stdout
 
 
-@pytest.mark.parametrize("script", ["serve/bench_serve.py", "serve/bench_reliability.py"])
+@pytest.mark.parametrize("script", ["serve/bench_serve.py", "serve/bench_reliability.py", "serve/bench_ray_serve.py"])
 def test_ray_entry_points_start(script: str, tmp_path: Path, script_env: dict[str, str]) -> None:
     """The serving benchmarks run in test_ray_entry_points.py (a loopback-only network namespace);
     here, anywhere, they start and print their usage."""
@@ -395,3 +405,46 @@ def test_interop_pyterrier_experiment(tmp_path: Path, bench_index: Path, data_ro
     assert [row["name"] for row in report["table"]] == ["all", "cori@2", "random@1"]
     assert report["max_abs_difference_vs_selectsearch_eval"] == 0.0
     assert "nDCG@10 p-value corrected" in (out / "pt.txt").read_text() and "largest" in proc.stdout
+
+
+def test_cost_summary(tmp_path: Path, script_env: dict[str, str]) -> None:
+    def result(index: str, kind: str, route: str, frac: float, cpu: float) -> dict[str, object]:
+        return {"index": index, "kind": kind, "route": route, "n_docs": 205183, "metrics": {"nDCG@10": 0.6},
+                "summary": {"fraction_scored": frac, "total_cpu_ms": cpu}}
+
+    report = {"benchmark": "cost-x", "command": "selectsearch bench x.toml", "k": 1000, "load_average_at_end": [0.1],
+              "results": [result("sfwiki-kmeans32", "sharded", "all", 1.0, 3.0),
+                          result("sfwiki-kmeans32", "sharded", "cori@2", 0.06, 0.8),
+                          result("sfwiki-single", "unsharded", "all", 1.0, 2.0)],
+              "latency": [{"index": "sfwiki-single", "route": "all", "clients": 1, "process_cpu_ms_per_query": 5.0},
+                          {"index": "sfwiki-kmeans32", "route": "cori@2", "clients": 1,
+                           "process_cpu_ms_per_query": 2.5},
+                          {"index": "sfwiki-kmeans32", "route": "cori@2", "clients": 4,
+                           "process_cpu_ms_per_query": 9.0}]}
+    (tmp_path / "cost-x.json").write_text(json.dumps(report))
+    (tmp_path / "notes.json").write_text("[]")  # not a cost report: skipped
+    run_script("serve/cost_summary.py", [tmp_path], env=script_env, cwd=tmp_path)
+    rows = {r["config"]: r for r in json.loads((tmp_path / "summary.json").read_text())}
+    assert rows["sfwiki-kmeans32:cori@2"]["ratio_to_unsharded"] == pytest.approx(0.4)
+    assert rows["sfwiki-kmeans32:cori@2"]["ratio_process_to_unsharded"] == pytest.approx(0.5)
+    assert rows["sfwiki-kmeans32:all"]["ratio_to_unsharded"] == pytest.approx(1.5)
+    md = (tmp_path / "summary.md").read_text()
+    assert "| sfwiki-kmeans32:cori@2 | 1000 | 0.40x in-process | <= 0.40x | met |" in md
+    assert "| sfwiki-kmeans32:cori@2 | 1000 | 0.50x per client process | <= 0.40x | **missed** |" in md
+    assert "| sfwiki-kmeans32:all | 10 | - | <= 1.30x | not measured |" in md
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = subprocess.run([sys.executable, str(REPO / "eval" / "serve" / "cost_summary.py"),
+                          str(empty)], env=script_env, cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+
+
+def test_bench_build_keeps_a_non_empty_work_folder(tmp_path: Path, script_env: dict[str, str]) -> None:
+    pytest.importorskip("ray")
+    work = tmp_path / "mine"
+    work.mkdir()
+    (work / "thesis.tex").write_text("years of work")
+    run = subprocess.run([sys.executable, str(REPO / "eval" / "serve" / "bench_build.py"), "--work", str(work),
+                          "--out", str(tmp_path / "out")], env=script_env, cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 2 and "not an empty folder" in run.stderr and run.stderr.count("\n") == 1
+    assert (work / "thesis.tex").read_text() == "years of work"

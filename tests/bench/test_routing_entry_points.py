@@ -37,3 +37,22 @@ def test_routing_static_encoder(tmp_path: Path, bench_index: Path, data_root: Pa
     assert {("knn@1", "static"), ("hybrid@4", "transformer"), ("all", None)} <= routes
     text = out.with_suffix(".md").read_text()
     assert "| knn | static |" in text and "indicative only" in text
+
+
+def test_routing_cost(tmp_path: Path, bench_index: Path, data_root: Path, tiny_encoder_dir: Path,
+                      script_env: dict[str, str]) -> None:
+    static = _static_folder(tmp_path / "static")
+    tuned_before = (bench_index / "routing.json").exists()
+    out, summary = tmp_path / "cost-tiny", tmp_path / "cost.json"
+    run_script("routing/cost.py", [bench_index, "--data", data_root / "beir", "--encoder",
+                                   f"transformer={tiny_encoder_dir}", "--encoder", f"static={static}", "--k", "10",
+                                   "--passes", "1", "--work", tmp_path / "work", "--out", out, "--summary", summary,
+                                   "--collection", "tiny"], env=script_env, cwd=tmp_path)
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert [r["label"] for r in result["rows"]] == ["transformer", "static", "cori"]
+    assert all(r["route_cpu_ms"] > 0 and r["search_cpu_ms"] > 0 for r in result["rows"])
+    rows = json.loads(summary.read_text())["rows"]
+    assert [r["setting"] for r in rows] == ["cost", "cost"] and rows[0]["default"] and not rows[1]["default"]
+    assert rows[0]["reference_auc"] == rows[0]["coverage_auc"] == result["rows"][0]["coverage_auc"]
+    assert (bench_index / "routing.json").exists() == tuned_before  # the index is not tuned in place
+    assert not (tmp_path / "work").exists()  # the copies are gone

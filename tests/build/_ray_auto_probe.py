@@ -1,4 +1,4 @@
-"""Run `selectsearch index --ray auto`, list what its process tree listens on while it builds, and
+"""Run `selectsearch index --ray local`, list what its process tree listens on while it builds, and
 report what of that tree is left once it has finished (mode ``finish``) or been SIGKILLed in the
 middle of the build (mode ``kill``). Prints one JSON object. Run it inside a network namespace
 (see test_ray_auto_loopback.py): ``python tests/build/_ray_auto_probe.py SOURCE OUT MODE``.
@@ -22,7 +22,7 @@ def main(source: str, out: str, mode: str) -> int:
     # files, not pipes: an undrained pipe would block the command once Ray has written enough
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "selectsearch", "-q", "index", source, "--out", out, "--shards",
-                                 "4", "--ray", "auto"], env=env, stdout=stdout, stderr=stderr)
+                                 "4", "--ray", "local"], env=env, stdout=stdout, stderr=stderr)
         report = _watch(proc, mode)
         for key, f in (("stdout", stdout), ("stderr", stderr)):
             f.seek(0)

@@ -1,19 +1,11 @@
 """Fixtures of the distributed-build tests: SciFact, its single-machine reference index and
-``--route all`` run, and a local multi-node Ray cluster on loopback.
-
-Ray uses the machine's non-loopback address for its own traffic, so the cluster tests run only
-inside a network namespace that has nothing but loopback (``make test`` does this with
-``unshare -n``); elsewhere they are skipped with the command to run them. Set
-``SELECTSEARCH_RAY_TESTS=1`` to run them anyway.
+``--route all`` run. The local multi-node Ray cluster on loopback is ``ray_cluster`` of
+``tests/conftest.py``, shared with the serving tests (when and where it runs is said there).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,21 +13,6 @@ from selectsearch.data.sources import resolve_data_dir
 
 #: what the reference and every distributed build of SciFact use (only the executor differs)
 SHARDS = 16
-
-
-def loopback_only() -> bool:
-    """True inside a network namespace whose only interface is loopback."""
-    try:
-        return [name for _, name in socket.if_nameindex()] == ["lo"]
-    except OSError:
-        return False
-
-
-def require_loopback_namespace() -> None:
-    if not loopback_only() and os.environ.get("SELECTSEARCH_RAY_TESTS") != "1":
-        pytest.skip("Ray cluster tests run in a loopback-only network namespace: "
-                    "unshare -n sh -c 'ip link set lo up && exec python -m pytest tests/build' (as root; make test "
-                    "does this), or set SELECTSEARCH_RAY_TESTS=1")
 
 
 @pytest.fixture(scope="session")
@@ -66,20 +43,3 @@ def reference(scifact_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     return index, all_run(index, scifact_dir, root / "all.run")
 
 
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Any]:
-    """A head and two worker nodes (1 CPU each) on 127.0.0.1; the test process is the driver."""
-    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'selectsearch[ray]'")
-    require_loopback_namespace()
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
-    cluster.add_node(num_cpus=1)
-    ray.init(address=cluster.address, log_to_driver=False)
-    try:
-        yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()

@@ -1,4 +1,4 @@
-"""`selectsearch index --ray auto` starts Ray with every port on 127.0.0.1 and no dashboard, and
+"""`selectsearch index --ray local` starts Ray with every port on 127.0.0.1 and no dashboard, and
 nothing of Ray outlives the command — when it finishes, and when it is SIGKILLed mid-build, which
 also leaves nothing that opens as an index (issue 21, item 3).
 

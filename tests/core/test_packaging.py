@@ -35,7 +35,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-def test_wheel_ships_types_java_sources_and_every_module(wheel: Path) -> None:
+def test_wheel_ships_types_java_sources_and_every_file(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "selectsearch/py.typed" in names
     # the sources helper_classpath compiles live in these modules
@@ -44,8 +44,11 @@ def test_wheel_ships_types_java_sources_and_every_module(wheel: Path) -> None:
     for module in (batch_java, java_helpers):
         assert Path(module.__file__).relative_to(ROOT).as_posix() in names  # type: ignore[arg-type]
     assert "class BatchSearch" in batch_java.BATCH_SOURCE and "class Terms" in java_helpers.TERMS_SOURCE
-    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "selectsearch").rglob("*.py")}
-    assert modules - names == set()
+    # every file of the package: modules, and data such as the serve page (serve/static/*.html)
+    package = {p.relative_to(ROOT).as_posix() for p in (ROOT / "selectsearch").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    assert any(not name.endswith(".py") for name in package - {"selectsearch/py.typed"})
+    assert package - names == set()
 
 
 def test_wheel_metadata(wheel: Path) -> None:

@@ -10,12 +10,8 @@ inside a network namespace that has nothing but loopback (``make test`` does thi
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -77,31 +73,13 @@ def serve_index(tmp_path_factory: pytest.TempPathFactory, serve_beir: Path) -> P
     return out
 
 
-def loopback_only() -> bool:
-    """True inside a network namespace whose only interface is loopback."""
-    try:
-        return [name for _, name in socket.if_nameindex()] == ["lo"]
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[Any]:
-    """A head and two worker nodes (1 CPU each) on 127.0.0.1; the test process is the driver."""
-    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'selectsearch[ray]'")
-    if not loopback_only() and os.environ.get("SELECTSEARCH_RAY_TESTS") != "1":
-        pytest.skip("Ray cluster tests run in a loopback-only network namespace: "
-                    "unshare -n sh -c 'ip link set lo up && exec python -m pytest tests/serve' (as root; make test "
-                    "does this), or set SELECTSEARCH_RAY_TESTS=1")
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    from ray.cluster_utils import Cluster
+def chromium() -> str:
+    """Debian's chromium for the search page's browser tests: installed when missing (root,
+    apt-get, outside a loopback-only namespace), else the test is skipped saying why."""
+    from ._browser import ensure_chromium
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
-    cluster.add_node(num_cpus=1)
-    ray.init(address=cluster.address, log_to_driver=False)
-    try:
-        yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    path, reason = ensure_chromium()
+    if path is None:
+        pytest.skip(reason)
+    return path

@@ -87,7 +87,8 @@ def _post(server: Any, body: Any, raw: bytes | None = None, method: str = "POST"
     return response.status, payload, headers
 
 
-@pytest.mark.parametrize(("body", "raw", "method", "path", "status", "code"), [
+#: malformed requests and the JSON error each must get (both engines answer the same)
+MALFORMED = [
     (None, b"{not json", "POST", "/search", 400, "invalid_json"),
     (None, b"", "POST", "/search", 400, "invalid_json"),
     ([1, 2], None, "POST", "/search", 400, "invalid_body"),
@@ -105,7 +106,10 @@ def _post(server: Any, body: Any, raw: bytes | None = None, method: str = "POST"
     (None, b"[" + b" " * (1 << 20) + b"]", "POST", "/search", 413, "body_too_large"),
     (None, None, "GET", "/search", 405, "method_not_allowed"),
     (None, None, "GET", "/nowhere", 404, "not_found"),
-])
+]
+
+
+@pytest.mark.parametrize(("body", "raw", "method", "path", "status", "code"), MALFORMED)
 def test_malformed_http_requests_get_4xx_json(server: Any, body: Any, raw: bytes | None, method: str, path: str,
                                               status: int, code: str) -> None:
     got, payload, headers = _post(server, body, raw, method, path)
@@ -164,6 +168,15 @@ def _load(url: str, n_clients: int, per_client: int, routes: list[str], k: int =
         t.join(180)
         assert not t.is_alive(), "a load-test client hung"
     return out
+
+
+def test_search_page_in_a_browser(server: Any, serve_index: Path, chromium: str) -> None:
+    """The search page (GET /) over the Starlette engine on Ray: typed queries and ``/?q=...``
+    show the hits and the routing chart of in-process search."""
+    from .test_page import check_typing, check_url_query
+
+    check_typing(chromium, server.url + "/", serve_index, "centroid@2")
+    check_url_query(chromium, server.url + "/", serve_index)
 
 
 def test_killed_shard_actor_loses_no_request_and_comes_back(server: Any, coordinator: Any) -> None:
@@ -329,11 +342,16 @@ def test_bounded_load_2000_requests_16_clients_zero_errors(server: Any, coordina
     assert elapsed < 150
 
 
-def test_serve_command_joins_the_cluster_and_answers(ray_cluster: Any, serve_index: Path) -> None:
+@pytest.mark.parametrize("extra", [[], ["--ship-index"], ["--engine", "starlette"]],
+                         ids=["serve", "serve-ship-index", "starlette"])
+def test_serve_command_joins_the_cluster_and_answers(ray_cluster: Any, serve_index: Path, extra: list[str]) -> None:
+    """`selectsearch serve --ray ADDRESS` on each engine; with --ship-index the shard groups open
+    the copy of the index the command uploaded, not its folder."""
     import signal
     import socket
     import subprocess
     import sys
+    import urllib.request
 
     from selectsearch.serve.client import ServeClient
 
@@ -342,7 +360,7 @@ def test_serve_command_joins_the_cluster_and_answers(ray_cluster: Any, serve_ind
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "selectsearch", "-q", "serve", str(serve_index), "--ray-address",
                              ray_cluster.address, "--port", str(port), "--shards-per-group", "6", "--actor-cpus",
-                             "0.25", "--java-heap", "256m", "--route", "centroid@2"],
+                             "0.25", "--java-heap", "256m", "--route", "centroid@2", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         client = ServeClient(f"http://127.0.0.1:{port}", timeout_s=10)
@@ -359,6 +377,13 @@ def test_serve_command_joins_the_cluster_and_answers(ray_cluster: Any, serve_ind
         expected = SelectiveSearcher.open(serve_index, route="centroid@2").search(QUERIES["q2"], k=5)
         assert client.search(QUERIES["q2"], k=5).hits == expected
         assert client.info()["groups"] == [[0, 1, 2, 3, 4, 5]]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:  # the search page
+            assert page.headers["content-type"].startswith("text/html") and b'id="search-form"' in page.read()
+        opened = {r.get("index") for g in client.health()["groups"] for r in g["replicas"]}
+        if "--ship-index" in extra:
+            assert opened and str(serve_index.resolve()) not in opened, opened
+        elif "--engine" not in extra:
+            assert opened == {str(serve_index.resolve())}
         client.close()
     finally:
         proc.send_signal(signal.SIGINT)

@@ -160,3 +160,5 @@ def test_serve_verb_is_registered_with_help(capsys: pytest.CaptureFixture[str]) 
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "--ray-address" in out and "--replicas" in out and "POST /search" in out
+    assert "--engine {serve,starlette}" in out and "--ship-index" in out and "multi-machine" not in out
+    assert "Real cluster:" in out and "127.0.0.1" in out
