@@ -4,6 +4,7 @@ and correct matrix; a reader polling meanwhile never sees a half-written entry."
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,12 @@ class SlowEncoder:
     pooling = "mean"
     normalize = False
 
+    def __init__(self, log: Path) -> None:
+        self.log = log
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        with self.log.open("a") as f:  # who encoded how many texts
+            f.write(f"{os.getpid()} {len(texts)}\n")
         time.sleep(0.01)
         return np.array([[int(t.split("-")[1]), len(t)] for t in texts], np.float32)
 
@@ -43,7 +49,8 @@ EXPECTED = np.array([[i, len(f"doc-{i}")] for i in range(N)], np.float32)
 def _build(folder: str, start: Any, results: Any) -> None:
     try:
         start.wait()
-        matrix = EmbeddingCache(Path(folder)).build(SlowEncoder(), texts(), n=N, fingerprint="fp", chunk=4)  # type: ignore[arg-type]
+        encoder = SlowEncoder(Path(folder).with_name("encoded.log"))
+        matrix = EmbeddingCache(Path(folder)).build(encoder, texts(), n=N, fingerprint="fp", chunk=4)  # type: ignore[arg-type]
         results.put(("ok", bool(np.array_equal(np.asarray(matrix), EXPECTED))))
     except BaseException:
         results.put(("error", traceback.format_exc()))
@@ -82,3 +89,9 @@ def test_two_processes_build_the_same_entry(tmp_path: Path, round_: int) -> None
     assert cache.matches(model="slow", fingerprint="fp", n=N)
     assert np.array_equal(np.asarray(cache.load()), EXPECTED)
     assert not (folder / "embeddings.f32.partial").exists() and not cache.progress_path.exists()
+    # one process encoded the corpus once; the other waited and took its entry
+    encoded: dict[str, int] = {}
+    for line in (tmp_path / "encoded.log").read_text().split("\n")[:-1]:
+        pid, count = line.split()
+        encoded[pid] = encoded.get(pid, 0) + int(count)
+    assert list(encoded.values()) == [N]
