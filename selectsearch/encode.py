@@ -116,8 +116,6 @@ class TextEncoder:
         self.model = self.sentence_transformer[0].auto_model
         self.tokenizer = self.sentence_transformer.tokenizer
         self.dim = int(self.sentence_transformer.get_embedding_dimension() or self.model.config.hidden_size)
-        # a sentence-transformers folder normalises with its own module; a plain folder here
-        self._normalize_output = layout.normalize and layout.kind == "transformers"
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """``(len(texts), dim)`` float32 rows (L2-normalised when the model normalises)."""
@@ -139,8 +137,6 @@ class TextEncoder:
             for start in starts:
                 rows = order[start:start + self.batch_size]
                 vectors = st(st.preprocess([texts[i] for i in rows]))["sentence_embedding"]
-                if self._normalize_output:
-                    vectors = torch.nn.functional.normalize(vectors, dim=-1)
                 out[rows] = vectors.float().numpy()
         return out
 

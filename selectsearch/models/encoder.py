@@ -210,8 +210,8 @@ def load_sentence_transformer(layout: EncoderLayout, *, max_length: int) -> Any:
 
     A sentence-transformers folder is loaded as sentence-transformers saved it (its modules,
     pooling, normalisation, lower-casing). A plain transformers folder gets sentence-transformers'
-    default of mean pooling; the L2 normalisation :func:`encoder_layout` promises for it is the
-    caller's (``encode(..., normalize_embeddings=layout.normalize)``: no module to build).
+    default of mean pooling, and a ``Normalize`` module is appended: the L2 normalisation
+    :func:`encoder_layout` promises for it.
     A default prompt in the folder's config is switched off: prompts are not part of the embedding
     cache key, and the vectors must be those of the texts as given.
     """
@@ -229,6 +229,10 @@ def load_sentence_transformer(layout: EncoderLayout, *, max_length: int) -> Any:
         model = SentenceTransformer(str(layout.root), device="cpu", local_files_only=True)
     finally:
         st_logger.setLevel(level)
+    if layout.kind == "transformers" and layout.normalize:
+        from sentence_transformers.sentence_transformer.modules import Normalize
+
+        model.append(Normalize())
     model.max_seq_length = max_length
     model.default_prompt_name = None
     return model
