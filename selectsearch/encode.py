@@ -1,7 +1,7 @@
 """Text encoders and the on-disk embedding cache.
 
-:class:`TextEncoder` embeds texts with a local transformers model (default: the packaged
-all-MiniLM-L6-v2, mean pooling, L2-normalised — how that model was trained). Embeddings of a
+:class:`TextEncoder` embeds texts with a local model run by sentence-transformers (default: the
+packaged all-MiniLM-L6-v2, mean pooling, L2-normalised — how that model was trained). Embeddings of a
 corpus are cached as a memory-mapped float32 matrix with a JSON sidecar recording the model
 name, dimension and the corpus fingerprint, so a second build of the same corpus (another shard
 count, another partitioner, the FAISS backend, MICO training) re-uses them; a cache that does
@@ -63,7 +63,7 @@ def inference_autocast(precision: str | None = None) -> Any:
 
 
 class TextEncoder:
-    """Batched sentence embeddings from a local transformers encoder.
+    """Batched sentence embeddings from a local transformers encoder, run by sentence-transformers.
 
     Args:
         model: ``None``/``"all-MiniLM-L6-v2"`` for the packaged model, or a local
@@ -97,45 +97,47 @@ class TextEncoder:
                  batch_size: int = 64, threads: int | None = None, precision: str | None = None) -> None:
         import torch
 
-        from selectsearch.models.encoder import encoder_layout, load_encoder
+        from selectsearch.models.encoder import encoder_layout, load_sentence_transformer
 
         if threads:
             torch.set_num_threads(threads)
         self.name = DEFAULT_ENCODER if model is None else str(model)
-        layout = encoder_layout(model)
+        layout = encoder_layout(model)  # a missing or incomplete folder fails here, naming what is missing
         self.pooling = layout.pooling
         self.normalize = layout.normalize
-        self.tokenizer, self.model = load_encoder(model)
-        self.model.eval()
         self.max_length = max_length
         self.batch_size = batch_size
         self.precision = encoder_precision(precision)
-        self.dim = int(self.model.config.hidden_size)
+        #: the ``sentence_transformers.SentenceTransformer`` that embeds (on CPU, in eval mode)
+        self.sentence_transformer = load_sentence_transformer(layout, max_length=max_length)
+        self.sentence_transformer.eval()
+        # the bare transformers model and tokenizer inside it: MICO's full mode fine-tunes the
+        # model in place (so encode() then embeds with the fine-tuned weights) and saves both
+        self.model = self.sentence_transformer[0].auto_model
+        self.tokenizer = self.sentence_transformer.tokenizer
+        self.dim = int(self.sentence_transformer.get_embedding_dimension() or self.model.config.hidden_size)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """``(len(texts), dim)`` float32 rows (L2-normalised when the model normalises)."""
         import torch
 
-        from selectsearch.models.encoder import pool
-
         out = np.empty((len(texts), self.dim), np.float32)
-        # longest first, so a batch pads to similar lengths; rows are written back in input order
+        # Batches go through sentence-transformers' own tokenisation and modules, but not through
+        # SentenceTransformer.encode: its per-call eval() and device checks walk every parameter,
+        # a fixed cost per call that a router, encoding one query at a time, pays on every query.
+        # Longest first, so a batch pads to similar lengths; rows are written back in input order.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         starts = range(0, len(texts), self.batch_size)
         if progress:
             from tqdm import tqdm
 
             starts = tqdm(starts, desc="encode", unit="batch")
+        st = self.sentence_transformer
         with torch.inference_mode(), inference_autocast(self.precision):
             for start in starts:
                 rows = order[start:start + self.batch_size]
-                enc = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt")
-                hidden = self.model(**enc).last_hidden_state
-                pooled = pool(hidden, enc["attention_mask"], self.pooling)
-                if self.normalize:
-                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                out[rows] = pooled.float().numpy()
+                vectors = st(st.preprocess([texts[i] for i in rows]))["sentence_embedding"]
+                out[rows] = vectors.float().numpy()
         return out
 
 
@@ -143,7 +145,11 @@ class EmbeddingCache:
     """A float32 ``(n, dim)`` memmap at ``<folder>/embeddings.f32`` plus ``meta.json``.
 
     Written to a temporary name and renamed when complete: a crash never leaves a cache that
-    looks complete.
+    looks complete. ``meta.json`` (what :meth:`matches` reads) is written atomically and last, so
+    a reader sees either no entry or a complete one. Builds of one entry hold the file lock
+    ``<folder>/build.lock``: two processes that build the same entry at once (two index builds
+    sharing ``~/.cache``) take turns, and the second finds the first one's complete entry and
+    encodes nothing.
     """
 
     def __init__(self, folder: Path) -> None:
@@ -191,8 +197,30 @@ class EmbeddingCache:
         Resumable: after each chunk the rows written so far are recorded in ``progress.json``;
         a later build with the same model, corpus fingerprint, size and max_length skips those
         texts and continues (a large corpus can be encoded over several interrupted runs).
+        Another process building the same entry is waited for; when it leaves a complete entry
+        for this model, corpus and precision, that entry is returned and ``texts`` is not read.
         """
+        from filelock import FileLock, Timeout
+
         self.folder.mkdir(parents=True, exist_ok=True)
+        # a kernel lock (flock): released when its holder dies, so a killed build never blocks the next
+        lock = FileLock(self.folder / "build.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info("waiting for another process that is encoding into %s", self.folder)
+            lock.acquire()
+        try:
+            if self.matches(model=encoder.name, fingerprint=fingerprint, n=n, precision=encoder.precision):
+                log.info("using the embeddings another process encoded into %s", self.folder)
+                return self.load()
+            return self._build_locked(encoder, texts, n=n, fingerprint=fingerprint, chunk=chunk, progress=progress)
+        finally:
+            lock.release()
+
+    def _build_locked(self, encoder: TextEncoder, texts: Iterable[str], *, n: int, fingerprint: str,
+                      chunk: int, progress: bool) -> np.ndarray:
+        """:meth:`build` once this process holds the entry's lock."""
         tmp = self.folder / "embeddings.f32.partial"
         key = {"model": encoder.name, "fingerprint": fingerprint, "n": n, "dim": encoder.dim,
                "max_length": encoder.max_length, "precision": encoder.precision}
@@ -213,7 +241,7 @@ class EmbeddingCache:
             matrix[row:row + len(buffer)] = encoder.encode(buffer)
             row += len(buffer)
             matrix.flush()
-            self.progress_path.write_text(json.dumps({**key, "rows": row}))
+            _write_json(self.progress_path, {**key, "rows": row})
             if bar is not None:
                 bar.update(len(buffer))
             elif time.perf_counter() - last_log >= 30.0:  # no bar (stderr not a terminal): a log line now and then
@@ -236,10 +264,13 @@ class EmbeddingCache:
             raise ModelError(f"expected {n} texts to encode, got {row}")
         seconds = time.perf_counter() - started
         encoded = n - first_row
+        # the old entry's meta goes first: no reader may pair it with the new matrix (a reader that
+        # mapped the old matrix keeps reading the old file)
+        self.meta_path.unlink(missing_ok=True)
         os.replace(tmp, self.folder / "embeddings.f32")
-        self.meta_path.write_text(json.dumps({**key, "pooling": encoder.pooling, "normalize": encoder.normalize,
-                                              "encode_seconds": round(seconds, 3), "resumed_at": first_row,
-                                              "docs_per_second": round(encoded / max(seconds, 1e-9), 2)}))
+        _write_json(self.meta_path, {**key, "pooling": encoder.pooling, "normalize": encoder.normalize,
+                                     "encode_seconds": round(seconds, 3), "resumed_at": first_row,
+                                     "docs_per_second": round(encoded / max(seconds, 1e-9), 2)})
         self.progress_path.unlink(missing_ok=True)
         log.info("encoded %d texts in %.1f s (%.1f/s) into %s", encoded, seconds, encoded / max(seconds, 1e-9),
                  self.folder)
@@ -249,6 +280,14 @@ class EmbeddingCache:
         """The sidecar ``meta.json`` (model, fingerprint, n, dim, ...)."""
         meta: dict[str, Any] = json.loads(self.meta_path.read_text())
         return meta
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    """Replace ``path`` atomically: a reader sees the old or the new JSON, never a part."""
+    from selectsearch.data._io import atomic_write
+
+    with atomic_write(path) as f:
+        f.write(json.dumps(value))
 
 
 def corpus_cache(model: str, max_length: int, fingerprint: str,

@@ -19,8 +19,9 @@ long-lived processes may change the environment), and nowhere else:
     Java heap of each parallel indexing worker process (passed to the worker as its
     ``SELECTSEARCH_JAVA_HEAP``). Default: ``1g``.
 ``SELECTSEARCH_JAVAC_HOME``
-    a JDK whose ``bin/javac`` compiles the Java helpers (else ``/usr/lib/jvm/default-java``,
-    else ``javac`` on ``PATH``; without one the slower pure-pyjnius path is used).
+    a JDK (17+) whose ``bin/javac`` compiles the Java helpers; tried first, then ``$JAVA_HOME``,
+    ``/usr/lib/jvm/default-java`` and ``PATH`` (:mod:`selectsearch.lucene.java_helpers`). Without
+    a ``javac`` searches take the pure-pyjnius path, about 2.4x slower (a warning says so).
 ``SELECTSEARCH_WORKER_PARENT``
     internal: the pid of the build that started an indexing worker, set by the build for the
     worker, which exits when that process is gone.

