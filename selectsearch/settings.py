@@ -25,6 +25,10 @@ long-lived processes may change the environment), and nowhere else:
 ``SELECTSEARCH_WORKER_PARENT``
     internal: the pid of the build that started an indexing worker, set by the build for the
     worker, which exits when that process is gone.
+``SELECTSEARCH_RAY_LOOPBACK``
+    internal: ``1`` in every process of a local, loopback-only Ray instance (set by
+    :func:`selectsearch.serve.coordinator.connect_ray`), so that Serve replicas bind their
+    internal servers to 127.0.0.1 too.
 
 Example:
     >>> import os
@@ -52,6 +56,7 @@ JAVA_HEAP_ENV = "SELECTSEARCH_JAVA_HEAP"
 WORKER_HEAP_ENV = "SELECTSEARCH_WORKER_HEAP"
 JAVAC_HOME_ENV = "SELECTSEARCH_JAVAC_HOME"
 WORKER_PARENT_ENV = "SELECTSEARCH_WORKER_PARENT"
+RAY_LOOPBACK_ENV = "SELECTSEARCH_RAY_LOOPBACK"
 
 
 def default_data_root() -> Path:
@@ -102,3 +107,13 @@ def worker_parent() -> int | None:
     """The pid in ``$SELECTSEARCH_WORKER_PARENT`` (set for indexing workers), else ``None``."""
     value = os.environ.get(WORKER_PARENT_ENV, "")
     return int(value) if value.isdigit() else None
+
+
+def ray_loopback() -> bool:
+    """Whether this process belongs to a local, loopback-only Ray instance (``$SELECTSEARCH_RAY_LOOPBACK``)."""
+    return os.environ.get(RAY_LOOPBACK_ENV) == "1"
+
+
+def mark_ray_loopback() -> None:
+    """Set ``$SELECTSEARCH_RAY_LOOPBACK`` for this process and those it starts (Ray's)."""
+    os.environ[RAY_LOOPBACK_ENV] = "1"

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from selectsearch import settings
 from selectsearch.errors import SelectSearchError
 from selectsearch.pipeline.stages import assemble
 from selectsearch.route import RouteSpec, parse_route
@@ -49,10 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.pipeline.stages import Reranker
     from selectsearch.route import Router
 
-__all__ = ["LOOPBACK_ENV", "Coordinator", "connect_ray", "merge_hits"]
-
-#: set (to "1") in the environment of every process of a local, loopback-only Ray instance
-LOOPBACK_ENV = "SELECTSEARCH_RAY_LOOPBACK"
+__all__ = ["Coordinator", "connect_ray", "merge_hits"]
 
 
 def connect_ray(address: str | None = None, *, num_cpus: int | None = None, ship: str | os.PathLike[str] | None = None
@@ -85,7 +83,7 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None, ship
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is None:
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # inherited by every Ray process
-        os.environ[LOOPBACK_ENV] = "1"  # tells Serve replicas to bind loopback (selectsearch.serve.deployments)
+        settings.mark_ray_loopback()  # tells Serve replicas to bind loopback (selectsearch.serve.deployments)
     try:
         import ray
         from ray._private import ray_constants

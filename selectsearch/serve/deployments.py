@@ -75,9 +75,9 @@ def bind_loopback() -> bool:
     constructor returns. A real cluster (``--ray``) is left as Ray makes it: there replicas on
     other machines must reach each other.
     """
-    from selectsearch.serve.coordinator import LOOPBACK_ENV
+    from selectsearch import settings
 
-    if os.environ.get(LOOPBACK_ENV) != "1":
+    if not settings.ray_loopback():
         return False
     from ray.serve._private import replica
 
