@@ -28,7 +28,7 @@ extrapolates total CPU per query to 10M and 100M documents (assumptions in
 
 Jobs: :mod:`~selectsearch.bench.harness` runs and times the queries in fresh processes,
 :mod:`~selectsearch.bench.costmodel` summarises and models the measurements,
-:mod:`~selectsearch.bench.report.cost` writes the README and plots; this module strings them
+:mod:`~selectsearch.bench.report.cost` writes the report and plots; this module strings them
 together for one definition.
 
 Example:

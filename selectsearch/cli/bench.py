@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--indexes", default="indexes", help="where indexes are built/reused (default indexes/)")
     parser.add_argument("--threads", type=int, default=2, help="shards indexed in parallel when building")
     parser.add_argument("--only", nargs="+", metavar="INDEX", help="run only these [[index]] names")
-    parser.add_argument("--report-only", action="store_true", help="only rebuild README.md from the JSON results")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild the reports from the JSON results")
     add_help_section(parser, routers_help)  # an [[index]]'s routes and router_options
     add_help_section(parser, partitioners_help)  # its partitioner, space and [index.options]
 

@@ -72,12 +72,12 @@ def test_cost_benchmark_runs_and_reports(serve_beir: Path, serve_index: Path, tm
     model = result["model"]
     assert model["rows"][0]["config"].startswith("exhaustive")
     assert model["rows"][0]["cpu_ms_100000000"] > model["rows"][0]["cpu_ms_10000000"]
-    report = (out / "README.md").read_text()
+    report = (out / "cost-tiny.md").read_text()
     assert "## Acceptance" in report and "Cost model" in report and "cost-tiny.json" not in report
     for png in ("cpu", "quality-cpu", "latency", "model"):
         assert (out / f"cost-tiny-{png}.png").stat().st_size > 0
     # the report can be rebuilt from the JSON alone
-    (out / "README.md").unlink()
+    (out / "cost-tiny.md").unlink()
     assert main(["-q", "bench", str(definition), "--out", str(out), "--data", str(serve_beir.parent),
                  "--indexes", str(indexes), "--report-only"]) == 0
-    assert (out / "README.md").read_text() == report
+    assert (out / "cost-tiny.md").read_text() == report

@@ -1,4 +1,4 @@
-"""Report of the query cost benchmark: the Markdown README and its plots, from the result JSON.
+"""Report of the query cost benchmark: the Markdown report (<benchmark>.md) and its plots, from the result JSON.
 
 Everything here reads the result dict that :func:`selectsearch.bench.cost.run_cost_benchmark`
 writes as JSON, so a report can be rebuilt from the JSON alone (``selectsearch bench
@@ -25,7 +25,10 @@ __all__ = ["cost_plots", "write_cost_report"]
 
 
 def write_cost_report(result: Mapping[str, Any], out: Path) -> list[Path]:
-    """Write ``out/README.md`` and the plots of a cost benchmark result; the written files."""
+    """Write ``out/<benchmark>.md`` and the plots of a cost benchmark result; the written files.
+
+    Named after the benchmark (not README.md) so that several definitions (k=10, k=1000, sizes)
+    can share one results folder without overwriting each other's report."""
     rows = result["results"]
     name = result["benchmark"]
     plots = cost_plots(result, out)
@@ -137,7 +140,7 @@ def write_cost_report(result: Mapping[str, Any], out: Path) -> list[Path]:
                       "(larger collections have been found to need smaller fractions); one process per query, so "
                       "no network or fan-out cost (a distributed deployment adds per-shard-group RPC time, see "
                       "eval/results/serve/)."]
-    return [write_markdown(out / "README.md", lines), *plots]
+    return [write_markdown(out / f"{name}.md", lines), *plots]
 
 
 def cost_plots(result: Mapping[str, Any], out: Path) -> list[Path]:
