@@ -92,19 +92,33 @@ class HybridRouter(Router):
         self.gating = gating
         self._last_weights: np.ndarray | None = None
 
+    def needed(self) -> list[bool]:
+        """Which sub-routers a query can need: a weight above 0 in some weight vector the fusion
+        uses (the fixed weights, or both of the gating's), or the familiarity the gating reads."""
+        vectors = [self.weights] if self.gating is None else [self.gating.familiar, self.gating.unfamiliar]
+        gated = self.gating is not None
+        return [any(v[i] > 0 for v in vectors) or (gated and callable(getattr(r, "familiarity", None)))
+                for i, r in enumerate(self.routers)]
+
     def component_scores(self, queries: Sequence[Query]) -> list[np.ndarray]:
         """Each sub-router's standardised ``(n, K)`` scores, in order.
 
-        Query vectors of an earlier sub-router are offered to later ones that take them
+        A sub-router whose weight is 0 wherever it could be used is not run (its part is zeros,
+        which the weights ignore): a tuned fusion pays only for the routers it kept. Query
+        vectors of an earlier sub-router are offered to later ones that take them
         (``offer_encoded``), so routers sharing an encoder embed each query once."""
-        out = []
+        parts: list[np.ndarray | None] = []
         encoded: EncodedQueries | None = None
-        for router in self.routers:
+        for router, needed in zip(self.routers, self.needed(), strict=True):
+            if not needed:
+                parts.append(None)
+                continue
             if encoded is not None and hasattr(router, "offer_encoded"):
                 router.offer_encoded(encoded)
-            out.append(standardise(router.scores(queries)))  # type: ignore[attr-defined]
+            parts.append(standardise(router.scores(queries)))  # type: ignore[attr-defined]
             encoded = encoded or router.encoded_queries()
-        return out
+        shape = next(p.shape for p in parts if p is not None)  # the weights are not all 0
+        return [np.zeros(shape) if p is None else p for p in parts]
 
     def scores(self, queries: Sequence[Query]) -> np.ndarray:
         """``(n, K)`` fused scores: with the fixed weights, or per query through the gating."""

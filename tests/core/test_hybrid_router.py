@@ -121,3 +121,27 @@ def test_hybrid_of_real_routers_on_a_real_index(tiny_index: Path) -> None:
         docs = index.shard_doc_ids(row[0])
         hits += sum(d.startswith(q.query_id) for d in docs) / max(len(docs), 1) > 0.5
     assert hits >= 3
+
+
+class CountingRouter(FixedRouter):
+    """A FixedRouter that counts how often it is asked to score."""
+
+    def __init__(self, name: str, table: np.ndarray) -> None:
+        super().__init__(name, table)
+        self.calls = 0
+
+    def scores(self, queries: Sequence[Query]) -> np.ndarray:
+        self.calls += 1
+        return super().scores(queries)
+
+
+def test_a_router_weighted_zero_everywhere_is_not_run() -> None:
+    rng = np.random.default_rng(1)
+    a, b = CountingRouter("a", rng.normal(size=(4, 5))), CountingRouter("b", rng.normal(size=(4, 5)))
+    queries = [Query(str(i), "q") for i in range(4)]
+    fused = HybridRouter([a, b], [0.0, 1.0])
+    assert np.array_equal(fused.rank(queries), rank_by_scores(b.table))
+    assert (a.calls, b.calls) == (0, 1)  # the unused router costs nothing
+    both = HybridRouter([a, b], [0.3, 0.7])
+    both.rank(queries)
+    assert (a.calls, b.calls) == (1, 2)
