@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .conftest import REPO, run_script
@@ -56,6 +57,7 @@ SMOKE = {
     "routing/budget.py": "test_routing_budget",
     "routing/summary.py": "test_routing_shift",
     "scale/generate.py": "test_scale_generate",  # test_synth.py
+    "scale/model_check.py": "test_scale_model_check",
     "interop/pyterrier_experiment.py": "test_interop_pyterrier_experiment",
 }
 
@@ -448,3 +450,39 @@ def test_bench_build_keeps_a_non_empty_work_folder(tmp_path: Path, script_env: d
                           "--out", str(tmp_path / "out")], env=script_env, cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 2 and "not an empty folder" in run.stderr and run.stderr.count("\n") == 1
     assert (work / "thesis.tex").read_text() == "years of work"
+
+
+def test_scale_model_check(tmp_path: Path, script_env: dict[str, str]) -> None:
+    """Reports made from a known model (search + merge = 0.5 ms + 100 ns/posting, routing 0.2 ms):
+    the model fitted on two sizes predicts the third exactly."""
+    rng = np.random.default_rng(0)
+
+    def report(n_docs: int, name: str) -> Path:
+        results = []
+        for index, kind, route, router, frac in (("k", "sharded", "all", "all", 1.0),
+                                                 ("k", "sharded", "cori@2", "cori", 0.06),
+                                                 ("one", "unsharded", "all", "all", 1.0)):
+            postings = (rng.uniform(0.5, 1.5, 20) * n_docs * frac / 10).tolist()
+            route_ms = 0.2 if router == "cori" else 0.0
+            fixed = 0.5 if kind == "sharded" else 0.3
+            cpu = [fixed + 1e-4 * p for p in postings]
+            total = route_ms + float(np.mean(cpu))
+            results.append({"index": index, "kind": kind, "route": route, "router": router, "rerank": None,
+                            "n_docs": n_docs, "metrics": {"nDCG@10": 0.6}, "postings": postings,
+                            "search_merge_cpu": cpu,
+                            "summary": {"fraction_scored": frac, "total_cpu_ms": total, "thread_cpu_ms": total,
+                                        "jvm_other_cpu_ms": 0.0, "cpu_ms": {"route": route_ms}}})
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"k": 1000, "results": results}))
+        return path
+
+    small, medium, large = report(200_000, "s"), report(1_000_000, "m"), report(5_000_000, "l")
+    out = tmp_path / "model"
+    run_script("scale/model_check.py", ["--fit", small, medium, "--check", large, "--out", out],
+               env=script_env, cwd=tmp_path)
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert len(result["rows"]) == 3 and all(abs(r["error"]) < 1e-6 for r in result["rows"])
+    assert result["models"]["sharded"]["a_ms"] == pytest.approx(0.5)
+    far = {r["config"]: r for r in result["extrapolation"]}
+    assert far["one:all"]["ratio_to_unsharded"] == 1.0 and far["k:cori@2"]["ratio_to_unsharded"] < 0.1
+    assert "3 of 3 configurations within 20%" in out.with_suffix(".md").read_text()
