@@ -54,6 +54,10 @@ class LexicalSpace(QuerySpace):
         self.index = {t: i for i, t in enumerate(vocabulary)}
         self.idf = idf.astype(np.float32)
         self.centroids = centroids.astype(np.float32)
+        # (vocabulary, K), C-contiguous: a sparse row times a non-contiguous `centroids.T` made
+        # scipy copy the whole matrix on every call (K x vocabulary floats: 2.5 ms per query on
+        # 32 shards x 290k terms, more than the search it routes)
+        self._centroids_t = np.ascontiguousarray(self.centroids.T)
         self.stop_words = stop_words
         import scipy.sparse  # noqa: F401  (loaded with the space, not on the first routed query)
 
@@ -79,7 +83,7 @@ class LexicalSpace(QuerySpace):
         )
 
     def query_scores(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.transform(texts) @ self.centroids.T, dtype=np.float32)
+        return np.asarray(self.transform(texts) @ self._centroids_t, dtype=np.float32)
 
 
 @register_partition
