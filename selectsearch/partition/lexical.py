@@ -53,13 +53,22 @@ class LexicalSpace(QuerySpace):
         self.vocabulary = vocabulary
         self.index = {t: i for i, t in enumerate(vocabulary)}
         self.idf = idf.astype(np.float32)
-        self.centroids = centroids.astype(np.float32)
-        # (vocabulary, K), C-contiguous: a sparse row times a non-contiguous `centroids.T` made
-        # scipy copy the whole matrix on every call (K x vocabulary floats: 2.5 ms per query on
-        # 32 shards x 290k terms, more than the search it routes)
-        self._centroids_t = np.ascontiguousarray(self.centroids.T)
+        self.centroids = centroids
         self.stop_words = stop_words
         import scipy.sparse  # noqa: F401  (loaded with the space, not on the first routed query)
+
+    @property
+    def centroids(self) -> np.ndarray:
+        """``(K, vocabulary)`` unit centroids (float32)."""
+        return self._centroids
+
+    @centroids.setter
+    def centroids(self, value: np.ndarray) -> None:
+        self._centroids = np.asarray(value, dtype=np.float32)
+        # (vocabulary, K), C-contiguous: a sparse row times the non-contiguous `centroids.T` made
+        # scipy copy the whole matrix on every call (K x vocabulary floats: 2.5 ms per query on
+        # 32 shards x 290k terms, more than the search it routes)
+        self._centroids_t = np.ascontiguousarray(self._centroids.T)
 
     def transform(self, texts: Sequence[str]) -> Any:
         """``scipy.sparse.csr_matrix`` of L2-normalised sublinear TF-IDF rows."""
