@@ -42,7 +42,7 @@ class StandInCoordinator:
         pass
 
     async def asearch(self, queries: Sequence[Query], k: int, *, route: str | None = None,
-                      deadline_ms: float | None = None) -> dict[str, SearchResult]:
+                      deadline_ms: float | None = None, explain: bool = False) -> dict[str, SearchResult]:
         out = {}
         for q in queries:
             trace = SearchTrace(q.query_id, "all", [0], 10, {"route": 0.0, "search": 0.0})
