@@ -149,9 +149,13 @@ def _get(port: int, path: str, timeout: float = 5.0) -> tuple[int, Any]:
     try:
         conn.request("GET", path)
         response = conn.getresponse()
-        return response.status, json.loads(response.read())
+        body = response.read()
     finally:
         conn.close()
+    try:
+        return response.status, json.loads(body)
+    except ValueError:  # Ray Serve's proxy answers in plain text until the application is deployed
+        return response.status, None
 
 
 def measure(serve_cmd: list[str], texts: list[str], args: Any) -> dict[str, Any]:
@@ -171,7 +175,7 @@ def measure(serve_cmd: list[str], texts: list[str], args: Any) -> dict[str, Any]
         while True:
             try:
                 status, health = _get(args.port, "/health")
-                if status == 200 and health.get("ok"):
+                if status == 200 and isinstance(health, dict) and health.get("ok"):
                     break
             except OSError:
                 pass
@@ -219,7 +223,7 @@ def measure(serve_cmd: list[str], texts: list[str], args: Any) -> dict[str, Any]
                             state["recovered_s"] = time.time() - state["killed_at"]
                             state["new_pid"] = next(r["pid"] for r in reps if r["ok"])
                             return
-                    except (OSError, KeyError, ValueError):
+                    except (OSError, KeyError, TypeError, ValueError):  # TypeError: a plain-text answer
                         pass
                     time.sleep(0.1)
 
