@@ -40,7 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from selectsearch.index.sharded import ShardedIndex
 
-__all__ = ["FRAME_COLUMNS", "SelectiveLuceneSearcher", "StoredDocument", "StoredHit", "to_dataframe"]
+__all__ = ["FRAME_COLUMNS", "SelectiveLuceneSearcher", "StoredDocument", "StoredHit", "searcher_for", "to_dataframe",
+           "with_route"]
 
 #: the columns of :func:`to_dataframe`, in order (PyTerrier's names; ``rank`` starts at 0 as in PyTerrier)
 FRAME_COLUMNS = ("qid", "docno", "score", "rank", "shard_id")
@@ -159,17 +160,8 @@ class SelectiveLuceneSearcher:
                  route: str | RouteSpec | Router | type[Router] | None = None, *, qrels: Qrels | None = None,
                  seed: int = 0, threads: int = 1, router_options: Mapping[str, Any] | None = None,
                  **options: Any) -> None:
-        if isinstance(index_dir, SelectiveSearcher):
-            if options:
-                raise TypeError(f"options {', '.join(sorted(options))} configure a searcher being opened; the "
-                                "searcher given is already open (derive one with its with_* methods)")
-            searcher = index_dir
-            if route is not None or router_options:
-                searcher = with_route(searcher, route or searcher.route_name, qrels=qrels, seed=seed,
-                                      router_options=router_options)
-        else:
-            searcher = SelectiveSearcher.open(index_dir, route="all" if route is None else route, qrels=qrels,
-                                              seed=seed, threads=threads, router_options=router_options, **options)
+        searcher = searcher_for(index_dir, route, qrels=qrels, seed=seed, threads=threads,
+                                router_options=router_options, **options)
         self.searcher: SelectiveSearcher = searcher
 
     @property
@@ -229,6 +221,23 @@ class SelectiveLuceneSearcher:
 
     def __repr__(self) -> str:
         return f"SelectiveLuceneSearcher({str(self.searcher.index.path)!r}, route={self.route!r})"
+
+
+def searcher_for(index: str | os.PathLike[str] | SelectiveSearcher,
+                 route: str | RouteSpec | Router | type[Router] | None = None, *, qrels: Qrels | None = None,
+                 seed: int = 0, threads: int = 1, router_options: Mapping[str, Any] | None = None,
+                 **options: Any) -> SelectiveSearcher:
+    """An index folder opened (``route`` default ``all``), or an open searcher, re-routed when
+    ``route`` or ``router_options`` are given; ``options`` only configure a searcher being opened."""
+    if not isinstance(index, SelectiveSearcher):
+        return SelectiveSearcher.open(index, route="all" if route is None else route, qrels=qrels, seed=seed,
+                                      threads=threads, router_options=router_options, **options)
+    if options:
+        raise TypeError(f"options {', '.join(sorted(options))} configure a searcher being opened; the "
+                        "searcher given is already open (derive one with its with_* methods)")
+    if route is None and not router_options:
+        return index
+    return with_route(index, route or index.route_name, qrels=qrels, seed=seed, router_options=router_options)
 
 
 def with_route(searcher: SelectiveSearcher, route: str | RouteSpec | Router | type[Router], *,

@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - the extra is in dev, so tests a
     raise DependencyError(f"selectsearch.pyterrier needs PyTerrier's core ({exc}): "
                           "pip install 'selectsearch[pyterrier]' (the pyterrier package; no Java needed)") from exc
 
-from selectsearch.pyserini_compat import to_dataframe, with_route
+from selectsearch.pyserini_compat import searcher_for, to_dataframe, with_route
 from selectsearch.route import Router, RouteSpec
 from selectsearch.search import SelectiveSearcher
 from selectsearch.types import Qrels, Query
@@ -83,17 +83,8 @@ class SelectiveRetriever(pt.Transformer):
                  router_options: Mapping[str, Any] | None = None, **options: Any) -> None:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k (hits per query) must be an integer of at least 1, got {k!r}")
-        if isinstance(index, SelectiveSearcher):
-            if options:
-                raise TypeError(f"options {', '.join(sorted(options))} configure a searcher being opened; the "
-                                "searcher given is already open (derive one with its with_* methods)")
-            searcher = index
-            if route is not None or router_options:
-                searcher = with_route(searcher, route or searcher.route_name, qrels=qrels, seed=seed,
-                                      router_options=router_options)
-        else:
-            searcher = SelectiveSearcher.open(index, route="all" if route is None else route, qrels=qrels, seed=seed,
-                                              threads=threads, router_options=router_options, **options)
+        searcher = searcher_for(index, route, qrels=qrels, seed=seed, threads=threads, router_options=router_options,
+                                **options)
         self.searcher: SelectiveSearcher = searcher
         self.k = k
 

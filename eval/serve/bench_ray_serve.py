@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_reliability import measure
+from bench_reliability import add_load_arguments, measure
 
 from selectsearch.bench.report import write_json, write_markdown
 from selectsearch.bench.script import add_collection_arguments, command_line, script_parser
@@ -43,16 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     add_collection_arguments(parser, index_option=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--engines", default="serve,starlette", help="engines, in the order run (default %(default)s)")
-    parser.add_argument("--route", default="all", help="route of every request (default all: every group asked)")
-    parser.add_argument("--k", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--overload-clients", type=int, default=128)
-    parser.add_argument("--overload-per-client", type=int, default=10)
-    parser.add_argument("--drill-requests", type=int, default=800)
-    parser.add_argument("--kill-after", type=float, default=1.0, help="seconds into the drill's load of the kill")
-    parser.add_argument("--client-procs", type=int, default=8, help="client processes (clients are threads in them)")
-    parser.add_argument("--port", type=int, default=8765)
+    add_load_arguments(parser)
     parser.add_argument("--serve-args", default="--shards-per-group 8 --actor-cpus 0.25 --java-heap 1g",
                         help="extra arguments of `selectsearch serve`, both engines (default: %(default)s)")
     args = parser.parse_args(argv)

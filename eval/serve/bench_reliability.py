@@ -256,10 +256,8 @@ def measure(serve_cmd: list[str], texts: list[str], args: Any) -> dict[str, Any]
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = script_parser(__doc__)
-    add_collection_arguments(parser, index_option=True)
-    parser.add_argument("--out", required=True)
+def add_load_arguments(parser: Any) -> None:
+    """The load, overload and kill-drill options :func:`measure` reads (shared with bench_ray_serve.py)."""
     parser.add_argument("--route", default="all", help="route of every request (default all: every group asked)")
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--requests", type=int, default=2000)
@@ -270,6 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-after", type=float, default=1.0, help="seconds into the drill's load of the kill")
     parser.add_argument("--client-procs", type=int, default=8, help="client processes (clients are threads in them)")
     parser.add_argument("--port", type=int, default=8765)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = script_parser(__doc__)
+    add_collection_arguments(parser, index_option=True)
+    parser.add_argument("--out", required=True)
+    add_load_arguments(parser)
     parser.add_argument("--serve-args", default="--shards-per-group 8 --actor-cpus 0.25 --java-heap 1g",
                         help="extra arguments of `selectsearch serve` (default: %(default)s)")
     args = parser.parse_args(argv)
