@@ -79,15 +79,34 @@ class CoriRouter(_StatsRouter):
         super().__init__(stats)
         self.belief = belief
         self._cw_ratio = stats.shard_tokens / max(stats.shard_tokens.mean(), 1.0)
+        self._beliefs = self._term_beliefs()
+
+    def _term_beliefs(self) -> np.ndarray:
+        """``p(t | i)`` of every stored (shard, term) pair, aligned with the CSC ``df``'s data.
+
+        Computed once per index, with exactly the operations (and dtypes) the per-query formula
+        would apply to those entries, so a query only gathers its terms' columns: routing costs
+        a few microseconds per query term instead of a dozen numpy calls per query (on 32 shards
+        the formula alone was about half of CORI's per-query time).
+        """
+        df = self.stats.df
+        k = df.shape[0]
+        data = df.data
+        counts = np.diff(df.indptr)  # entries per term
+        present = np.concatenate([[0], np.cumsum(data > 0)])
+        cf = present[df.indptr[1:]] - present[df.indptr[:-1]]  # shards containing t (stored zeros aside)
+        idf = np.log((k + 0.5) / np.maximum(cf, 1)) / np.log(k + 1.0)
+        t = data / (data + 50.0 + 150.0 * self._cw_ratio[df.indices])
+        return np.asarray(self.belief + (1.0 - self.belief) * t * np.repeat(idf, counts))
 
     def query_scores(self, term_ids: np.ndarray) -> np.ndarray:
-        df = self.stats.df_columns(term_ids)  # (K, T)
-        k = df.shape[0]
-        cf = (df > 0).sum(axis=0)
-        t = df / (df + 50.0 + 150.0 * self._cw_ratio[:, None])
-        idf = np.log((k + 0.5) / np.maximum(cf, 1)) / np.log(k + 1.0)
-        belief = self.belief + (1.0 - self.belief) * t * idf[None, :]
-        return np.asarray(belief.mean(axis=1))
+        df = self.stats.df
+        beliefs = np.full((df.shape[0], len(term_ids)), self.belief)  # p(t | i) = b where df_i(t) = 0
+        indptr, indices = df.indptr, df.indices
+        for j, term in enumerate(np.asarray(term_ids).tolist()):
+            lo, hi = indptr[term], indptr[term + 1]
+            beliefs[indices[lo:hi], j] = self._beliefs[lo:hi]
+        return np.asarray(beliefs.mean(axis=1))
 
 
 class TailyRouter(_StatsRouter):

@@ -112,3 +112,27 @@ def test_bench_and_plot(tiny_beir: Path, tmp_path: Path) -> None:
     assert "index reused" in (out / "README.md").read_text()
     assert main(["plot", str(out / "tiny-k3.json"), "--out", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").exists()
+
+
+def test_cori_scores_are_the_formula_over_the_whole_df_table(searcher: SelectiveSearcher) -> None:
+    """CORI's per-(shard, term) beliefs are computed once per index; each query's scores must be the
+    module docs' formula applied to the full document-frequency table, exactly."""
+    from selectsearch.route.stats import CoriRouter
+
+    router = make_router("cori@2", searcher.index)
+    assert isinstance(router, CoriRouter)
+    df_all = router.stats.df.toarray()  # (K, V)
+    k = df_all.shape[0]
+    texts = [" ".join(words[:3]) for words in TOPICS.values()] + ["rocket rocket orbit bank", "zzzunknown", ""]
+    checked = 0
+    for text in texts:
+        ids = router.stats.term_ids(router.analyzer(text))
+        if not len(ids):
+            continue
+        df = df_all[:, ids]
+        t = df / (df + 50.0 + 150.0 * router._cw_ratio[:, None])
+        idf = np.log((k + 0.5) / np.maximum((df > 0).sum(axis=0), 1)) / np.log(k + 1.0)
+        expected = (router.belief + (1.0 - router.belief) * t * idf[None, :]).mean(axis=1)
+        assert np.array_equal(router.query_scores(ids), expected)
+        checked += 1
+    assert checked >= 3

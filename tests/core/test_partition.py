@@ -56,6 +56,21 @@ def test_lexical_space_matches_sklearn_transform() -> None:
     np.testing.assert_allclose(space.transform(texts).toarray(), ref.transform(texts).toarray(), atol=1e-6)
 
 
+def test_lexical_query_scores_equal_the_sparse_product_alone_and_in_batches() -> None:
+    """Routing gathers centroid rows text by text (no sparse matrix per query): the scores must be
+    the ones ``transform(texts) @ centroids.T`` gives, and the same for a text alone or in a batch."""
+    docs = [Document(d["_id"], d["title"], d["text"]) for d in make_docs(30)]
+    space = LexicalKMeansPartitioner(seed=0).fit(_scan(docs), n_shards=5).space
+    texts = [d.contents for d in docs] + ["rocket oven rocket", "", "unknownword", "the of and"]
+    batch = space.query_scores(texts)
+    reference = np.asarray(space.transform(texts) @ space.centroids.T, dtype=np.float32)
+    assert batch.dtype == np.float32 and batch.shape == (len(texts), 5)
+    np.testing.assert_allclose(batch, reference, rtol=1e-6, atol=1e-7)
+    alone = np.concatenate([space.query_scores([t]) for t in texts])
+    assert np.array_equal(alone, batch)
+    assert not batch[len(docs) + 1 :].any()  # no known term: zero scores
+
+
 def test_lexical_kmeans_recovers_planted_topics() -> None:
     docs = [Document(d["_id"], d["title"], d["text"]) for d in make_docs(30)]
     part = LexicalKMeansPartitioner(seed=0).fit(_scan(docs), n_shards=4)

@@ -84,6 +84,22 @@ def test_round_trip_through_the_model_folder(static_dir: Path, tmp_path: Path) -
     np.testing.assert_allclose(plain, vectors[:4], rtol=1e-5, atol=1e-6)
 
 
+def test_a_few_texts_encode_as_model2vec_encodes_them(static_dir: Path) -> None:
+    """Up to FEW_TEXTS texts skip model2vec's batch machinery (a routed query): the vectors must be
+    model2vec's own, bit for bit, including truncation, unknown tokens and empty texts."""
+    enc = StaticEncoder(static_dir, max_length=12)
+    texts = [*TEXTS, "", "   ", "zzzqqqxxj", "rocket " * 40, "Ünïcödé café, naïve résumé!", "a b c " * 30]
+    assert len(texts) <= se.FEW_TEXTS
+    reference = enc.table.encode(texts, max_length=12, show_progress_bar=False, use_multiprocessing=False,
+                                 normalize=True)
+    few = enc.encode(texts)
+    assert few.dtype == np.float32
+    assert np.array_equal(few, reference)
+    assert np.array_equal(np.concatenate([enc.encode([t]) for t in texts]), reference)
+    many = enc.encode(texts * (se.FEW_TEXTS // len(texts) + 1))  # model2vec's path
+    assert np.array_equal(many[: len(texts)], reference)
+
+
 def test_distillation_is_deterministic_and_follows_the_source(static_dir: Path, transformer_dir: Path,
                                                               tmp_path: Path) -> None:
     again = distill_static_encoder(tmp_path / "again", StaticRecipe(source=str(transformer_dir), pca_dims=16),
