@@ -48,7 +48,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check selectsearch tests eval tools
 	$(VENV)/bin/mypy
 
-# The Ray cluster tests (tests/serve/test_ray.py, test_ray_serve.py, tests/bench/test_ray_entry_points.py, tests/build/test_ray_build.py;
+# The Ray cluster tests (tests/serve/test_ray.py, test_ray_serve.py, tests/bench/test_ray_entry_points.py, tests/build/test_ray_build.py, test_ray_embed.py;
 # skipped in the first run) need a network namespace
 # with nothing but loopback: Ray sends its traffic to the machine's non-loopback address otherwise.
 # CI runs as root. The search page's browser tests need Debian's chromium: the first run
@@ -56,7 +56,7 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest tests
 	@if unshare -n true 2>/dev/null; then \
-		unshare -n sh -c 'ip link set lo up && exec $(PY) -m pytest tests/serve/test_ray.py tests/serve/test_ray_serve.py tests/bench/test_ray_entry_points.py tests/build/test_ray_build.py'; \
+		unshare -n sh -c 'ip link set lo up && exec $(PY) -m pytest tests/serve/test_ray.py tests/serve/test_ray_serve.py tests/bench/test_ray_entry_points.py tests/build/test_ray_build.py tests/build/test_ray_embed.py'; \
 	else echo "Ray cluster tests skipped: they need root for 'unshare -n' (a loopback-only network namespace)"; fi
 
 clean-venv:

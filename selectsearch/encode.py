@@ -7,7 +7,10 @@ name, dimension and the corpus fingerprint, so a second build of the same corpus
 count, another partitioner, the FAISS backend, MICO training) re-uses them; a cache that does
 not match is never used. :func:`corpus_cache` forms the cache key (model, ``max_length``,
 corpus fingerprint) and :func:`corpus_embeddings` returns the cached matrix, encoding the corpus
-in one streamed pass when it is missing (the corpus text is never held in memory).
+in one streamed pass when it is missing (the corpus text is never held in memory). Where the
+chunks of that pass are encoded is a :data:`ChunkEncoder`: :func:`encode_here` (this process) by
+default, or :meth:`selectsearch.index.distributed.RayExecutor.embed` (Ray tasks, for
+``selectsearch index --space dense --ray ...``).
 
 Any local sentence-transformers or transformers folder works as the model; pooling and
 normalisation follow the folder (see :func:`selectsearch.models.encoder.encoder_layout`). A static
@@ -22,7 +25,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,8 +36,8 @@ from selectsearch.errors import ModelError
 from selectsearch.models.encoder import DEFAULT_ENCODER
 from selectsearch.settings import PRECISION_ENV
 
-__all__ = ["PRECISIONS", "PRECISION_ENV", "EmbeddingCache", "TextEncoder", "corpus_cache", "corpus_embeddings",
-           "encoder_precision", "inference_autocast"]
+__all__ = ["PRECISIONS", "PRECISION_ENV", "ChunkEncoder", "EmbeddingCache", "TextEncoder", "corpus_cache",
+           "corpus_embeddings", "encode_here", "encoder_precision", "inference_autocast"]
 
 #: Compute precisions of transformer inference (encoders, MICO and distilled routers, rerankers,
 #: classifiers). ``bf16`` runs the forward pass under CPU autocast: about 1.8x faster on CPUs with
@@ -141,6 +144,18 @@ class TextEncoder:
         return out
 
 
+#: Encodes a stream of text chunks with (a copy of) ``encoder`` and yields one ``(len(chunk), dim)``
+#: float32 matrix per chunk, in the order of the chunks. :func:`encode_here` is the local one;
+#: :meth:`selectsearch.index.distributed.RayExecutor.embed` encodes chunks in parallel Ray tasks.
+ChunkEncoder = Callable[[TextEncoder, Iterable[list[str]]], Iterator[np.ndarray]]
+
+
+def encode_here(encoder: TextEncoder, chunks: Iterable[list[str]]) -> Iterator[np.ndarray]:
+    """The :data:`ChunkEncoder` that encodes each chunk in this process, with ``encoder`` itself."""
+    for chunk in chunks:
+        yield encoder.encode(chunk)
+
+
 class EmbeddingCache:
     """A float32 ``(n, dim)`` memmap at ``<folder>/embeddings.f32`` plus ``meta.json``.
 
@@ -191,8 +206,11 @@ class EmbeddingCache:
         return int(done.get("rows", 0))
 
     def build(self, encoder: TextEncoder, texts: Iterable[str], *, n: int, fingerprint: str,
-              chunk: int = 2048, progress: bool = False) -> np.ndarray:
+              chunk: int = 2048, progress: bool = False, encode: ChunkEncoder | None = None) -> np.ndarray:
         """Encode ``texts`` (streamed, ``n`` of them) into the cache and return the memmap.
+
+        ``encode`` says where chunks of ``chunk`` texts are encoded (default :func:`encode_here`);
+        rows are written in stream order whichever it is.
 
         Resumable: after each chunk the rows written so far are recorded in ``progress.json``;
         a later build with the same model, corpus fingerprint, size and max_length skips those
@@ -214,12 +232,13 @@ class EmbeddingCache:
             if self.matches(model=encoder.name, fingerprint=fingerprint, n=n, precision=encoder.precision):
                 log.info("using the embeddings another process encoded into %s", self.folder)
                 return self.load()
-            return self._build_locked(encoder, texts, n=n, fingerprint=fingerprint, chunk=chunk, progress=progress)
+            return self._build_locked(encoder, texts, n=n, fingerprint=fingerprint, chunk=chunk, progress=progress,
+                                      encode=encode or encode_here)
         finally:
             lock.release()
 
     def _build_locked(self, encoder: TextEncoder, texts: Iterable[str], *, n: int, fingerprint: str,
-                      chunk: int, progress: bool) -> np.ndarray:
+                      chunk: int, progress: bool, encode: ChunkEncoder) -> np.ndarray:
         """:meth:`build` once this process holds the entry's lock."""
         tmp = self.folder / "embeddings.f32.partial"
         key = {"model": encoder.name, "fingerprint": fingerprint, "n": n, "dim": encoder.dim,
@@ -236,28 +255,30 @@ class EmbeddingCache:
         started, first_row = time.perf_counter(), row
         last_log = started
 
-        def flush(buffer: list[str]) -> None:
-            nonlocal row, last_log
-            matrix[row:row + len(buffer)] = encoder.encode(buffer)
-            row += len(buffer)
+        def chunks() -> Iterator[list[str]]:
+            buffer: list[str] = []
+            for position, text in enumerate(texts):
+                if position < first_row:
+                    continue  # encoded by an earlier, interrupted build
+                buffer.append(text)
+                if len(buffer) == chunk:
+                    yield buffer
+                    buffer = []
+            if buffer:
+                yield buffer
+
+        for vectors in encode(encoder, chunks()):
+            if row + len(vectors) > n:
+                raise ModelError(f"expected {n} texts to encode, got more")
+            matrix[row:row + len(vectors)] = vectors
+            row += len(vectors)
             matrix.flush()
             _write_json(self.progress_path, {**key, "rows": row})
             if bar is not None:
-                bar.update(len(buffer))
+                bar.update(len(vectors))
             elif time.perf_counter() - last_log >= 30.0:  # no bar (stderr not a terminal): a log line now and then
                 last_log = time.perf_counter()
                 log.info("encoded %d of %d texts (%.0f/s)", row, n, (row - first_row) / (last_log - started))
-
-        buffer: list[str] = []
-        for position, text in enumerate(texts):
-            if position < first_row:
-                continue  # encoded by an earlier, interrupted build
-            buffer.append(text)
-            if len(buffer) == chunk:
-                flush(buffer)
-                buffer = []
-        if buffer:
-            flush(buffer)
         if bar is not None:
             bar.close()
         if row != n:
@@ -307,7 +328,8 @@ def corpus_cache(model: str, max_length: int, fingerprint: str,
 
 def corpus_embeddings(texts: Callable[[], Iterable[str]], *, model: str, max_length: int, fingerprint: str,
                       n: int, cache_dir: str | os.PathLike[str] | None = None, batch_size: int = 64,
-                      threads: int | None = None, progress: bool = False) -> np.ndarray:
+                      threads: int | None = None, progress: bool = False,
+                      encode: ChunkEncoder | None = None) -> np.ndarray:
     """The ``(n, dim)`` embeddings of a corpus in stream order, from the cache or encoded now.
 
     Args:
@@ -319,6 +341,7 @@ def corpus_embeddings(texts: Callable[[], Iterable[str]], *, model: str, max_len
         cache_dir: cache root.
         batch_size, threads: encoder options when encoding.
         progress: progress bar while encoding.
+        encode: where chunks are encoded (default :func:`encode_here`; see :data:`ChunkEncoder`).
 
     Example:
         >>> from selectsearch.data import open_corpus  # doctest: +SKIP
@@ -331,4 +354,4 @@ def corpus_embeddings(texts: Callable[[], Iterable[str]], *, model: str, max_len
         return cache.load()
     encoder = TextEncoder(None if model == DEFAULT_ENCODER else model, max_length=max_length, batch_size=batch_size,
                           threads=threads)
-    return cache.build(encoder, texts(), n=n, fingerprint=fingerprint, progress=progress)
+    return cache.build(encoder, texts(), n=n, fingerprint=fingerprint, progress=progress, encode=encode)

@@ -10,11 +10,19 @@ checks that both indexes give the same ``--route all`` run, and projects from th
 per-document costs the build time and memory per node for ``--project-docs`` documents on N
 nodes. Writes ``build.json`` and ``build.md`` to ``--out``.
 
+``--space dense`` benchmarks the dense build instead (k-means on encoder embeddings of every
+document): the corpus is encoded by the single-machine build in this process and by Ray tasks in
+the distributed one (each build into its own empty embedding cache under ``--work``, so both
+really encode), and the two indexes must put every document in the same shard. Writes
+``build-dense.json`` and ``build-dense.md`` (no projection: its model is the lexical build's).
+
 A timing benchmark: run it alone on an idle machine. Ray sends its traffic to the machine's
 non-loopback address, so run it inside a loopback-only network namespace (as root):
 
     unshare -n sh -c 'ip link set lo up && exec .venv/bin/python eval/serve/bench_build.py \\
         --out eval/results/serve --work /tmp/bench-build'
+    unshare -n sh -c 'ip link set lo up && exec .venv/bin/python eval/serve/bench_build.py \\
+        --sources ../shared/data/scifact --shards 16 --space dense --out eval/results/serve --work /tmp/bb-dense'
 """
 
 from __future__ import annotations
@@ -44,6 +52,11 @@ class TimedExecutor:
         self.inner = inner
         self.marks: dict[str, float] = {}
 
+    def embed(self, encoder: Any, chunks: Iterable[list[str]]) -> Iterator[np.ndarray]:
+        self.marks["encode_start"] = time.time()
+        yield from self.inner.embed(encoder, chunks)
+        self.marks["encode_end"] = time.time()
+
     def assign(self, fitted: Any, batches: Iterable[tuple[list[Any], np.ndarray]]) -> Iterator[np.ndarray]:
         self.marks["assign_start"] = time.time()
         yield from self.inner.assign(fitted, batches)
@@ -65,6 +78,19 @@ def _run(index: Path, data: Path, out: Path) -> bytes:
     assert main(["-q", "search", str(index), "--queries", str(data), "--split", "test", "--route", "all", "--k", "100",
                  "--output", str(out)]) == 0
     return out.read_bytes()
+
+
+def _shards(index: Path) -> list[str]:
+    """Each shard's doc ids, in order: what the partition decided."""
+    return [(d / "doc_ids.txt").read_text(encoding="utf-8") for d in sorted((index / "shards").iterdir())]
+
+
+def _encode_seconds(cache_root: Path) -> float | None:
+    """The encoding time recorded in the (one) embedding cache entry under ``cache_root``."""
+    from selectsearch.encode import EmbeddingCache
+
+    entries = [p for p in cache_root.iterdir() if (p / "meta.json").is_file()] if cache_root.is_dir() else []
+    return float(EmbeddingCache(entries[0]).meta()["encode_seconds"]) if len(entries) == 1 else None
 
 
 def _peak_rss_mb(who: int) -> float:
@@ -105,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="corpus sources (default: DATA/scifact DATA/wikipedia)")
     parser.add_argument("--queries", default=None, help="BEIR folder of the identity check's queries (default scifact)")
     parser.add_argument("--shards", type=int, default=32)
+    parser.add_argument("--space", choices=("lexical", "dense"), default="lexical",
+                        help="k-means on TF-IDF vectors of a sample (default) or on embeddings of every document, "
+                             "encoded by Ray tasks in the distributed build")
     parser.add_argument("--nodes", type=int, default=2, help="Ray nodes of the local cluster (default 2)")
     parser.add_argument("--cpus-per-node", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2,
@@ -112,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", required=True,
                         help="scratch folder for the two indexes: new or empty (what the run writes there is removed "
                              "at the end)")
-    parser.add_argument("--out", required=True, help="where build.json and build.md go")
+    parser.add_argument("--out", required=True,
+                        help="where build.json and build.md (build-dense.* with --space dense) go")
     parser.add_argument("--project-docs", type=int, default=100_000_000)
     parser.add_argument("--project-nodes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--project-cores", type=int, default=16, help="CPUs per node in the projection")
@@ -138,11 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--work {work} exists and is not an empty folder: give a new or empty one", file=sys.stderr)
         return 2
     work.mkdir(parents=True, exist_ok=True)
-    config = BuildConfig(n_shards=args.shards, threads=args.threads)
+    dense = args.space == "dense"
+
+    def config(name: str) -> BuildConfig:  # dense: each build encodes into its own, new cache
+        options = {"cache_dir": str(work / f"cache-{name}")} if dense else {}
+        return BuildConfig(n_shards=args.shards, threads=args.threads, space=args.space, partitioner_options=options)
 
     # 1. single machine
     t = time.time()
-    single = build_index(open_corpus(sources), work / "single", config)
+    single = build_index(open_corpus(sources), work / "single", config("single"))
     single_wall = time.time() - t
     single_manifest = Manifest.read(single)
     n_docs = single_manifest.corpus.n_docs
@@ -162,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         executor = TimedExecutor(RayExecutor(on_shard=lambda r: shards.append({**r, "done": time.time()})))
         t = time.time()
-        dist = build_index(open_corpus(sources), work / "ray", config, executor=executor)  # type: ignore[arg-type]
+        dist = build_index(open_corpus(sources), work / "ray", config("ray"), executor=executor)  # type: ignore[arg-type]
         dist_wall = time.time() - t
         started = t
     finally:
@@ -172,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Ray, {args.nodes} nodes: {n_docs} documents in {dist_wall:.1f} s", file=sys.stderr)
 
     identical = _run(single, queries, work / "single.run") == _run(dist, queries, work / "ray.run")
+    same_shards = _shards(single) == _shards(dist)
     marks = executor.marks
     index_phase = marks["index_end"] - marks["index_start"]
     cpu_seconds = sum(s["seconds"] for s in shards)
@@ -203,15 +238,18 @@ def main(argv: list[str] | None = None) -> int:
         "command": command_line(__file__, argv, prefix="unshare -n sh -c 'ip link set lo up && exec .venv/bin/python ")
         + "'",
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
-        "sources": sources, "shards": args.shards, "documents": n_docs,
+        "sources": sources, "shards": args.shards, "space": args.space, "documents": n_docs,
         "single": {"threads": args.threads, "wall_seconds": round(single_wall, 2),
                    "docs_per_second": round(n_docs / single_wall, 1),
                    "fit_seconds": single_manifest.partition.fit_seconds if single_manifest.partition else None,
+                   "encode_seconds": _encode_seconds(work / "cache-single") if dense else None,
                    "driver_peak_rss_mb": driver_rss_single},
         "ray": {"nodes": args.nodes, "cpus_per_node": args.cpus_per_node,
                 "cluster_start_seconds": round(cluster_start, 1),
                 "wall_seconds": round(dist_wall, 2), "docs_per_second": round(n_docs / dist_wall, 1),
                 "phases_seconds": {"scan_fit_assign_write": round(pre_index, 2),
+                                   **({"encode_corpus": round(marks["encode_end"] - marks["encode_start"], 2)}
+                                      if "encode_end" in marks else {}),
                                    "assign_write": round(marks["assign_end"] - marks["assign_start"], 2),
                                    "index_and_gather": round(index_phase, 2),
                                    "manifest_publish": round(started + dist_wall - marks["index_end"], 2)},
@@ -219,19 +257,21 @@ def main(argv: list[str] | None = None) -> int:
                 "shards_per_node": {n: sum(1 for s in shards if s["node"] == n)
                                     for n in sorted({s["node"] for s in shards})}},
         "identical_route_all_run": identical,
+        "same_documents_in_each_shard": same_shards,
         "shard_costs": sorted(({k: s[k] for k in ("shard_id", "n_docs", "seconds", "max_rss_mb")} for s in shards),
                               key=lambda s: s["shard_id"]),
         "measured": measured,
-        "projection": project(measured, docs=args.project_docs, nodes=args.project_nodes, cores=args.project_cores,
-                              shard_docs=args.project_shard_docs),
+        "projection": [] if dense else project(measured, docs=args.project_docs, nodes=args.project_nodes,
+                                               cores=args.project_cores, shard_docs=args.project_shard_docs),
     }
     out = Path(args.out)
-    write_json(out / "build.json", result, end="\n")
-    write_markdown(out / "build.md", _markdown(result, args))
-    for name in ("single", "ray", "single.run", "ray.run"):  # what this run made, nothing else
+    stem = "build-dense" if dense else "build"
+    write_json(out / f"{stem}.json", result, end="\n")
+    write_markdown(out / f"{stem}.md", _markdown(result, args))
+    for name in ("single", "ray", "single.run", "ray.run", "cache-single", "cache-ray"):  # what this run made
         target = work / name
         shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
-    return 0 if identical else 1
+    return 0 if identical and same_shards else 1
 
 
 def _markdown(r: dict[str, Any], args: Any) -> list[str]:
@@ -241,19 +281,25 @@ def _markdown(r: dict[str, Any], args: Any) -> list[str]:
         "",
         f"Command (as root, alone on an idle machine): `{r['command']}`",
         "",
-        f"{r['documents']:,} documents ({' + '.join(Path(x).name for x in r['sources'])}) into {r['shards']} lexical "
-        f"k-means shards; machine: {r['machine']['cpus']} CPUs. The Ray cluster is `ray.cluster_utils.Cluster` on this "
+        f"{r['documents']:,} documents ({' + '.join(Path(x).name for x in r['sources'])}) into {r['shards']} "
+        f"{r['space']} k-means shards" + (" (every document embedded by the packaged all-MiniLM-L6-v2: in this "
+                                         "process by the single-machine build, by Ray tasks in the distributed one)"
+                                         if r["space"] == "dense" else "")
+        + f"; machine: {r['machine']['cpus']} CPUs. The Ray cluster is `ray.cluster_utils.Cluster` on this "
         f"same machine ({d['nodes']} nodes x {d['cpus_per_node']} CPU, loopback), so it measures the distributed "
         "build's overhead, not a speed-up: both builds share the same cores.",
         "",
         "| build | wall s | docs/s | notes |",
         "|---|---:|---:|---|",
         f"| single machine, {s['threads']} shards at a time | {s['wall_seconds']} | {s['docs_per_second']} | "
-        f"fit {s['fit_seconds']} s; driver peak {s['driver_peak_rss_mb']} MB |",
+        f"fit {s['fit_seconds']} s" + (f" (encoding {s['encode_seconds']} s)" if s.get("encode_seconds") else "")
+        + f"; driver peak {s['driver_peak_rss_mb']} MB |",
         f"| Ray, {d['nodes']} nodes x {d['cpus_per_node']} CPU (gathered) | {d['wall_seconds']} | "
         f"{d['docs_per_second']} | "
         f"cluster start {d['cluster_start_seconds']} s (not in the wall time); shards per node "
-        f"{sorted(d['shards_per_node'].values())} |",
+        f"{sorted(d['shards_per_node'].values())}; driver peak {d['driver_peak_rss_mb']} MB (both builds' peak) |",
+        "",
+        f"Same documents in each shard: **{r['same_documents_in_each_shard']}**.",
         "",
         f"Same `--route all` run from both indexes (SciFact test queries, k=100): **{r['identical_route_all_run']}**.",
         "",
@@ -268,6 +314,10 @@ def _markdown(r: dict[str, Any], args: Any) -> list[str]:
         f"index phase {m['index_overhead']}x perfect packing of the measured shard times; Lucene "
         f"{m['index_bytes'] / r['documents']:.0f} B and document store {m['store_bytes'] / r['documents']:.0f} B "
         "per document.",
+    ]
+    if not r["projection"]:
+        return lines
+    lines += [
         "",
         f"## On paper: {args.project_docs:,} documents on N nodes of {args.project_cores} CPUs",
         "",

@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from selectsearch.errors import IndexExistsError, ModelError, SelectSearchError,
 from selectsearch.index.manifest import DenseSection, Manifest, ShardEntry, command_line
 from selectsearch.index.scan import scan_corpus
 from selectsearch.types import Document
+
+if TYPE_CHECKING:
+    from selectsearch.encode import ChunkEncoder
 
 __all__ = ["FAISS_DIR", "add_faiss_backend", "build_faiss_shards", "doc_ids_digest", "load_shard_index"]
 
@@ -110,7 +113,7 @@ def _build_one(vectors: np.ndarray, factory: str, config: DenseConfig) -> Any:
 
 def build_faiss_shards(root: Path, shards: list[dict[str, Any]], corpus: Iterable[Document], *, fingerprint: str,
                        n_docs: int, config: DenseConfig, folder: str = FAISS_DIR,
-                       progress: bool = False) -> dict[str, Any]:
+                       progress: bool = False, encode: ChunkEncoder | None = None) -> dict[str, Any]:
     """Build one FAISS index per non-empty shard of the index at ``root``.
 
     Args:
@@ -123,6 +126,8 @@ def build_faiss_shards(root: Path, shards: list[dict[str, Any]], corpus: Iterabl
         config: encoder and index types.
         folder: name of the folder written in each shard (``faiss.partial`` when adding).
         progress: progress bars.
+        encode: where the corpus is encoded when its embeddings are not cached (default: here;
+            a distributed build passes its executor's, see :data:`selectsearch.encode.ChunkEncoder`).
 
     Returns:
         The manifest's ``dense`` section.
@@ -137,7 +142,8 @@ def build_faiss_shards(root: Path, shards: list[dict[str, Any]], corpus: Iterabl
     layout = encoder_layout(config.model)
     embeddings = corpus_embeddings(lambda: (d.contents for d in corpus), model=config.model,
                                    max_length=config.max_length, fingerprint=fingerprint, n=n_docs,
-                                   cache_dir=config.cache_dir, batch_size=config.batch_size, progress=progress)
+                                   cache_dir=config.cache_dir, batch_size=config.batch_size, progress=progress,
+                                   encode=encode)
     dim = int(embeddings.shape[1])
     for factory in {config.factory, config.large_factory or config.factory}:
         _new_index(dim, factory)  # a bad factory string fails before any work

@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import orjson
@@ -69,6 +69,9 @@ from selectsearch.index.shard_files import index_one_shard, shard_dir_name
 from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner
 from selectsearch.selective_metrics import partition_balance
 from selectsearch.types import Document
+
+if TYPE_CHECKING:
+    from selectsearch.encode import TextEncoder
 
 __all__ = ["BuildConfig", "ShardExecutor", "build_index", "index_shards", "make_partitioner", "scan_corpus",
            "shard_dir_name", "write_shards"]
@@ -111,11 +114,17 @@ class BuildConfig:
 
 
 class ShardExecutor(Protocol):
-    """Where a build assigns documents (pass 2) and indexes shards (pass 3), other than here.
+    """Where a build embeds the corpus (for a partitioner that needs embeddings), assigns documents
+    (pass 2) and indexes shards (pass 3), other than here.
 
     :class:`selectsearch.index.distributed.RayExecutor` is the one in the package; without an
     executor a build assigns in this process and indexes in local worker processes.
     """
+
+    def embed(self, encoder: TextEncoder, chunks: Iterable[list[str]]) -> Iterator[np.ndarray]:
+        """The embeddings of each chunk of texts by a copy of ``encoder``, in the order given (a
+        :data:`selectsearch.encode.ChunkEncoder`)."""
+        ...
 
     def assign(self, fitted: FittedPartition,
                batches: Iterable[tuple[list[Document], np.ndarray]]) -> Iterator[np.ndarray]:
@@ -353,6 +362,8 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
         if partitioner.needs_scan or config.dedupe == "last":
             scan = scan_corpus(corpus, dedupe=config.dedupe, sample_size=partitioner.sample_size, seed=config.seed,
                                progress=progress, require_text="lucene" in backends)
+            if executor is not None:
+                scan.encode = executor.embed  # corpus embeddings (dense k-means) are encoded there too
             if scan.n_docs < config.n_shards and config.partitioner != "random":
                 raise SelectSearchError(
                     f"{scan.n_docs} documents cannot fill {config.n_shards} shards; use fewer --shards"
@@ -393,7 +404,8 @@ def build_index(corpus: Any, out: str | os.PathLike[str], config: BuildConfig | 
             from selectsearch.dense.build import build_faiss_shards
 
             dense = build_faiss_shards(partial, shards, kept, fingerprint=fingerprint, n_docs=n_docs,
-                                       config=config.dense, progress=progress)
+                                       config=config.dense, progress=progress,
+                                       encode=executor.embed if executor is not None else None)
         sizes = [s["n_docs"] for s in shards]
         Manifest(
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -6,6 +6,11 @@ the build runs as usual on this machine — scan, partitioner fitted on its samp
 written to the shards' stores in corpus order, manifest written last and the folder renamed into
 place — while the two parallel parts run as Ray tasks on whichever nodes have a free CPU:
 
+- **embed** (``--space dense``, and a FAISS backend whose embeddings are not cached): chunks of
+  document texts go to tasks that encode them with the same encoder (same model, ``max_length``,
+  precision; loaded once per worker process) and return their rows, written here into the
+  embedding cache in corpus order (see :data:`selectsearch.encode.ChunkEncoder`). The model must
+  be at the same path on every node (the packaged default is installed with this package);
 - **assign**: batches of documents go to tasks that load the fitted partition (saved, shipped
   once through the object store) and return each document's shard. A partition that reads
   embeddings cached on this machine (dense k-means, MICO with a frozen encoder) assigns here
@@ -56,7 +61,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -66,6 +71,9 @@ from selectsearch.index.build import _PARTIAL_MARKER
 from selectsearch.index.shard_files import index_one_shard, shard_dir_name
 from selectsearch.partition.base import FittedPartition, load_partition
 from selectsearch.types import Document
+
+if TYPE_CHECKING:
+    from selectsearch.encode import TextEncoder
 
 __all__ = ["RayExecutor", "pack_folder", "unpack_folder"]
 
@@ -134,6 +142,22 @@ def _partition(digest: str, blob: bytes) -> FittedPartition:
         unpack_folder(blob, folder)
         _PARTITIONS[digest] = (load_partition(folder), folder)
     return _PARTITIONS[digest][0]
+
+
+_ENCODERS: dict[tuple[Any, ...], Any] = {}  # per worker process: the last encoder loaded
+
+
+def encode_task(spec: tuple[str | None, int, int, str, int], texts: list[str]) -> np.ndarray:
+    """Ray task: the embeddings of ``texts`` by the encoder ``spec`` = ``(model, max_length,
+    batch_size, precision, threads)``, as :meth:`selectsearch.encode.TextEncoder.encode` gives them."""
+    from selectsearch.encode import TextEncoder
+
+    if spec not in _ENCODERS:
+        _ENCODERS.clear()
+        model, max_length, batch_size, precision, threads = spec
+        _ENCODERS[spec] = TextEncoder(model, max_length=max_length, batch_size=batch_size, precision=precision,
+                                      threads=threads)
+    return np.asarray(_ENCODERS[spec].encode(texts), dtype=np.float32)
 
 
 def assign_task(digest: str, blob_box: list[Any], batch: list[Document], positions: np.ndarray) -> np.ndarray:
@@ -267,6 +291,29 @@ class RayExecutor:
         for ref in refs:
             with contextlib.suppress(Exception):  # already finished or gone with its node
                 ray.cancel(ref, force=True)
+
+    # -------------------------------------------------------------- embeddings
+    def embed(self, encoder: TextEncoder, chunks: Iterable[list[str]]) -> Iterator[np.ndarray]:
+        """The embeddings of each chunk, in order, encoded by Ray tasks with a copy of ``encoder``
+        (a :data:`selectsearch.encode.ChunkEncoder`: ``EmbeddingCache.build(..., encode=executor.embed)``)."""
+        from selectsearch.models.encoder import DEFAULT_ENCODER
+
+        ray = self._ray()
+        threads = max(1, int(self.cpus_per_task))  # a task uses the CPUs it reserved, not the node's
+        spec = (None if encoder.name == DEFAULT_ENCODER else encoder.name, encoder.max_length, encoder.batch_size,
+                encoder.precision, threads)
+        task = ray.remote(encode_task).options(**self._options())
+        window = self._window(ray)
+        pending: deque[Any] = deque()
+        try:
+            for chunk in chunks:
+                pending.append(task.remote(spec, chunk))
+                if len(pending) >= window:
+                    yield self._get(ray, pending.popleft(), "encoding the corpus")
+            while pending:
+                yield self._get(ray, pending.popleft(), "encoding the corpus")
+        finally:
+            self._cancel(ray, pending)
 
     # -------------------------------------------------------------- pass 2
     def assign(self, fitted: FittedPartition,

@@ -14,11 +14,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from selectsearch.types import Document
+
+if TYPE_CHECKING:
+    from selectsearch.encode import ChunkEncoder
 
 __all__ = [
     "CorpusScan",
@@ -41,6 +44,9 @@ class CorpusScan:
         sample: up to ``sample_size`` documents drawn uniformly (reservoir sampling, seeded).
         sample_positions: stream positions of the sampled documents.
         corpus: a re-iterable corpus (for partitioners that need every document, e.g. dense).
+        encode: where a partitioner that embeds the corpus encodes it (a
+            :data:`selectsearch.encode.ChunkEncoder`; ``None``: in this process). A distributed
+            build sets its executor's (Ray tasks).
     """
 
     n_docs: int
@@ -49,6 +55,7 @@ class CorpusScan:
     sample_positions: list[int]
     corpus: Iterable[Document] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    encode: ChunkEncoder | None = None
 
 
 class Reservoir:

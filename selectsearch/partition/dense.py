@@ -122,8 +122,10 @@ class DenseKMeansPartitioner(Partitioner):
             embeddings = cache.load()
         else:
             encoder = TextEncoder(None if self.model == DEFAULT_ENCODER else self.model, max_length=self.max_length)
+            # smaller chunks when they go to remote tasks: more of them, spread over more workers
             embeddings = cache.build(encoder, (d.contents for d in scan.corpus), n=scan.n_docs,
-                                     fingerprint=scan.fingerprint, progress=progress)
+                                     fingerprint=scan.fingerprint, progress=progress, encode=scan.encode,
+                                     chunk=2048 if scan.encode is None else 512)
         centroids = spherical_kmeans(embeddings, n_shards, seed=self.seed, niter=self.niter, train_size=self.train_size)
         params = {"seed": self.seed, "train_size": min(self.train_size, scan.n_docs), "niter": self.niter,
                   "space": "dense", "embedding_cache": str(cache.folder)}
