@@ -65,7 +65,7 @@ from selectsearch.index.manifest import (
     library_versions,
 )
 from selectsearch.index.scan import IdChecker, KeptCorpus, progress_bar, scan_corpus
-from selectsearch.index.shard_files import index_one_shard, shard_dir_name
+from selectsearch.index.shard_files import finish_shard, index_one_shard, shard_dir_name
 from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner
 from selectsearch.selective_metrics import partition_balance
 from selectsearch.types import Document
@@ -212,9 +212,14 @@ def index_shards(root: Path, sizes: list[int], *, threads: int, memory_mb: int,
                  progress: bool, lucene: bool = True, executor: ShardExecutor | None = None) -> list[dict[str, Any]]:
     """Pass 3: one Lucene index per shard, ``threads`` shards at a time (or on ``executor``).
 
-    Parallel shards run in worker *processes* (``python -m selectsearch.index.index_worker``),
-    each with its own JVM: pyjnius is not safe for concurrent calls from several Python threads
-    (a method's target object is shared state; pyjnius issues 287 and 563).
+    Parallel shards run on ``threads`` Java threads of this process's JVM
+    (:func:`~selectsearch.lucene.indexer.index_shards_in_jvm`, one ``IndexCollection`` per shard,
+    as a serial build runs it). Without the compiled Java helper (no ``javac``) they run in
+    worker *processes* (``python -m selectsearch.index.index_worker``), each starting its own
+    JVM — not Python threads: pyjnius is not safe for concurrent calls from several of them
+    (a method's target object is shared state; pyjnius issues 287 and 563). On a small
+    collection those JVM starts cost more than the indexing (Home Depot, 16 shards: 6.1 s in two
+    workers, 4.0 s serially in one JVM).
     """
     jobs = sorted(range(len(sizes)), key=lambda s: -sizes[s])  # largest first: better packing
     results: list[dict[str, Any]] = []
@@ -235,12 +240,26 @@ def index_shards(root: Path, sizes: list[int], *, threads: int, memory_mb: int,
                 results.append(index_one_shard(root, s, memory_mb))
                 bar.update(1)
         else:
-            from selectsearch.index.index_worker import run_workers
+            from selectsearch.lucene.indexer import index_shards_in_jvm
 
-            queues = [jobs[i::threads] for i in range(min(threads, len(jobs)))]
-            for result in run_workers(root, queues, memory_mb):
-                results.append(result)
-                bar.update(1)
+            folders = {s: root / "shards" / shard_dir_name(s) for s in jobs}
+            lucene_jobs = [(s, folders[s] / "docs", folders[s] / "lucene") for s in jobs if sizes[s]]
+            finished = index_shards_in_jvm(lucene_jobs, threads=threads, memory_mb=memory_mb)
+            if finished is not None:
+                for s in jobs:
+                    if not sizes[s]:
+                        results.append(finish_shard(root, s, None))  # empty: no Lucene index
+                        bar.update(1)
+                for s, indexed, ids in finished:
+                    results.append(finish_shard(root, s, indexed, ids))
+                    bar.update(1)
+            else:
+                from selectsearch.index.index_worker import run_workers
+
+                queues = [jobs[i::threads] for i in range(min(threads, len(jobs)))]
+                for result in run_workers(root, queues, memory_mb):
+                    results.append(result)
+                    bar.update(1)
     return sorted(results, key=lambda r: int(r["shard_id"]))
 
 

@@ -1,4 +1,5 @@
-"""Worker process that indexes a queue of shards (used by parallel builds).
+"""Worker process that indexes a queue of shards (parallel builds where the Java helper that indexes on
+Java threads, :func:`selectsearch.lucene.indexer.index_shards_in_jvm`, could not be compiled).
 
 Run as ``python -m selectsearch.index.index_worker``: reads ``{"root", "shards", "memory_mb"}``
 as JSON on stdin, indexes the shards one after the other in its own JVM, and prints one JSON

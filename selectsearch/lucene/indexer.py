@@ -11,31 +11,29 @@ the sharded collection is a filter on that field (see :mod:`selectsearch.lucene.
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from selectsearch.errors import CorruptIndexError
+from selectsearch.errors import CorruptIndexError, SelectSearchError
 from selectsearch.lucene.jvm import jclass, quiet_logging
 
-__all__ = ["CONTENTS_FIELD", "ID_FIELD", "SHARD_FIELD", "check_lucene_index", "index_shard", "java_problem",
-           "open_directory_reader", "read_lucene_ids"]
+__all__ = ["CONTENTS_FIELD", "ID_FIELD", "SHARD_FIELD", "check_lucene_index", "index_collection_argv", "index_shard",
+           "index_shards_in_jvm", "java_problem", "open_directory_reader", "read_lucene_ids"]
+
+log = logging.getLogger(__name__)
 
 SHARD_FIELD = "shard"
 CONTENTS_FIELD = "contents"
 ID_FIELD = "id"
 
 
-def index_shard(input_dir: Path, index_dir: Path, *, threads: int = 1, memory_mb: int = 512) -> int:
-    """Index every ``*.jsonl`` file of ``input_dir`` into a new Lucene index at ``index_dir``.
-
-    Returns the number of documents indexed. ``threads`` > 1 only helps with several input files.
-    """
-    quiet_logging()
-    args = jclass("io.anserini.index.IndexCollection$Args")()
-    # args4j parses the same flags as Anserini's command line (array fields cannot be set
-    # through jnius); constructing IndexCollection ourselves avoids main()'s System.exit paths.
-    argv = [
+def index_collection_argv(input_dir: Path, index_dir: Path, *, threads: int = 1, memory_mb: int = 512) -> list[str]:
+    """Anserini ``IndexCollection``'s arguments for one shard: every ``*.jsonl`` file of
+    ``input_dir`` into a new Lucene index at ``index_dir`` (see the module docstring)."""
+    return [
         "-collection", "JsonCollection",
         "-input", str(input_dir),
         "-index", str(index_dir),
@@ -47,11 +45,72 @@ def index_shard(input_dir: Path, index_dir: Path, *, threads: int = 1, memory_mb
         "-quiet",
         "-fields", SHARD_FIELD,
     ]
+
+
+def index_shard(input_dir: Path, index_dir: Path, *, threads: int = 1, memory_mb: int = 512) -> int:
+    """Index every ``*.jsonl`` file of ``input_dir`` into a new Lucene index at ``index_dir``.
+
+    Returns the number of documents indexed. ``threads`` > 1 only helps with several input files.
+    """
+    quiet_logging()
+    args = jclass("io.anserini.index.IndexCollection$Args")()
+    # args4j parses the same flags as Anserini's command line (array fields cannot be set
+    # through jnius); constructing IndexCollection ourselves avoids main()'s System.exit paths.
+    argv = index_collection_argv(input_dir, index_dir, threads=threads, memory_mb=memory_mb)
     jclass("org.kohsuke.args4j.CmdLineParser")(args).parseArgument(*argv)
     indexer = jclass("io.anserini.index.IndexCollection")(args)
     indexer.run()
     counters = indexer.getCounters()
     return int(counters.indexed.get())
+
+
+def index_shards_in_jvm(jobs: Sequence[tuple[int, Path, Path]], *, threads: int,
+                        memory_mb: int) -> Iterator[tuple[int, int, list[str]]] | None:
+    """Index several shards at once on ``threads`` Java threads of this process's JVM.
+
+    ``jobs`` are ``(shard, input_dir, index_dir)``, started in that order; yields ``(shard,
+    documents indexed, ids)`` as each finishes, ``ids`` being what :func:`read_lucene_ids` reads
+    (read on the same Java thread, so that is parallel too). Each shard is indexed as :func:`index_shard` does (one
+    ``IndexCollection``), so the indexes are the same as a serial build's. Unlike worker processes,
+    no JVM is started per thread: on a small collection that start costs more than the indexing.
+
+    Returns ``None`` when the compiled helper is not available (no ``javac``; see
+    :mod:`selectsearch.lucene.java_helpers`): the caller then indexes another way.
+
+    Raises:
+        SelectSearchError: a shard failed (Lucene's message); the other shards are stopped first.
+    """
+    from selectsearch.lucene.java_helpers import INDEXER_CLASS
+    from selectsearch.lucene.jvm import optional_jclass, start_jvm
+
+    start_jvm()
+    helper = optional_jclass(INDEXER_CLASS)
+    if helper is None:
+        return None
+    quiet_logging()
+    return _run_in_jvm(helper(int(threads)), list(jobs), memory_mb)
+
+
+def _run_in_jvm(indexer: Any, jobs: list[tuple[int, Path, Path]],
+                memory_mb: int) -> Iterator[tuple[int, int, list[str]]]:
+    try:
+        for shard, input_dir, index_dir in jobs:
+            indexer.submit(int(shard), index_collection_argv(input_dir, index_dir, threads=1, memory_mb=memory_mb),
+                           str(index_dir))
+        for _ in jobs:
+            line = None
+            while line is None:  # short waits: Ctrl-C (a KeyboardInterrupt here) is seen between them
+                line = indexer.poll(200)
+            fields = str(line).split("\t", 2)
+            shard, count = int(fields[0]), int(fields[1])
+            if count < 0:
+                reason = fields[2] if len(fields) > 2 else "?"
+                raise SelectSearchError(f"shard {shard:03d}: Lucene could not index it: {reason}")
+            yield shard, count, fields[2].split("\n")[:-1]
+    finally:
+        # a failure or an interrupt: stop the other shards before the build removes their folder
+        if not indexer.stop(60_000):
+            log.warning("Lucene indexing threads were still running 60 s after being stopped")
 
 
 def read_lucene_ids(index_dir: Path) -> list[str]:

@@ -10,6 +10,10 @@ two fields per hit across JNI (about 6 µs per hit here).
 instead of a Java list read element by element (query analysis is part of every CORI/Taily
 routing decision).
 
+``selectsearch.ShardIndexer`` runs Anserini's ``IndexCollection`` for several shards at once on
+Java threads of this process's JVM (:func:`selectsearch.lucene.indexer.index_shards_in_jvm`): a
+parallel build without a worker process, and its JVM start, per thread.
+
 The sources are compiled once, when the JVM starts, against the Anserini jar into the
 selectsearch cache (``<cache>/java/<key>``, keyed by the sources and the jar), with the first
 ``javac`` of these that compiles them (:func:`javac_candidates`; Java 17 or newer, for
@@ -43,7 +47,7 @@ from selectsearch.lucene.batch_java import BATCH_CLASS, BATCH_SOURCE
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BATCH_CLASS", "TERMS_CLASS", "helper_classpath", "javac_candidates", "warn_slow_path"]
+__all__ = ["BATCH_CLASS", "INDEXER_CLASS", "TERMS_CLASS", "helper_classpath", "javac_candidates", "warn_slow_path"]
 
 TERMS_CLASS = "selectsearch.Terms"
 
@@ -78,6 +82,103 @@ public final class Terms {
 """
 
 
+INDEXER_CLASS = "selectsearch.ShardIndexer"
+
+INDEXER_SOURCE = """package selectsearch;
+
+import java.lang.reflect.Constructor;
+import java.nio.file.Paths;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorCompletionService;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.lucene.index.DirectoryReader;
+import org.apache.lucene.index.StoredFields;
+import org.apache.lucene.store.FSDirectory;
+
+/**
+ * Anserini's IndexCollection for several shards at once, on daemon threads of this JVM. Python
+ * submits every shard, then polls for finished ones (so Ctrl-C is seen between polls). Anserini
+ * and args4j are reached by reflection: their class files may be newer than the javac at hand.
+ */
+public final class ShardIndexer {
+  private final ExecutorService pool;
+  private final ExecutorCompletionService<String> done;
+  private final Class<?> argsClass;
+  private final Constructor<?> indexerConstructor;
+  private final Constructor<?> parserConstructor;
+
+  public ShardIndexer(int threads) throws ReflectiveOperationException {
+    argsClass = Class.forName("io.anserini.index.IndexCollection$Args");
+    indexerConstructor = Class.forName("io.anserini.index.IndexCollection").getConstructor(argsClass);
+    parserConstructor = Class.forName("org.kohsuke.args4j.CmdLineParser").getConstructor(Object.class);
+    pool = Executors.newFixedThreadPool(threads, task -> {
+      Thread thread = new Thread(task, "selectsearch-index");
+      thread.setDaemon(true);
+      return thread;
+    });
+    done = new ExecutorCompletionService<>(pool);
+  }
+
+  /**
+   * Index one shard, given IndexCollection's command-line arguments, into indexDir (its -index);
+   * the result comes from poll.
+   */
+  public void submit(final int shard, final String[] argv, final String indexDir) {
+    done.submit(() -> {
+      try {
+        Object args = argsClass.getConstructor().newInstance();
+        Object parser = parserConstructor.newInstance(args);
+        parser.getClass().getMethod("parseArgument", String[].class).invoke(parser, (Object) argv);
+        Object indexer = indexerConstructor.newInstance(args);
+        ((Runnable) indexer).run();
+        Object counters = indexer.getClass().getMethod("getCounters").invoke(indexer);
+        AtomicLong indexed = (AtomicLong) counters.getClass().getField("indexed").get(counters);
+        return shard + "\\t" + indexed.get() + "\\t" + ids(indexDir);
+      } catch (java.lang.reflect.InvocationTargetException e) {
+        return shard + "\\t-1\\t" + e.getCause();
+      } catch (Throwable e) {
+        return shard + "\\t-1\\t" + e;
+      }
+    });
+  }
+
+  /** The id field of every document of the index at indexDir, in Lucene's doc order, one per line. */
+  private static String ids(String indexDir) throws java.io.IOException {
+    try (DirectoryReader reader = DirectoryReader.open(FSDirectory.open(Paths.get(indexDir)))) {
+      if (reader.numDocs() != reader.maxDoc()) {
+        throw new IllegalStateException(indexDir + " has deleted documents");
+      }
+      StoredFields stored = reader.storedFields();
+      Set<String> fields = Set.of("id");
+      StringBuilder out = new StringBuilder();
+      for (int doc = 0; doc < reader.maxDoc(); doc++) {
+        out.append(stored.document(doc, fields).get("id")).append('\\n');
+      }
+      return out.toString();
+    }
+  }
+
+  /**
+   * "shard TAB documents indexed TAB ids" (see ids) of a finished shard, or "shard TAB -1 TAB
+   * error"; null after millis.
+   */
+  public String poll(long millis) throws InterruptedException, ExecutionException {
+    Future<String> finished = done.poll(millis, TimeUnit.MILLISECONDS);
+    return finished == null ? null : finished.get();
+  }
+
+  /** Interrupt the shards being indexed and drop the queued ones; wait up to millis for them to stop. */
+  public boolean stop(long millis) throws InterruptedException {
+    pool.shutdownNow();
+    return pool.awaitTermination(millis, TimeUnit.MILLISECONDS);
+  }
+}
+"""
 
 
 #: the class whose file marks a complete compiled output
@@ -114,7 +215,7 @@ def helper_classpath(jar: Path) -> str | None:
     """A classpath entry holding the compiled helper, compiling it if needed; ``None`` if it
     cannot be compiled here (no ``javac``, or none compiles it), in which case callers use the
     slow path and :func:`warn_slow_path` has said so."""
-    sources = {"BatchSearch": BATCH_SOURCE, "Terms": TERMS_SOURCE}
+    sources = {"BatchSearch": BATCH_SOURCE, "Terms": TERMS_SOURCE, "ShardIndexer": INDEXER_SOURCE}
     key = hashlib.sha256("".join(sources.values()).encode() + str(jar).encode()).hexdigest()[:16]
     out = settings.cache_dir() / "java" / key
     if (out / "selectsearch" / _MARKER).is_file():

@@ -1,7 +1,8 @@
 """Killed builds leave nothing behind (issue 17, item 5).
 
 - a kill during the final swap leaves ``<out>.old-<pid>``: the next build restores or removes it;
-- ``SIGTERM`` cleans up like ``SIGINT`` (no ``<out>.partial``, no workers);
+- ``SIGTERM`` cleans up like ``SIGINT`` (no ``<out>.partial``, no workers), whether the shards
+  are indexed on Java threads of the build's JVM or, without the Java helper, in worker processes;
 - index workers die with their parent (``SIGKILL`` of the build).
 """
 
@@ -107,9 +108,16 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _start_build(corpus: Path, out: Path) -> subprocess.Popen[bytes]:
+#: runs the CLI as a build without the compiled Java helper does: shards indexed in worker processes
+_WITHOUT_HELPER = ("import sys, selectsearch.lucene.indexer as indexer; "
+                   "indexer.index_shards_in_jvm = lambda *args, **kwargs: None; "
+                   "from selectsearch.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def _start_build(corpus: Path, out: Path, mode: str = "workers") -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.Popen([sys.executable, "-m", "selectsearch", "-q", "index", str(corpus), "--out", str(out),
+    run = ["-m", "selectsearch"] if mode == "java-threads" else ["-c", _WITHOUT_HELPER]
+    return subprocess.Popen([sys.executable, *run, "-q", "index", str(corpus), "--out", str(out),
                              "--shards", "4", "--threads", "2", "--partitioner", "random"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=env)
 
@@ -125,17 +133,34 @@ def _wait_for_workers(proc: subprocess.Popen[bytes], partial: Path, timeout: flo
     raise AssertionError(f"no workers started: {proc.communicate()[1].decode(errors='replace')[-800:]}")
 
 
+def _wait_for_lucene(proc: subprocess.Popen[bytes], partial: Path, timeout: float = 90) -> None:
+    """Until Lucene writes a shard index of the build (on the build's Java threads)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(partial.glob("shards/*/lucene")):
+            assert not _children(proc.pid), "worker processes were started although the Java helper is available"
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no shard was indexed: {proc.communicate()[1].decode(errors='replace')[-800:]}")
+
+
 @pytest.fixture(scope="module")
 def big_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # enough text for the workers to index for several seconds
     return _corpus(tmp_path_factory.mktemp("big") / "c.jsonl", 60_000, words_per_doc=40)
 
 
-def test_sigterm_cleans_up_like_sigint(big_corpus: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["java-threads", "workers"])
+def test_sigterm_cleans_up_like_sigint(big_corpus: Path, tmp_path: Path, mode: str) -> None:
     out = tmp_path / "idx"
-    proc = _start_build(big_corpus, out)
-    workers = _wait_for_workers(proc, tmp_path / "idx.partial")
-    time.sleep(1.0)
+    proc = _start_build(big_corpus, out, mode)
+    if mode == "workers":
+        workers = _wait_for_workers(proc, tmp_path / "idx.partial")
+        time.sleep(1.0)
+    else:
+        _wait_for_lucene(proc, tmp_path / "idx.partial")
+        workers = []
+        time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
