@@ -70,20 +70,40 @@ class LexicalSpace(QuerySpace):
         # 32 shards x 290k terms, more than the search it routes)
         self._centroids_t = np.ascontiguousarray(self._centroids.T)
 
+    @property
+    def centroids_t(self) -> np.ndarray:
+        """``(vocabulary, K)``: :attr:`centroids` transposed, C-contiguous (what products read)."""
+        return self._centroids_t
+
     def transform(self, texts: Sequence[str]) -> Any:
-        """``scipy.sparse.csr_matrix`` of L2-normalised sublinear TF-IDF rows."""
+        """``scipy.sparse.csr_matrix`` of L2-normalised sublinear TF-IDF rows.
+
+        Whole batches at once: the texts' term ids are counted together (one ``np.unique`` over
+        ``row * vocabulary + term``), so a document costs its tokenisation and one norm, not a
+        ``Counter`` and a handful of small numpy calls (1.8x faster on Home Depot's products). The
+        rows are :meth:`_weights`' text by text up to float rounding (numpy's vectorised ``log``
+        may round the last bit differently in a long array than in a short one).
+        """
         from scipy import sparse
 
-        indptr, indices, values = [0], [], []
-        for text in texts:
-            cols, weights = self._weights(text)
-            indices.extend(cols.tolist())
-            values.extend(weights.tolist())
-            indptr.append(len(indices))
-        return sparse.csr_matrix(
-            (np.asarray(values, np.float32), np.asarray(indices, np.int64), np.asarray(indptr, np.int64)),
-            shape=(len(texts), len(self.vocabulary)),
-        )
+        n_terms = len(self.vocabulary)
+        index, stop_words = self.index, self.stop_words
+        ids: list[int] = []
+        lengths = np.zeros(len(texts), np.int64)
+        for i, text in enumerate(texts):
+            before = len(ids)
+            ids.extend([index[t] for t in tokenize(text, stop_words) if t in index])
+            lengths[i] = len(ids) - before
+        keys, tf = np.unique(np.repeat(np.arange(len(texts), dtype=np.int64), lengths) * n_terms
+                             + np.asarray(ids, np.int64), return_counts=True)
+        rows, cols = np.divmod(keys, n_terms)
+        weights = (1.0 + np.log(tf.astype(np.float32))) * self.idf[cols]
+        indptr = np.searchsorted(rows, np.arange(len(texts) + 1))
+        for start, end in zip(indptr[:-1].tolist(), indptr[1:].tolist(), strict=True):
+            if end > start:
+                weights[start:end] /= np.linalg.norm(weights[start:end])
+        return sparse.csr_matrix((weights.astype(np.float32, copy=False), cols, indptr),
+                                 shape=(len(texts), n_terms))
 
     def query_scores(self, texts: Sequence[str]) -> np.ndarray:
         """``(len(texts), K)`` cosine of each text's TF-IDF vector with the unit centroids.
@@ -124,7 +144,9 @@ class LexicalKMeansPartition(FittedPartition):
         self.params = params
 
     def assign(self, docs: Sequence[Document], positions: np.ndarray) -> np.ndarray:
-        scores = self.space.query_scores([d.contents for d in docs])
+        # a batch: one sparse product (query_scores is made for one query at a time)
+        space = self.space
+        scores = np.asarray(space.transform([d.contents for d in docs]) @ space.centroids_t, dtype=np.float32)
         # ties (e.g. an empty document) go to the lowest shard id: argmax is first-max
         return np.argmax(scores, axis=1).astype(np.int32)
 
