@@ -1,7 +1,10 @@
 """Per-shard term statistics for Taily and CORI, built once and cached in ``<index>/termstats/``.
 
-Every stored document is analysed with the same Anserini analyzer as the Lucene index (so terms
-are the indexed, stemmed terms). For each (shard, term) we keep the document frequency and the
+They are read from the shards' Lucene postings by the compiled Java helper
+(``selectsearch.TermStatsBuilder``: two passes over the postings, seconds for a million
+documents); without ``javac`` every stored document is analysed in Python instead with the same
+Anserini analyzer as the Lucene index (the same terms and counts, about 20x slower). Either way
+the terms are the indexed, stemmed terms. For each (shard, term) we keep the document frequency and the
 sum and sum of squares of the term's BM25 contribution in the documents containing it, computed
 with collection-wide idf and average length (``s_t(d) = idf(t) * tf (k1+1) / (tf + k1 (1 - b + b
 dl/avgdl))``), plus each shard's total term count. Built atomically like the index itself.
@@ -93,16 +96,61 @@ def _dense_columns(matrix: Any, term_ids: np.ndarray) -> np.ndarray:
 
 
 def build_term_stats(index: ShardedIndex, *, k1: float | None = None, b: float | None = None,
-                     progress: bool = False) -> Path:
-    """Analyse every stored document and write ``<index>/termstats``.
+                     progress: bool = False, java: bool = True) -> Path:
+    """Write ``<index>/termstats``: from the shards' postings in Java, or (``java=False``, or
+    without the compiled helper) by analysing every stored document in Python.
 
     ``k1``, ``b``: BM25 parameters (default: the index's, as its manifest records them).
     """
+    k1 = index.manifest.bm25.k1 if k1 is None else k1
+    b = index.manifest.bm25.b if b is None else b
+    final = index.path / "termstats"
+    with building(final) as partial:
+        if not (java and _java_term_stats(index, k1, b, partial)):
+            _python_term_stats(index, k1, b, partial, progress)
+    return final
+
+
+def _java_term_stats(index: ShardedIndex, k1: float, b: float, out: Path) -> bool:
+    """The statistics from the postings by ``selectsearch.TermStatsBuilder``; False without it."""
+    from scipy import sparse
+
+    from selectsearch.lucene.indexer import CONTENTS_FIELD
+    from selectsearch.lucene.java_helpers import TERMSTATS_CLASS
+    from selectsearch.lucene.jvm import JNI_LOCK, optional_jclass, start_jvm
+
+    start_jvm()
+    builder = optional_jclass(TERMSTATS_CLASS)
+    if builder is None:
+        return False
+    shards = index.lucene_shards
+    with JNI_LOCK:
+        summary = str(builder.build([str(index.shard_path(s) / "lucene") for s in shards], shards, CONTENTS_FIELD,
+                                    float(k1), float(b), str(out)))
+    _, n_terms_text, avgdl_text = summary.split("\t")
+    n_terms = int(n_terms_text)
+    entries = np.fromfile(out / "entries.bin", dtype=np.dtype([("shard", ">i4"), ("term", ">i4"), ("df", ">f4"),
+                                                                ("sum", ">f4"), ("sumsq", ">f4")]))
+    shape = (index.n_shards, n_terms)
+    for name, column in (("df", "df"), ("score_sum", "sum"), ("score_sumsq", "sumsq")):
+        matrix = sparse.csr_matrix((entries[column].astype(np.float32), (entries["shard"], entries["term"])),
+                                   shape=shape)
+        sparse.save_npz(out / f"{name}.npz", matrix)
+    shard_tokens = np.zeros(index.n_shards, np.int64)
+    shard_tokens[shards] = np.fromfile(out / "shards.bin", dtype=">i8")
+    np.save(out / "shard_tokens.npy", shard_tokens)
+    (out / "entries.bin").unlink()
+    (out / "shards.bin").unlink()
+    (out / "config.json").write_text(json.dumps({"k1": k1, "b": b, "avgdl": float(avgdl_text), "n_terms": n_terms,
+                                                 "n_docs": int(index.n_docs), "source": "postings"}))
+    return True
+
+
+def _python_term_stats(index: ShardedIndex, k1: float, b: float, out: Path, progress: bool) -> None:
+    """The statistics by analysing every stored document (the path without the Java helper)."""
     from scipy import sparse
     from tqdm import tqdm
 
-    k1 = index.manifest.bm25.k1 if k1 is None else k1
-    b = index.manifest.bm25.b if b is None else b
     analyzer = Analyzer(index.manifest.analyzer_class)
     vocabulary: dict[str, int] = {}
     postings: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per shard: term ids, tf, doc length
@@ -141,17 +189,14 @@ def build_term_stats(index: ShardedIndex, *, k1: float | None = None, b: float |
         rows_df.append(sparse.csr_matrix(np.bincount(terms, minlength=n_terms).astype(np.float32)))
         rows_sum.append(sparse.csr_matrix(np.bincount(terms, weights=score, minlength=n_terms).astype(np.float32)))
         rows_sq.append(sparse.csr_matrix(np.bincount(terms, weights=score**2, minlength=n_terms).astype(np.float32)))
-    final = index.path / "termstats"
-    with building(final) as partial:
-        sparse.save_npz(partial / "df.npz", sparse.vstack(rows_df).tocsr())
-        sparse.save_npz(partial / "score_sum.npz", sparse.vstack(rows_sum).tocsr())
-        sparse.save_npz(partial / "score_sumsq.npz", sparse.vstack(rows_sq).tocsr())
-        np.save(partial / "shard_tokens.npy", shard_tokens)
-        terms_sorted = sorted(vocabulary, key=vocabulary.__getitem__)
-        (partial / "vocabulary.txt").write_text("\n".join(terms_sorted) + "\n", encoding="utf-8")
-        (partial / "config.json").write_text(json.dumps({"k1": k1, "b": b, "avgdl": float(avgdl),
-                                                         "n_terms": n_terms, "n_docs": int(n_docs)}))
-    return final
+    sparse.save_npz(out / "df.npz", sparse.vstack(rows_df).tocsr())
+    sparse.save_npz(out / "score_sum.npz", sparse.vstack(rows_sum).tocsr())
+    sparse.save_npz(out / "score_sumsq.npz", sparse.vstack(rows_sq).tocsr())
+    np.save(out / "shard_tokens.npy", shard_tokens)
+    terms_sorted = sorted(vocabulary, key=vocabulary.__getitem__)
+    (out / "vocabulary.txt").write_text("\n".join(terms_sorted) + "\n", encoding="utf-8")
+    (out / "config.json").write_text(json.dumps({"k1": k1, "b": b, "avgdl": float(avgdl), "n_terms": n_terms,
+                                                 "n_docs": int(n_docs), "source": "stored documents"}))
 
 
 def ensure_term_stats(index: ShardedIndex, *, progress: bool = False) -> TermStats:

@@ -10,6 +10,10 @@ two fields per hit across JNI (about 6 µs per hit here).
 instead of a Java list read element by element (query analysis is part of every CORI/Taily
 routing decision).
 
+``selectsearch.TermStatsBuilder`` reads the per-shard term statistics CORI and Taily use straight
+from the shards' postings (:func:`selectsearch.index.termstats.build_term_stats`), instead of
+analysing every stored document again in Python.
+
 ``selectsearch.ShardIndexer`` runs Anserini's ``IndexCollection`` for several shards at once on
 Java threads of this process's JVM (:func:`selectsearch.lucene.indexer.index_shards_in_jvm`): a
 parallel build without a worker process, and its JVM start, per thread.
@@ -47,7 +51,8 @@ from selectsearch.lucene.batch_java import BATCH_CLASS, BATCH_SOURCE
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BATCH_CLASS", "INDEXER_CLASS", "TERMS_CLASS", "helper_classpath", "javac_candidates", "warn_slow_path"]
+__all__ = ["BATCH_CLASS", "INDEXER_CLASS", "TERMSTATS_CLASS", "TERMS_CLASS", "helper_classpath", "javac_candidates",
+           "warn_slow_path"]
 
 TERMS_CLASS = "selectsearch.Terms"
 
@@ -181,6 +186,157 @@ public final class ShardIndexer {
 """
 
 
+TERMSTATS_CLASS = "selectsearch.TermStatsBuilder"
+
+TERMSTATS_SOURCE = """package selectsearch;
+
+import java.io.BufferedOutputStream;
+import java.io.DataOutputStream;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.OutputStreamWriter;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.lucene.index.DirectoryReader;
+import org.apache.lucene.index.LeafReaderContext;
+import org.apache.lucene.index.PostingsEnum;
+import org.apache.lucene.index.Terms;
+import org.apache.lucene.index.TermsEnum;
+import org.apache.lucene.store.FSDirectory;
+import org.apache.lucene.util.BytesRef;
+
+/**
+ * Per-shard term statistics from the shards' postings: for each (shard, term) the document
+ * frequency and the sum and sum of squares of the term's BM25 contribution over the documents
+ * containing it, with collection-wide idf and average length; each shard's token count. A
+ * document's length is the sum of its terms' frequencies (the tokens the analyzer indexed).
+ */
+public final class TermStatsBuilder {
+  private TermStatsBuilder() {}
+
+  /**
+   * Read every shard (indexDirs[i] is shard shards[i]) and write into out: vocabulary.txt (one
+   * term per line, by term id), entries.bin (per entry: int shard, int term, float df, float sum,
+   * float sumsq; big-endian), shards.bin (per shard of shards: long tokens) and returns
+   * "entries TAB terms TAB avgdl".
+   */
+  public static String build(String[] indexDirs, int[] shards, String field, double k1, double b, String out)
+      throws IOException {
+    int n = indexDirs.length;
+    DirectoryReader[] readers = new DirectoryReader[n];
+    try {
+      for (int i = 0; i < n; i++) {
+        readers[i] = DirectoryReader.open(FSDirectory.open(Paths.get(indexDirs[i])));
+      }
+      Map<String, Integer> ids = new HashMap<>();
+      List<String> vocabulary = new ArrayList<>();
+      List<int[]> lengths = new ArrayList<>();
+      long[] tokens = new long[n];
+      long docs = 0;
+      int[] globalDf = new int[1024];
+      PostingsEnum postings = null;
+      for (int i = 0; i < n; i++) {  // pass 1: document lengths, global document frequencies
+        int[] length = new int[readers[i].maxDoc()];
+        docs += readers[i].numDocs();
+        for (LeafReaderContext leaf : readers[i].leaves()) {
+          Terms terms = leaf.reader().terms(field);
+          if (terms == null) {
+            continue;
+          }
+          TermsEnum it = terms.iterator();
+          for (BytesRef term = it.next(); term != null; term = it.next()) {
+            String text = term.utf8ToString();
+            Integer id = ids.get(text);
+            if (id == null) {
+              id = vocabulary.size();
+              ids.put(text, id);
+              vocabulary.add(text);
+              if (id >= globalDf.length) {
+                globalDf = java.util.Arrays.copyOf(globalDf, globalDf.length * 2);
+              }
+            }
+            globalDf[id] += it.docFreq();
+            postings = it.postings(postings, PostingsEnum.FREQS);
+            for (int doc = postings.nextDoc(); doc != PostingsEnum.NO_MORE_DOCS; doc = postings.nextDoc()) {
+              length[leaf.docBase + doc] += postings.freq();
+              tokens[i] += postings.freq();
+            }
+          }
+        }
+        lengths.add(length);
+      }
+      long total = 0;
+      for (long t : tokens) {
+        total += t;
+      }
+      double avgdl = docs > 0 ? (double) total / docs : 0.0;
+      long entries = 0;
+      try (DataOutputStream data = new DataOutputStream(new BufferedOutputStream(
+          new FileOutputStream(Paths.get(out, "entries.bin").toFile()), 1 << 20))) {
+        for (int i = 0; i < n; i++) {  // pass 2: the BM25 contributions
+          int[] length = lengths.get(i);
+          for (LeafReaderContext leaf : readers[i].leaves()) {
+            Terms terms = leaf.reader().terms(field);
+            if (terms == null) {
+              continue;
+            }
+            TermsEnum it = terms.iterator();
+            for (BytesRef term = it.next(); term != null; term = it.next()) {
+              int id = ids.get(term.utf8ToString());
+              double df = globalDf[id];
+              double idf = Math.log(1.0 + (docs - df + 0.5) / (df + 0.5));
+              double sum = 0.0;
+              double sumsq = 0.0;
+              int count = 0;
+              postings = it.postings(postings, PostingsEnum.FREQS);
+              for (int doc = postings.nextDoc(); doc != PostingsEnum.NO_MORE_DOCS; doc = postings.nextDoc()) {
+                double tf = postings.freq();
+                double score = idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length[leaf.docBase + doc] / avgdl));
+                sum += score;
+                sumsq += score * score;
+                count++;
+              }
+              data.writeInt(shards[i]);
+              data.writeInt(id);
+              data.writeFloat((float) count);
+              data.writeFloat((float) sum);
+              data.writeFloat((float) sumsq);
+              entries++;
+            }
+          }
+        }
+      }
+      try (DataOutputStream data = new DataOutputStream(new BufferedOutputStream(
+          new FileOutputStream(Paths.get(out, "shards.bin").toFile())))) {
+        for (long t : tokens) {
+          data.writeLong(t);
+        }
+      }
+      try (Writer words = new OutputStreamWriter(new BufferedOutputStream(
+          new FileOutputStream(Paths.get(out, "vocabulary.txt").toFile()), 1 << 20), StandardCharsets.UTF_8)) {
+        for (String word : vocabulary) {
+          words.write(word);
+          words.write('\\n');
+        }
+      }
+      return entries + "\\t" + vocabulary.size() + "\\t" + avgdl;
+    } finally {
+      for (DirectoryReader reader : readers) {
+        if (reader != null) {
+          reader.close();
+        }
+      }
+    }
+  }
+}
+"""
+
+
 #: the class whose file marks a complete compiled output
 _MARKER = "BatchSearch.class"
 
@@ -215,7 +371,8 @@ def helper_classpath(jar: Path) -> str | None:
     """A classpath entry holding the compiled helper, compiling it if needed; ``None`` if it
     cannot be compiled here (no ``javac``, or none compiles it), in which case callers use the
     slow path and :func:`warn_slow_path` has said so."""
-    sources = {"BatchSearch": BATCH_SOURCE, "Terms": TERMS_SOURCE, "ShardIndexer": INDEXER_SOURCE}
+    sources = {"BatchSearch": BATCH_SOURCE, "Terms": TERMS_SOURCE, "ShardIndexer": INDEXER_SOURCE,
+               "TermStatsBuilder": TERMSTATS_SOURCE}
     key = hashlib.sha256("".join(sources.values()).encode() + str(jar).encode()).hexdigest()[:16]
     out = settings.cache_dir() / "java" / key
     if (out / "selectsearch" / _MARKER).is_file():
