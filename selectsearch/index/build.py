@@ -34,6 +34,7 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -118,7 +119,8 @@ class ShardExecutor(Protocol):
     (pass 2) and indexes shards (pass 3), other than here.
 
     :class:`selectsearch.index.distributed.RayExecutor` is the one in the package; without an
-    executor a build assigns in this process and indexes in local worker processes.
+    executor a build embeds and assigns in this process and indexes on Java threads of its JVM
+    (see :func:`index_shards`).
     """
 
     def embed(self, encoder: TextEncoder, chunks: Iterable[list[str]]) -> Iterator[np.ndarray]:
@@ -246,13 +248,15 @@ def index_shards(root: Path, sizes: list[int], *, threads: int, memory_mb: int,
             lucene_jobs = [(s, folders[s] / "docs", folders[s] / "lucene") for s in jobs if sizes[s]]
             finished = index_shards_in_jvm(lucene_jobs, threads=threads, memory_mb=memory_mb)
             if finished is not None:
-                for s in jobs:
-                    if not sizes[s]:
-                        results.append(finish_shard(root, s, None))  # empty: no Lucene index
+                # closed here whatever happens: its Java threads stop before the build removes the folder
+                with contextlib.closing(finished):
+                    for s in jobs:
+                        if not sizes[s]:
+                            results.append(finish_shard(root, s, None))  # empty: no Lucene index
+                            bar.update(1)
+                    for s, indexed, ids in finished:
+                        results.append(finish_shard(root, s, indexed, ids))
                         bar.update(1)
-                for s, indexed, ids in finished:
-                    results.append(finish_shard(root, s, indexed, ids))
-                    bar.update(1)
             else:
                 from selectsearch.index.index_worker import run_workers
 

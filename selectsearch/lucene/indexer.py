@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,17 +65,20 @@ def index_shard(input_dir: Path, index_dir: Path, *, threads: int = 1, memory_mb
 
 
 def index_shards_in_jvm(jobs: Sequence[tuple[int, Path, Path]], *, threads: int,
-                        memory_mb: int) -> Iterator[tuple[int, int, list[str]]] | None:
+                        memory_mb: int) -> Generator[tuple[int, int, list[str]], None, None] | None:
     """Index several shards at once on ``threads`` Java threads of this process's JVM.
 
     ``jobs`` are ``(shard, input_dir, index_dir)``, started in that order; yields ``(shard,
     documents indexed, ids)`` as each finishes, ``ids`` being what :func:`read_lucene_ids` reads
-    (read on the same Java thread, so that is parallel too). Each shard is indexed as :func:`index_shard` does (one
-    ``IndexCollection``), so the indexes are the same as a serial build's. Unlike worker processes,
-    no JVM is started per thread: on a small collection that start costs more than the indexing.
+    (read on the same Java thread, so that is parallel too). Each shard is indexed as
+    :func:`index_shard` does (one ``IndexCollection``), so the indexes are the same as a serial
+    build's. Unlike worker processes, no JVM is started per thread: on a small collection that
+    start costs more than the indexing.
 
-    Returns ``None`` when the compiled helper is not available (no ``javac``; see
-    :mod:`selectsearch.lucene.java_helpers`): the caller then indexes another way.
+    Close the generator (``contextlib.closing``) when not reading it to the end: that stops
+    the shards still being indexed. Returns ``None`` when the compiled helper is not available
+    (no ``javac``; see :mod:`selectsearch.lucene.java_helpers`): the caller then indexes another
+    way.
 
     Raises:
         SelectSearchError: a shard failed (Lucene's message); the other shards are stopped first.
@@ -92,15 +95,19 @@ def index_shards_in_jvm(jobs: Sequence[tuple[int, Path, Path]], *, threads: int,
 
 
 def _run_in_jvm(indexer: Any, jobs: list[tuple[int, Path, Path]],
-                memory_mb: int) -> Iterator[tuple[int, int, list[str]]]:
+                memory_mb: int) -> Generator[tuple[int, int, list[str]], None, None]:
+    from selectsearch.lucene.jvm import JNI_LOCK  # pyjnius calls are not thread-safe (see JNI_LOCK)
+
     try:
-        for shard, input_dir, index_dir in jobs:
-            indexer.submit(int(shard), index_collection_argv(input_dir, index_dir, threads=1, memory_mb=memory_mb),
-                           str(index_dir))
+        with JNI_LOCK:
+            for shard, input_dir, index_dir in jobs:
+                argv = index_collection_argv(input_dir, index_dir, threads=1, memory_mb=memory_mb)
+                indexer.submit(int(shard), argv, str(index_dir))
         for _ in jobs:
             line = None
             while line is None:  # short waits: Ctrl-C (a KeyboardInterrupt here) is seen between them
-                line = indexer.poll(200)
+                with JNI_LOCK:
+                    line = indexer.poll(200)
             fields = str(line).split("\t", 2)
             shard, count = int(fields[0]), int(fields[1])
             if count < 0:
@@ -109,7 +116,9 @@ def _run_in_jvm(indexer: Any, jobs: list[tuple[int, Path, Path]],
             yield shard, count, fields[2].split("\n")[:-1]
     finally:
         # a failure or an interrupt: stop the other shards before the build removes their folder
-        if not indexer.stop(60_000):
+        with JNI_LOCK:
+            stopped = indexer.stop(60_000)
+        if not stopped:
             log.warning("Lucene indexing threads were still running 60 s after being stopped")
 
 
