@@ -1,10 +1,10 @@
-"""Distributed builds on Ray: documents assigned and shards indexed by Ray tasks.
+"""Distributed builds on Ray: the corpus embedded, documents assigned and shards indexed by Ray tasks.
 
 :class:`RayExecutor` is a :class:`~selectsearch.index.build.ShardExecutor`: pass it to
 :func:`~selectsearch.index.build.build_index` (``selectsearch index --ray local|ADDRESS``) and
 the build runs as usual on this machine — scan, partitioner fitted on its sample, documents
 written to the shards' stores in corpus order, manifest written last and the folder renamed into
-place — while the two parallel parts run as Ray tasks on whichever nodes have a free CPU:
+place — while the parallel parts run as Ray tasks on whichever nodes have a free CPU:
 
 - **embed** (``--space dense``, and a FAISS backend whose embeddings are not cached): chunks of
   document texts go to tasks that encode them with the same encoder (same model, ``max_length``,
