@@ -303,17 +303,7 @@ class RayExecutor:
         spec = (None if encoder.name == DEFAULT_ENCODER else encoder.name, encoder.max_length, encoder.batch_size,
                 encoder.precision, threads)
         task = ray.remote(encode_task).options(**self._options())
-        window = self._window(ray)
-        pending: deque[Any] = deque()
-        try:
-            for chunk in chunks:
-                pending.append(task.remote(spec, chunk))
-                if len(pending) >= window:
-                    yield self._get(ray, pending.popleft(), "encoding the corpus")
-            while pending:
-                yield self._get(ray, pending.popleft(), "encoding the corpus")
-        finally:
-            self._cancel(ray, pending)
+        yield from self._in_order(ray, (task.remote(spec, chunk) for chunk in chunks), "encoding the corpus")
 
     # -------------------------------------------------------------- pass 2
     def assign(self, fitted: FittedPartition,
@@ -333,15 +323,20 @@ class RayExecutor:
         # (cached per worker by digest) instead of Ray resolving a copy for every batch
         box = [ray.put(blob)]
         task = ray.remote(assign_task).options(**self._options())
+        yield from self._in_order(ray, (task.remote(digest, box, batch, positions) for batch, positions in batches),
+                                  "assigning documents")
+
+    def _in_order(self, ray: Any, submitted: Iterator[Any], what: str) -> Iterator[Any]:
+        """The results of the tasks ``submitted`` starts (lazily, at most the window in flight), in order."""
         window = self._window(ray)
         pending: deque[Any] = deque()
         try:
-            for batch, positions in batches:
-                pending.append(task.remote(digest, box, batch, positions))
+            for ref in submitted:
+                pending.append(ref)
                 if len(pending) >= window:
-                    yield self._get(ray, pending.popleft(), "assigning documents")
+                    yield self._get(ray, pending.popleft(), what)
             while pending:
-                yield self._get(ray, pending.popleft(), "assigning documents")
+                yield self._get(ray, pending.popleft(), what)
         finally:
             self._cancel(ray, pending)
 
