@@ -26,6 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any, cast
 
@@ -256,16 +257,9 @@ class EmbeddingCache:
         last_log = started
 
         def chunks() -> Iterator[list[str]]:
-            buffer: list[str] = []
-            for position, text in enumerate(texts):
-                if position < first_row:
-                    continue  # encoded by an earlier, interrupted build
-                buffer.append(text)
-                if len(buffer) == chunk:
-                    yield buffer
-                    buffer = []
-            if buffer:
-                yield buffer
+            rest = islice(texts, first_row, None)  # the first rows were encoded by an interrupted build
+            while batch := list(islice(rest, chunk)):
+                yield batch
 
         for vectors in encode(encoder, chunks()):
             if row + len(vectors) > n:

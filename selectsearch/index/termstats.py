@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from selectsearch.atomic import building
+from selectsearch.errors import CorruptIndexError
 from selectsearch.lucene.params import DEFAULT_ANALYZER_CLASS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,7 +117,7 @@ def _java_term_stats(index: ShardedIndex, k1: float, b: float, out: Path) -> boo
     """The statistics from the postings by ``selectsearch.TermStatsBuilder``; False without it."""
     from scipy import sparse
 
-    from selectsearch.lucene.indexer import CONTENTS_FIELD
+    from selectsearch.lucene.indexer import CONTENTS_FIELD, is_java_exception, java_problem
     from selectsearch.lucene.java_helpers import TERMSTATS_CLASS
     from selectsearch.lucene.jvm import JNI_LOCK, optional_jclass, start_jvm
 
@@ -125,9 +126,17 @@ def _java_term_stats(index: ShardedIndex, k1: float, b: float, out: Path) -> boo
     if builder is None:
         return False
     shards = index.lucene_shards
-    with JNI_LOCK:
-        summary = str(builder.build([str(index.shard_path(s) / "lucene") for s in shards], shards, CONTENTS_FIELD,
-                                    float(k1), float(b), str(out)))
+    folders = [index.shard_path(s) / "lucene" for s in shards]
+    try:
+        with JNI_LOCK:
+            summary = str(builder.build([str(f) for f in folders], shards, CONTENTS_FIELD, float(k1), float(b),
+                                        str(out)))
+    except Exception as exc:  # jnius raises JavaException (an Exception) for any Java throwable
+        if not is_java_exception(exc):
+            raise
+        damaged = next((f for f in folders if f.name in str(exc) or str(f) in str(exc)), index.path)
+        raise CorruptIndexError(f"cannot read the term statistics of {index.path}: {java_problem(damaged, exc)}; "
+                                "the index is damaged — `selectsearch verify INDEX` lists every problem") from None
     _, n_terms_text, avgdl_text = summary.split("\t")
     n_terms = int(n_terms_text)
     entries = np.fromfile(out / "entries.bin", dtype=np.dtype([("shard", ">i4"), ("term", ">i4"), ("df", ">f4"),

@@ -21,7 +21,7 @@ from selectsearch.errors import CorruptIndexError, SelectSearchError
 from selectsearch.lucene.jvm import jclass, quiet_logging
 
 __all__ = ["CONTENTS_FIELD", "ID_FIELD", "SHARD_FIELD", "check_lucene_index", "index_collection_argv", "index_shard",
-           "index_shards_in_jvm", "java_problem", "open_directory_reader", "read_lucene_ids"]
+           "index_shards_in_jvm", "is_java_exception", "java_problem", "open_directory_reader", "read_lucene_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,8 @@ def java_problem(index_dir: Path, exc: BaseException) -> str:
     return f"{index_dir / file if file != '?' else index_dir}: {kind}: {reason[:200]}"
 
 
-def _is_java_exception(exc: BaseException) -> bool:
+def is_java_exception(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Java throwable raised through pyjnius."""
     return hasattr(exc, "classname") or type(exc).__name__ == "JavaException"
 
 
@@ -199,7 +200,7 @@ def open_directory_reader(index_dir: Path) -> Any:
     try:
         return reader_cls.open(fs_directory.open(paths.get(str(index_dir))))
     except Exception as exc:  # jnius raises JavaException (an Exception) for any Java throwable
-        if not _is_java_exception(exc):
+        if not is_java_exception(exc):
             raise
         raise CorruptIndexError(
             f"{_shard_label(index_dir)}: Lucene cannot open {java_problem(index_dir, exc)}; the index is damaged — "
@@ -238,7 +239,7 @@ def check_lucene_index(index_dir: Path) -> tuple[list[str], list[str] | None]:
         if not status.clean and not problems:
             problems.append(f"{index_dir}: CheckIndex found {status.numBadSegments} damaged segment(s)")
     except Exception as exc:
-        if not _is_java_exception(exc):
+        if not is_java_exception(exc):
             raise
         problems.append(java_problem(index_dir, exc))
     finally:

@@ -236,12 +236,17 @@ public final class TermStatsBuilder {
       Map<String, Integer> ids = new HashMap<>();
       List<String> vocabulary = new ArrayList<>();
       List<int[]> lengths = new ArrayList<>();
+      // each shard's term ids in the order its terms enumerate: pass 2 walks the same order
+      // and reads them back instead of decoding and hashing every term again
+      List<int[]> termIds = new ArrayList<>();
       long[] tokens = new long[n];
       long docs = 0;
       int[] globalDf = new int[1024];
       PostingsEnum postings = null;
       for (int i = 0; i < n; i++) {  // pass 1: document lengths, global document frequencies
         int[] length = new int[readers[i].maxDoc()];
+        int[] order = new int[1024];
+        int seen = 0;
         docs += readers[i].numDocs();
         for (LeafReaderContext leaf : readers[i].leaves()) {
           Terms terms = leaf.reader().terms(field);
@@ -261,6 +266,10 @@ public final class TermStatsBuilder {
               }
             }
             globalDf[id] += it.docFreq();
+            if (seen == order.length) {
+              order = java.util.Arrays.copyOf(order, order.length * 2);
+            }
+            order[seen++] = id;
             postings = it.postings(postings, PostingsEnum.FREQS);
             for (int doc = postings.nextDoc(); doc != PostingsEnum.NO_MORE_DOCS; doc = postings.nextDoc()) {
               length[leaf.docBase + doc] += postings.freq();
@@ -269,6 +278,7 @@ public final class TermStatsBuilder {
           }
         }
         lengths.add(length);
+        termIds.add(order);
       }
       long total = 0;
       for (long t : tokens) {
@@ -280,6 +290,8 @@ public final class TermStatsBuilder {
           new FileOutputStream(Paths.get(out, "entries.bin").toFile()), 1 << 20))) {
         for (int i = 0; i < n; i++) {  // pass 2: the BM25 contributions
           int[] length = lengths.get(i);
+          int[] order = termIds.get(i);
+          int next = 0;
           for (LeafReaderContext leaf : readers[i].leaves()) {
             Terms terms = leaf.reader().terms(field);
             if (terms == null) {
@@ -287,7 +299,7 @@ public final class TermStatsBuilder {
             }
             TermsEnum it = terms.iterator();
             for (BytesRef term = it.next(); term != null; term = it.next()) {
-              int id = ids.get(term.utf8ToString());
+              int id = order[next++];
               double df = globalDf[id];
               double idf = Math.log(1.0 + (docs - df + 0.5) / (df + 0.5));
               double sum = 0.0;
