@@ -31,7 +31,7 @@ from selectsearch.errors import SelectSearchError
 from selectsearch.ranking import strict_scores
 from selectsearch.route import Router, RouteSpec, as_route
 from selectsearch.significance import bootstrap_ci
-from selectsearch.types import Qrels, SearchResult
+from selectsearch.types import Hit, HitList, Qrels, SearchResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.search import SelectiveSearcher
@@ -77,8 +77,14 @@ def results_to_run(results: Mapping[str, SearchResult]) -> dict[str, dict[str, f
     """``{query_id: {doc_id: score}}`` for ir_measures, the scores strictly decreasing down each
     returned ranking (:func:`~selectsearch.ranking.strict_scores`): ir-measures' providers break
     tied scores in different orders, and this makes all of them score the ranking we return."""
-    return {qid: dict(zip([h.doc_id for h in r.hits], strict_scores([h.score for h in r.hits]), strict=True))
-            for qid, r in results.items()}
+    return {qid: dict(zip(*_columns(r.hits), strict=True)) for qid, r in results.items()}
+
+
+def _columns(hits: Sequence[Hit]) -> tuple[list[str], list[float]]:
+    """Doc ids and strictly decreasing scores of a ranking (a HitList's columns, without Hit objects)."""
+    if isinstance(hits, HitList):
+        return hits.doc_ids, strict_scores(hits.scores)
+    return [h.doc_id for h in hits], strict_scores([h.score for h in hits])
 
 
 def _pct(values: np.ndarray, q: float) -> float:

@@ -157,8 +157,9 @@ class SelectiveSearcher:
         """Open what the retriever needs (JVM and Lucene readers, encoder and FAISS indexes)."""
         self.shards.warm()
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
-        """Top ``k`` hits for one query text."""
+    def search(self, query: str, k: int = 10) -> Sequence[Hit]:
+        """Top ``k`` hits for one query text (a list of :class:`~selectsearch.types.Hit`; for BM25 a
+        :class:`~selectsearch.types.HitList`, which reads as one)."""
         return self.batch_search([Query("q", query)], k=k)["q"].hits
 
     def batch_search(self, queries: Mapping[str, str] | Sequence[Query], k: int = 100, *,

@@ -29,7 +29,6 @@ from selectsearch.bench.report import write_json, write_markdown
 from selectsearch.bench.script import command_line, script_parser
 from selectsearch.data import load_queries
 from selectsearch.lucene import searcher as lucene_searcher
-from selectsearch.pipeline.shards import _id_ranks
 from selectsearch.search import SelectiveSearcher
 from selectsearch.types import Hit, Query
 
@@ -56,7 +55,7 @@ def _one(s: SelectiveSearcher, q: Query, k: int, acc: dict[str, list[float]]) ->
     ids, owners = index.global_doc_ids[docids].tolist(), index.global_shard_ids[docids].tolist()
     t.append(tt())
     if len(scores) > 1 and bool((scores[:-1] == scores[1:]).any()):
-        order = np.lexsort((_id_ranks(index)[docids], -scores))
+        order = np.lexsort((index.doc_id_ranks[docids], -scores))
         docids, scores = docids[order], scores[order]
         ids, owners = index.global_doc_ids[docids].tolist(), index.global_shard_ids[docids].tolist()
     list(map(tuple.__new__, repeat(Hit, len(ids)), zip(ids, scores.tolist(), owners, strict=True)))

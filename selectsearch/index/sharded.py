@@ -114,6 +114,19 @@ class ShardedIndex:
         return np.asarray(ids, dtype=object)
 
     @cached_property
+    def doc_id_ranks(self) -> np.ndarray:
+        """Rank of each global Lucene docid's doc id string among all of them (int32).
+
+        Ordering tied hits by this rank orders them by doc id, as
+        :func:`~selectsearch.ranking.order_by_score` does, with integers: the Lucene engine cuts
+        its top k by it (see "Ties" in :mod:`selectsearch.lucene.searcher`).
+        """
+        ids = self.global_doc_ids
+        ranks = np.empty(len(ids), dtype=np.int32)
+        ranks[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids), dtype=np.int32)
+        return ranks
+
+    @cached_property
     def global_shard_ids(self) -> np.ndarray:
         """Shard of each global Lucene docid."""
         return np.repeat(np.asarray(self.lucene_shards, dtype=np.int32), self.shard_sizes[self.lucene_shards])
@@ -128,7 +141,8 @@ class ShardedIndex:
         return out
 
     def lucene(self, *, k1: float | None = None, b: float | None = None, threads: int = 1) -> ShardedLuceneSearcher:
-        """A :class:`ShardedLuceneSearcher` over all shards (starts the JVM).
+        """A :class:`ShardedLuceneSearcher` over all shards (starts the JVM), cutting and ordering
+        tied hits by doc id (:attr:`doc_id_ranks`).
 
         Raises:
             ShardedIndexError: the index has no Lucene backend (built with ``--backend faiss``).
@@ -160,6 +174,7 @@ class ShardedIndex:
                     f"{self.path} is damaged: shard {shard:03d} {self.shards[shard].path}/lucene has {got} "
                     f"documents, but its doc_ids.txt and the manifest have {want}; rebuild it with `selectsearch "
                     f"index ... --out {self.path} --overwrite` (`selectsearch verify {self.path}` lists every problem)")
+        searcher.set_tie_ranks(self.doc_id_ranks)  # ties cut by doc id: the same top k for any sharding
         return searcher
 
     @cached_property

@@ -24,7 +24,9 @@ Inside, per query:
   heap holds k hits (we never report total hit counts). The heap breaks ties by global doc id
   whatever the visiting order, and hands the scorer the right bound for that (the worst kept
   score where the shard's next doc ids are still below the worst kept doc id, the next float
-  up otherwise), so the top k is exactly Lucene's (score descending, doc id ascending);
+  up otherwise), so the top k is exactly Lucene's (score descending, doc id ascending); or, given
+  tie ranks (``setTieRanks``: each document's rank among the doc id strings), by rank, so the
+  top k is the project's (score descending, doc id string ascending) whatever the sharding;
 * with ``threads`` > 1 the shards of a query are scored by a Java thread pool, each thread with
   its own heap, sharing the best full heap's bound; the heaps are merged at the end.
 
@@ -87,8 +89,8 @@ import org.apache.lucene.util.BytesRef;
  * shard (terms in sorted order through one TermsEnum per shard), and the selected shards are
  * scored into one top-k collector with dynamic pruning from the moment it holds k hits. Shards are
  * visited most promising first, so the competitive threshold rises early; the collector breaks
- * ties by global doc id whatever the visiting order, so the result is exactly Lucene's
- * (score descending, doc id ascending) top k.
+ * ties by global doc id (or by the tie ranks set) whatever the visiting order, so the result is
+ * exactly Lucene's (score descending, doc id ascending) top k, or the one by rank.
  */
 public final class BatchSearch {
   /** Shard visiting order: by doc id (as Lucene), or most promising first. */
@@ -108,6 +110,7 @@ public final class BatchSearch {
   private final ExecutorService pool;
   private final int threads;
   private int order = ORDER_PROMISE;
+  private int[] tieRanks;  // null: ties by global doc id; else by tieRanks[global doc id]
 
   /**
    * @param reader all shards, shard i being the reader's i-th sub-reader (a MultiReader)
@@ -176,6 +179,26 @@ public final class BatchSearch {
     }
   }
 
+  /**
+   * Break ties by a rank per global doc id instead of by the doc id (null: by the doc id): the top
+   * k is then the k best by (score descending, rank ascending), and hits come back in that order.
+   *
+   * @param ranks little-endian int32, one per document of the reader (maxDoc), or null
+   */
+  public synchronized void setTieRanks(byte[] ranks) {
+    if (ranks == null) {
+      tieRanks = null;
+      return;
+    }
+    if (ranks.length != 4L * reader.maxDoc()) {
+      throw new IllegalArgumentException(
+          "tie ranks for " + ranks.length / 4 + " documents, the reader has " + reader.maxDoc());
+    }
+    int[] r = new int[reader.maxDoc()];
+    ByteBuffer.wrap(ranks).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(r);
+    tieRanks = r;
+  }
+
   /** The Lucene query Anserini builds for text (what every query of this class searches). */
   public Query build(String text) throws ReflectiveOperationException {
     return (Query) buildQuery.invoke(generator, field, analyzer, text);
@@ -189,7 +212,7 @@ public final class BatchSearch {
    *     shardOffsets means every query searches every shard
    * @param shards shard numbers (repeats ignored)
    * @return little-endian int32 offsets (n+1; query i's hits are [off[i], off[i+1])), then int32
-   *     global doc ids, then float32 scores; each query's hits best first, ties by doc id
+   *     global doc ids, then float32 scores; each query's hits best first, ties by doc id (or rank)
    */
   public synchronized byte[] search(String[] texts, int[] shardOffsets, int[] shards, int k) throws Exception {
     int n = texts.length;
@@ -365,7 +388,7 @@ public final class BatchSearch {
     int[] visit = visitingOrder(leaves, leafDf, df, boosts, present);
     int capacity = Math.min(k, maxDoc);
     if (pool == null || nl < 2) {
-      TopK topk = new TopK(capacity, null);
+      TopK topk = new TopK(capacity, null, tieRanks);
       for (int l : visit) {
         scoreLeaf(weight, leaves.get(l), topk);
       }
@@ -377,14 +400,14 @@ public final class BatchSearch {
     for (int p = 0; p < parts; p++) {
       final int part = p;
       futures.add(pool.submit(() -> {
-        TopK topk = new TopK(capacity, bound);
+        TopK topk = new TopK(capacity, bound, tieRanks);
         for (int j = part; j < visit.length; j += parts) {
           scoreLeaf(weight, leaves.get(visit[j]), topk);
         }
         return topk;
       }));
     }
-    TopK merged = new TopK(capacity, null);
+    TopK merged = new TopK(capacity, null, tieRanks);
     for (Future<TopK> f : futures) {
       merged.addAll(f.get());
     }
@@ -601,45 +624,60 @@ public final class BatchSearch {
   }
 
   /**
-   * The k best (score, global doc id) pairs, best = higher score, then lower doc id, collected
-   * from leaves in any order. Once full, the worst kept hit bounds what can still compete, and
-   * the leaf's scorer is told so (dynamic pruning): a doc scoring the same as the worst kept hit
-   * competes only if its id is lower, so the bound is that score where the leaf's next doc ids
-   * are still below the worst kept doc id, and the next float up after it.
+   * The k best (score, global doc id) pairs, best = higher score, then lower tie key (the doc id,
+   * or its rank when tie ranks are set), collected from leaves in any order. Once full, the worst
+   * kept hit bounds what can still compete, and the leaf's scorer is told so (dynamic pruning).
+   * With doc id keys, a doc scoring the same as the worst kept hit competes only if its id is
+   * lower, so the bound is that score where the leaf's next doc ids are still below the worst kept
+   * doc id, and the next float up after it. With ranks, any later doc may hold a lower rank, so the
+   * bound is the worst kept score itself (docs scoring exactly that are still compared).
    */
   static final class TopK {
     private final float[] scores;
     private final int[] docs;
+    private final int[] keys;
+    private final int[] ranks;  // null: the key is the doc id
     private int size;
     private final AtomicLong shared;  // best bound published by any full TopK of this query
 
-    TopK(int capacity, AtomicLong shared) {
+    TopK(int capacity, AtomicLong shared, int[] ranks) {
       this.scores = new float[Math.max(1, capacity)];
       this.docs = new int[Math.max(1, capacity)];
+      this.keys = new int[Math.max(1, capacity)];
       this.shared = shared;
+      this.ranks = ranks;
     }
 
-    /** a worse than b (lower score, or same score and higher doc id) */
-    private static boolean worse(float sa, int da, float sb, int db) {
-      return sa < sb || (sa == sb && da > db);
+    /** a worse than b (lower score, or same score and higher key) */
+    private static boolean worse(float sa, int ka, float sb, int kb) {
+      return sa < sb || (sa == sb && ka > kb);
     }
 
-    private static long encode(float score, int doc) {
-      return ((long) Float.floatToIntBits(score) << 32) | (Integer.MAX_VALUE - doc);
+    private static long encode(float score, int key) {
+      return ((long) Float.floatToIntBits(score) << 32) | (Integer.MAX_VALUE - key);
     }
 
     boolean full() {
       return size == scores.length;
     }
 
+    int key(int doc) {
+      return ranks == null ? doc : ranks[doc];
+    }
+
     void add(float score, int doc) {
+      add(score, doc, key(doc));
+    }
+
+    void add(float score, int doc, int key) {
       if (size < scores.length) {
         int i = size++;
         scores[i] = score;
         docs[i] = doc;
+        keys[i] = key;
         while (i > 0) {  // sift up: the worst at the root
           int parent = (i - 1) >>> 1;
-          if (!worse(scores[i], docs[i], scores[parent], docs[parent])) {
+          if (!worse(scores[i], keys[i], scores[parent], keys[parent])) {
             break;
           }
           swap(i, parent);
@@ -650,11 +688,12 @@ public final class BatchSearch {
         }
         return;
       }
-      if (!worse(scores[0], docs[0], score, doc)) {
+      if (!worse(scores[0], keys[0], score, key)) {
         return;  // not better than the worst kept
       }
       scores[0] = score;
       docs[0] = doc;
+      keys[0] = key;
       siftDown(0);
       if (shared != null) {
         publish();
@@ -668,8 +707,8 @@ public final class BatchSearch {
           return;
         }
         int r = l + 1;
-        int w = r < size && worse(scores[r], docs[r], scores[l], docs[l]) ? r : l;
-        if (!worse(scores[w], docs[w], scores[i], docs[i])) {
+        int w = r < size && worse(scores[r], keys[r], scores[l], keys[l]) ? r : l;
+        if (!worse(scores[w], keys[w], scores[i], keys[i])) {
           return;
         }
         swap(i, w);
@@ -678,7 +717,7 @@ public final class BatchSearch {
     }
 
     private void publish() {
-      long mine = encode(scores[0], docs[0]);
+      long mine = encode(scores[0], keys[0]);
       long cur = shared.get();
       while (mine > cur && !shared.compareAndSet(cur, mine)) {
         cur = shared.get();
@@ -692,11 +731,14 @@ public final class BatchSearch {
       int d = docs[a];
       docs[a] = docs[b];
       docs[b] = d;
+      int k = keys[a];
+      keys[a] = keys[b];
+      keys[b] = k;
     }
 
     void addAll(TopK other) {
       for (int i = 0; i < other.size; i++) {
-        add(other.scores[i], other.docs[i]);
+        add(other.scores[i], other.docs[i], other.keys[i]);
       }
     }
 
@@ -706,7 +748,7 @@ public final class BatchSearch {
       int d = 0;
       if (full()) {
         s = scores[0];
-        d = docs[0];
+        d = keys[0];
       }
       if (shared != null) {
         long g = shared.get();
@@ -722,7 +764,7 @@ public final class BatchSearch {
       if (s == Float.NEGATIVE_INFINITY) {
         return 0f;
       }
-      return d < next ? Math.nextUp(s) : s;
+      return ranks == null && d < next ? Math.nextUp(s) : s;
     }
 
     LeafCollector leaf(int docBase) {
@@ -749,13 +791,14 @@ public final class BatchSearch {
         public void collect(int doc) throws IOException {
           float score = scorer.score();
           int global = docBase + doc;
-          if (full() && !worse(scores[0], docs[0], score, global)) {
+          int key = key(global);
+          if (full() && !worse(scores[0], keys[0], score, key)) {
             if (shared != null) {
               raise(global + 1);
             }
             return;
           }
-          add(score, global);
+          add(score, global, key);
           if (full() || shared != null) {
             raise(global + 1);
           }
@@ -763,7 +806,7 @@ public final class BatchSearch {
       };
     }
 
-    /** The kept hits, best first (score descending, then doc id ascending); empties the heap. */
+    /** The kept hits, best first (score descending, then key ascending); empties the heap. */
     Hits hits() {
       int n = size;
       int[] d = new int[n];
@@ -774,6 +817,7 @@ public final class BatchSearch {
         size--;
         scores[0] = scores[size];
         docs[0] = docs[size];
+        keys[0] = keys[size];
         siftDown(0);
       }
       return new Hits(d, s);

@@ -16,12 +16,20 @@ per hit. Mapping docids to string ids happens in numpy on the Python side, only 
 returned. This is what makes a query's cost follow the postings it scores rather than a fixed
 per-query and per-shard overhead (profile: ``eval/results/cost/engine-profile.md``).
 
+**Ties.** Lucene keeps the top k by (score descending, docid ascending), and a docid is only a
+position in the shards' layout: of equally scored documents at the k-th place, which ones make
+the cut would depend on how the collection was sharded. Given ``tie_ranks`` (each global docid's
+rank among the doc id strings; :attr:`~selectsearch.index.sharded.ShardedIndex.doc_id_ranks`,
+what :meth:`~selectsearch.index.sharded.ShardedIndex.lucene` passes) the batch engine cuts and
+orders by (score descending, doc id ascending) instead — the project's one order
+(:mod:`selectsearch.ranking`), the same for any sharding of the same documents and for any k.
+
 **Without the helper** (no ``javac``: :mod:`selectsearch.lucene.java_helpers` says where it is
 looked for, and a warning says so once) each query is one Lucene search built through pyjnius:
 the all-shards ``IndexSearcher`` with a non-scoring ``FILTER`` clause on the ``shard`` field (a
 shard whose segment lacks the shard's term yields no scorer, so Lucene skips it), hits read one
-by one. About 2.4x slower, same results: both are Lucene's top k by (score descending, docid
-ascending).
+by one. About 2.4x slower, same results (with tie ranks it searches deeper while the k-th hit's
+score is tied, then cuts by rank).
 """
 
 from __future__ import annotations
@@ -48,7 +56,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class BatchHits:
     """Hits of a batch of queries as flat arrays: query ``i``'s are ``[offsets[i], offsets[i + 1])``,
-    best first (score descending, then global docid ascending)."""
+    best first: score descending, then by tie rank (:attr:`ShardedLuceneSearcher.ties_by_rank`)
+    or else by global docid."""
 
     offsets: np.ndarray  #: int64, ``n + 1`` entries
     docids: np.ndarray  #: int64 global Lucene docids
@@ -86,6 +95,8 @@ class ShardedLuceneSearcher:
         analyzer: Java class of the query analyzer (the one the shards were indexed with).
         threads: Java threads that search the selected shards of one query concurrently.
         term_cache: per-shard term states of recent query terms to keep (see :data:`TERM_CACHE_STATES`).
+        tie_ranks: rank of each global docid among the doc id strings (``None``: ties by docid,
+            Lucene's order); see "Ties" in the module docs.
 
     Example:
         >>> s = ShardedLuceneSearcher([Path("idx/shard-000/lucene"), Path("idx/shard-001/lucene")])  # doctest: +SKIP
@@ -94,7 +105,7 @@ class ShardedLuceneSearcher:
 
     def __init__(self, shard_dirs: Sequence[Path], *, k1: float = DEFAULT_BM25.k1, b: float = DEFAULT_BM25.b,
                  analyzer: str = DEFAULT_ANALYZER_CLASS, threads: int = 1,
-                 term_cache: int | None = None) -> None:
+                 term_cache: int | None = None, tie_ranks: np.ndarray | None = None) -> None:
         self.shard_dirs = [Path(d) for d in shard_dirs]
         self._readers = [open_directory_reader(d) for d in self.shard_dirs]
         sizes = [int(r.maxDoc()) for r in self._readers]
@@ -111,6 +122,8 @@ class ShardedLuceneSearcher:
         self._batch: Any = _open_batch(reader, similarity, self._analyzer, threads)  # None: per-query path
         if self._batch is not None:
             self._batch.setTermCache(int(TERM_CACHE_STATES if term_cache is None else term_cache))
+        self._tie_ranks: np.ndarray | None = None
+        self.set_tie_ranks(tie_ranks)
         searcher_cls = jclass("org.apache.lucene.search.IndexSearcher")
         if threads > 1 and self._batch is None:
             # Lucene searches slices of the selected shards' segments concurrently in Java.
@@ -131,6 +144,30 @@ class ShardedLuceneSearcher:
     def n_shards(self) -> int:
         """Number of shards."""
         return len(self._readers)
+
+    def set_tie_ranks(self, tie_ranks: np.ndarray | None) -> None:
+        """Cut and order tied hits by ``tie_ranks`` (one per global docid; ``None``: by docid).
+
+        Raises:
+            ValueError: not one rank per document of the shards.
+        """
+        if tie_ranks is None:
+            self._tie_ranks = None
+        else:
+            ranks = np.asarray(tie_ranks, dtype=np.int32)
+            if ranks.shape != (int(self.shard_sizes.sum()),):
+                raise ValueError(f"tie_ranks has shape {ranks.shape}, the shards hold {int(self.shard_sizes.sum())} "
+                                 "documents")
+            self._tie_ranks = ranks
+        if self._batch is not None:
+            with JNI_LOCK:
+                self._batch.setTieRanks(None if self._tie_ranks is None
+                                        else self._tie_ranks.astype("<i4", copy=False).tobytes())
+
+    @property
+    def ties_by_rank(self) -> bool:
+        """Whether hits are cut and ordered by tie rank on equal scores (else by docid, Lucene's order)."""
+        return self._tie_ranks is not None
 
     @property
     def batched(self) -> bool:
@@ -201,7 +238,7 @@ class ShardedLuceneSearcher:
         with JNI_LOCK:
             if self._batch is not None:
                 return self._search_batched(list(texts), int(k), selected)
-            parts = [self._search_one(t, int(k), s) for t, s in zip(texts, selected, strict=True)]
+            parts = [self._search_ranked(t, int(k), s) for t, s in zip(texts, selected, strict=True)]
         sizes = [len(d) for d, _ in parts]
         return BatchHits(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
                          np.concatenate([d for d, _ in parts]).astype(np.int64, copy=False),
@@ -229,6 +266,20 @@ class ShardedLuceneSearcher:
         docids = np.frombuffer(raw, dtype="<i4", count=total, offset=start).astype(np.int64)
         scores = np.frombuffer(raw, dtype="<f4", count=total, offset=start + 4 * total).astype(np.float32)
         return BatchHits(ends.astype(np.int64), docids, scores)
+
+    def _search_ranked(self, text: str, k: int, shards: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
+        """The per-query path's top ``k`` cut by tie rank: Lucene cuts by docid, so it searches
+        one hit deeper, and deeper again while the last hit ties with the k-th, then re-cuts."""
+        if self._tie_ranks is None:
+            return self._search_one(text, k, shards)
+        want = k + 1
+        while True:
+            docids, scores = self._search_one(text, want, shards)
+            if len(docids) < want or scores[-1] < scores[k - 1]:
+                break
+            want *= 2
+        order = np.lexsort((self._tie_ranks[docids], -scores))[:k]
+        return docids[order], scores[order]
 
     def _search_one(self, text: str, k: int, shards: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
         """The per-query path (no compiled helper): one pyjnius search, hits read one by one."""

@@ -21,9 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -31,7 +29,7 @@ from selectsearch.errors import SelectSearchError
 from selectsearch.fusion import FusionConfig, fuse
 from selectsearch.pipeline.stages import Retrieved, ShardSearcher
 from selectsearch.registry import Registry
-from selectsearch.types import Hit, Query
+from selectsearch.types import Hit, HitList, Query
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
@@ -81,7 +79,13 @@ class Engines:
 
 
 class LuceneShards:
-    """BM25 over the selected shards with collection-wide statistics (``bm25``)."""
+    """BM25 over the selected shards with collection-wide statistics (``bm25``).
+
+    The engine cuts and orders each query's hits by (score, doc id) itself (the index's searcher
+    has its tie ranks, :attr:`~selectsearch.index.sharded.ShardedIndex.doc_id_ranks`), so the
+    hits are handed on as columns (:class:`~selectsearch.types.HitList`): no Python object per
+    hit until one is read.
+    """
 
     name = "bm25"
 
@@ -90,7 +94,6 @@ class LuceneShards:
 
     def warm(self) -> None:
         self.engines.lucene  # noqa: B018 - opening is the point
-        _id_ranks(self.engines.index)
 
     def describe(self) -> dict[str, Any]:
         return {}
@@ -102,7 +105,6 @@ class LuceneShards:
         lucene_pos = {s: i for i, s in enumerate(index.lucene_shards)}  # empty shards have no index
         doc_ids = index.global_doc_ids
         shard_ids = index.global_shard_ids
-        ranks = _id_ranks(index)
         # the whole batch in one call (one crossing into Java with the compiled engine); its time
         # is split evenly over the queries, like the other batched stages
         t = time.perf_counter()
@@ -113,34 +115,9 @@ class LuceneShards:
         for i in range(len(queries)):
             t = time.perf_counter()
             docids, scores = found.query(i)
-            if len(scores) > 1 and bool((scores[:-1] == scores[1:]).any()):
-                # Lucene breaks ties by docid; the project's order by doc id (selectsearch.ranking.
-                # order_by_score): the same sort, on each docid's rank among the doc id strings
-                order = np.lexsort((ranks[docids], -scores))
-                docids, scores = docids[order], scores[order]
-            hits = list(map(tuple.__new__, repeat(Hit, len(docids)),
-                            zip(doc_ids[docids].tolist(), scores.tolist(), shard_ids[docids].tolist(), strict=True)))
+            hits = HitList(doc_ids, docids, scores, shard_ids)  # Hit objects made when read
             out.append(Retrieved(hits, {"search": search_ms, "merge": _ms(time.perf_counter() - t)}))
         return out
-
-
-_ID_RANKS: WeakKeyDictionary[Any, np.ndarray] = WeakKeyDictionary()
-
-
-def _id_ranks(index: ShardedIndex) -> np.ndarray:
-    """Rank of each global docid's doc id string among all of them (int32), computed once per index.
-
-    Sorting tied hits by this rank sorts them by doc id, as :func:`~selectsearch.ranking.order_by_score`
-    does, in numpy: ties are the common case at k=1000 (hundreds of tied neighbours per query on
-    SciFact + Wikipedia), where sorting 1,000 string keys in Python cost more than the search.
-    """
-    ranks = _ID_RANKS.get(index)
-    if ranks is None:
-        ids = index.global_doc_ids
-        ranks = np.empty(len(ids), dtype=np.int32)
-        ranks[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids), dtype=np.int32)
-        _ID_RANKS[index] = ranks
-    return ranks
 
 
 class DenseShards:

@@ -34,7 +34,7 @@ class Retrieved:
     whose search failed on its own (it gets no hits and is not reranked).
     """
 
-    hits: list[Hit]
+    hits: Sequence[Hit]  #: a list, or a HitList (:class:`~selectsearch.types.HitList`)
     timings_ms: dict[str, float]
     extra: dict[str, Any] = field(default_factory=dict)
     missing_shards: list[int] = field(default_factory=list)

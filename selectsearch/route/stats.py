@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from selectsearch.index.termstats import Analyzer, TermStats, ensure_term_stats
+from selectsearch.index.termstats import Analyzer, TermStats, dense_columns, ensure_term_stats
 from selectsearch.route.base import Router, RouteSpec, rank_by_scores
 from selectsearch.route.registry import ROUTERS
 from selectsearch.types import Query
@@ -100,12 +100,8 @@ class CoriRouter(_StatsRouter):
         return np.asarray(self.belief + (1.0 - self.belief) * t * np.repeat(idf, counts))
 
     def query_scores(self, term_ids: np.ndarray) -> np.ndarray:
-        df = self.stats.df
-        beliefs = np.full((df.shape[0], len(term_ids)), self.belief)  # p(t | i) = b where df_i(t) = 0
-        indptr, indices = df.indptr, df.indices
-        for j, term in enumerate(np.asarray(term_ids).tolist()):
-            lo, hi = indptr[term], indptr[term + 1]
-            beliefs[indices[lo:hi], j] = self._beliefs[lo:hi]
+        df = self.stats.df  # p(t | i) = b where df_i(t) = 0
+        beliefs = dense_columns(df.indptr, df.indices, self._beliefs, term_ids, df.shape[0], fill=self.belief)
         return np.asarray(beliefs.mean(axis=1))
 
 

@@ -245,7 +245,7 @@ class Coordinator:
         """Synchronous :meth:`asearch` (for scripts, tests and benchmarks)."""
         return asyncio.run(self.asearch(queries, k, route=route, deadline_ms=deadline_ms, explain=explain))
 
-    def search(self, query: str, k: int = 10, *, route: str | None = None) -> list[Hit]:
+    def search(self, query: str, k: int = 10, *, route: str | None = None) -> Sequence[Hit]:
         """Top ``k`` hits of one query text; :class:`RequestError` when the search of it failed."""
         result = self.batch_search([Query("q", query)], k, route=route)["q"]
         error: Any = result.trace.extra.get("error")

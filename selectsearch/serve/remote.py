@@ -9,9 +9,10 @@ the same job as :mod:`selectsearch.pipeline.shards` in process, over actors
    healthy ones; a call that fails (actor died, queue full) is retried on another replica
    while the deadline allows.
 2. **Merge** when every group answered or the deadline passed: per query, the groups' top
-   ``depth`` lists are cut to the global top ``depth`` by ``(-score, global docid)`` —
-   Lucene's own order, so the cut equals in-process search over the union of the shards — and
-   ordered as :mod:`selectsearch.ranking` orders every list. Shards whose group did not answer
+   ``depth`` lists are cut to the global top ``depth`` by ``(-score, doc id)`` — the order each
+   group's engine cut its own list by (:attr:`~selectsearch.index.sharded.ShardedIndex.doc_id_ranks`),
+   so the cut equals in-process search over the union of the shards — and returned in that
+   order, the one :mod:`selectsearch.ranking` gives every list. Shards whose group did not answer
    are the query's ``missing_shards``; a query whose search raised in a group fails alone.
 """
 
@@ -41,12 +42,13 @@ log = logging.getLogger("selectsearch.serve.coordinator")  # operators filter on
 
 
 def merge_hits(parts: Sequence[tuple[np.ndarray, np.ndarray]], depth: int, doc_ids: np.ndarray,
-               shard_ids: np.ndarray) -> list[Hit]:
-    """The global top ``depth`` of several groups' ``(global docids, scores)`` lists.
+               shard_ids: np.ndarray, ranks: np.ndarray | None = None) -> list[Hit]:
+    """The global top ``depth`` of several groups' ``(global docids, scores)`` lists, best first.
 
-    The cut is by ``(-score, global docid)`` — the order Lucene's collector keeps, so ties at the
-    boundary fall exactly as in one search over all the shards — and the result is ordered by
-    ``(-score, doc_id)``, the library's deterministic tie-break.
+    With ``ranks`` (each global docid's rank among the doc id strings, as the groups' engines cut
+    their lists by it) the cut is by ``(-score, doc id)``; without, by ``(-score, global docid)``,
+    Lucene's own order. Either way ties at the boundary fall exactly as in one search over all
+    the shards, and the result is ordered by ``(-score, doc_id)``, the library's tie-break.
 
     Example:
         >>> ids = np.array(["a", "b", "c"], dtype=object); shards = np.array([0, 1, 1])
@@ -59,12 +61,12 @@ def merge_hits(parts: Sequence[tuple[np.ndarray, np.ndarray]], depth: int, doc_i
         return []
     docids = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts])
     scores = np.concatenate([np.asarray(p[1], dtype=np.float32) for p in parts])
-    order = np.lexsort((docids, -scores))[:depth]
+    order = np.lexsort((docids if ranks is None else ranks[docids], -scores))[:depth]
     docids, scores = docids[order], scores[order]
     ids = doc_ids[docids].tolist()
     score_list = scores.tolist()
     shard_list = shard_ids[docids].tolist()
-    final = order_by_score(score_list, ids)
+    final = order_by_score(score_list, ids) if ranks is None else range(len(ids))
     return [Hit(ids[j], score_list[j], shard_list[j]) for j in final]
 
 
@@ -144,6 +146,7 @@ class RemoteShards:
         self.group_of = {s: g for g, members in enumerate(self.groups) for s in members}
         self._doc_ids = index.global_doc_ids
         self._shard_ids = index.global_shard_ids
+        self._ranks = index.doc_id_ranks
 
     def wait_ready(self, timeout_s: float = 120.0) -> list[list[dict[str, Any]]]:
         """Block until every actor answers a ping; returns the pings (per group, per replica)."""
@@ -237,7 +240,7 @@ class RemoteShards:
                     missing.extend(s for s in shards if self.group_of.get(s) == g)
             # a query that failed in a group (e.g. Lucene refused it) fails alone, with no hits:
             # the other queries of the batch and the replicas are not affected
-            hits = [] if error else merge_hits(parts, depth, self._doc_ids, self._shard_ids)
+            hits = [] if error else merge_hits(parts, depth, self._doc_ids, self._shard_ids, self._ranks)
             merge_ms = (time.perf_counter() - t) * 1000.0
             extra: dict[str, Any] = {"groups": groups, "actor_cpu_ms": round(cpu_ms, 3)}
             failed = {str(g): fan.failures[g] for g in groups if g in fan.failures}

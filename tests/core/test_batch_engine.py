@@ -115,8 +115,14 @@ def test_visiting_order_threads_and_statistics_cache_change_nothing(tiny_index: 
                 assert all(_same(a, b) for a, b in zip(got, want, strict=True)), k
 
 
-def test_ties_cut_at_k_as_lucene_does(tie_indexes: dict[str, Path]) -> None:
-    sharded = _batched(ShardedIndex.open(tie_indexes["k4"]).lucene())
+@pytest.mark.parametrize("by_rank", [True, False])
+def test_ties_cut_at_k_as_the_per_query_path(tie_indexes: dict[str, Path], by_rank: bool) -> None:
+    """With tie ranks (what an index's searcher uses) the top k is cut by doc id; without, by
+    Lucene's docid. Either way the batch engine's cut equals the per-query path's."""
+    index = ShardedIndex.open(tie_indexes["k4"])
+    sharded = _batched(index.lucene() if by_rank else
+                       ShardedLuceneSearcher([index.shard_path(s) / "lucene" for s in index.lucene_shards]))
+    assert sharded.ties_by_rank is by_rank
     texts = ["alpha", "juliet", "india juliet", "alpha bravo charlie", "golf hotel india juliet alpha", "echo echo"]
     for k in (1, 2, 5, 10, 11, 100, 1000):
         for shards in (None, [1, 3], [2], [0, 1, 2]):
@@ -127,10 +133,17 @@ def test_ties_cut_at_k_as_lucene_does(tie_indexes: dict[str, Path]) -> None:
                 with _per_query(sharded):
                     reference = sharded.batch_search(texts, k, [shards] * len(texts))
                 assert all(_same(a, b) for a, b in zip(batch, reference, strict=True)), (k, shards, order)
+    sharded._batch.setOrder(1)
     docids, scores = sharded.search("alpha bravo", 1000)
     assert len(np.unique(scores)) * 3 <= len(scores)  # the fixture is all ties
     tied = np.flatnonzero(scores[:-1] == scores[1:])
-    assert (docids[tied] < docids[tied + 1]).all()  # within tied scores, Lucene's docid order
+    key = index.doc_id_ranks if by_rank else np.arange(int(sharded.shard_sizes.sum()))
+    assert (key[docids[tied]] < key[docids[tied + 1]]).all()  # within tied scores: by doc id, or Lucene's docid
+    if by_rank:  # and the cut at every k is the head of the deeper list
+        deep = sharded.batch_search(texts, 1000, [None] * len(texts))
+        for k in (1, 3, 7, 50):
+            assert all(_same((d[:k], sc[:k]), got) for (d, sc), got in
+                       zip(deep, sharded.batch_search(texts, k, [None] * len(texts)), strict=True)), k
 
 
 def test_pipeline_hits_equal_unsharded_ranking_with_ties(tie_indexes: dict[str, Path]) -> None:
@@ -144,12 +157,9 @@ def test_pipeline_hits_equal_unsharded_ranking_with_ties(tie_indexes: dict[str, 
         for q in queries:
             # ties ordered by doc id string (selectsearch.ranking), whatever shard holds the copies
             assert ours[q] == sorted(ours[q], key=lambda t: (-t[1], t[0]))
-            if k > 3600:  # every match: the same list
-                assert ours[q] == ref[q]
-            else:  # which tied documents make the cut at k depends on the internal doc order
-                last = ours[q][-1][1]
-                assert [h for h in ours[q] if h[1] > last] == [h for h in ref[q] if h[1] > last]
-                assert [s for _, s in ours[q]] == [s for _, s in ref[q]]
+            # and the same list, cut at k included: which tied documents make the cut is decided by
+            # their doc ids, not by where the build put them
+            assert ours[q] == ref[q]
 
 
 @pytest.mark.parametrize("route", ["all", "random@2", "centroid@2", "cori@2", "taily@2", "redde@2", "ranks",
@@ -173,12 +183,10 @@ def test_every_router_same_results_as_per_query_path_and_unsharded(route: str, t
         for q in queries:
             hits = [(h.doc_id, h.score, h.shard_id) for h in batched[q.query_id].hits]
             assert hits == [(h.doc_id, h.score, h.shard_id) for h in per_query[q.query_id].hits]
-            # the unsharded ranking restricted to the searched shards, cut at k (ties aside at the cut)
+            # the unsharded ranking restricted to the searched shards, cut at k (ties at the cut too)
             chosen = set(batched[q.query_id].trace.shards)
             ref = [(h.doc_id, h.score) for h in exhaustive[q.query_id].hits if shard_of[h.doc_id] in chosen][:k]
-            assert [s for _, s, _ in hits] == [s for _, s in ref]
-            last = hits[-1][1] if len(hits) == k else -1.0
-            assert [(d, s) for d, s, _ in hits if s > last] == [(d, s) for d, s in ref if s > last]
+            assert [(d, s) for d, s, _ in hits] == ref
 
 
 def test_without_the_compiled_helper_results_are_the_same(tiny_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -99,6 +99,22 @@ def test_hits_are_sorted_by_score_then_doc_id(duplicates: tuple[Path, Path, Path
     assert [h.doc_id for h in hits[:10]] == sorted(h.doc_id for h in hits[:10])  # one tie group
 
 
+@pytest.mark.parametrize("k", [1, 3, 5, 7, 13])
+def test_a_tie_at_the_cut_keeps_the_smallest_doc_ids(duplicates: tuple[Path, Path, Path], k: int) -> None:
+    """Which tied documents make the top k must not depend on where the build put them: the cut
+    is by (score, doc id) like the order, so the top k is the head of any deeper list."""
+    from selectsearch.search import SelectiveSearcher
+
+    _, index, _ = duplicates
+    searcher = SelectiveSearcher.open(index, "all")
+    deep = searcher.search("alpha", k=100)
+    assert len(deep) == 20 and len({h.score for h in deep}) == 1  # two groups of ten copies, all tied
+    assert searcher.search("alpha", k=k) == deep[:k]
+    one = searcher.with_route("random@1")
+    deep_one = one.search("alpha", k=100)
+    assert one.search("alpha", k=k) == deep_one[:k]
+
+
 def test_strict_scores_are_strictly_decreasing_in_float32() -> None:
     import numpy as np
 

@@ -57,25 +57,30 @@ def test_config_rejects_nonsense() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(scores=st.lists(st.sampled_from([1.0, 1.5, 2.0, 2.5]), min_size=1, max_size=30), n_groups=st.integers(1, 4),
-       depth=st.integers(1, 12), seed=st.integers(0, 1000))
-def test_merge_equals_one_search_over_the_union(scores: list[float], n_groups: int, depth: int, seed: int) -> None:
-    """Each group returns its own top-depth by Lucene's order (-score, docid); merging them must
-    give the top-depth of the union in that order, re-ordered by (-score, doc_id)."""
+       depth=st.integers(1, 12), seed=st.integers(0, 1000), by_rank=st.booleans())
+def test_merge_equals_one_search_over_the_union(scores: list[float], n_groups: int, depth: int, seed: int,
+                                                by_rank: bool) -> None:
+    """Each group returns its own top-depth cut by (-score, doc id) (engines with tie ranks) or
+    by Lucene's (-score, docid); merging them must give the top-depth of the union cut the same
+    way, ordered by (-score, doc_id)."""
     n = len(scores)
     rng = np.random.default_rng(seed)
     doc_ids = np.array([f"d{rng.integers(0, 10**6):07d}-{i}" for i in range(n)], dtype=object)
+    ranks = np.empty(n, dtype=np.int32)
+    ranks[sorted(range(n), key=doc_ids.__getitem__)] = np.arange(n)
     shard_ids = rng.integers(0, n_groups, size=n)
     all_scores = np.array(scores, dtype=np.float32)
     docids = np.arange(n)
+    tie = ranks if by_rank else docids
 
-    def lucene_top(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def engine_top(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         idx = docids[mask]
-        order = sorted(idx.tolist(), key=lambda d: (-all_scores[d], d))[:depth]
+        order = sorted(idx.tolist(), key=lambda d: (-all_scores[d], tie[d]))[:depth]
         return np.array(order, dtype=np.int64), all_scores[order]
 
-    parts = [lucene_top(shard_ids == g) for g in range(n_groups)]
-    merged = merge_hits(parts, depth, doc_ids, shard_ids)
-    union_ids, union_scores = lucene_top(np.ones(n, dtype=bool))
+    parts = [engine_top(shard_ids == g) for g in range(n_groups)]
+    merged = merge_hits(parts, depth, doc_ids, shard_ids, ranks if by_rank else None)
+    union_ids, union_scores = engine_top(np.ones(n, dtype=bool))
     expected = sorted(((doc_ids[d], float(s), int(shard_ids[d])) for d, s in zip(union_ids, union_scores,
                                                                                  strict=True)),
                       key=lambda h: (-h[1], h[0]))
