@@ -111,6 +111,7 @@ public final class BatchSearch {
   private final int threads;
   private int order = ORDER_PROMISE;
   private int[] tieRanks;  // null: ties by global doc id; else by tieRanks[global doc id]
+  private int[] docOfRank;  // the inverse permutation of tieRanks
 
   /**
    * @param reader all shards, shard i being the reader's i-th sub-reader (a MultiReader)
@@ -188,6 +189,7 @@ public final class BatchSearch {
   public synchronized void setTieRanks(byte[] ranks) {
     if (ranks == null) {
       tieRanks = null;
+      docOfRank = null;
       return;
     }
     if (ranks.length != 4L * reader.maxDoc()) {
@@ -196,7 +198,16 @@ public final class BatchSearch {
     }
     int[] r = new int[reader.maxDoc()];
     ByteBuffer.wrap(ranks).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(r);
+    int[] inverse = new int[r.length];
+    Arrays.fill(inverse, -1);
+    for (int d = 0; d < r.length; d++) {
+      if (r[d] < 0 || r[d] >= r.length || inverse[r[d]] != -1) {
+        throw new IllegalArgumentException("tie ranks are not a permutation of 0.." + (r.length - 1));
+      }
+      inverse[r[d]] = d;
+    }
     tieRanks = r;
+    docOfRank = inverse;
   }
 
   /** The Lucene query Anserini builds for text (what every query of this class searches). */
@@ -388,7 +399,7 @@ public final class BatchSearch {
     int[] visit = visitingOrder(leaves, leafDf, df, boosts, present);
     int capacity = Math.min(k, maxDoc);
     if (pool == null || nl < 2) {
-      TopK topk = new TopK(capacity, null, tieRanks);
+      TopK topk = new TopK(capacity, null, tieRanks, docOfRank);
       for (int l : visit) {
         scoreLeaf(weight, leaves.get(l), topk);
       }
@@ -400,14 +411,14 @@ public final class BatchSearch {
     for (int p = 0; p < parts; p++) {
       final int part = p;
       futures.add(pool.submit(() -> {
-        TopK topk = new TopK(capacity, bound, tieRanks);
+        TopK topk = new TopK(capacity, bound, tieRanks, docOfRank);
         for (int j = part; j < visit.length; j += parts) {
           scoreLeaf(weight, leaves.get(visit[j]), topk);
         }
         return topk;
       }));
     }
-    TopK merged = new TopK(capacity, null, tieRanks);
+    TopK merged = new TopK(capacity, null, tieRanks, docOfRank);
     for (Future<TopK> f : futures) {
       merged.addAll(f.get());
     }
@@ -631,140 +642,137 @@ public final class BatchSearch {
    * lower, so the bound is that score where the leaf's next doc ids are still below the worst kept
    * doc id, and the next float up after it. With ranks, any later doc may hold a lower rank, so the
    * bound is the worst kept score itself (docs scoring exactly that are still compared).
+   *
+   * <p>Each hit is one long, (order-preserving score bits, MAX - key): a larger long is a better
+   * hit, so the heap compares and moves single longs (at k=1000 the heap was the largest cost of a
+   * query over two shards when it kept parallel score and doc arrays), and the final order is one
+   * primitive sort.
    */
   static final class TopK {
-    private final float[] scores;
-    private final int[] docs;
-    private final int[] keys;
+    private final long[] heap;  // min-heap: the worst kept hit at the root
     private final int[] ranks;  // null: the key is the doc id
+    private final int[] docOfRank;
     private int size;
     private final AtomicLong shared;  // best bound published by any full TopK of this query
 
-    TopK(int capacity, AtomicLong shared, int[] ranks) {
-      this.scores = new float[Math.max(1, capacity)];
-      this.docs = new int[Math.max(1, capacity)];
-      this.keys = new int[Math.max(1, capacity)];
+    TopK(int capacity, AtomicLong shared, int[] ranks, int[] docOfRank) {
+      this.heap = new long[Math.max(1, capacity)];
       this.shared = shared;
       this.ranks = ranks;
+      this.docOfRank = docOfRank;
     }
 
-    /** a worse than b (lower score, or same score and higher key) */
-    private static boolean worse(float sa, int ka, float sb, int kb) {
-      return sa < sb || (sa == sb && ka > kb);
+    /** Float bits as an int with the same order (negative scores included; NaN never occurs). */
+    private static int sortable(float score) {
+      int b = Float.floatToIntBits(score);
+      return b ^ ((b >> 31) & 0x7fffffff);
     }
 
-    private static long encode(float score, int key) {
-      return ((long) Float.floatToIntBits(score) << 32) | (Integer.MAX_VALUE - key);
+    private static float score(long packed) {
+      int b = (int) (packed >> 32);
+      return Float.intBitsToFloat(b ^ ((b >> 31) & 0x7fffffff));
+    }
+
+    private static int key(long packed) {
+      return Integer.MAX_VALUE - (int) (packed & 0xffffffffL);
+    }
+
+    static long pack(float score, int key) {
+      return ((long) sortable(score) << 32) | (Integer.MAX_VALUE - key);
     }
 
     boolean full() {
-      return size == scores.length;
+      return size == heap.length;
     }
 
     int key(int doc) {
       return ranks == null ? doc : ranks[doc];
     }
 
-    void add(float score, int doc) {
-      add(score, doc, key(doc));
+    private int doc(long packed) {
+      return ranks == null ? key(packed) : docOfRank[key(packed)];
     }
 
-    void add(float score, int doc, int key) {
-      if (size < scores.length) {
+    void add(float score, int doc) {
+      add(pack(score, key(doc)));
+    }
+
+    void add(long v) {
+      if (size < heap.length) {
         int i = size++;
-        scores[i] = score;
-        docs[i] = doc;
-        keys[i] = key;
         while (i > 0) {  // sift up: the worst at the root
           int parent = (i - 1) >>> 1;
-          if (!worse(scores[i], keys[i], scores[parent], keys[parent])) {
+          long p = heap[parent];
+          if (p <= v) {
             break;
           }
-          swap(i, parent);
+          heap[i] = p;
           i = parent;
         }
-        if (size == scores.length && shared != null) {
+        heap[i] = v;
+        if (size == heap.length && shared != null) {
           publish();
         }
         return;
       }
-      if (!worse(scores[0], keys[0], score, key)) {
+      if (v <= heap[0]) {
         return;  // not better than the worst kept
       }
-      scores[0] = score;
-      docs[0] = doc;
-      keys[0] = key;
-      siftDown(0);
+      siftDown(v);
       if (shared != null) {
         publish();
       }
     }
 
-    private void siftDown(int i) {
+    /** Replaces the root by v and restores the heap. */
+    private void siftDown(long v) {
+      int i = 0;
+      int n = size;
       while (true) {
         int l = 2 * i + 1;
-        if (l >= size) {
-          return;
+        if (l >= n) {
+          break;
         }
         int r = l + 1;
-        int w = r < size && worse(scores[r], keys[r], scores[l], keys[l]) ? r : l;
-        if (!worse(scores[w], keys[w], scores[i], keys[i])) {
-          return;
+        int w = r < n && heap[r] < heap[l] ? r : l;
+        long c = heap[w];
+        if (c >= v) {
+          break;
         }
-        swap(i, w);
+        heap[i] = c;
         i = w;
       }
+      heap[i] = v;
     }
 
     private void publish() {
-      long mine = encode(scores[0], keys[0]);
+      long mine = heap[0];
       long cur = shared.get();
       while (mine > cur && !shared.compareAndSet(cur, mine)) {
         cur = shared.get();
       }
     }
 
-    private void swap(int a, int b) {
-      float s = scores[a];
-      scores[a] = scores[b];
-      scores[b] = s;
-      int d = docs[a];
-      docs[a] = docs[b];
-      docs[b] = d;
-      int k = keys[a];
-      keys[a] = keys[b];
-      keys[b] = k;
-    }
-
     void addAll(TopK other) {
       for (int i = 0; i < other.size; i++) {
-        add(other.scores[i], other.docs[i], other.keys[i]);
+        add(other.heap[i]);
       }
     }
 
     /** The lowest score that can still compete for a doc id of at least next (0: anything). */
     private float bound(int next) {
-      float s = Float.NEGATIVE_INFINITY;
-      int d = 0;
+      long worst = Long.MIN_VALUE;
       if (full()) {
-        s = scores[0];
-        d = keys[0];
+        worst = heap[0];
       }
       if (shared != null) {
-        long g = shared.get();
-        if (g != Long.MIN_VALUE) {
-          float gs = Float.intBitsToFloat((int) (g >>> 32));
-          int gd = Integer.MAX_VALUE - (int) (g & 0xffffffffL);
-          if (s == Float.NEGATIVE_INFINITY || worse(s, d, gs, gd)) {
-            s = gs;
-            d = gd;
-          }
-        }
+        worst = Math.max(worst, shared.get());  // Long.MIN_VALUE until some heap is full
       }
-      if (s == Float.NEGATIVE_INFINITY) {
+      if (worst == Long.MIN_VALUE) {
         return 0f;
       }
-      return ranks == null && d < next ? Math.nextUp(s) : s;
+      float s = score(worst);
+      return ranks == null && key(worst) < next ? Math.nextUp(s) : s;
     }
 
     LeafCollector leaf(int docBase) {
@@ -789,16 +797,15 @@ public final class BatchSearch {
 
         @Override
         public void collect(int doc) throws IOException {
-          float score = scorer.score();
           int global = docBase + doc;
-          int key = key(global);
-          if (full() && !worse(scores[0], keys[0], score, key)) {
+          long v = pack(scorer.score(), key(global));
+          if (full() && v <= heap[0]) {
             if (shared != null) {
               raise(global + 1);
             }
             return;
           }
-          add(score, global, key);
+          add(v);
           if (full() || shared != null) {
             raise(global + 1);
           }
@@ -809,17 +816,16 @@ public final class BatchSearch {
     /** The kept hits, best first (score descending, then key ascending); empties the heap. */
     Hits hits() {
       int n = size;
+      long[] sorted = Arrays.copyOf(heap, n);
+      Arrays.sort(sorted);  // worst first
       int[] d = new int[n];
       float[] s = new float[n];
-      for (int i = n - 1; i >= 0; i--) {  // pop the worst into the last free place
-        d[i] = docs[0];
-        s[i] = scores[0];
-        size--;
-        scores[0] = scores[size];
-        docs[0] = docs[size];
-        keys[0] = keys[size];
-        siftDown(0);
+      for (int i = 0; i < n; i++) {
+        long v = sorted[n - 1 - i];
+        d[i] = doc(v);
+        s[i] = score(v);
       }
+      size = 0;
       return new Hits(d, s);
     }
   }
