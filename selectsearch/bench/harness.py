@@ -157,6 +157,33 @@ def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries:
             "setup_ms": setup_ms, "peak_rss_mb": peak, "passes": passes, "warmup_passes": warmup_passes}
 
 
+#: at most this long a latency client warms up waiting for the JIT to settle (see :func:`warm_until_settled`)
+CLIENT_WARMUP_SECONDS = 30.0
+
+
+def warm_until_settled(run_one: Callable[[int], object], *, at_least: int, max_seconds: float = CLIENT_WARMUP_SECONDS,
+                       idle_share: float = 0.1) -> int:
+    """Call ``run_one(i)`` for ``i = 0, 1, ...`` until the process's other threads are quiet.
+
+    A fresh JVM's C2 compiler keeps a core busy for several seconds of searching (measured per
+    thread: as much CPU as the queries themselves after 900 of them, still 15% after 3,000), a
+    start-up cost the per-query CPU of a running server does not have. So warm-up runs in rounds
+    of at least a second and stops after the first round in which threads other than this one
+    (JIT compiler, garbage collector) used at most ``idle_share`` of this thread's CPU, once
+    ``at_least`` calls are done, or after ``max_seconds``. Returns the number of calls.
+    """
+    done, started = 0, time.perf_counter()
+    while True:
+        p0, c0, w0 = time.process_time(), time.thread_time(), time.perf_counter()
+        while done < at_least or time.perf_counter() - w0 < 1.0:
+            run_one(done)
+            done += 1
+        mine = time.thread_time() - c0
+        others = time.process_time() - p0 - mine
+        if others <= idle_share * mine or time.perf_counter() - started >= max_seconds:
+            return done
+
+
 def _client(index_path: str, route: str, queries: Sequence[tuple[str, str]], k: int, warmup: int, offset: int,
             barrier: Any, setup: RouterSetup | None, rerank: str | None) -> dict[str, Any]:
     from selectsearch.types import Query
@@ -166,8 +193,8 @@ def _client(index_path: str, route: str, queries: Sequence[tuple[str, str]], k: 
     searcher.lucene  # noqa: B018
     qs = [Query(q, t) for q, t in queries]
     qs = qs[offset:] + qs[:offset]
-    for q in qs[:warmup]:
-        one_query(searcher, q, k)
+    if qs:
+        warm_until_settled(lambda i: one_query(searcher, qs[i % len(qs)], k), at_least=warmup)
     barrier.wait()
     start = time.time()
     p0 = time.process_time()
@@ -193,7 +220,11 @@ def in_fresh_process(fn: Callable[..., dict[str, Any]], *args: Any, **kwargs: An
 def concurrent_clients(n: int, index_path: str, route: str, queries: Sequence[tuple[str, str]], *, k: int,
                        warmup: int, router_setup: RouterSetup | None = None, rerank: str | None = None
                        ) -> dict[str, Any]:
-    """``n`` client processes searching at once (closed loop); latency percentiles and throughput."""
+    """``n`` client processes searching at once (closed loop); latency percentiles and throughput.
+
+    Each client warms up with at least ``warmup`` queries and until its JVM's JIT has settled
+    (:func:`warm_until_settled`), then runs every query once.
+    """
     import multiprocessing as mp
 
     import numpy as np

@@ -104,9 +104,11 @@ def write_cost_report(result: Mapping[str, Any], out: Path) -> list[Path]:
     if result["latency"]:
         lines += ["", "## Latency, throughput and memory", "", f"![latency]({name}-latency.png)", "",
                   "Each configuration alone: N client processes, each with its own JVM over the same memory-mapped "
-                  "index, each running all queries in a closed loop (rotated start) after a warm-up, started "
-                  "together. CPU ms/query = the client processes' CPU (all threads) per query; peak MB = the largest "
-                  "client's peak resident set (JVM heap + index pages touched + router state).", "",
+                  "index, each running all queries in a closed loop (rotated start) after a warm-up (at least 100 "
+                  "queries, and until the JVM's JIT compiler has settled: a fresh JVM's compiler is as busy as the "
+                  "queries for its first seconds), started together. CPU ms/query = the client processes' CPU "
+                  "(all threads) per query; peak MB = the largest client's peak resident set (JVM heap + index "
+                  "pages touched + router state).", "",
                   "| index | route | clients | p50 ms | p95 ms | p99 ms | q/s | CPU ms/query | peak MB |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for x in result["latency"]:
