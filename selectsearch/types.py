@@ -130,7 +130,7 @@ class HitList(Sequence[Hit]):
         return iter(self._hits())
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, (list, tuple, HitList)):
+        if isinstance(other, (list, HitList)):  # a list never equals a tuple
             return self._hits() == list(other)
         return NotImplemented
 

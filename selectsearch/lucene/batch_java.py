@@ -668,12 +668,12 @@ public final class BatchSearch {
       return b ^ ((b >> 31) & 0x7fffffff);
     }
 
-    private static float score(long packed) {
+    private static float unpackScore(long packed) {
       int b = (int) (packed >> 32);
       return Float.intBitsToFloat(b ^ ((b >> 31) & 0x7fffffff));
     }
 
-    private static int key(long packed) {
+    private static int unpackKey(long packed) {
       return Integer.MAX_VALUE - (int) (packed & 0xffffffffL);
     }
 
@@ -690,7 +690,7 @@ public final class BatchSearch {
     }
 
     private int doc(long packed) {
-      return ranks == null ? key(packed) : docOfRank[key(packed)];
+      return ranks == null ? unpackKey(packed) : docOfRank[unpackKey(packed)];
     }
 
     void add(float score, int doc) {
@@ -771,8 +771,8 @@ public final class BatchSearch {
       if (worst == Long.MIN_VALUE) {
         return 0f;
       }
-      float s = score(worst);
-      return ranks == null && key(worst) < next ? Math.nextUp(s) : s;
+      float s = unpackScore(worst);
+      return ranks == null && unpackKey(worst) < next ? Math.nextUp(s) : s;
     }
 
     LeafCollector leaf(int docBase) {
@@ -823,7 +823,7 @@ public final class BatchSearch {
       for (int i = 0; i < n; i++) {
         long v = sorted[n - 1 - i];
         d[i] = doc(v);
-        s[i] = score(v);
+        s[i] = unpackScore(v);
       }
       size = 0;
       return new Hits(d, s);
