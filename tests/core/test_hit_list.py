@@ -35,8 +35,8 @@ def test_reads_exactly_as_the_list_of_hits(data: st.DataObject, n_docs: int) -> 
     assert len(hits) == len(expected) and list(hits) == expected and hits == expected
     assert (hits.doc_ids, hits.scores, hits.shard_ids) == ([h.doc_id for h in expected], [h.score for h in expected],
                                                            [h.shard_id for h in expected])
-    assert hits + [Hit("x", 0.0, 0)] == [*expected, Hit("x", 0.0, 0)]
-    assert [Hit("x", 0.0, 0)] + hits == [Hit("x", 0.0, 0), *expected]
+    assert hits + [Hit("x", 0.0, 0)] == [*expected, Hit("x", 0.0, 0)]  # noqa: RUF005 - HitList.__add__ is tested
+    assert [Hit("x", 0.0, 0)] + hits == [Hit("x", 0.0, 0), *expected]  # noqa: RUF005 - and __radd__
     assert repr(hits) == repr(expected)
     back = pickle.loads(pickle.dumps(hits))
     assert isinstance(back, HitList) and back == expected
