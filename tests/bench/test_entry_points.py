@@ -31,6 +31,7 @@ SMOKE = {
     "serve/bench_ray_serve.py": "test_bench_ray_serve",  # test_ray_entry_points.py
     "serve/bench_build.py": "test_bench_build",  # test_ray_entry_points.py
     "serve/engine_stages.py": "test_engine_stages",
+    "serve/tie_cost.py": "test_tie_cost",
     "serve/cost_summary.py": "test_cost_summary",
     "mico/coverage.py": "test_mico_coverage_and_table",
     "mico/table.py": "test_mico_coverage_and_table",
@@ -141,6 +142,16 @@ def test_engine_stages(tmp_path: Path, bench_index: Path, data_root: Path, scrip
                          for tag in ("", "+tc1000")}
     assert all(r["java_batch_call"] > 0 for r in rows.values())
     assert "| java_batch_call |" in (out / "engine-stages.md").read_text()
+
+
+def test_tie_cost(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    out = tmp_path / "ties"
+    run_script("serve/tie_cost.py", [bench_index, bench_index, "--data", data_root / "beir", "--route", "random@1",
+                                     "--k", "5", "--passes", "1", "--out", out], env=script_env, cwd=tmp_path)
+    rows = json.loads((out / "tie-cost.json").read_text())["rows"]
+    assert [(r["config"], r["k"]) for r in rows] == [("unsharded all", 5), ("sharded all", 5), ("sharded random@1", 5)]
+    assert all(r["docid_ms"] > 0 and r["doc_id_ms"] > 0 for r in rows)
+    assert "| sharded random@1 | 5 |" in (out / "tie-cost.md").read_text()
 
 
 def test_mico_coverage_and_table(tmp_path: Path, bench_index: Path, data_root: Path,
