@@ -693,10 +693,6 @@ public final class BatchSearch {
       return ranks == null ? unpackKey(packed) : docOfRank[unpackKey(packed)];
     }
 
-    void add(float score, int doc) {
-      add(pack(score, key(doc)));
-    }
-
     void add(long v) {
       if (size < heap.length) {
         int i = size++;
