@@ -10,6 +10,11 @@ long-lived processes may change the environment), and nowhere else:
 ``SELECTSEARCH_CACHE``
     the cache folder: corpus embeddings (``embeddings/``) and the compiled Java helpers
     (``java/``). Default: ``~/.cache/selectsearch``.
+``SELECTSEARCH_STATIC_ENCODERS``
+    where short-named static encoders (``minilm-static``, the default ``knn`` query encoder) are
+    distilled on first use and then reused. Default: ``static-encoders/`` in the cache folder. A
+    distilled encoder depends only on the packaged model and its recipe, so one folder can serve
+    several caches (the tests share one this way).
 ``SELECTSEARCH_ENCODER_PRECISION``
     compute precision of transformer inference, ``fp32`` or ``bf16``, for every encoder not
     given one explicitly (the CLI's ``--encoder-precision`` sets it). Default: ``fp32``.
@@ -45,12 +50,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["CACHE_ENV", "DATA_ENV", "JAVAC_HOME_ENV", "JAVA_HEAP_ENV", "PRECISION_ENV", "WORKER_HEAP_ENV",
-           "WORKER_PARENT_ENV", "cache_dir", "data_root", "default_data_root", "encoder_precision", "java_heap",
-           "javac_home", "use_encoder_precision", "worker_heap", "worker_parent"]
+__all__ = ["CACHE_ENV", "DATA_ENV", "JAVAC_HOME_ENV", "JAVA_HEAP_ENV", "PRECISION_ENV", "STATIC_ENCODERS_ENV",
+           "WORKER_HEAP_ENV", "WORKER_PARENT_ENV", "cache_dir", "data_root", "default_data_root", "encoder_precision",
+           "java_heap", "javac_home", "static_encoders_dir", "use_encoder_precision", "worker_heap", "worker_parent"]
 
 DATA_ENV = "SELECTSEARCH_DATA"
 CACHE_ENV = "SELECTSEARCH_CACHE"
+STATIC_ENCODERS_ENV = "SELECTSEARCH_STATIC_ENCODERS"
 PRECISION_ENV = "SELECTSEARCH_ENCODER_PRECISION"
 JAVA_HEAP_ENV = "SELECTSEARCH_JAVA_HEAP"
 WORKER_HEAP_ENV = "SELECTSEARCH_WORKER_HEAP"
@@ -74,6 +80,12 @@ def data_root() -> Path | None:
 def cache_dir() -> Path:
     """``$SELECTSEARCH_CACHE`` or ``~/.cache/selectsearch``."""
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "selectsearch"))
+
+
+def static_encoders_dir() -> Path:
+    """``$SELECTSEARCH_STATIC_ENCODERS`` or ``static-encoders/`` in :func:`cache_dir`."""
+    value = os.environ.get(STATIC_ENCODERS_ENV)
+    return Path(value) if value else cache_dir() / "static-encoders"
 
 
 def encoder_precision() -> str | None:

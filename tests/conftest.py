@@ -18,6 +18,31 @@ set_hypothesis_home_dir(tempfile.mkdtemp(prefix="selectsearch-hypothesis-"))
 settings.register_profile("selectsearch", database=None)
 settings.load_profile("selectsearch")
 
+# Static query encoders live in one session folder, not in each test's private SELECTSEARCH_CACHE:
+# ``minilm-static`` is distilled once per machine (about 30 s) into the user's cache and linked
+# here; the ``adapted`` encoders of the tests' throwaway indexes (the ``knn`` default) are built
+# here and vanish with the session instead of piling up in the user's cache.
+if not os.environ.get("SELECTSEARCH_STATIC_ENCODERS"):
+    from pathlib import Path
+
+    from selectsearch import settings as _settings
+
+    _shared = _settings.static_encoders_dir()
+    _session = Path(tempfile.mkdtemp(prefix="selectsearch-static-encoders-"))
+    os.environ["SELECTSEARCH_STATIC_ENCODERS"] = str(_session)
+
+    @pytest.fixture(scope="session", autouse=True)
+    def _static_encoders() -> Iterator[None]:
+        """Link the user's ``minilm-static`` (distilling it there first if it is missing); remove
+        the session folder at the end (the link, not what it points to)."""
+        import shutil
+
+        from selectsearch.models.static_encoder import static_encoder_folder
+
+        (_session / "minilm-static").symlink_to(static_encoder_folder("minilm-static", cache_dir=_shared))
+        yield
+        shutil.rmtree(_session, ignore_errors=True)
+
 
 def loopback_only() -> bool:
     """True inside a network namespace whose only interface is loopback."""

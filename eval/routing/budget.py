@@ -56,7 +56,8 @@ from selectsearch.search import SelectiveSearcher
 from selectsearch.selective_metrics import relevant_pairs
 from selectsearch.types import Query
 
-TARGETS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
+#: coverage targets swept: every 0.05 from 0.3 to 0.95, and 0.98
+TARGETS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98)
 RANKS_THRESHOLDS = (0.1, 0.03, 0.01, 0.003, 1e-3, 1e-4, 1e-5)
 TAILY_NMIN = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01)
 MEASURES = ["nDCG@10", "R@100"]

@@ -11,9 +11,19 @@ queries at k = ``--k``. Per configuration: routing CPU (thread time of ``router.
 knowledge base + fusion) and search + merge CPU (the BM25 search of the selected shards), per
 query; nDCG@10 and the coverage AUC on the same queries.
 
+Two modes, side by side:
+
+- ``per-query``: one query at a time, as a server answers (each query pays every numpy call,
+  the analyzer's and the encoder's set-up, and its crossing into Java; interleaved per query);
+- ``batch``: the whole query set routed by one ``router.select`` and searched by one
+  ``search_selected`` (what ``evaluate``/``batch_search`` do; configurations interleaved per
+  pass, ``--batch-passes`` kept at their least CPU; ``selectsearch.bench.harness.measure_batched``).
+
 Writes ``OUT.json`` + ``OUT.md`` and, with ``--summary FILE``, the rows ``{"setting": "cost",
-"collection", "route", "encoder", "route_ms", "search_ms", "route_cpu_ms", "search_cpu_ms",
-"coverage_auc", "reference_auc"}`` that ``eval/routing/summary.py`` reads (``cost.json``).
+"mode", "collection", "route", "encoder", "route_ms", "search_ms", "route_cpu_ms", "search_cpu_ms",
+"coverage_auc", "reference_auc", "default"}`` that ``eval/routing/summary.py`` reads
+(``cost.json``); ``default`` marks the encoder ``knn`` uses when none is named
+(``selectsearch.route.knn.DEFAULT_KNN_ENCODER``).
 
 A timing benchmark: run it alone on an idle machine (the report prints the load average).
 
@@ -69,16 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=2)
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--batch-passes", type=int, default=3, help="recorded passes of the batch mode")
     parser.add_argument("--work", type=Path, required=True, help="new folder for the tuned copies (removed at the end)")
     parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
     parser.add_argument("--summary", type=Path, default=None, help="also write the summary rows here (cost.json)")
     parser.add_argument("--collection", default=None, help="name in the summary rows (default: the index folder's)")
     args = parser.parse_args(argv)
 
-    from selectsearch.bench.harness import measure_interleaved
+    from selectsearch.bench.harness import measure_batched, measure_interleaved
     from selectsearch.data import load_qrels, load_queries
     from selectsearch.evaluation import evaluate
     from selectsearch.index.sharded import ShardedIndex
+    from selectsearch.route.knn import DEFAULT_KNN_ENCODER
     from selectsearch.route.tuning import tune_hybrid, write_routing
     from selectsearch.search import SelectiveSearcher
 
@@ -109,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         configs.append((str(args.index), f"cori@{args.budget}", None))
         load_before = load_average()
         measured = measure_interleaved(configs, list(queries.items()), k=args.k, passes=args.passes)
+        batched = measure_batched([(path, r) for path, r, _ in configs], list(queries.items()), k=args.k,
+                                  passes=args.batch_passes)
         load_after = load_average()
     finally:
         for copy in copies.values():
@@ -117,36 +131,43 @@ def main(argv: list[str] | None = None) -> int:
             args.work.rmdir()
     labels = [*encoders, "cori"]
     rows = []
-    for label, config in zip(labels, measured["configs"], strict=True):
+    for label, config, batch in zip(labels, measured["configs"], batched["configs"], strict=True):
         cpu = [r for r in config["rows"] if r is not None]
         rows.append({"label": label, "route": route if label != "cori" else f"cori@{args.budget}",
                      "encoder": encoders.get(label), "route_cpu_ms": mean([r["route_cpu_ms"] for r in cpu]),
                      "search_cpu_ms": mean([r.get("search_cpu_ms", 0.0) + r.get("merge_cpu_ms", 0.0) for r in cpu]),
+                     "batch_route_cpu_ms": batch["route_cpu_ms"], "batch_search_cpu_ms": batch["search_cpu_ms"],
                      "docs_scored": mean([r["docs_scored"] for r in cpu]), **quality[label],
                      "tuning": tuning.get(label)})
     reference = rows[0]
     collection = args.collection or args.index.name
-    summary = [{"setting": "cost", "collection": collection, "route": f"{r['route']} (knn.encoder={r['encoder']})",
-                "encoder": r["encoder"], "route_ms": r["route_cpu_ms"], "search_ms": r["search_cpu_ms"],
-                "route_cpu_ms": r["route_cpu_ms"], "search_cpu_ms": r["search_cpu_ms"],
+    summary = [{"setting": "cost", "mode": mode, "collection": collection,
+                "route": f"{r['route']} (knn.encoder={r['encoder']})", "encoder": r["encoder"],
+                "route_ms": r[f"{prefix}route_cpu_ms"], "search_ms": r[f"{prefix}search_cpu_ms"],
+                "route_cpu_ms": r[f"{prefix}route_cpu_ms"], "search_cpu_ms": r[f"{prefix}search_cpu_ms"],
                 "coverage_auc": r["coverage_auc"], "reference_auc": reference["coverage_auc"],
-                "default": i == 0} for i, r in enumerate(rows) if r["label"] != "cori"]
+                "default": r["encoder"] == DEFAULT_KNN_ENCODER}
+               for mode, prefix in (("per-query", ""), ("batch", "batch_")) for r in rows if r["label"] != "cori"]
     result = {"command": command_line(__file__, argv, prefix="OMP_NUM_THREADS=1 PYTHONPATH=. " + sys.executable + " "),
               "machine": machine(), "load_average": {"before": load_before, "after": load_after},
               "index": str(args.index), "queries": len(queries), "k": args.k, "budget": args.budget,
-              "passes": args.passes, "rows": rows, "summary": summary}
+              "passes": args.passes, "batch_passes": args.batch_passes, "rows": rows, "summary": summary}
     write_json(args.out.with_suffix(".json"), result, indent=1, end="\n")
     if args.summary:
         write_json(args.summary, {"command": result["command"], "rows": summary}, indent=1, end="\n")
     lines = [f"# Routing cost against search cost: {collection}", "", "```sh", result["command"], "```", "",
              f"{len(queries)} `{args.split}` queries, k={args.k}, {args.budget} shards per query; one process, "
-             f"configurations interleaved per query, least CPU of {args.passes} passes kept. Machine: "
-             f"{result['machine']}; load average before {load_before}, after {load_after}.", "",
-             "| route | knn encoder | routing CPU ms/query | search + merge CPU ms/query | routing / search | "
-             "nDCG@10 | coverage AUC |", "|---|---|---|---|---|---|---|"]
+             f"per query: configurations interleaved per query, least CPU of {args.passes} passes kept; batch: the "
+             f"{len(queries)} queries routed in one call and searched in one call, configurations interleaved per "
+             f"pass, least CPU of {args.batch_passes} passes kept. Machine: {result['machine']}; load average before "
+             f"{load_before}, after {load_after}. Default `knn` encoder: `{DEFAULT_KNN_ENCODER}`.", "",
+             "| route | knn encoder | mode | routing CPU ms/query | search + merge CPU ms/query | routing / search | "
+             "nDCG@10 | coverage AUC |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['route']} | {r['encoder'] or '-'} | {r['route_cpu_ms']:.3f} | {r['search_cpu_ms']:.3f} | "
-                     f"{r['route_cpu_ms'] / r['search_cpu_ms']:.0%} | {r['ndcg10']:.4f} | {r['coverage_auc']:.2f} |")
+        for mode, prefix in (("per query", ""), ("batch", "batch_")):
+            routing, search = r[f"{prefix}route_cpu_ms"], r[f"{prefix}search_cpu_ms"]
+            lines.append(f"| {r['route']} | {r['encoder'] or '-'} | {mode} | {routing:.3f} | {search:.3f} | "
+                         f"{routing / search:.0%} | {r['ndcg10']:.4f} | {r['coverage_auc']:.2f} |")
     lines += ["", "Target (issue 19): the default learned router's routing CPU <= 25% of the search CPU of the same "
               "queries, its coverage AUC within 1 point of the transformer version (the first row).", ""]
     write_markdown(args.out.with_suffix(".md"), lines)

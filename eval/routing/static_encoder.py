@@ -186,7 +186,7 @@ def report(result: dict[str, Any]) -> list[str]:
     """The Markdown report."""
     timing = result["timing"]
     labels = list(result["encoders"])
-    lines = ["# Static (model2vec) vs transformer query encoders for routing", "",
+    lines = ["# Query encoders for routing: static (model2vec; adapted to the index) vs transformer", "",
              "```sh", result["command"], "```", "",
              f"Machine: {result['machine']}; load average before/after the timings: "
              f"{', '.join(f'{x:.2f}' for x in timing['load_average_before'])} / "

@@ -5,6 +5,8 @@ measuring):
 
 * :func:`measure_interleaved` — every configuration in ONE process, interleaved per query in a
   seeded random order (slow periods of a shared machine hit all configurations alike);
+* :func:`measure_batched` — the same, but each configuration routes and searches the whole query
+  set as one batch (what ``evaluate`` and ``batch_search`` do), configurations interleaved per pass;
 * :func:`concurrent_clients` — N client processes searching at once (closed loop), each with its
   own JVM over the same memory-mapped index, started together at a barrier;
 * :func:`in_fresh_process` — any function in one fresh spawned process (a JVM of its own).
@@ -27,7 +29,8 @@ from typing import Any, NamedTuple
 
 from selectsearch.bench.measure import limit_threads, percentiles, reset_peak_rss, rss_mb
 
-__all__ = ["RouterSetup", "concurrent_clients", "in_fresh_process", "measure_interleaved", "one_query"]
+__all__ = ["RouterSetup", "concurrent_clients", "in_fresh_process", "measure_batched", "measure_interleaved",
+           "one_query"]
 
 
 class RouterSetup(NamedTuple):
@@ -155,6 +158,58 @@ def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries:
                         for ci in range(len(configs))],
             "jvm_share": max(0.0, process_total - thread_total) / max(thread_total, 1e-9),
             "setup_ms": setup_ms, "peak_rss_mb": peak, "passes": passes, "warmup_passes": warmup_passes}
+
+
+def measure_batched(configs: Sequence[tuple[str, str]], queries: Sequence[tuple[str, str]], *, k: int,
+                    warmup_passes: int = 1, passes: int = 3, seed: int = 0) -> dict[str, Any]:
+    """Routing and search CPU of every configuration ``(index path, route)`` over the whole query
+    set as ONE batch, in this process.
+
+    A batch is routed by one ``router.select`` call and searched by one ``search_selected`` call,
+    as :meth:`~selectsearch.search.SelectiveSearcher.batch_search` (and so ``evaluate``) does: the
+    per-query overheads of routing (numpy calls, the analyzer's and the encoder's set-up) and of
+    the search (crossing into Java) are paid once per batch. Each pass runs every configuration
+    once, in a seeded random order; per configuration the pass with the least thread CPU of each
+    stage is kept.
+
+    Returns per configuration ``route_cpu_ms`` and ``search_cpu_ms`` per query (thread CPU of the
+    batch divided by the number of queries) and the selected shards of the last pass.
+    """
+    import random
+
+    from selectsearch.search import SelectiveSearcher
+    from selectsearch.types import Query
+
+    limit_threads()
+    bases: dict[str, Any] = {}
+    searchers = []
+    for path, route in configs:
+        if path not in bases:
+            bases[path] = SelectiveSearcher.open(path)
+            bases[path].lucene  # noqa: B018  (opens the JVM and the readers)
+        searchers.append(bases[path].with_route(route))
+    qs = [Query(q, t) for q, t in queries]
+    rng = random.Random(seed)
+    order = list(range(len(configs)))
+    best = [[float("inf"), float("inf")] for _ in configs]
+    shards: list[list[list[int]]] = [[] for _ in configs]
+    for p in range(warmup_passes + passes):
+        rng.shuffle(order)
+        for ci in order:
+            searcher = searchers[ci]
+            c = time.thread_time()
+            selected = searcher.router.select(qs, searcher.budget)
+            route_cpu = time.thread_time() - c
+            c = time.thread_time()
+            searcher.search_selected(qs, selected, k=k)
+            search_cpu = time.thread_time() - c
+            if p >= warmup_passes:
+                best[ci] = [min(best[ci][0], route_cpu), min(best[ci][1], search_cpu)]
+                shards[ci] = [list(s) for s in selected]
+    n = max(len(qs), 1)
+    return {"configs": [{"route_cpu_ms": r * 1000.0 / n, "search_cpu_ms": s * 1000.0 / n, "shards": shards[ci]}
+                        for ci, (r, s) in enumerate(best)],
+            "passes": passes, "warmup_passes": warmup_passes, "queries": len(qs)}
 
 
 #: at most this long a latency client warms up waiting for the JIT to settle (see :func:`warm_until_settled`)

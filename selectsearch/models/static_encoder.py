@@ -150,7 +150,7 @@ def is_static_encoder(model: str | os.PathLike[str] | None) -> bool:
 
 
 def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
-    return Path(cache_dir) if cache_dir else settings.cache_dir() / "static-encoders"
+    return Path(cache_dir) if cache_dir else settings.static_encoders_dir()
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
@@ -175,7 +175,8 @@ def static_encoder_folder(name: str, *, cache_dir: str | os.PathLike[str] | None
                           progress: bool | None = None) -> Path:
     """The folder of the short-named static encoder ``name``, distilled now if missing.
 
-    Built once per cache folder (``$SELECTSEARCH_CACHE/static-encoders/<name>``), under a lock;
+    Built once per folder (``$SELECTSEARCH_STATIC_ENCODERS/<name>``, default
+    ``$SELECTSEARCH_CACHE/static-encoders/<name>``), under a lock;
     a cached folder whose manifest records another recipe or format version is rebuilt.
 
     Raises:

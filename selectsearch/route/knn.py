@@ -18,11 +18,17 @@ Options (``--router-option knn.KEY=VALUE``):
 - ``data``: the BEIR folder of the split (default: the folder the index was built from);
 - ``k`` (default 100) and ``temperature`` (default 0.1): chosen on Home Depot's held-out logged
   queries (``eval/mico/hybrid.py``);
-- ``encoder``: query encoder (default the packaged all-MiniLM-L6-v2, a transformer: 5-8 ms of CPU
-  per query). ``minilm-static`` is that model distilled into a static token table (model2vec,
-  built on first use, tens of microseconds per query), and any model2vec or transformers folder
-  works (:class:`selectsearch.encode.TextEncoder`). The logged queries are embedded by the same
-  encoder (cached per encoder); ``eval/results/routing/static-encoder.md`` compares the two.
+- ``encoder``: query encoder (default :data:`DEFAULT_KNN_ENCODER`, ``adapted``: the packaged
+  all-MiniLM-L6-v2 distilled into a static token table by model2vec (``minilm-static``) and
+  refitted on the index's own documents to reproduce the transformer's embeddings
+  (:mod:`selectsearch.models.adapted_encoder`, built once per index on first use); tens of
+  microseconds per query). ``minilm-static`` is the table without adaptation,
+  ``all-MiniLM-L6-v2`` the transformer itself (5-8 ms of CPU per query, more than the search it
+  routes); any model2vec or transformers folder works (:class:`selectsearch.encode.TextEncoder`).
+  The logged queries are embedded by the same encoder (cached per encoder). The default is a
+  static table because a router must cost less than the search it saves:
+  ``eval/results/routing/adapted-encoder.md`` and ``cost-sfwiki32.md`` measure what each costs
+  and routes.
 
 Never pass the evaluation split as ``logs``: the router would read the answers.
 
@@ -52,13 +58,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.encode import TextEncoder
     from selectsearch.index.sharded import ShardedIndex
 
-__all__ = ["FAMILIARITY_NEIGHBOURS", "LoggedQueryRouter", "encode_logged_queries", "familiarity", "knn_scores",
-           "log_shard_distributions", "make_knn_router", "nearest_logged", "router_from_records"]
+__all__ = ["DEFAULT_KNN_ENCODER", "FAMILIARITY_NEIGHBOURS", "LoggedQueryRouter", "encode_logged_queries",
+           "familiarity", "knn_encoder", "knn_scores", "log_shard_distributions", "make_knn_router", "nearest_logged",
+           "router_from_records"]
 
 log = logging.getLogger(__name__)
 
 #: weight of the global click prior (only breaks ties among shards no neighbour touched)
 PRIOR_WEIGHT = 1e-6
+#: the query encoder of ``knn`` (and so of the fused ``hybrid``) when ``knn.encoder`` is not given:
+#: a static table adapted to the index, so that routing costs a fraction of the search it saves
+#: (module docs)
+DEFAULT_KNN_ENCODER = "adapted"
 #: neighbours averaged by :func:`familiarity`: a few, so that one near-duplicate logged query
 #: does not make a whole unfamiliar topic look familiar, and few enough to stay local
 FAMILIARITY_NEIGHBOURS = 5
@@ -231,7 +242,6 @@ def make_knn_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | None
         RouteSpecError: unknown option, no data folder, or no logged document in the index.
     """
     ROUTERS.check(spec.name, options)  # refuses what is left, naming the valid options
-    from selectsearch.encode import TextEncoder
     from selectsearch.errors import DataNotFoundError
     from selectsearch.mico.logs import read_log_records
 
@@ -244,8 +254,21 @@ def make_knn_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | None
         k, temperature = int(k), float(temperature)
     except ValueError as exc:
         raise RouteSpecError(f"'knn' options k and temperature must be numbers: {exc}") from exc
-    return router_from_records(records, index, TextEncoder(encoder) if encoder else TextEncoder(), k=k,
-                               temperature=temperature)
+    return router_from_records(records, index, knn_encoder(encoder, index), k=k, temperature=temperature)
+
+
+def knn_encoder(name: str | None, index: ShardedIndex) -> TextEncoder:
+    """The ``knn`` router's query encoder on ``index``: ``name`` (the ``knn.encoder`` option), or
+    :data:`DEFAULT_KNN_ENCODER` when it is not given; ``adapted`` is the static table adapted to
+    ``index`` (built on first use, :func:`~selectsearch.models.adapted_encoder.adapted_encoder_folder`)."""
+    from selectsearch.encode import TextEncoder
+
+    name = name or DEFAULT_KNN_ENCODER
+    if name == "adapted":
+        from selectsearch.models.adapted_encoder import adapted_encoder_folder
+
+        return TextEncoder(str(adapted_encoder_folder(index)))
+    return TextEncoder(name)
 
 
 def router_from_records(records: Sequence[tuple[str, str, float]], index: ShardedIndex, encoder: TextEncoder, *,

@@ -109,7 +109,8 @@ register_router("knn", "selectsearch.route.knn:make_knn_router",
                         Param("data", str, None, "BEIR folder of logs (default: the index's corpus)"),
                         Param("k", int, 100, "logged queries that vote"),
                         Param("temperature", float, 0.1, "softmax temperature of their similarities"),
-                        Param("encoder", str, None, "query encoder (default all-MiniLM-L6-v2)")])
+                        Param("encoder", str, None, "query encoder (default adapted: a static table fitted to "
+                              "the index; minilm-static unfitted; all-MiniLM-L6-v2 the transformer)")])
 register_router("hybrid", "selectsearch.route.hybrid:make_hybrid_router",
                 description="weighted sum of standardised router scores (default mico + cori)", fuses=True,
                 scores=False,

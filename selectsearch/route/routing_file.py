@@ -21,6 +21,9 @@ __all__ = ["ROUTING_FILE", "read_routing", "stored_options", "write_routing"]
 
 #: the tuned fusion, next to the index's manifest
 ROUTING_FILE = "routing.json"
+#: the ``knn`` encoder of routing files that do not name one: they were tuned before the encoder
+#: was stored, when the default was the transformer (today's default is a static table)
+LEGACY_KNN_ENCODER = "all-MiniLM-L6-v2"
 
 
 def stored_options(tuned: dict[str, Any], index_path: str | os.PathLike[str],
@@ -29,12 +32,16 @@ def stored_options(tuned: dict[str, Any], index_path: str | os.PathLike[str],
 
     ``knn.data`` (unless ``given`` holds it, e.g. ``--router-option knn.data=DIR``) is
     ``$SELECTSEARCH_DATA/<folder>`` when the folder was inside the data folder at tuning time and
-    exists under ``$SELECTSEARCH_DATA`` now, else the absolute path stored.
+    exists under ``$SELECTSEARCH_DATA`` now, else the absolute path stored. A fusion with ``knn``
+    that names no ``knn.encoder`` (tuned by an older selectsearch) gets the encoder it was tuned
+    with, :data:`LEGACY_KNN_ENCODER`.
 
     Raises:
         RouteSpecError: the stored folder does not exist any more (the message says how to point at it).
     """
     options = dict(tuned.get("options", {}))
+    if "knn" in tuned.get("routers", ()) and "knn.encoder" not in options:
+        options["knn.encoder"] = LEGACY_KNN_ENCODER
     given = given or {}
     data = options.get("knn.data")
     if data is None or "knn.data" in given:

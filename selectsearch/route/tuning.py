@@ -244,16 +244,15 @@ def scoring_routers(index: ShardedIndex, names: Sequence[str], train_records: Se
 
     Args:
         encoder: the ``knn`` query encoder when no ``knn.encoder`` option names another (default:
-            a new packaged all-MiniLM-L6-v2).
+            :data:`~selectsearch.route.knn.DEFAULT_KNN_ENCODER`).
         built: routers already built for ``index`` (reused; ``knn`` is always rebuilt, its
             knowledge base depends on the split).
 
     Raises:
         RouteSpecError: an unknown router, or one without shard scores.
     """
-    from selectsearch.encode import TextEncoder
     from selectsearch.route import make_router, options_for, parse_route
-    from selectsearch.route.knn import router_from_records
+    from selectsearch.route.knn import knn_encoder, router_from_records
 
     options = options or {}
     check_tuning_options(names, options)
@@ -261,7 +260,7 @@ def scoring_routers(index: ShardedIndex, names: Sequence[str], train_records: Se
     for name in names:
         if name == "knn":
             own = options_for("knn", options)
-            enc = TextEncoder(own["encoder"]) if own.get("encoder") else (encoder or TextEncoder())
+            enc = knn_encoder(own["encoder"], index) if own.get("encoder") else (encoder or knn_encoder(None, index))
             routers[name] = router_from_records(train_records, index, enc, k=int(own.get("k", 100)),
                                                 temperature=float(own.get("temperature", 0.1)))
         elif built is not None and name in built:
@@ -295,9 +294,9 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
     Raises:
         RouteSpecError: no router, an unknown ``validation``, or its split cannot be drawn.
     """
-    from selectsearch.encode import TextEncoder
     from selectsearch.ranking import rank_by_scores
     from selectsearch.route import options_for
+    from selectsearch.route.knn import DEFAULT_KNN_ENCODER, knn_encoder
     from selectsearch.selective_metrics import coverage_curve
 
     names = [n for n in routers if n]
@@ -307,7 +306,9 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
         raise RouteSpecError(f"validation must be one of {', '.join(VALIDATIONS)}, got {validation!r}")
     check_tuning_options(names, options or {})
     own = options_for("knn", options or {}) if "knn" in names else {}
-    encoder = TextEncoder(own["encoder"]) if own.get("encoder") else TextEncoder()
+    # the knn router's own encoder also clusters the logs into topics: cheap with the default static
+    # table, and "unlike the knowledge base" is judged in the space the router sees
+    encoder = knn_encoder(own.get("encoder"), index)
     splits = held_out_splits(index, data, logs, encoder=encoder, fraction=topic_fraction, seed=topic_seed,
                              n_topics=n_topics, by=topic_by)
     fallback = None
@@ -355,6 +356,9 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
         if isinstance(value, str) and (key == "knn.data" or Path(value).is_file()):
             stored[key] = str(Path(value).expanduser().resolve())
     if "knn" in names:
+        # the encoder is stored even when it is the default: the weights belong to it, and a
+        # later default must not change what a tuned index routes with
+        stored.setdefault("knn.encoder", DEFAULT_KNN_ENCODER)
         stored.setdefault("knn.logs", logs_value)
         if not Path(logs).is_file():
             stored.setdefault("knn.data", data_path)

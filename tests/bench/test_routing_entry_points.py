@@ -50,9 +50,12 @@ def test_routing_cost(tmp_path: Path, bench_index: Path, data_root: Path, tiny_e
                                    "--collection", "tiny"], env=script_env, cwd=tmp_path)
     result = json.loads(out.with_suffix(".json").read_text())
     assert [r["label"] for r in result["rows"]] == ["transformer", "static", "cori"]
-    assert all(r["route_cpu_ms"] > 0 and r["search_cpu_ms"] > 0 for r in result["rows"])
+    assert all(r[f"{mode}_cpu_ms"] > 0 for r in result["rows"]
+               for mode in ("route", "search", "batch_route", "batch_search"))
     rows = json.loads(summary.read_text())["rows"]
-    assert [r["setting"] for r in rows] == ["cost", "cost"] and rows[0]["default"] and not rows[1]["default"]
+    assert [(r["setting"], r["mode"], r["encoder"]) for r in rows] == [
+        ("cost", mode, str(encoder)) for mode in ("per-query", "batch") for encoder in (tiny_encoder_dir, static)]
+    assert not any(r["default"] for r in rows)  # neither is the default encoder, minilm-static
     assert rows[0]["reference_auc"] == rows[0]["coverage_auc"] == result["rows"][0]["coverage_auc"]
     assert (bench_index / "routing.json").exists() == tuned_before  # the index is not tuned in place
     assert not (tmp_path / "work").exists()  # the copies are gone

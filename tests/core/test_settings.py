@@ -16,10 +16,12 @@ NAME = re.compile(r"SELECTSEARCH_[A-Z_]+")
 
 def test_values_follow_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in (settings.DATA_ENV, settings.CACHE_ENV, settings.PRECISION_ENV, settings.JAVA_HEAP_ENV,
-                 settings.WORKER_HEAP_ENV, settings.JAVAC_HOME_ENV, settings.WORKER_PARENT_ENV):
+                 settings.WORKER_HEAP_ENV, settings.JAVAC_HOME_ENV, settings.WORKER_PARENT_ENV,
+                 settings.STATIC_ENCODERS_ENV):
         monkeypatch.delenv(name, raising=False)
     assert settings.data_root() is None and settings.default_data_root().parts[-2:] == ("shared", "data")
     assert settings.cache_dir() == Path.home() / ".cache" / "selectsearch"
+    assert settings.static_encoders_dir() == settings.cache_dir() / "static-encoders"
     assert settings.encoder_precision() is None
     assert (settings.java_heap(), settings.worker_heap()) == ("2g", "1g")
     assert settings.javac_home() is None and settings.worker_parent() is None
@@ -29,6 +31,9 @@ def test_values_follow_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv(settings.WORKER_HEAP_ENV, "512m")
     monkeypatch.setenv(settings.WORKER_PARENT_ENV, "123")
     assert settings.data_root() == tmp_path and settings.cache_dir() == tmp_path / "cache"
+    assert settings.static_encoders_dir() == tmp_path / "cache" / "static-encoders"  # follows the cache
+    monkeypatch.setenv(settings.STATIC_ENCODERS_ENV, str(tmp_path / "shared-encoders"))
+    assert settings.static_encoders_dir() == tmp_path / "shared-encoders"
     assert (settings.java_heap(), settings.worker_heap(), settings.worker_parent()) == ("3g", "512m", 123)
 
 

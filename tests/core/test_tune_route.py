@@ -13,6 +13,7 @@ from selectsearch.cli import main
 from selectsearch.errors import RouteSpecError, SelectSearchError
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.route import make_router, parse_route
+from selectsearch.route.routing_file import stored_options
 from selectsearch.route.tuning import ROUTING_FILE, held_out_logs, read_routing, tune_hybrid, write_routing
 from selectsearch.types import Query
 
@@ -57,6 +58,7 @@ def test_tune_store_and_route(own_index: Path, click_log: Path) -> None:
     # the fusion is at least as good on validation as any router alone (weight 1 is a grid point)
     assert tuned["val_auc"] >= max(tuned["single_auc"].values()) - 1e-9
     assert tuned["options"]["knn.logs"] == str(click_log)
+    assert tuned["options"]["knn.encoder"] == "adapted"  # the default, stored: the weights belong to it
     assert read_routing(own_index) is None
     write_routing(own_index, tuned)
     with pytest.raises(SelectSearchError, match="--overwrite"):
@@ -87,6 +89,19 @@ def test_cli_tune_route(own_index: Path, click_log: Path, capsys: pytest.Capture
     assert "routing     hybrid@M" in capsys.readouterr().out
     assert main(["-q", "tune-route", str(own_index), "--data", ".", "--logs", str(click_log), "--routers", "all",
                  "--overwrite"]) == 2
+
+
+def test_a_routing_file_without_an_encoder_keeps_the_transformer_it_was_tuned_with(own_index: Path,
+                                                                                    click_log: Path) -> None:
+    """Files tuned before the encoder was stored were tuned with the transformer, the old default:
+    a new default must not silently change what they route with."""
+    tuned = tune_hybrid(ShardedIndex.open(own_index), ".", str(click_log), ["cori", "knn"], step=0.5)
+    del tuned["options"]["knn.encoder"]
+    write_routing(own_index, tuned)
+    router = make_router(parse_route("hybrid@1"), ShardedIndex.open(own_index))
+    (knn,) = [r for r in router.routers if r.name == "knn"]
+    assert not getattr(knn.encoder, "static", False) and knn.encoder.name == "all-MiniLM-L6-v2"
+    assert stored_options({"routers": ["cori"], "options": {}}, own_index) == {}  # no knn: nothing added
 
 
 def test_bad_routing_file(own_index: Path) -> None:
