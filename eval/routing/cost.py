@@ -45,7 +45,7 @@ from selectsearch.bench.measure import load_average, machine
 from selectsearch.bench.report import write_json, write_markdown
 from selectsearch.bench.script import command_line, script_parser
 
-DEFAULT_ENCODERS = ("transformer=all-MiniLM-L6-v2", "minilm-static=minilm-static")
+DEFAULT_ENCODERS = ("transformer=all-MiniLM-L6-v2", "minilm-static=minilm-static", "adapted=adapted")
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -92,11 +92,11 @@ def best_classic(rows: list[dict[str, Any]], frac: float) -> dict[str, Any] | No
     best: dict[str, Any] | None = None
     smallest: dict[str, Any] | None = None
     for router in CLASSIC:
-        points = sorted((r["docs_frac"], r["ndcg10"], r["pct_exhaustive"]) for r in rows
+        points = sorted((r["docs_frac"], r["ndcg10"], r["pct_exhaustive"], r["route"]) for r in rows
                         if r["router"] == router and r["budget"] is not None)
         if points and (smallest is None or points[0][1] > smallest["ndcg10"]):
             smallest = {"route": f"{router}@1", "ndcg10": points[0][1], "pct_exhaustive": points[0][2],
-                        "docs_frac": points[0][0]}
+                        "docs_frac": points[0][0], "mix": {points[0][3]: 1.0}}
         if not points or points[0][0] > frac + 1e-9:
             continue
         d = np.array([p[0] for p in points])
@@ -104,8 +104,33 @@ def best_classic(rows: list[dict[str, Any]], frac: float) -> dict[str, Any] | No
         pct = float(np.interp(frac, d, [p[2] for p in points]))
         if best is None or ndcg > best["ndcg10"]:
             best = {"route": f"{router}@~{min(frac, d[-1]):.3f}", "ndcg10": ndcg, "pct_exhaustive": pct,
-                    "docs_frac": float(min(frac, d[-1]))}
+                    "docs_frac": float(min(frac, d[-1])), "mix": _mixture(points, frac)}
     return best if best is not None else smallest
+
+
+def _mixture(points: list[tuple[float, float, float, str]], frac: float) -> dict[str, float]:
+    """The routes (and weights) whose linear interpolation gives a router's nDCG@10 at ``frac``:
+    the same weights interpolate each query's value, for :func:`margin_ci`."""
+    xs = [p[0] for p in points]
+    if frac <= xs[0]:
+        return {points[0][3]: 1.0}
+    if frac >= xs[-1]:
+        return {points[-1][3]: 1.0}
+    hi = next(i for i, x in enumerate(xs) if x >= frac)
+    t = (frac - xs[hi - 1]) / (xs[hi] - xs[hi - 1]) if xs[hi] > xs[hi - 1] else 1.0
+    return {points[hi - 1][3]: 1.0 - t, points[hi][3]: t}
+
+
+def margin_ci(default: dict[str, float], mix: dict[str, dict[str, float]], weights: dict[str, float], *,
+              resamples: int = 2000, seed: int = 0) -> list[float]:
+    """95% paired bootstrap interval (over test queries, nDCG@10 points) of the default route's
+    margin over the interpolated classic router: each query's classic value is interpolated with
+    the same weights as the mean, so the margin's mean is exactly the reported one."""
+    qids = sorted(default)
+    diff = np.array([default[q] - sum(w * mix[route][q] for route, w in weights.items()) for q in qids])
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
+    return [float(100 * np.percentile(means, 2.5)), float(100 * np.percentile(means, 97.5))]
 
 
 def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int) -> dict[str, Any]:
@@ -151,7 +176,8 @@ def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int) 
     routes.append(RouteSpec(f"{DEFAULT}@auto", None, router=auto))
     started = time.time()
     raw = evaluate(searcher, queries, qrels, routes, ["nDCG@10", "R@100", "R@1000"], k=k,
-                   router_options=knn_options)
+                   router_options=knn_options, per_query=True)
+    per_query = {r["route"]: r["per_query"]["nDCG@10"] for r in raw}
     print(f"[{name}] evaluated {len(raw)} rows ({time.time() - started:.0f} s)", file=sys.stderr)
     exhaustive = next(r for r in raw if r["route"] == "all")["metrics"]["nDCG@10"]
     rows = [{"route": r["route"], "router": r["router"], "budget": r["budget"],
@@ -170,7 +196,8 @@ def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int) 
                         "shards_mean": r["shards_mean"],
                         "docs_frac": r["docs_frac"], "ndcg10": r["ndcg10"], "exhaustive_ndcg10": exhaustive,
                         "best_classic_route": best["route"] if best else None,
-                        "best_classic_ndcg10": best["ndcg10"] if best else None})
+                        "best_classic_ndcg10": best["ndcg10"] if best else None,
+                        "margin_ci95": margin_ci(per_query[r["route"]], per_query, best["mix"]) if best else None})
     info = json.loads((folder / "shift.json").read_text())
     return {"setting": name, "folder": str(folder), "info": info, "exhaustive_ndcg10": exhaustive, "rows": rows,
             "tuning": tuned, "test_auc": test_auc, "summary": summary}
@@ -233,15 +260,19 @@ def markdown(report: dict[str, Any]) -> list[str]:
                   f"at the documents scored by {DEFAULT} (the default learned route; each classic router's nDCG@10 "
                   f"interpolated between its budgets {', '.join(map(str, CLASSIC_BUDGETS))}), and at the same number "
                   "of shards; `margin` = default minus best classic at equal docs, in nDCG@10 points (acceptance: "
-                  ">= -0.5 under shift).", "",
+                  ">= -0.5 under shift), with its 95% paired bootstrap interval over the test queries in brackets "
+                  "(each query's classic value interpolated like the mean).", "",
                   f"| budget | best classic, equal docs | best classic, same shards | knn | hybrid[random] | "
                   f"hybrid[topics] | {DEFAULT} | margin |", "|---|---|---|---|---|---|---|---|"]
         by_route = {r["route"]: r for r in s["rows"]}
+        ci_of = {row["budget"]: row.get("margin_ci95") for row in s["summary"]}
         for m in (*BUDGETS, "auto"):
             h = by_route[f"{DEFAULT}@{m}"]
             best = best_classic(s["rows"], h["docs_frac"])
             best_text = f"{best['pct_exhaustive']:.1f} ({best['route']})" if best else "-"
-            margin = f"{100 * (h['ndcg10'] - best['ndcg10']):+.2f}" if best else "-"
+            ci = ci_of.get(str(m))
+            margin = (f"{100 * (h['ndcg10'] - best['ndcg10']):+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+                      if best else "-")
             if m == "auto":
                 lines.append(f"| auto ({h['docs_frac']:.3f} docs) | {best_text} | - | - | - | - | "
                              f"{h['pct_exhaustive']:.1f} | {margin} |")

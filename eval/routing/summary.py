@@ -46,7 +46,7 @@ def shift_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "budget": row["budget"], "docs_frac": row["docs_frac"], "shards_mean": row.get("shards_mean"),
                     "ndcg10": row["ndcg10"], "exhaustive_ndcg10": row["exhaustive_ndcg10"],
                     "best_classic_route": row["best_classic_route"],
-                    "best_classic_ndcg10": row["best_classic_ndcg10"]})
+                    "best_classic_ndcg10": row["best_classic_ndcg10"], "margin_ci95": row.get("margin_ci95")})
     return out
 
 
@@ -70,9 +70,11 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
         if r["setting"] in ("new-topics", "unlogged-docs") and r.get("best_classic_ndcg10") is not None:
             margin = 100 * (r["ndcg10"] - r["best_classic_ndcg10"])
             ok = margin >= -SHIFT_SLACK
+            ci = r.get("margin_ci95")
+            ci_text = f" (95% CI {ci[0]:+.2f}..{ci[1]:+.2f})" if ci else ""
             lines.append(f"| {r['collection']} | {r['setting']} | {r['budget']} ({r['docs_frac']:.3f} docs) | "
                          f"{r['ndcg10']:.4f} vs {r['best_classic_ndcg10']:.4f} ({r['best_classic_route']}) | "
-                         f"{margin:+.2f} >= -{SHIFT_SLACK} | {'met' if ok else '**missed**'} |")
+                         f"{margin:+.2f}{ci_text} >= -{SHIFT_SLACK} | {'met' if ok else '**missed**'} |")
         elif r["setting"] == "in-distribution" and r["collection"] == "homedepot" and r["budget"] == "2":
             margin = 100 * (r["ndcg10"] - r["best_classic_ndcg10"])
             lines.append(f"| homedepot | in-distribution | 2 ({r['docs_frac']:.3f} docs) | {r['ndcg10']:.4f} vs "

@@ -7,8 +7,14 @@ local model folder. Without --out the cached `minilm-static` is built (what its 
 anyway). Use the result wherever an encoder is taken: --router-option knn.encoder=DIR (or
 minilm-static), train-mico --encoder DIR --mode frozen.
 
+With --index, `minilm-static` adapted to that index is built instead (the `knn` router's default
+query encoder, `knn.encoder=adapted`: the table refitted on a sample of the index's documents to
+reproduce the transformer's embeddings; see selectsearch.models.adapted_encoder) — what the first
+`tune-route` or knn search on the index does anyway, a minute or two of CPU.
+
 examples:
   selectsearch distill-encoder                                   # build the cached minilm-static now
+  selectsearch distill-encoder --index indexes/scifact-k16       # build knn's default encoder for this index
   selectsearch distill-encoder --out models/minilm-static-384 --pca-dims 384
   selectsearch eval indexes/scifact-k16 --data ../shared/data/scifact --route knn@1:4 \\
       --router-option knn.encoder=models/minilm-static-384
@@ -42,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dimensions kept by PCA over the token vectors (default 256; 'none': no PCA)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the forward passes (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument("--index", type=Path, help="build minilm-static adapted to this index (knn.encoder=adapted) "
+                                                   "into the cache instead")
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -58,6 +66,17 @@ def execute(args: argparse.Namespace) -> int:
 
     if args.threads < 1:
         raise SelectSearchError(f"--threads must be at least 1, got {args.threads}")
+    if args.index is not None:
+        from selectsearch.index.sharded import ShardedIndex
+        from selectsearch.models.adapted_encoder import adapted_encoder_folder
+
+        if args.out is not None:
+            raise SelectSearchError("--index builds the adapted encoder into the cache; it takes no --out")
+        folder = adapted_encoder_folder(ShardedIndex.open(args.index), progress=progress_enabled(args))
+        encoder = StaticEncoder(folder)
+        print(f"{folder}: static encoder adapted to {args.index}, {encoder.dim} dims")
+        print("the knn router uses it on this index by default (knn.encoder=adapted)")
+        return 0
     recipe = StaticRecipe(source=args.source, pca_dims=args.pca_dims)
     if args.out is None:
         if recipe != DEFAULT_RECIPE:

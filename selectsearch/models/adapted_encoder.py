@@ -229,13 +229,14 @@ def _key(index: ShardedIndex, recipe: AdaptRecipe) -> str:
 
 
 def adapted_encoder_folder(index: ShardedIndex, recipe: AdaptRecipe = DEFAULT_ADAPT_RECIPE, *,
-                           progress: bool = False) -> Path:
+                           progress: bool | None = None) -> Path:
     """The folder of ``recipe.base`` adapted to ``index`` (module docs), built now if missing.
 
     Built once per index and recipe under ``$SELECTSEARCH_STATIC_ENCODERS`` (under a lock: two
     processes that need it build it once), written aside and renamed into place. An index whose
     sample gives fewer than :data:`MIN_TEXTS` texts gets the base encoder's folder: too few
-    texts to fit on.
+    texts to fit on. ``progress`` (default: when info logging is on, as in the CLI without
+    ``--quiet``) shows a bar while the teacher embeds the texts.
     """
     from selectsearch.encode import TextEncoder
     from selectsearch.models.folder import model_folder, write_model_manifest
@@ -269,7 +270,8 @@ def adapted_encoder_folder(index: ShardedIndex, recipe: AdaptRecipe = DEFAULT_AD
             return static_encoder_folder(recipe.base) if recipe.base in STATIC_ENCODERS else Path(recipe.base)
         log.info("adapting %s to %s: embedding %d texts of %d documents with %s once (a minute or two of CPU)",
                  recipe.base, index.path, len(texts), min(recipe.docs, index.n_docs), recipe.teacher)
-        targets = TextEncoder(recipe.teacher).encode(texts, progress=progress)
+        show = log.isEnabledFor(logging.INFO) if progress is None else progress
+        targets = TextEncoder(recipe.teacher).encode(texts, progress=show)
         table, report = fit_table(_mean_pool_matrix(base, texts), targets, base.table.embedding,
                                   lambdas=recipe.lambdas, holdout=recipe.holdout, seed=recipe.seed)
         from model2vec import StaticModel

@@ -120,3 +120,15 @@ def test_the_adapted_encoder_is_built_once_per_index_and_loads_as_a_static_encod
     # the static table lands where the transformer puts the same text
     teacher = TextEncoder().encode(["rocket orbit launch", "flour sugar butter"])
     assert float(np.sum(vectors * teacher, axis=1).min()) > 0.5
+
+
+def test_cli_builds_the_adapted_encoder_ahead(index_600: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from selectsearch.cli import main
+
+    assert main(["-q", "distill-encoder", "--index", str(index_600)]) == 0
+    out = capsys.readouterr().out
+    assert "adapted to" in out and "knn.encoder=adapted" in out
+    assert Path(out.split(":", 1)[0]) == adapted_encoder_folder(ShardedIndex.open(index_600))  # what knn will use
+    assert main(["-q", "distill-encoder", "--index", str(index_600), "--out", str(index_600 / "x")]) == 2
+    assert not (index_600 / "x").exists()
+    assert main(["-q", "distill-encoder", "--index", str(index_600 / "missing")]) == 2
