@@ -6,8 +6,10 @@ out in one of two ways (``validation``):
 - ``topics`` (the default of ``tune-route``): whole topic clusters of logged queries are held out
   (:func:`selectsearch.route.shift.topic_split`: spherical k-means of the query embeddings, about
   15% of the queries, seed 0), so the validation queries are unlike the training logs, as new
-  kinds of queries are unlike the logs a router learned from. Weights chosen here lean on the
-  routers that still work on unfamiliar queries. For a MICO index whose model was trained with
+  kinds of queries are unlike the logs a router learned from; and every training pair whose
+  document a validation query clicked is dropped too, as a new kind of query also finds
+  documents no logged query led to. Weights chosen here lean on the routers that still work on
+  unfamiliar queries and unlogged documents. For a MICO index whose model was trained with
   ``val_split="topics"``, its own topic split (``val_fraction``, ``seed``, ``val_topics``) is drawn
   again, so that the MICO head has not seen the validation queries either; with a randomly split
   MICO model it has seen some of them, its topic AUC is optimistic, and a warning says so.
@@ -174,9 +176,15 @@ def held_out_logs(index: ShardedIndex, data: str | os.PathLike[str], logs: str, 
         ts = topic_split(pair_query, texts, fraction=float(chosen["fraction"]), seed=int(chosen["seed"]),
                          n_topics=chosen["n_topics"], by=by, pair_shard=pair_shard_all, n_shards=index.n_shards,
                          encoder=encoder)
-        train, val = ts.train, ts.val
+        # ... and no training pair names a document a validation query clicked: a new kind of query
+        # also finds documents no logged query led to (both shifts of selectsearch.route.shift at
+        # once). Only the knowledge base is cut so; a MICO head trained on the logs saw those pairs.
+        val_docs = {recs[i][1] for i in ts.val.tolist()}
+        train = np.asarray([i for i in ts.train.tolist() if recs[i][1] not in val_docs], dtype=np.int64)
+        val = ts.val
         labels = ts.query_topic
-        split = {**ts.summary(), "from_mico_model": mico_topics and chosen == defaults and by == "embedding"}
+        split = {**ts.summary(), "from_mico_model": mico_topics and chosen == defaults and by == "embedding",
+                 "n_train_pairs": len(train), "n_train_pairs_dropped_val_docs": len(ts.train) - len(train)}
         if training and not split["from_mico_model"]:
             n_val = len({int(pair_query[i]) for i in val.tolist()})
             if mico_topics:

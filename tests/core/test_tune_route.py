@@ -168,3 +168,22 @@ def test_topics_falls_back_to_random_when_no_topic_split(own_index: Path, click_
     monkeypatch.setattr(logs, "split_by_query", lambda *a, **k: (np.arange(0), np.arange(0)))  # no random split
     with pytest.raises(RouteSpecError, match="cannot be drawn"):
         tune_hybrid(ShardedIndex.open(own_index), ".", str(click_log), ["centroid", "cori"], step=0.5)
+
+
+def test_topic_held_out_logs_keep_the_validation_documents_out_of_the_kb(own_index: Path, click_log: Path) -> None:
+    """A new kind of query also finds documents no logged query led to: the topic split drops every
+    training pair whose document a validation query clicked (here: documents clicked from two topics)."""
+    index = ShardedIndex.open(own_index)
+    docs = {t: sorted(d for d in index.shard_of_doc if d.startswith(t)) for t in TOPICS}
+    topics = list(TOPICS)
+    shared = [f"{TOPICS[a][i]} {TOPICS[a][(i + 5) % 10]} extra\t{docs[b][i]}\t1"
+              for i, (a, b) in enumerate(zip(topics, topics[1:] + topics[:1], strict=True))]
+    log = click_log.with_name("cross.tsv")
+    log.write_text(click_log.read_text() + "\n".join(shared) + "\n")
+    held = held_out_logs(index, ".", str(log), "topics")
+    val_docs = set(held.pair_doc)
+    assert val_docs and not val_docs & {doc for _, doc, _ in held.train_records}
+    before = [r for i, r in enumerate(held.records) if i not in set(held.val_index.tolist())]
+    dropped = [r for r in before if r[1] in val_docs]
+    assert dropped and held.split["n_train_pairs_dropped_val_docs"] == len(dropped)
+    assert held.split["n_train_pairs"] == len(held.train_records) == len(before) - len(dropped)
