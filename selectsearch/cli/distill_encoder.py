@@ -68,7 +68,7 @@ def execute(args: argparse.Namespace) -> int:
         raise SelectSearchError(f"--threads must be at least 1, got {args.threads}")
     if args.index is not None:
         from selectsearch.index.sharded import ShardedIndex
-        from selectsearch.models.adapted_encoder import adapted_encoder_folder
+        from selectsearch.route.knn import adapted_encoder_folder
 
         if args.out is not None:
             raise SelectSearchError("--index builds the adapted encoder into the cache; it takes no --out")

@@ -29,6 +29,10 @@ so it is also a plain model2vec model) is built on first use per index, under
 ``$SELECTSEARCH_STATIC_ENCODERS/adapted-<key>`` (``key``: the index's manifest and the recipe),
 in a minute or two of CPU for 5,000 documents, and reused; the index folder is not written.
 
+This module fits and stores a table for texts it is given (:func:`adapt_static_encoder`);
+:func:`selectsearch.route.knn.adapted_encoder_folder` draws the texts from an index (the
+``models`` layer does not read indexes).
+
 Example:
     >>> folder = adapted_encoder_folder(ShardedIndex.open("indexes/scifact-k16"))  # doctest: +SKIP
     >>> TextEncoder(str(folder)).encode(["vitamin d deficiency"]).shape  # doctest: +SKIP
@@ -42,7 +46,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,10 +59,8 @@ from selectsearch.models.encoder import DEFAULT_ENCODER
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
 
-    from selectsearch.index.sharded import ShardedIndex
-
-__all__ = ["ADAPTED", "DEFAULT_ADAPT_RECIPE", "MIN_TEXTS", "AdaptRecipe", "adapted_encoder_folder", "document_texts",
-           "fit_table"]
+__all__ = ["ADAPTED", "DEFAULT_ADAPT_RECIPE", "MIN_TEXTS", "AdaptRecipe", "adapt_static_encoder", "fit_table",
+           "short_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 @dataclass(frozen=True)
 class AdaptRecipe:
-    """How :func:`adapted_encoder_folder` adapts a static table to an index (module docs).
+    """How :func:`adapt_static_encoder` adapts a static table to a collection (module docs).
 
     Attributes:
         base: the static encoder adapted (a short name or a model2vec folder).
@@ -108,22 +110,15 @@ def _clip(text: str) -> str:
     return cut[: cut.rfind(" ")] if " " in cut else cut
 
 
-def document_texts(index: ShardedIndex, docs: int, seed: int) -> list[str]:
-    """Two short texts from each of ``docs`` documents of ``index`` drawn with ``seed``: the first
-    line and the first sentence after it (for a one-line document: its first two sentences)."""
-    ids = sorted(index.shard_of_doc)
-    rng = np.random.default_rng(seed)
-    picked = np.sort(rng.choice(len(ids), size=min(docs, len(ids)), replace=False))
-    texts: list[str] = []
-    for i in picked.tolist():
-        contents = str(index.doc(ids[i]).get("contents", ""))
-        head, _, rest = contents.strip().partition("\n")
-        if not rest:
-            head, *more = _SENTENCE_END.split(head, maxsplit=1)
-            rest = more[0] if more else ""
-        second = _SENTENCE_END.split(rest.strip(), maxsplit=1)[0] if rest.strip() else ""
-        texts += [t for t in (_clip(head), _clip(second)) if t]
-    return texts
+def short_texts(contents: str) -> list[str]:
+    """The two short texts of one document (module docs, step 1): its first line and the first
+    sentence after it (for a one-line document: its first two sentences), each clipped."""
+    head, _, rest = contents.strip().partition("\n")
+    if not rest:
+        head, *more = _SENTENCE_END.split(head, maxsplit=1)
+        rest = more[0] if more else ""
+    second = _SENTENCE_END.split(rest.strip(), maxsplit=1)[0] if rest.strip() else ""
+    return [t for t in (_clip(head), _clip(second)) if t]
 
 
 def _mean_pool_matrix(encoder: Any, texts: Sequence[str]) -> sp.csr_matrix:
@@ -222,21 +217,31 @@ def fit_table(pool: sp.csr_matrix, targets: np.ndarray, base: np.ndarray, *, lam
     return _ridge(pool, targets, base, chosen), report
 
 
-def _key(index: ShardedIndex, recipe: AdaptRecipe) -> str:
-    digest = hashlib.sha256((index.path / "manifest.json").read_bytes())
+def recipe_key(identity: bytes, recipe: AdaptRecipe) -> str:
+    """The folder key of ``recipe`` adapted to the collection ``identity`` names (e.g. the bytes
+    of an index's manifest)."""
+    digest = hashlib.sha256(identity)
     digest.update(json.dumps(recipe.to_dict(), sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 
-def adapted_encoder_folder(index: ShardedIndex, recipe: AdaptRecipe = DEFAULT_ADAPT_RECIPE, *,
-                           progress: bool | None = None) -> Path:
-    """The folder of ``recipe.base`` adapted to ``index`` (module docs), built now if missing.
+def adapt_static_encoder(texts: Callable[[], list[str]], n_docs: int, identity: bytes, *, label: str,
+                         recipe: AdaptRecipe = DEFAULT_ADAPT_RECIPE, progress: bool | None = None) -> Path:
+    """The folder of ``recipe.base`` adapted to a collection (module docs), built now if missing.
 
-    Built once per index and recipe under ``$SELECTSEARCH_STATIC_ENCODERS`` (under a lock: two
-    processes that need it build it once), written aside and renamed into place. An index whose
-    sample gives fewer than :data:`MIN_TEXTS` texts gets the base encoder's folder: too few
-    texts to fit on. ``progress`` (default: when info logging is on, as in the CLI without
-    ``--quiet``) shows a bar while the teacher embeds the texts.
+    Args:
+        texts: draws the collection's texts (called only when the folder must be built).
+        n_docs: documents in the collection (a collection too small to fit on is told apart
+            before drawing anything).
+        identity: what names the collection; with the recipe it keys the folder.
+        label: the collection's name in logs and in the manifest (e.g. the index's path).
+        progress: a bar while the teacher embeds the texts (default: when info logging is on, as
+            in the CLI without ``--quiet``).
+
+    Built once per collection and recipe under ``$SELECTSEARCH_STATIC_ENCODERS`` (under a lock:
+    two processes that need it build it once), written aside and renamed into place. A
+    collection giving fewer than :data:`MIN_TEXTS` texts gets the base encoder's folder: too few
+    texts to fit on.
     """
     from selectsearch.encode import TextEncoder
     from selectsearch.models.folder import model_folder, write_model_manifest
@@ -250,11 +255,13 @@ def adapted_encoder_folder(index: ShardedIndex, recipe: AdaptRecipe = DEFAULT_AD
         static_encoder_folder,
     )
 
-    if min(recipe.docs, index.n_docs) * 2 < MIN_TEXTS:
-        log.info("%s has too few documents to adapt %s to (%d, need %d): using it as it is", index.path, recipe.base,
-                 index.n_docs, MIN_TEXTS // 2)
+    def base_folder(reason: str) -> Path:
+        log.info("%s: %s; using %s as it is", label, reason, recipe.base)
         return static_encoder_folder(recipe.base) if recipe.base in STATIC_ENCODERS else Path(recipe.base)
-    folder = settings.static_encoders_dir() / f"{ADAPTED}-{_key(index, recipe)}"
+
+    if min(recipe.docs, n_docs) * 2 < MIN_TEXTS:
+        return base_folder(f"{n_docs} documents are too few to adapt a query encoder to (need {MIN_TEXTS // 2})")
+    folder = settings.static_encoders_dir() / f"{ADAPTED}-{recipe_key(identity, recipe)}"
     if (folder / MANIFEST).is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -262,17 +269,15 @@ def adapted_encoder_folder(index: ShardedIndex, recipe: AdaptRecipe = DEFAULT_AD
         if (folder / MANIFEST).is_file():  # another process built it while this one waited
             return folder
         started = time.perf_counter()
+        sample = texts()
+        if len(sample) < MIN_TEXTS:  # documents without text
+            return base_folder(f"{len(sample)} texts are too few to adapt a query encoder to (need {MIN_TEXTS})")
         base = StaticEncoder(recipe.base)
-        texts = document_texts(index, recipe.docs, recipe.seed)
-        if len(texts) < MIN_TEXTS:  # documents without text
-            log.info("%s gives %d texts to adapt %s to (need %d): using it as it is", index.path, len(texts),
-                     recipe.base, MIN_TEXTS)
-            return static_encoder_folder(recipe.base) if recipe.base in STATIC_ENCODERS else Path(recipe.base)
-        log.info("adapting %s to %s: embedding %d texts of %d documents with %s once (a minute or two of CPU)",
-                 recipe.base, index.path, len(texts), min(recipe.docs, index.n_docs), recipe.teacher)
+        log.info("adapting %s to %s: embedding %d texts with %s once (a minute or two of CPU)", recipe.base, label,
+                 len(sample), recipe.teacher)
         show = log.isEnabledFor(logging.INFO) if progress is None else progress
-        targets = TextEncoder(recipe.teacher).encode(texts, progress=show)
-        table, report = fit_table(_mean_pool_matrix(base, texts), targets, base.table.embedding,
+        targets = TextEncoder(recipe.teacher).encode(sample, progress=show)
+        table, report = fit_table(_mean_pool_matrix(base, sample), targets, base.table.embedding,
                                   lambdas=recipe.lambdas, holdout=recipe.holdout, seed=recipe.seed)
         from model2vec import StaticModel
 
@@ -280,10 +285,10 @@ def adapted_encoder_folder(index: ShardedIndex, recipe: AdaptRecipe = DEFAULT_AD
                             "normalize": True, "hidden_dim": int(table.shape[1])}, normalize=True)
         with model_folder(folder, overwrite=True) as partial:
             model.save_pretrained(partial)
-            write_model_manifest(partial, {"name": ADAPTED, "recipe": recipe.to_dict(), "index": str(index.path),
+            write_model_manifest(partial, {"name": ADAPTED, "recipe": recipe.to_dict(), "collection": label,
                                            "dim": int(table.shape[1]), "vocabulary": int(table.shape[0]),
                                            "fit": report, "adapt_seconds": round(time.perf_counter() - started, 2)},
                                  format=FORMAT, version=VERSION, name=MANIFEST)
-        log.info("adapted %s to %s in %.0f s (held-out cosine %s)", recipe.base, index.path,
-                 time.perf_counter() - started, report["heldout_cosine"])
+        log.info("adapted %s to %s in %.0f s (held-out cosine %s)", recipe.base, label, time.perf_counter() - started,
+                 report["heldout_cosine"])
     return folder

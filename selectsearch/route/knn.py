@@ -21,7 +21,8 @@ Options (``--router-option knn.KEY=VALUE``):
 - ``encoder``: query encoder (default :data:`DEFAULT_KNN_ENCODER`, ``adapted``: the packaged
   all-MiniLM-L6-v2 distilled into a static token table by model2vec (``minilm-static``) and
   refitted on the index's own documents to reproduce the transformer's embeddings
-  (:mod:`selectsearch.models.adapted_encoder`, built once per index on first use); tens of
+  (:mod:`selectsearch.models.adapted_encoder`, :func:`adapted_encoder_folder`: built once per
+  index on first use); tens of
   microseconds per query). ``minilm-static`` is the table without adaptation,
   ``all-MiniLM-L6-v2`` the transformer itself (5-8 ms of CPU per query, more than the search it
   routes); any model2vec or transformers folder works (:class:`selectsearch.encode.TextEncoder`).
@@ -57,10 +58,11 @@ from selectsearch.types import EncodedQueries, Qrels, Query
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.encode import TextEncoder
     from selectsearch.index.sharded import ShardedIndex
+    from selectsearch.models.adapted_encoder import AdaptRecipe
 
-__all__ = ["DEFAULT_KNN_ENCODER", "FAMILIARITY_NEIGHBOURS", "LoggedQueryRouter", "encode_logged_queries",
-           "familiarity", "knn_encoder", "knn_scores", "log_shard_distributions", "make_knn_router", "nearest_logged",
-           "router_from_records"]
+__all__ = ["DEFAULT_KNN_ENCODER", "FAMILIARITY_NEIGHBOURS", "LoggedQueryRouter", "adapted_encoder_folder",
+           "document_texts", "encode_logged_queries", "familiarity", "knn_encoder", "knn_scores",
+           "log_shard_distributions", "make_knn_router", "nearest_logged", "router_from_records"]
 
 log = logging.getLogger(__name__)
 
@@ -265,10 +267,31 @@ def knn_encoder(name: str | None, index: ShardedIndex) -> TextEncoder:
 
     name = name or DEFAULT_KNN_ENCODER
     if name == "adapted":
-        from selectsearch.models.adapted_encoder import adapted_encoder_folder
-
         return TextEncoder(str(adapted_encoder_folder(index)))
     return TextEncoder(name)
+
+
+def adapted_encoder_folder(index: ShardedIndex, recipe: AdaptRecipe | None = None, *,
+                           progress: bool | None = None) -> Path:
+    """The static encoder adapted to ``index`` (``knn.encoder=adapted``), built on first use from a
+    seeded sample of its documents (:mod:`selectsearch.models.adapted_encoder`); keyed by the
+    index's manifest, so a copy or a hard-linked clone of the index shares it."""
+    from selectsearch.models.adapted_encoder import DEFAULT_ADAPT_RECIPE, adapt_static_encoder
+
+    chosen = recipe or DEFAULT_ADAPT_RECIPE
+    return adapt_static_encoder(lambda: document_texts(index, chosen.docs, chosen.seed), index.n_docs,
+                                (index.path / "manifest.json").read_bytes(), label=str(index.path), recipe=chosen,
+                                progress=progress)
+
+
+def document_texts(index: ShardedIndex, docs: int, seed: int) -> list[str]:
+    """Two short texts (:func:`~selectsearch.models.adapted_encoder.short_texts`) from each of
+    ``docs`` documents of ``index`` drawn with ``seed``."""
+    from selectsearch.models.adapted_encoder import short_texts
+
+    ids = sorted(index.shard_of_doc)
+    picked = np.sort(np.random.default_rng(seed).choice(len(ids), size=min(docs, len(ids)), replace=False))
+    return [text for i in picked.tolist() for text in short_texts(str(index.doc(ids[i]).get("contents", "")))]
 
 
 def router_from_records(records: Sequence[tuple[str, str, float]], index: ShardedIndex, encoder: TextEncoder, *,

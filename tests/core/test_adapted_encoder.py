@@ -11,17 +11,9 @@ import scipy.sparse as sp
 
 from selectsearch.encode import TextEncoder
 from selectsearch.index.sharded import ShardedIndex
-from selectsearch.models.adapted_encoder import (
-    MIN_TEXTS,
-    TEXT_CHARS,
-    AdaptRecipe,
-    _key,
-    _ridge,
-    adapted_encoder_folder,
-    document_texts,
-    fit_table,
-)
+from selectsearch.models.adapted_encoder import MIN_TEXTS, TEXT_CHARS, AdaptRecipe, _ridge, fit_table, recipe_key
 from selectsearch.models.static_encoder import MANIFEST, static_encoder_folder
+from selectsearch.route.knn import adapted_encoder_folder, document_texts
 
 
 def _bags(rng: np.random.Generator, n_texts: int, vocabulary: int) -> sp.csr_matrix:
@@ -109,10 +101,13 @@ def test_the_adapted_encoder_is_built_once_per_index_and_loads_as_a_static_encod
     folder = adapted_encoder_folder(index, recipe)
     manifest = json.loads((folder / MANIFEST).read_text())
     assert manifest["name"] == "adapted" and manifest["recipe"]["docs"] == 500 and manifest["dim"] == 384
+    assert manifest["collection"] == str(index_600)
     assert manifest["fit"]["texts"] == 1000 and manifest["fit"]["lambda"] in recipe.lambdas
     stamp = (folder / MANIFEST).stat().st_mtime_ns
     assert adapted_encoder_folder(index, recipe) == folder and (folder / MANIFEST).stat().st_mtime_ns == stamp
-    assert folder.name == f"adapted-{_key(index, recipe)}" != f"adapted-{_key(index, AdaptRecipe(docs=501))}"
+    manifest_bytes = (index_600 / "manifest.json").read_bytes()
+    assert folder.name == f"adapted-{recipe_key(manifest_bytes, recipe)}"
+    assert recipe_key(manifest_bytes, AdaptRecipe(docs=501)) != recipe_key(manifest_bytes, recipe)
     encoder = TextEncoder(str(folder))
     assert getattr(encoder, "static", False)
     vectors = encoder.encode(["rocket orbit launch", "flour sugar butter"])

@@ -48,6 +48,7 @@ def static_dir(tmp_path_factory: pytest.TempPathFactory, transformer_dir: Path) 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SELECTSEARCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SELECTSEARCH_STATIC_ENCODERS", raising=False)  # the cache's own static-encoders/
 
 
 @pytest.fixture
