@@ -169,8 +169,9 @@ def measure_batched(configs: Sequence[tuple[str, str]], queries: Sequence[tuple[
     as :meth:`~selectsearch.search.SelectiveSearcher.batch_search` (and so ``evaluate``) does: the
     per-query overheads of routing (numpy calls, the analyzer's and the encoder's set-up) and of
     the search (crossing into Java) are paid once per batch. Each pass runs every configuration
-    once, in a seeded random order; per configuration the pass with the least thread CPU of each
-    stage is kept.
+    once, in a seeded random order, on the queries in a new seeded order (a router that remembers
+    its last batch must not answer from memory); per configuration the pass with the least
+    thread CPU of each stage is kept.
 
     Returns per configuration ``route_cpu_ms`` and ``search_cpu_ms`` per query (thread CPU of the
     batch divided by the number of queries) and the selected shards of the last pass.
@@ -195,17 +196,21 @@ def measure_batched(configs: Sequence[tuple[str, str]], queries: Sequence[tuple[
     shards: list[list[list[int]]] = [[] for _ in configs]
     for p in range(warmup_passes + passes):
         rng.shuffle(order)
+        # a new query order per pass: routers that remember their last batch (CORI, Taily) would
+        # otherwise answer a repeated batch from memory and their cost would vanish
+        batch = rng.sample(qs, len(qs))
         for ci in order:
             searcher = searchers[ci]
             c = time.thread_time()
-            selected = searcher.router.select(qs, searcher.budget)
+            selected = searcher.router.select(batch, searcher.budget)
             route_cpu = time.thread_time() - c
             c = time.thread_time()
-            searcher.search_selected(qs, selected, k=k)
+            searcher.search_selected(batch, selected, k=k)
             search_cpu = time.thread_time() - c
             if p >= warmup_passes:
                 best[ci] = [min(best[ci][0], route_cpu), min(best[ci][1], search_cpu)]
-                shards[ci] = [list(s) for s in selected]
+                position = {q.query_id: i for i, q in enumerate(batch)}
+                shards[ci] = [list(selected[position[q.query_id]]) for q in qs]
     n = max(len(qs), 1)
     return {"configs": [{"route_cpu_ms": r * 1000.0 / n, "search_cpu_ms": s * 1000.0 / n, "shards": shards[ci]}
                         for ci, (r, s) in enumerate(best)],

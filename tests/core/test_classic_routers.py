@@ -136,3 +136,18 @@ def test_cori_scores_are_the_formula_over_the_whole_df_table(searcher: Selective
         assert np.array_equal(router.query_scores(ids), expected)
         checked += 1
     assert checked >= 3
+
+
+@pytest.mark.parametrize("name", ["cori", "taily"])
+def test_a_batch_routes_each_query_exactly_as_alone(name: str, searcher: SelectiveSearcher) -> None:
+    """A batch is scored at once (CORI gathers every query's terms in one call); each query's
+    scores must be bit-identical to routing it alone, so a query's shards never depend on the
+    batch it came in (repeated terms, unknown terms and empty queries included)."""
+    router = make_router(f"{name}@2", searcher.index)
+    words = [w for ws in TOPICS.values() for w in ws] + ["zzzunknown", "the"]
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(0, 9)))) for _ in range(60)]
+    queries = [Query(f"q{i}", t) for i, t in enumerate(texts)]
+    alone = np.vstack([router.scores([q]) for q in queries])
+    assert np.array_equal(router.scores(queries), alone)
+    assert np.array_equal(router.scores(queries[::-1]), alone[::-1])
