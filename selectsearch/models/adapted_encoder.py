@@ -34,6 +34,7 @@ This module fits and stores a table for texts it is given (:func:`adapt_static_e
 ``models`` layer does not read indexes).
 
 Example:
+    >>> from selectsearch.route.knn import adapted_encoder_folder  # doctest: +SKIP
     >>> folder = adapted_encoder_folder(ShardedIndex.open("indexes/scifact-k16"))  # doctest: +SKIP
     >>> TextEncoder(str(folder)).encode(["vitamin d deficiency"]).shape  # doctest: +SKIP
     (1, 384)
@@ -60,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
 
 __all__ = ["ADAPTED", "DEFAULT_ADAPT_RECIPE", "MIN_TEXTS", "AdaptRecipe", "adapt_static_encoder", "fit_table",
-           "short_texts"]
+           "recipe_key", "short_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,8 @@ log = logging.getLogger(__name__)
 ADAPTED = "adapted"
 #: characters kept of each sampled text (queries are short; a long text would be mostly body)
 TEXT_CHARS = 300
-#: below this many texts (500 documents) the map into the teacher's space (256 x 384 numbers per
-#: dimension pair) is not determined by the texts: ``adapted`` is then the base encoder itself
+#: below this many texts (500 documents) the texts do not determine the map into the teacher's
+#: space (256 x 384 numbers) and the table: ``adapted`` is then the base encoder itself
 MIN_TEXTS = 1000
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 

@@ -22,10 +22,10 @@ Options (``--router-option knn.KEY=VALUE``):
   all-MiniLM-L6-v2 distilled into a static token table by model2vec (``minilm-static``) and
   refitted on the index's own documents to reproduce the transformer's embeddings
   (:mod:`selectsearch.models.adapted_encoder`, :func:`adapted_encoder_folder`: built once per
-  index on first use); tens of
-  microseconds per query). ``minilm-static`` is the table without adaptation,
-  ``all-MiniLM-L6-v2`` the transformer itself (5-8 ms of CPU per query, more than the search it
-  routes); any model2vec or transformers folder works (:class:`selectsearch.encode.TextEncoder`).
+  index on first use; tens of microseconds per query). ``minilm-static`` is the table without
+  adaptation, ``all-MiniLM-L6-v2`` the transformer itself (5-8 ms of CPU per query, more than the
+  search it routes); any model2vec or transformers folder works
+  (:class:`selectsearch.encode.TextEncoder`).
   The logged queries are embedded by the same encoder (cached per encoder). The default is a
   static table because a router must cost less than the search it saves:
   ``eval/results/routing/adapted-encoder.md`` and ``cost-sfwiki32.md`` measure what each costs
@@ -262,7 +262,7 @@ def make_knn_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | None
 def knn_encoder(name: str | None, index: ShardedIndex) -> TextEncoder:
     """The ``knn`` router's query encoder on ``index``: ``name`` (the ``knn.encoder`` option), or
     :data:`DEFAULT_KNN_ENCODER` when it is not given; ``adapted`` is the static table adapted to
-    ``index`` (built on first use, :func:`~selectsearch.models.adapted_encoder.adapted_encoder_folder`)."""
+    ``index`` (built on first use, :func:`adapted_encoder_folder`)."""
     from selectsearch.encode import TextEncoder
 
     name = name or DEFAULT_KNN_ENCODER
