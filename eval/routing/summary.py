@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# Routing acceptance (issue 19): summary", "", "```sh",
              command_line(__file__, argv, prefix="PYTHONPATH=. " + sys.executable + " "), "```", "",
              "Rows in `summary.json`; sources: `shift-*.json`, `budget-*.json`, `cost.json` (their commands are in "
-             "their .md files). The default learned route is `hybrid[gated]`: what `tune-route` stores.", "",
+             "their .md files). The default learned route is `hybrid[gated]`: what `tune-route` stores, with "
+             "`knn`'s default query encoder (`knn.encoder=adapted`).", "",
              "| collection | setting | budget | default vs best classic | target | verdict |",
              "|---|---|---|---|---|---|", *verdicts(rows), ""]
     if missing:
