@@ -13,8 +13,9 @@ k-means, :func:`selectsearch.cluster.cluster_labels`) and whole clusters are hel
 parts, so validation queries are unlike the training logs (the routers' knowledge base). Queries
 are clustered ``by``:
 
-- ``embedding`` (default): the query's sentence embedding (the packaged all-MiniLM-L6-v2, the
-  encoder of ``knn`` and MICO). The learned routers generalise through this similarity, so
+- ``embedding`` (default): the query's sentence embedding (by default the packaged
+  all-MiniLM-L6-v2, MICO's encoder; ``tune-route`` passes ``knn``'s, which reproduces it). The
+  learned routers generalise through this similarity, so
   removing whole regions of it is what removes their near neighbours; it needs no index, so MICO
   training can draw the same split;
 - ``shards``: the distribution of the query's clicked documents over the index's shards (as the
