@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from selectsearch.bench.report import write_json, write_markdown
-from selectsearch.bench.script import command_line, script_parser
+from selectsearch.bench.script import add_sharded_pair_arguments, command_line, script_parser
 from selectsearch.data import load_queries
 from selectsearch.lucene import searcher as lucene_searcher
 from selectsearch.search import SelectiveSearcher
@@ -72,12 +72,7 @@ def _full(s: SelectiveSearcher, q: Query, k: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = script_parser(__doc__)
-    ap.add_argument("sharded", help="a sharded index")
-    ap.add_argument("unsharded", help="the same collection as one shard")
-    ap.add_argument("--data", required=True, help="BEIR folder whose test queries are searched")
-    ap.add_argument("--route", default="cori@2", help="selective route on the sharded index")
-    ap.add_argument("--k", nargs="+", type=int, default=[10, 1000])
-    ap.add_argument("--passes", type=int, default=2)
+    add_sharded_pair_arguments(ap, passes=2)
     ap.add_argument("--term-cache", type=int, default=0,
                     help="also measure with this many cached term states (selectsearch.lucene.searcher)")
     ap.add_argument("--out", type=Path, required=True, help="results folder")

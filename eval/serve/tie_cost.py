@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from selectsearch.bench.report import write_json, write_markdown
-from selectsearch.bench.script import command_line, script_parser
+from selectsearch.bench.script import add_sharded_pair_arguments, command_line, script_parser
 from selectsearch.data import load_queries
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.search import SelectiveSearcher
@@ -39,12 +39,7 @@ def _cpu_ms(engine: Any, texts: list[str], shards: list[list[int]], k: int) -> f
 
 def main(argv: list[str] | None = None) -> int:
     ap = script_parser(__doc__)
-    ap.add_argument("sharded", help="a sharded index")
-    ap.add_argument("unsharded", help="the same collection as one shard")
-    ap.add_argument("--data", required=True, help="BEIR folder whose test queries are searched")
-    ap.add_argument("--route", default="cori@2", help="selective route on the sharded index")
-    ap.add_argument("--k", nargs="+", type=int, default=[10, 1000])
-    ap.add_argument("--passes", type=int, default=3)
+    add_sharded_pair_arguments(ap, passes=3)
     ap.add_argument("--out", type=Path, required=True, help="results folder")
     args = ap.parse_args(argv)
     qs = [Query(q, t) for q, t in load_queries(args.data, split="test").items()]

@@ -61,6 +61,22 @@ def _open(index_path: str, route: str, setup: RouterSetup | None, rerank: str | 
     return _apply_router_options(SelectiveSearcher.open(index_path, route=route, reranker=reranker), route, setup)
 
 
+class _SharedIndexes:
+    """Searchers of one index share its Lucene readers, as in a server: each index is opened once
+    (JVM and readers too, before anything is timed) and every route derives from it."""
+
+    def __init__(self) -> None:
+        self._bases: dict[str, Any] = {}
+
+    def searcher(self, path: str, route: str) -> Any:
+        from selectsearch.search import SelectiveSearcher
+
+        if path not in self._bases:
+            self._bases[path] = SelectiveSearcher.open(path)
+            self._bases[path].lucene  # noqa: B018  (opens the JVM and the readers)
+        return self._bases[path].with_route(route)
+
+
 def one_query(searcher: Any, query: Any, k: int) -> tuple[Any, dict[str, float]]:
     """Route and search one query; per-stage wall ms and thread-CPU ms.
 
@@ -104,22 +120,18 @@ def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries:
     import random
 
     from selectsearch.evaluation import results_to_run
-    from selectsearch.search import SelectiveSearcher
     from selectsearch.types import Query, SearchResult
 
     limit_threads()
     setups = list(router_setups) if router_setups is not None else [None] * len(configs)
     t0 = time.perf_counter()
-    bases: dict[str, Any] = {}
+    shared = _SharedIndexes()
     searchers = []
     for (path, route, rerank), setup in zip(configs, setups, strict=True):
         if rerank:
             searchers.append(_open(path, route, setup, rerank))
             continue
-        if path not in bases:
-            bases[path] = SelectiveSearcher.open(path)
-            bases[path].lucene  # noqa: B018  (opens the JVM and the readers)
-        searchers.append(_apply_router_options(bases[path].with_route(route), route, setup))
+        searchers.append(_apply_router_options(shared.searcher(path, route), route, setup))
     qs = [Query(q, t) for q, t in queries]
     for searcher in searchers:
         searcher.router.select(qs[:1], searcher.budget)  # lazy router state (CSI, term stats, centroids)
@@ -178,17 +190,11 @@ def measure_batched(configs: Sequence[tuple[str, str]], queries: Sequence[tuple[
     """
     import random
 
-    from selectsearch.search import SelectiveSearcher
     from selectsearch.types import Query
 
     limit_threads()
-    bases: dict[str, Any] = {}
-    searchers = []
-    for path, route in configs:
-        if path not in bases:
-            bases[path] = SelectiveSearcher.open(path)
-            bases[path].lucene  # noqa: B018  (opens the JVM and the readers)
-        searchers.append(bases[path].with_route(route))
+    shared = _SharedIndexes()
+    searchers = [shared.searcher(path, route) for path, route in configs]
     qs = [Query(q, t) for q, t in queries]
     rng = random.Random(seed)
     order = list(range(len(configs)))

@@ -30,8 +30,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["REPO", "add_collection_arguments", "command_line", "data_root", "judged_queries", "script_parser",
-           "seeded_subset"]
+__all__ = ["REPO", "add_collection_arguments", "add_sharded_pair_arguments", "command_line", "data_root",
+           "judged_queries", "script_parser", "seeded_subset"]
 
 T = TypeVar("T")
 
@@ -42,6 +42,18 @@ REPO = Path(__file__).resolve().parents[2]
 def script_parser(doc: str | None) -> argparse.ArgumentParser:
     """The argument parser of an entry script: its module docstring as the help text, layout kept."""
     return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_sharded_pair_arguments(parser: argparse.ArgumentParser, *, passes: int) -> None:
+    """The arguments of a benchmark comparing a sharded index with the same collection unsharded:
+    both indexes, ``--data`` (whose test queries are searched), ``--route`` (default ``cori@2``),
+    ``--k`` (default 10 and 1000) and ``--passes`` (default ``passes``)."""
+    parser.add_argument("sharded", help="a sharded index")
+    parser.add_argument("unsharded", help="the same collection as one shard")
+    parser.add_argument("--data", required=True, help="BEIR folder whose test queries are searched")
+    parser.add_argument("--route", default="cori@2", help="selective route on the sharded index")
+    parser.add_argument("--k", nargs="+", type=int, default=[10, 1000])
+    parser.add_argument("--passes", type=int, default=passes)
 
 
 def add_collection_arguments(parser: argparse.ArgumentParser, *, index_option: bool = False) -> None:
