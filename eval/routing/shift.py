@@ -123,14 +123,15 @@ def _mixture(points: list[tuple[float, float, float, str]], frac: float) -> dict
 
 def margin_ci(default: dict[str, float], mix: dict[str, dict[str, float]], weights: dict[str, float], *,
               resamples: int = 2000, seed: int = 0) -> list[float]:
-    """95% paired bootstrap interval (over test queries, nDCG@10 points) of the default route's
+    """95% paired bootstrap interval (over test queries, nDCG@10 points; the project's
+    :func:`~selectsearch.significance.bootstrap_ci` of the per-query differences) of the default route's
     margin over the interpolated classic router: each query's classic value is interpolated with
     the same weights as the mean, so the margin's mean is exactly the reported one."""
-    qids = sorted(default)
-    diff = np.array([default[q] - sum(w * mix[route][q] for route, w in weights.items()) for q in qids])
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
-    return [float(100 * np.percentile(means, 2.5)), float(100 * np.percentile(means, 97.5))]
+    from selectsearch.significance import bootstrap_ci
+
+    diff = [default[q] - sum(w * mix[route][q] for route, w in weights.items()) for q in sorted(default)]
+    low, high = bootstrap_ci(diff, n_resamples=resamples, seed=seed)
+    return [100 * low, 100 * high]
 
 
 def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int) -> dict[str, Any]:
