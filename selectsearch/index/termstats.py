@@ -47,6 +47,11 @@ class Analyzer:
         self._terms = optional_jclass(TERMS_CLASS)  # one JNI string per text; None: read the list
         self._analyzer = jclass(java_class).newDefaultInstance()
 
+    @property
+    def java(self) -> Any:
+        """The Java analyzer object (for Java code that analyses queries itself)."""
+        return self._analyzer
+
     def __call__(self, text: str) -> list[str]:
         with self._lock:
             if self._terms is not None:

@@ -10,6 +10,10 @@ two fields per hit across JNI (about 6 µs per hit here).
 instead of a Java list read element by element (query analysis is part of every CORI/Taily
 routing decision).
 
+``selectsearch.CoriScorer`` (source in :mod:`selectsearch.lucene.cori_java`) scores the shards
+of a batch of queries by CORI in one call: analysis, vocabulary lookup and the mean of the terms'
+beliefs, bit-identical to the Python path.
+
 ``selectsearch.TermStatsBuilder`` reads the per-shard term statistics CORI and Taily use straight
 from the shards' postings (:func:`selectsearch.index.termstats.build_term_stats`), instead of
 analysing every stored document again in Python.
@@ -48,11 +52,12 @@ from pathlib import Path
 
 from selectsearch import settings
 from selectsearch.lucene.batch_java import BATCH_CLASS, BATCH_SOURCE
+from selectsearch.lucene.cori_java import CORI_CLASS, CORI_SOURCE
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BATCH_CLASS", "INDEXER_CLASS", "TERMSTATS_CLASS", "TERMS_CLASS", "helper_classpath", "javac_candidates",
-           "warn_slow_path"]
+__all__ = ["BATCH_CLASS", "CORI_CLASS", "INDEXER_CLASS", "TERMSTATS_CLASS", "TERMS_CLASS", "helper_classpath",
+           "javac_candidates", "warn_slow_path"]
 
 TERMS_CLASS = "selectsearch.Terms"
 
@@ -384,7 +389,7 @@ def helper_classpath(jar: Path) -> str | None:
     cannot be compiled here (no ``javac``, or none compiles it), in which case callers use the
     slow path and :func:`warn_slow_path` has said so."""
     sources = {"BatchSearch": BATCH_SOURCE, "Terms": TERMS_SOURCE, "ShardIndexer": INDEXER_SOURCE,
-               "TermStatsBuilder": TERMSTATS_SOURCE}
+               "TermStatsBuilder": TERMSTATS_SOURCE, "CoriScorer": CORI_SOURCE}
     key = hashlib.sha256("".join(sources.values()).encode() + str(jar).encode()).hexdigest()[:16]
     out = settings.cache_dir() / "java" / key
     if (out / "selectsearch" / _MARKER).is_file():

@@ -10,7 +10,9 @@ analyse the query with the index's own analyzer.
     p(t | i) = b + (1 - b) * T * I                 (b = 0.4, the default belief)
 
 and ``score(i)`` is the mean of ``p(t | i)`` over the query terms (``cw_i``: tokens in shard i,
-``cf(t)``: shards containing t, K shards).
+``cf(t)``: shards containing t, K shards), summed in the query's term order. Where the Java
+helpers are compiled, a batch is scored in the JVM in one call (``selectsearch.CoriScorer``,
+:mod:`selectsearch.lucene.cori_java`), to the same bits as the Python path.
 
 **Taily** (Aly, Hiemstra & Demeester, SIGIR 2013): a document's score is the sum of its query
 term scores; in shard ``i`` that sum is modelled by a Gamma distribution with mean
@@ -80,11 +82,46 @@ class CoriRouter(_StatsRouter):
 
     name = "cori"
 
-    def __init__(self, stats: TermStats, *, belief: float = 0.4) -> None:
+    def __init__(self, stats: TermStats, *, belief: float = 0.4, java: bool = True) -> None:
+        """``java``: score in the JVM (``selectsearch.CoriScorer``) when the Java helpers are
+        compiled here; the same numbers as the Python path, without a dozen numpy calls per query."""
         super().__init__(stats)
         self.belief = belief
         self._cw_ratio = stats.shard_tokens / max(stats.shard_tokens.mean(), 1.0)
         self._beliefs = self._term_beliefs()
+        self._java = self._java_scorer() if java else None
+
+    def _java_scorer(self) -> Any | None:
+        """The Java scorer over this router's tables, or ``None`` without the compiled helper."""
+        from selectsearch.lucene.java_helpers import CORI_CLASS
+        from selectsearch.lucene.jvm import JNI_LOCK, optional_jclass
+
+        scorer = optional_jclass(CORI_CLASS)
+        if scorer is None:
+            return None
+        df = self.stats.df
+        if df.nnz >= 2**31:
+            return None  # int32 entry pointers in Java: the Python path has no such limit
+        words = sorted(self.stats.vocabulary, key=self.stats.vocabulary.__getitem__)
+        with JNI_LOCK:
+            return scorer(self.analyzer.java, "\n".join(words).encode("utf-8"),
+                          df.indptr.astype("<i4").tobytes(), df.indices.astype("<i4").tobytes(),
+                          self._beliefs.astype("<f8").tobytes(), float(self.belief),
+                          self._prior.astype("<f8").tobytes())
+
+    def scores(self, queries: Sequence[Query]) -> np.ndarray:
+        if self._java is None:
+            return super().scores(queries)
+        from selectsearch.lucene.jvm import JNI_LOCK
+
+        key = tuple(q.text for q in queries)
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        with JNI_LOCK:
+            raw = self._java.scores(list(key)).tostring()
+        out = np.frombuffer(raw, dtype="<f8").reshape(len(queries), len(self._prior)).astype(np.float64)
+        self._last = (key, out)
+        return out
 
     def _term_beliefs(self) -> np.ndarray:
         """``p(t | i)`` of every stored (shard, term) pair, aligned with the CSC ``df``'s data.
@@ -107,7 +144,7 @@ class CoriRouter(_StatsRouter):
     def query_scores(self, term_ids: np.ndarray) -> np.ndarray:
         df = self.stats.df  # p(t | i) = b where df_i(t) = 0
         beliefs = dense_columns(df.indptr, df.indices, self._beliefs, term_ids, df.shape[0], fill=self.belief)
-        return np.asarray(beliefs.mean(axis=1))
+        return _mean_left_to_right(beliefs)
 
     def batch_scores(self, term_ids: Sequence[np.ndarray]) -> np.ndarray:
         """Every query's terms gathered in one call, then each query's mean over its own columns:
@@ -117,8 +154,15 @@ class CoriRouter(_StatsRouter):
         gathered = dense_columns(df.indptr, df.indices, self._beliefs, np.concatenate(term_ids), df.shape[0],
                                  fill=self.belief)
         ends = np.cumsum([len(ids) for ids in term_ids]).tolist()
-        return np.stack([gathered[:, end - len(ids):end].mean(axis=1)
+        return np.stack([_mean_left_to_right(gathered[:, end - len(ids):end])
                          for ids, end in zip(term_ids, ends, strict=True)])
+
+
+def _mean_left_to_right(columns: np.ndarray) -> np.ndarray:
+    """Row means of a ``(K, T)`` array, each row summed left to right (``np.cumsum``'s order; numpy's
+    ``mean`` sums pairwise) then divided by ``T``: the order ``selectsearch.CoriScorer`` sums in,
+    so that the Python and Java paths give the same bits and route a query alike."""
+    return np.asarray(np.cumsum(columns, axis=1)[:, -1] / columns.shape[1])
 
 
 class TailyRouter(_StatsRouter):
