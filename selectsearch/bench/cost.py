@@ -157,7 +157,7 @@ def run_cost_benchmark(spec: Mapping[str, Any], *, definition: str, indexes: Map
     result = {"benchmark": spec["name"], "command": command, "definition": definition,
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": time.time() - t_start, "k": k,
               "warmup": warmup, "passes": passes, "queries": len(items), "target": target,
-              "cpu_count": os.cpu_count(), "jvm_share": measured["jvm_share"],
+              "cpu_count": os.cpu_count(), "jvm_share": measured["jvm_share"], "settle_s": measured["settle_s"],
               "interleaved_peak_rss_mb": measured["peak_rss_mb"],
               "load_average_at_end": load_average(), "rerank": rerank or None,
               "rerank_note": None if rerank else "no reranker: the definition names none",

@@ -108,14 +108,19 @@ def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries:
 
     For each query, every configuration runs once, in a seeded random order, so slow periods of
     a shared machine hit all configurations alike and their differences are paired. After
-    ``warmup_passes`` unrecorded passes over all queries (JIT, page cache), ``passes`` recorded
-    ones; per (configuration, query) the pass with the least thread CPU is kept (timing noise is
-    one-sided). Searchers of one index share its Lucene readers, as in a server.
+    ``warmup_passes`` unrecorded passes over all queries (JIT, page cache), and then on until the
+    JVM's compiler has settled (:func:`warm_until_settled`, at most
+    :data:`INTERLEAVED_WARMUP_SECONDS`: with many configurations interleaved, C2 kept recompiling
+    the engine's large methods for as much CPU as the queries for the first 10,000 of them, a
+    start-up cost charged to every query otherwise), ``passes`` recorded ones; per
+    (configuration, query) the pass with the least thread CPU is kept (timing noise is one-sided).
+    Searchers of one index share its Lucene readers, as in a server.
     ``router_setups`` (aligned with ``configs``) gives each configuration's router options.
 
     Returns per configuration the per-query rows of the kept pass, the first recorded pass's wall
     latencies, the run and the selected shards; and for the process the CPU of the JVM's own
-    threads relative to the query thread's, and the peak resident set.
+    threads relative to the query thread's (after settling), the seconds spent settling, and the
+    peak resident set.
     """
     import random
 
@@ -143,9 +148,15 @@ def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries:
     runs: list[dict[str, SearchResult]] = [{} for _ in configs]
     shards: list[list[list[int]]] = [[[] for _ in qs] for _ in configs]
     thread_total = process_total = 0.0
+    settle_s = 0.0
     for p in range(warmup_passes + passes):
         record = p >= warmup_passes
         if p == warmup_passes:
+            if warmup_passes:  # then on until the JIT has settled: steady-state cost, not start-up
+                w = time.perf_counter()
+                warm_until_settled(lambda i: [one_query(searchers[ci], qs[i % len(qs)], k) for ci in order],
+                                   at_least=0, max_seconds=INTERLEAVED_WARMUP_SECONDS)
+                settle_s = time.perf_counter() - w
             reset_peak_rss()
         p0, c0 = time.process_time(), time.thread_time()
         for qi, q in enumerate(qs):
@@ -169,7 +180,8 @@ def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries:
                          "shards": shards[ci]}
                         for ci in range(len(configs))],
             "jvm_share": max(0.0, process_total - thread_total) / max(thread_total, 1e-9),
-            "setup_ms": setup_ms, "peak_rss_mb": peak, "passes": passes, "warmup_passes": warmup_passes}
+            "setup_ms": setup_ms, "peak_rss_mb": peak, "passes": passes, "warmup_passes": warmup_passes,
+            "settle_s": settle_s}
 
 
 def measure_batched(configs: Sequence[tuple[str, str]], queries: Sequence[tuple[str, str]], *, k: int,
@@ -225,6 +237,8 @@ def measure_batched(configs: Sequence[tuple[str, str]], queries: Sequence[tuple[
 
 #: at most this long a latency client warms up waiting for the JIT to settle (see :func:`warm_until_settled`)
 CLIENT_WARMUP_SECONDS = 30.0
+#: at most this long :func:`measure_interleaved` warms up, after its warm-up passes, for the JIT to settle
+INTERLEAVED_WARMUP_SECONDS = 120.0
 
 
 def warm_until_settled(run_one: Callable[[int], object], *, at_least: int, max_seconds: float = CLIENT_WARMUP_SECONDS,

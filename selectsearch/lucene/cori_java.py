@@ -95,6 +95,11 @@ public final class CoriScorer {
     return prior.length;
   }
 
+  /** Little-endian float64 scores of one text, one per shard (one query needs no String[] built). */
+  public byte[] score(String text) throws IOException {
+    return scores(new String[] {text});
+  }
+
   /** Little-endian float64 scores, texts.length rows of numShards(), row i for texts[i]. */
   public byte[] scores(String[] texts) throws IOException {
     int k = prior.length;

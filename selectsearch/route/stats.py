@@ -117,8 +117,8 @@ class CoriRouter(_StatsRouter):
         key = tuple(q.text for q in queries)
         if self._last is not None and self._last[0] == key:
             return self._last[1]
-        with JNI_LOCK:
-            raw = self._java.scores(list(key)).tostring()
+        with JNI_LOCK:  # one text as a String: building a String[] across JNI costs more than scoring
+            raw = (self._java.score(key[0]) if len(key) == 1 else self._java.scores(list(key))).tostring()
         out = np.frombuffer(raw, dtype="<f8").reshape(len(queries), len(self._prior)).astype(np.float64)
         self._last = (key, out)
         return out

@@ -42,7 +42,10 @@ def write_cost_report(result: Mapping[str, Any], out: Path) -> list[Path]:
              "each query every configuration runs once, in a seeded random order, so the slow periods of this "
              f"shared {result['cpu_count']}-core machine (load average at the end: "
              f"{', '.join(f'{x:.1f}' for x in result['load_average_at_end'])}) hit all of them alike. One "
-             f"warm-up pass over all queries, then {result['passes']} recorded passes; per (configuration, query) "
+             "warm-up pass over all queries, then on until the JVM's JIT compiler had settled (other threads at "
+             "most 10% of the query thread's CPU over a second"
+             + (f"; {result['settle_s']:.0f} s" if "settle_s" in result else "") +
+             f"), then {result['passes']} recorded passes; per (configuration, query) "
              "the pass with the least CPU is kept. Compare rows of one run, not absolute numbers across runs.", "",
              "CPU columns are milliseconds of CPU per query: `route`, `search`, `merge` are the query thread's "
              "CPU (`time.thread_time`, JNI included: Lucene searches on the calling thread; search and merge "
