@@ -252,14 +252,16 @@ class ShardedLuceneSearcher:
 
     def _search_batched(self, texts: list[str], k: int, selected: list[list[int] | None]) -> BatchHits:
         n = len(texts)
-        if all(s is None for s in selected):
-            offsets, flat = None, None
+        if n == 1:  # one query: no String[] and offsets to build across JNI
+            raw = self._batch.searchQuery(texts[0], selected[0], k).tostring()
+        elif all(s is None for s in selected):
+            raw = self._batch.search(texts, None, None, k).tostring()
         else:
             every = list(range(self.n_shards))
             lists = [every if s is None else s for s in selected]
             offsets = np.concatenate([[0], np.cumsum([len(s) for s in lists])]).tolist()
             flat = [x for s in lists for x in s]
-        raw = self._batch.search(texts, offsets, flat, k).tostring()
+            raw = self._batch.search(texts, offsets, flat, k).tostring()
         ends = np.frombuffer(raw, dtype="<i4", count=n + 1)
         total = int(ends[-1])
         start = 4 * (n + 1)
