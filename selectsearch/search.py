@@ -177,15 +177,17 @@ class SelectiveSearcher:
             return {}
         with self.engines.lock:  # one batch at a time: see "Thread safety" in the class docstring
             self.warm()  # open before timing: a one-off cost, not a per-query one
-            t0 = time.perf_counter()
-            selected = self.router.select(qs, self.budget)
-            route_ms = _ms(time.perf_counter() - t0) / len(qs)
-            details = self.router.route_details()
-            results = self.search_selected(qs, selected, k=k, route_ms=route_ms,
-                                           router_scores=self.router.last_scores(qs), explain=explain)
-            if details is not None:
-                for q, detail in zip(qs, details, strict=True):
-                    results[q.query_id].trace.extra["route"] = detail
+            results = self._search_routed_in_engine(qs[0], k, explain) if len(qs) == 1 else None
+            if results is None:
+                t0 = time.perf_counter()
+                selected = self.router.select(qs, self.budget)
+                route_ms = _ms(time.perf_counter() - t0) / len(qs)
+                details = self.router.route_details()
+                results = self.search_selected(qs, selected, k=k, route_ms=route_ms,
+                                               router_scores=self.router.last_scores(qs), explain=explain)
+                if details is not None:
+                    for q, detail in zip(qs, details, strict=True):
+                        results[q.query_id].trace.extra["route"] = detail
             for annotator in self.annotators:
                 annotator.annotate([q.text for q in qs], [results[q.query_id].trace for q in qs])
         return results
@@ -199,6 +201,32 @@ class SelectiveSearcher:
             t0 = time.perf_counter()
             ranking, selections = self.router.selections(queries, budgets)
             return ranking, selections, _ms(time.perf_counter() - t0) / max(len(queries), 1)
+
+    @property
+    def routes_in_engine(self) -> bool:
+        """Whether one query at a time is routed inside the search engine: a fixed budget, a router
+        that scores in Java (CORI) and the compiled Lucene engine. Then :meth:`batch_search` of one
+        query makes one call into Java for routing and search (the same shards and hits; its trace
+        records ``route`` as 0 ms, the search time including the routing, and
+        ``extra["routed_in_engine"] = True``); batches of queries are routed in Python, where CORI
+        scores a whole batch at once."""
+        routes = getattr(self.shards, "routes_in_engine", None)
+        return self.budget is not None and routes is not None and bool(routes(self.router))
+
+    def _search_routed_in_engine(self, query: Query, k: int, explain: bool) -> dict[str, SearchResult] | None:
+        """:meth:`batch_search` of one query routed inside the engine, or ``None`` when it cannot be."""
+        if not self.routes_in_engine:
+            return None
+        depth = max(k, self.rerank_depth) if self.reranker is not None else k
+        found = self.shards.search_routed(query, self.router, self.budget, depth)  # type: ignore[attr-defined]
+        if found is None:
+            return None
+        shards, router_scores, retrieved = found
+        retrieved.extra["routed_in_engine"] = True
+        return assemble([query], [sorted(shards)], [retrieved], k=k, route_ms=0.0, route_name=self.route_name,
+                        shard_sizes=self.index.shard_sizes, trace_extra={"retriever": self.retriever},
+                        reranker=self.reranker, rerank_depth=self.rerank_depth, text_of=self._text,
+                        router_scores=router_scores[None, :], explain=explain)
 
     def search_selected(self, queries: Sequence[Query], selected: Sequence[Sequence[int]], *, k: int,
                         route_ms: float = 0.0, route_name: str | None = None,

@@ -46,7 +46,7 @@ def summarise(measured: Mapping[str, Any], jvm_share: float, n_docs: int) -> dic
             "total_cpu_ms": thread * (1.0 + jvm_share), "wall_ms": wall,
             "latency_interleaved": percentiles(measured["wall_ms"]),
             "docs_scored": mean("docs_scored"), "fraction_scored": mean("docs_scored") / n_docs if n_docs else 0.0,
-            "shards": mean("shards")}
+            "shards": mean("shards"), "routed_in_engine": bool(rows) and mean("routed_in_engine") == 1.0}
 
 
 def query_postings(index: Any, queries: Sequence[tuple[str, str]], shard_lists: Sequence[Sequence[int]]

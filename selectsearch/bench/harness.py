@@ -77,24 +77,34 @@ class _SharedIndexes:
         return self._bases[path].with_route(route)
 
 
-def one_query(searcher: Any, query: Any, k: int) -> tuple[Any, dict[str, float]]:
+def one_query(searcher: Any, query: Any, k: int, *, in_engine: bool = True) -> tuple[Any, dict[str, float]]:
     """Route and search one query; per-stage wall ms and thread-CPU ms.
 
     Routing is timed on its own; search, merge (and rerank) run in one call whose thread CPU is
-    split by the stages' wall-clock shares from the trace.
+    split by the stages' wall-clock shares from the trace. A searcher that routes inside its
+    engine (:attr:`~selectsearch.search.SelectiveSearcher.routes_in_engine`: cori@M with the
+    compiled engine) is measured as users call it, one ``batch_search`` call: its routing is part
+    of ``search`` and ``route`` is 0 (the row says ``routed_in_engine``); ``in_engine=False``
+    routes it in Python instead, to time routing on its own.
     """
-    w, c = time.perf_counter(), time.thread_time()
-    selected = searcher.router.select([query], searcher.budget)
-    route_wall, route_cpu = (time.perf_counter() - w) * 1000.0, (time.thread_time() - c) * 1000.0
-    w, c = time.perf_counter(), time.thread_time()
-    result = searcher.search_selected([query], selected, k=k, route_ms=route_wall)[query.query_id]
+    if in_engine and searcher.routes_in_engine:
+        route_wall = route_cpu = 0.0
+        w, c = time.perf_counter(), time.thread_time()
+        result = searcher.batch_search([query], k=k)[query.query_id]
+    else:
+        w, c = time.perf_counter(), time.thread_time()
+        selected = searcher.router.select([query], searcher.budget)
+        route_wall, route_cpu = (time.perf_counter() - w) * 1000.0, (time.thread_time() - c) * 1000.0
+        w, c = time.perf_counter(), time.thread_time()
+        result = searcher.search_selected([query], selected, k=k, route_ms=route_wall)[query.query_id]
     rest_wall, rest_cpu = (time.perf_counter() - w) * 1000.0, (time.thread_time() - c) * 1000.0
     t = result.trace.timings_ms
     stages = {s: float(t.get(s, 0.0)) for s in ("search", "merge", "rerank") if s in t}
     share = sum(stages.values()) or 1.0
     row = {"route_wall_ms": route_wall, "route_cpu_ms": route_cpu, "wall_ms": route_wall + rest_wall,
            "cpu_ms": route_cpu + rest_cpu, "docs_scored": float(result.trace.docs_scored),
-           "shards": float(len(result.trace.shards))}
+           "shards": float(len(result.trace.shards)),
+           "routed_in_engine": float(bool(result.trace.extra.get("routed_in_engine")))}
     for s, v in stages.items():
         row[f"{s}_wall_ms"] = v
         row[f"{s}_cpu_ms"] = rest_cpu * v / share
@@ -103,7 +113,8 @@ def one_query(searcher: Any, query: Any, k: int) -> tuple[Any, dict[str, float]]
 
 def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries: Sequence[tuple[str, str]], *,
                         k: int, warmup_passes: int = 1, passes: int = 2, seed: int = 0,
-                        router_setups: Sequence[RouterSetup | None] | None = None) -> dict[str, Any]:
+                        router_setups: Sequence[RouterSetup | None] | None = None,
+                        route_in_engine: bool = True) -> dict[str, Any]:
     """Measure every configuration ``(index path, route, rerank model)`` in this process, interleaved.
 
     For each query, every configuration runs once, in a seeded random order, so slow periods of
@@ -115,7 +126,9 @@ def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries:
     start-up cost charged to every query otherwise), ``passes`` recorded ones; per
     (configuration, query) the pass with the least thread CPU is kept (timing noise is one-sided).
     Searchers of one index share its Lucene readers, as in a server.
-    ``router_setups`` (aligned with ``configs``) gives each configuration's router options.
+    ``router_setups`` (aligned with ``configs``) gives each configuration's router options;
+    ``route_in_engine`` lets a searcher that can route inside its engine do so (see
+    :func:`one_query`; ``False`` times every router on its own).
 
     Returns per configuration the per-query rows of the kept pass, the first recorded pass's wall
     latencies, the run and the selected shards; and for the process the CPU of the JVM's own
@@ -154,7 +167,8 @@ def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries:
         if p == warmup_passes:
             if warmup_passes:  # then on until the JIT has settled: steady-state cost, not start-up
                 w = time.perf_counter()
-                warm_until_settled(lambda i: [one_query(searchers[ci], qs[i % len(qs)], k) for ci in order],
+                warm_until_settled(lambda i: [one_query(searchers[ci], qs[i % len(qs)], k, in_engine=route_in_engine)
+                                              for ci in order],
                                    at_least=0, max_seconds=INTERLEAVED_WARMUP_SECONDS)
                 settle_s = time.perf_counter() - w
             reset_peak_rss()
@@ -162,7 +176,7 @@ def measure_interleaved(configs: Sequence[tuple[str, str, str | None]], queries:
         for qi, q in enumerate(qs):
             rng.shuffle(order)
             for ci in order:
-                result, row = one_query(searchers[ci], q, k)
+                result, row = one_query(searchers[ci], q, k, in_engine=route_in_engine)
                 if not record:
                     continue
                 best = kept[ci][qi]

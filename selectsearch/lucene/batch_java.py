@@ -263,6 +263,43 @@ public final class BatchSearch {
     return search(new String[] {text}, shards == null ? null : new int[] {0, shards.length}, shards, k);
   }
 
+  /**
+   * Routes one query by a CORI scorer and searches the shards it chooses, in one call (no second
+   * crossing, no routing in Python): search's format for the one query, then the budget shard
+   * ids chosen (int32, best first: score descending, then id), then the scorer's float64 score
+   * of every shard.
+   *
+   * @param engineShard for each of the scorer's shards, this engine's shard number (-1: an empty
+   *     shard, which has no Lucene index)
+   */
+  public synchronized byte[] searchRouted(String text, CoriScorer router, int budget, int[] engineShard, int k)
+      throws Exception {
+    int n = router.numShards();
+    if (engineShard.length != n) {
+      throw new IllegalArgumentException(engineShard.length + " engine shards for " + n + " routed shards");
+    }
+    double[] scores = new double[n];
+    router.scoreInto(text, scores, new double[n]);
+    int[] chosen = CoriScorer.best(scores, budget);
+    int[] searched = new int[chosen.length];
+    int m = 0;
+    for (int s : chosen) {
+      if (engineShard[s] >= 0) {
+        searched[m++] = engineShard[s];
+      }
+    }
+    byte[] hits = search(new String[] {text}, new int[] {0, m}, Arrays.copyOf(searched, m), k);
+    ByteBuffer out = ByteBuffer.allocate(hits.length + 4 * chosen.length + 8 * n).order(ByteOrder.LITTLE_ENDIAN);
+    out.put(hits);
+    for (int s : chosen) {
+      out.putInt(s);
+    }
+    for (double x : scores) {
+      out.putDouble(x);
+    }
+    return out.array();
+  }
+
   private int[] select(int[] shards, int from, int to) {
     int[] s = Arrays.copyOfRange(shards, from, to);
     Arrays.sort(s);

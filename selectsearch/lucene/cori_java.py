@@ -104,35 +104,65 @@ public final class CoriScorer {
   public byte[] scores(String[] texts) throws IOException {
     int k = prior.length;
     ByteBuffer out = ByteBuffer.allocate(8 * k * texts.length).order(ByteOrder.LITTLE_ENDIAN);
-    double[] sum = new double[k];
+    double[] row = new double[k];
     double[] column = new double[k];
     for (String text : texts) {
-      Arrays.fill(sum, 0.0);
-      int count = 0;
-      try (TokenStream stream = analyzer.tokenStream(null, text)) {
-        CharTermAttribute attr = stream.addAttribute(CharTermAttribute.class);
-        stream.reset();
-        while (stream.incrementToken()) {
-          Integer t = vocabulary.get(attr.toString());
-          if (t == null) {
-            continue;
-          }
-          Arrays.fill(column, belief);
-          for (int e = indptr[t]; e < indptr[t + 1]; e++) {
-            column[shards[e]] = beliefs[e];
-          }
-          for (int i = 0; i < k; i++) {
-            sum[i] += column[i];
-          }
-          count++;
-        }
-        stream.end();
-      }
+      scoreInto(text, row, column);
       for (int i = 0; i < k; i++) {
-        out.putDouble(count == 0 ? prior[i] : prior[i] + sum[i] / count);
+        out.putDouble(row[i]);
       }
     }
     return out.array();
+  }
+
+  /** The scores of text into out (numShards() long); column is scratch space of the same length. */
+  void scoreInto(String text, double[] out, double[] column) throws IOException {
+    int k = prior.length;
+    Arrays.fill(out, 0.0);
+    int count = 0;
+    try (TokenStream stream = analyzer.tokenStream(null, text)) {
+      CharTermAttribute attr = stream.addAttribute(CharTermAttribute.class);
+      stream.reset();
+      while (stream.incrementToken()) {
+        Integer t = vocabulary.get(attr.toString());
+        if (t == null) {
+          continue;
+        }
+        Arrays.fill(column, belief);
+        for (int e = indptr[t]; e < indptr[t + 1]; e++) {
+          column[shards[e]] = beliefs[e];
+        }
+        for (int i = 0; i < k; i++) {
+          out[i] += column[i];
+        }
+        count++;
+      }
+      stream.end();
+    }
+    for (int i = 0; i < k; i++) {
+      out[i] = count == 0 ? prior[i] : prior[i] + out[i] / count;
+    }
+  }
+
+  /**
+   * The best budget shards by scores, best first: score descending, then shard id ascending (the
+   * order of selectsearch.ranking.rank_by_scores).
+   */
+  static int[] best(double[] scores, int budget) {
+    int m = Math.max(0, Math.min(budget, scores.length));
+    int[] out = new int[m];
+    boolean[] taken = new boolean[scores.length];
+    for (int j = 0; j < m; j++) {
+      int top = -1;
+      for (int i = 0; i < scores.length; i++) {  // ascending ids: a tie keeps the lower id
+        if (!taken[i] && (top < 0 || scores[i] > scores[top])) {
+          top = i;
+        }
+      }
+      taken[top] = true;
+      out[j] = top;
+    }
+    return out;
   }
 }
 """

@@ -244,6 +244,30 @@ class ShardedLuceneSearcher:
                          np.concatenate([d for d, _ in parts]).astype(np.int64, copy=False),
                          np.concatenate([sc for _, sc in parts]).astype(np.float32, copy=False))
 
+    def search_routed(self, text: str, scorer: Any, budget: int, engine_shard: Sequence[int], k: int
+                      ) -> tuple[np.ndarray, np.ndarray, list[int], np.ndarray] | None:
+        """Route ``text`` by a router that scores in Java (``scorer``: a ``selectsearch.CoriScorer``)
+        and search the ``budget`` shards it ranks best, in ONE call into Java: ``(docids, scores,
+        the chosen shards best first, the router's score of every shard)``; ``None`` without the
+        compiled engine. ``engine_shard[s]`` is router shard ``s``'s number in this searcher (-1:
+        an empty shard, chosen but with nothing to search).
+
+        The shards chosen are those of ranking the scores in Python (score descending, then shard
+        id; :func:`~selectsearch.ranking.rank_by_scores`) and the hits those of :meth:`search_batch`.
+        """
+        if self._batch is None:
+            return None
+        with JNI_LOCK:
+            raw = self._batch.searchRouted(text, scorer, int(budget), list(engine_shard), int(k)).tostring()
+        total = int(np.frombuffer(raw, dtype="<i4", count=2)[1])
+        docids = np.frombuffer(raw, dtype="<i4", count=total, offset=8).astype(np.int64)
+        scores = np.frombuffer(raw, dtype="<f4", count=total, offset=8 + 4 * total).astype(np.float32)
+        end = 8 + 8 * total
+        chosen = min(int(budget), len(engine_shard))
+        shards = np.frombuffer(raw, dtype="<i4", count=chosen, offset=end).tolist()
+        router_scores = np.frombuffer(raw, dtype="<f8", count=len(engine_shard), offset=end + 4 * chosen)
+        return docids, scores, shards, router_scores.astype(np.float64)
+
     def _checked(self, shards: Sequence[int]) -> list[int]:
         out = [int(x) for x in shards]
         if out and (min(out) < 0 or max(out) >= self.n_shards):

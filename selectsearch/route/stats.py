@@ -109,6 +109,13 @@ class CoriRouter(_StatsRouter):
                           self._beliefs.astype("<f8").tobytes(), float(self.belief),
                           self._prior.astype("<f8").tobytes())
 
+    @property
+    def engine_scorer(self) -> Any | None:
+        """The Java scorer (``selectsearch.CoriScorer``), with which the Lucene engine routes and
+        searches a query in one call (:meth:`selectsearch.search.SelectiveSearcher.batch_search`);
+        ``None`` on the Python path."""
+        return self._java
+
     def scores(self, queries: Sequence[Query]) -> np.ndarray:
         if self._java is None:
             return super().scores(queries)

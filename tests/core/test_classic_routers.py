@@ -172,3 +172,43 @@ def test_cori_in_java_routes_exactly_as_in_python(searcher: SelectiveSearcher) -
     assert np.array_equal(router.scores(queries), python.scores(queries))
     assert np.array_equal(np.vstack([router.scores([q]) for q in queries]), python.scores(queries))
     assert np.array_equal(router.rank(queries), python.rank(queries))
+
+
+@pytest.mark.parametrize("k", [10, 1000])
+def test_one_query_routed_in_the_engine_gets_what_routing_in_python_gets(searcher: SelectiveSearcher,
+                                                                         k: int) -> None:
+    """One query at a time, cori@M routes inside the Lucene engine (one call into Java); a batch
+    routes in Python. Shards, hits (scores, ties), documents scored and router scores must agree."""
+    words = [w for ws in TOPICS.values() for w in ws] + ["zzzunknown", "the"]
+    rng = np.random.default_rng(2)
+    queries = [Query(f"q{i}", " ".join(rng.choice(words, size=int(rng.integers(0, 8))))) for i in range(40)]
+    for budget in (1, 2, 3, 4):
+        routed = searcher.with_route(f"cori@{budget}")
+        if not routed.routes_in_engine:
+            pytest.skip("no javac on this machine: the Java engine and CORI scorer are optional")
+        batch = routed.batch_search(queries, k=k, explain=True)
+        for q in queries:
+            alone = routed.batch_search([q], k=k, explain=True)[q.query_id]
+            other = batch[q.query_id]
+            assert alone.trace.extra["routed_in_engine"] is True and "routed_in_engine" not in other.trace.extra
+            assert [tuple(h) for h in alone.hits] == [tuple(h) for h in other.hits]
+            assert alone.trace.shards == other.trace.shards and alone.trace.docs_scored == other.trace.docs_scored
+            for key in ("router_scores", "shard_scores"):
+                assert alone.trace.extra[key] == other.trace.extra[key]
+
+
+def test_a_shard_chosen_without_a_lucene_index_is_skipped_by_the_engine(searcher: SelectiveSearcher) -> None:
+    """The engine routes over every shard but searches only those with a Lucene index (an empty
+    shard has none): routed to shards {a, b} with a marked empty, the hits are those of b alone."""
+    router = make_router("cori@2", searcher.index)
+    lucene = searcher.engines.lucene
+    if getattr(router, "engine_scorer", None) is None or not lucene.batched:
+        pytest.skip("no javac on this machine: the Java engine and CORI scorer are optional")
+    text = " ".join(next(iter(TOPICS.values()))[:3])
+    n = searcher.index.n_shards
+    _, _, chosen, _ = lucene.search_routed(text, router.engine_scorer, 2, list(range(n)), 50)
+    engine_shard = [-1 if s == chosen[0] else s for s in range(n)]
+    docids, scores, again, _ = lucene.search_routed(text, router.engine_scorer, 2, engine_shard, 50)
+    assert again == chosen
+    alone = lucene.search_batch([text], 50, [[chosen[1]]])
+    assert docids.tolist() == alone.docids.tolist() and scores.tolist() == alone.scores.tolist()

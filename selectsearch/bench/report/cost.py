@@ -24,6 +24,12 @@ from selectsearch.bench.report import pyplot, save_figure, write_markdown
 __all__ = ["cost_plots", "write_cost_report"]
 
 
+def _route_cpu(summary: Mapping[str, Any]) -> str:
+    """The route CPU cell: ``in search`` for a configuration routed inside the engine (its routing
+    CPU is part of the search column), else the milliseconds."""
+    return "in search" if summary.get("routed_in_engine") else f"{summary['cpu_ms']['route']:.2f}"
+
+
 def write_cost_report(result: Mapping[str, Any], out: Path) -> list[Path]:
     """Write ``out/<benchmark>.md`` and the plots of a cost benchmark result; the written files.
 
@@ -47,7 +53,9 @@ def write_cost_report(result: Mapping[str, Any], out: Path) -> list[Path]:
              + (f"; {result['settle_s']:.0f} s" if "settle_s" in result else "") +
              f"), then {result['passes']} recorded passes; per (configuration, query) "
              "the pass with the least CPU is kept. Compare rows of one run, not absolute numbers across runs.", "",
-             "CPU columns are milliseconds of CPU per query: `route`, `search`, `merge` are the query thread's "
+             "CPU columns are milliseconds of CPU per query (`route` reads `in search` where the query is routed "
+             "inside the engine, in the same call into Java as its search: cori@M with the compiled engine): "
+             "`route`, `search`, `merge` are the query thread's "
              "CPU (`time.thread_time`, JNI included: Lucene searches on the calling thread; search and merge "
              "split by their wall-clock shares); `total` adds the JVM's own threads (garbage collection, JIT), "
              f"measured over the whole run as {result['jvm_share']:.0%} of the query thread's CPU and charged "
@@ -81,7 +89,7 @@ def write_cost_report(result: Mapping[str, Any], out: Path) -> list[Path]:
                 below = s["total_cpu_ms"] < min(ex_cpu, single_cpu)
                 lines.append(f"| {r['router']} | {r['budget']} | {r['metrics']['nDCG@10']:.4f} | "
                              f"{s['fraction_scored']:.3f} | {'yes' if s['fraction_scored'] <= 0.15 else 'no'} | "
-                             f"{s['total_cpu_ms']:.2f} ({s['cpu_ms']['route']:.2f}) | {ex_cpu:.2f} | "
+                             f"{s['total_cpu_ms']:.2f} ({_route_cpu(s)}) | {ex_cpu:.2f} | "
                              f"{single_cpu:.2f} | {'yes' if below else 'no'} |")
         reached = {r["router"] for r in rows if r.get("target_budget")}
         missed = sorted({r["router"] for r in rows if r["kind"] == "sharded" and r["router"] != "all"} - reached)
@@ -97,7 +105,7 @@ def write_cost_report(result: Mapping[str, Any], out: Path) -> list[Path]:
         route = r["route"] + (" +rerank" if r["rerank"] else "") + (" (unsharded)" if r["kind"] == "unsharded" else "")
         lines.append(f"| {r['index']} | {route} | {r['metrics']['nDCG@10']:.4f} | {r['metrics']['R@100']:.4f} | "
                      f"{s['shards']:.1f} | {s['docs_scored']:.0f} | {s['fraction_scored']:.3f} | "
-                     f"{s.get('postings', 0):,.0f} | {c['route']:.2f} | "
+                     f"{s.get('postings', 0):,.0f} | {_route_cpu(s)} | "
                      f"{c.get('search', 0):.2f} | {c.get('merge', 0):.2f} | {c.get('rerank', 0):.2f} | "
                      f"{s['total_cpu_ms']:.2f} | {lat['p50_ms']:.1f} | {lat['p95_ms']:.1f} |")
     if single is not None and exhaustive is not None:
