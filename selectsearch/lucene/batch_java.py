@@ -30,6 +30,10 @@ Inside, per query:
 * with ``threads`` > 1 the shards of a query are scored by a Java thread pool, each thread with
   its own heap, sharing the best full heap's bound; the heaps are merged at the end.
 
+One query can also be routed here (``searchRouted``): a ``selectsearch.CoriScorer``
+(:mod:`selectsearch.lucene.cori_java`) scores every shard, the best ``budget`` are searched, and
+the chosen shards and scores come back with the hits, so a ``cori@M`` query makes one crossing.
+
 Scores are Lucene's own BM25 (same ``Similarity``, same term and collection statistics), so they
 are bit-identical to the per-query path's (``tests/core/test_batch_engine.py``).
 """
