@@ -22,7 +22,7 @@ import numpy as np
 from selectsearch.fusion import FusionConfig
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.pipeline.shards import Engines, default_retriever, make_shard_searcher
-from selectsearch.pipeline.stages import QueryAnnotator, Reranker, ShardSearcher, assemble, rerank_head
+from selectsearch.pipeline.stages import QueryAnnotator, Reranker, Retrieved, ShardSearcher, assemble, rerank_head
 from selectsearch.route import Router, RouteSpec, as_route, make_router
 from selectsearch.types import Hit, Qrels, Query, SearchResult
 
@@ -217,16 +217,13 @@ class SelectiveSearcher:
         """:meth:`batch_search` of one query routed inside the engine, or ``None`` when it cannot be."""
         if not self.routes_in_engine:
             return None
-        depth = max(k, self.rerank_depth) if self.reranker is not None else k
-        found = self.shards.search_routed(query, self.router, self.budget, depth)  # type: ignore[attr-defined]
+        found = self.shards.search_routed(query, self.router, self.budget, self._depth(k))  # type: ignore[attr-defined]
         if found is None:
             return None
         shards, router_scores, retrieved = found
         retrieved.extra["routed_in_engine"] = True
-        return assemble([query], [sorted(shards)], [retrieved], k=k, route_ms=0.0, route_name=self.route_name,
-                        shard_sizes=self.index.shard_sizes, trace_extra={"retriever": self.retriever},
-                        reranker=self.reranker, rerank_depth=self.rerank_depth, text_of=self._text,
-                        router_scores=router_scores[None, :], explain=explain)
+        return self._assemble([query], [sorted(shards)], [retrieved], k=k, route_ms=0.0, route_name=None,
+                              router_scores=router_scores[None, :], explain=explain)
 
     def search_selected(self, queries: Sequence[Query], selected: Sequence[Sequence[int]], *, k: int,
                         route_ms: float = 0.0, route_name: str | None = None,
@@ -240,15 +237,26 @@ class SelectiveSearcher:
         scores of each query's selected shards in its trace (``extra["router_scores"]``), and with
         ``explain`` those of every shard (``extra["shard_scores"]``).
         """
-        depth = max(k, self.rerank_depth) if self.reranker is not None else k
+        depth = self._depth(k)
         shard_lists = [sorted({int(s) for s in sel}) for sel in selected]
         with self.engines.lock:
             retrieved = self.shards.search(queries, shard_lists, depth, encoded=self.router.encoded_queries())
-            return assemble(queries, shard_lists, retrieved, k=k, route_ms=route_ms,
-                            route_name=route_name or self.route_name, shard_sizes=self.index.shard_sizes,
-                            trace_extra={"retriever": self.retriever}, reranker=self.reranker,
-                            rerank_depth=self.rerank_depth, text_of=self._text, router_scores=router_scores,
-                            explain=explain)
+            return self._assemble(queries, shard_lists, retrieved, k=k, route_ms=route_ms, route_name=route_name,
+                                  router_scores=router_scores, explain=explain)
+
+    def _depth(self, k: int) -> int:
+        """Hits to retrieve for ``k`` results: the reranker reads ``rerank_depth`` of them."""
+        return max(k, self.rerank_depth) if self.reranker is not None else k
+
+    def _assemble(self, queries: Sequence[Query], shard_lists: Sequence[Sequence[int]],
+                  retrieved: Sequence[Retrieved], *, k: int, route_ms: float, route_name: str | None,
+                  router_scores: np.ndarray | None, explain: bool) -> dict[str, SearchResult]:
+        """:func:`~selectsearch.pipeline.assemble` with this searcher's route name, retriever and reranker."""
+        return assemble(queries, shard_lists, retrieved, k=k, route_ms=route_ms,
+                        route_name=route_name or self.route_name, shard_sizes=self.index.shard_sizes,
+                        trace_extra={"retriever": self.retriever}, reranker=self.reranker,
+                        rerank_depth=self.rerank_depth, text_of=self._text, router_scores=router_scores,
+                        explain=explain)
 
     def _text(self, doc_id: str) -> str:
         return str(self.index.doc(doc_id)["contents"])

@@ -259,14 +259,11 @@ class ShardedLuceneSearcher:
             return None
         with JNI_LOCK:
             raw = self._batch.searchRouted(text, scorer, int(budget), list(engine_shard), int(k)).tostring()
-        total = int(np.frombuffer(raw, dtype="<i4", count=2)[1])
-        docids = np.frombuffer(raw, dtype="<i4", count=total, offset=8).astype(np.int64)
-        scores = np.frombuffer(raw, dtype="<f4", count=total, offset=8 + 4 * total).astype(np.float32)
-        end = 8 + 8 * total
+        hits, end = _decode_hits(raw, 1)
         chosen = min(int(budget), len(engine_shard))
         shards = np.frombuffer(raw, dtype="<i4", count=chosen, offset=end).tolist()
         router_scores = np.frombuffer(raw, dtype="<f8", count=len(engine_shard), offset=end + 4 * chosen)
-        return docids, scores, shards, router_scores.astype(np.float64)
+        return hits.docids, hits.scores, shards, router_scores.astype(np.float64)
 
     def _checked(self, shards: Sequence[int]) -> list[int]:
         out = [int(x) for x in shards]
@@ -286,12 +283,7 @@ class ShardedLuceneSearcher:
             offsets = np.concatenate([[0], np.cumsum([len(s) for s in lists])]).tolist()
             flat = [x for s in lists for x in s]
             raw = self._batch.search(texts, offsets, flat, k).tostring()
-        ends = np.frombuffer(raw, dtype="<i4", count=n + 1)
-        total = int(ends[-1])
-        start = 4 * (n + 1)
-        docids = np.frombuffer(raw, dtype="<i4", count=total, offset=start).astype(np.int64)
-        scores = np.frombuffer(raw, dtype="<f4", count=total, offset=start + 4 * total).astype(np.float32)
-        return BatchHits(ends.astype(np.int64), docids, scores)
+        return _decode_hits(raw, n)[0]
 
     def _search_ranked(self, text: str, k: int, shards: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
         """The per-query path's top ``k`` cut by tie rank: Lucene cuts by docid, so it searches
@@ -325,6 +317,17 @@ class ShardedLuceneSearcher:
         if self._executor is not None:
             self._executor.shutdown()
         self._reader.close()
+
+
+def _decode_hits(raw: bytes, n: int) -> tuple[BatchHits, int]:
+    """The hits of ``n`` queries from the Java engine's buffer (``BatchSearch.search``'s format:
+    int32 offsets, int32 global docids, float32 scores), and the byte offset where they end."""
+    ends = np.frombuffer(raw, dtype="<i4", count=n + 1)
+    total = int(ends[-1])
+    start = 4 * (n + 1)
+    docids = np.frombuffer(raw, dtype="<i4", count=total, offset=start).astype(np.int64)
+    scores = np.frombuffer(raw, dtype="<f4", count=total, offset=start + 4 * total).astype(np.float32)
+    return BatchHits(ends.astype(np.int64), docids, scores), start + 8 * total
 
 
 def _open_batch(reader: Any, similarity: Any, analyzer: Any, threads: int) -> Any:

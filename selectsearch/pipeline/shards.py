@@ -114,11 +114,9 @@ class LuceneShards:
         if not self.routes_in_engine(router):
             return None
         index = self.engines.index
-        if self._engine_shard is None:
-            lucene_pos = {s: i for i, s in enumerate(index.lucene_shards)}  # empty shards have no index
-            self._engine_shard = [lucene_pos.get(s, -1) for s in range(index.n_shards)]
         t = time.perf_counter()
-        found = self.engines.lucene.search_routed(query.text, router.engine_scorer, budget, self._engine_shard, depth)
+        found = self.engines.lucene.search_routed(query.text, router.engine_scorer, budget, self._engine_shards(),
+                                                  depth)
         search_ms = _ms(time.perf_counter() - t)
         if found is None:
             return None
@@ -127,18 +125,27 @@ class LuceneShards:
         hits = HitList(index.global_doc_ids, docids, scores, index.global_shard_ids)
         return shards, router_scores, Retrieved(hits, {"search": search_ms, "merge": _ms(time.perf_counter() - t)})
 
+    def _engine_shards(self) -> list[int]:
+        """Each shard's number in the Lucene engine, -1 for an empty shard (it has no index)."""
+        if self._engine_shard is None:
+            index = self.engines.index
+            lucene_pos = {s: i for i, s in enumerate(index.lucene_shards)}
+            self._engine_shard = [lucene_pos.get(s, -1) for s in range(index.n_shards)]
+        return self._engine_shard
+
     def search(self, queries: Sequence[Query], shard_lists: Sequence[Sequence[int]], depth: int, *,
                encoded: Any = None) -> list[Retrieved]:
         index = self.engines.index
         lucene = self.engines.lucene
-        lucene_pos = {s: i for i, s in enumerate(index.lucene_shards)}  # empty shards have no index
+        engine = self._engine_shards()
         doc_ids = index.global_doc_ids
         shard_ids = index.global_shard_ids
         # the whole batch in one call (one crossing into Java with the compiled engine); its time
         # is split evenly over the queries, like the other batched stages
         t = time.perf_counter()
         found = lucene.search_batch([q.text for q in queries], depth,
-                                    [[lucene_pos[s] for s in shards if s in lucene_pos] for shards in shard_lists])
+                                    [[engine[s] for s in shards if 0 <= s < len(engine) and engine[s] >= 0]
+                                     for shards in shard_lists])
         search_ms = _ms(time.perf_counter() - t) / max(len(queries), 1)
         out: list[Retrieved] = []
         for i in range(len(queries)):

@@ -60,12 +60,17 @@ class _StatsRouter(Router):
         key = tuple(q.text for q in queries)
         if self._last is not None and self._last[0] == key:
             return self._last[1]
-        out = np.tile(self._prior, (len(queries), 1))
-        ids = [self.stats.term_ids(self.analyzer(q.text)) for q in queries]
+        out = self._text_scores(key)
+        self._last = (key, out)
+        return out
+
+    def _text_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), K)``: the size prior plus :meth:`batch_scores` of the texts' known terms."""
+        out = np.tile(self._prior, (len(texts), 1))
+        ids = [self.stats.term_ids(self.analyzer(t)) for t in texts]
         known = [i for i, x in enumerate(ids) if len(x)]
         if known:
             out[known] += self.batch_scores([ids[i] for i in known])
-        self._last = (key, out)
         return out
 
     def batch_scores(self, term_ids: Sequence[np.ndarray]) -> np.ndarray:
@@ -116,19 +121,14 @@ class CoriRouter(_StatsRouter):
         ``None`` on the Python path."""
         return self._java
 
-    def scores(self, queries: Sequence[Query]) -> np.ndarray:
+    def _text_scores(self, texts: Sequence[str]) -> np.ndarray:
         if self._java is None:
-            return super().scores(queries)
+            return super()._text_scores(texts)
         from selectsearch.lucene.jvm import JNI_LOCK
 
-        key = tuple(q.text for q in queries)
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]
         with JNI_LOCK:  # one text as a String: building a String[] across JNI costs more than scoring
-            raw = (self._java.score(key[0]) if len(key) == 1 else self._java.scores(list(key))).tostring()
-        out = np.frombuffer(raw, dtype="<f8").reshape(len(queries), len(self._prior)).astype(np.float64)
-        self._last = (key, out)
-        return out
+            raw = (self._java.score(texts[0]) if len(texts) == 1 else self._java.scores(list(texts))).tostring()
+        return np.frombuffer(raw, dtype="<f8").reshape(len(texts), len(self._prior)).astype(np.float64)
 
     def _term_beliefs(self) -> np.ndarray:
         """``p(t | i)`` of every stored (shard, term) pair, aligned with the CSC ``df``'s data.
