@@ -204,6 +204,9 @@ def quick_check(path: str | os.PathLike[str], manifest: Manifest) -> list[Proble
         problems.extend(_check_shard(root, entry, recorded, full=False)[0])
     if manifest.partition is not None and not (root / "partition").is_dir():
         problems.append(Problem(None, "partition", "the partition folder is missing"))
+    ranges = manifest.lucene_ranges
+    if ranges is not None and not any((root / ranges.path).glob("segments_*")):
+        problems.append(Problem(None, ranges.path, "the shards' one Lucene index is missing (no segments_N file)"))
     return problems
 
 
@@ -272,6 +275,27 @@ def verify_index(path: str | os.PathLike[str], *, lucene: bool = True) -> tuple[
                     row = next(i for i, (a, b) in enumerate(zip(ids, lucene_ids, strict=True)) if a != b)
                     problems.append(Problem(shard, rel, f"row {row} is {ids[row]!r}, but Lucene's document {row} is "
                                                         f"{lucene_ids[row]!r}: doc ids are not in Lucene's order"))
+        ranges = manifest.lucene_ranges
+        if ranges is not None and any((root / ranges.path).glob("segments_*")):
+            problems.extend(_check_one_index(root, ranges.path, [shard_ids.get(int(s)) for s in ranges.shards]))
     elif not lucene:
         notes.append("Lucene checks skipped (--no-lucene)")
     return problems, notes
+
+
+def _check_one_index(root: Path, rel: str, shard_ids: list[list[str] | None]) -> list[Problem]:
+    """Lucene's checks of the shards' one index, and its doc ids: the shards', shard after shard."""
+    from selectsearch.lucene.indexer import check_lucene_index
+
+    found, ids = check_lucene_index(root / rel)
+    problems = [Problem(None, rel, line.partition(": ")[2] or line) for line in found]
+    if ids is None or any(s is None for s in shard_ids):
+        return problems
+    expected = [doc for s in shard_ids for doc in (s or [])]
+    if ids != expected:
+        row = next((i for i, (a, b) in enumerate(zip(ids, expected, strict=False)) if a != b),
+                   min(len(ids), len(expected)))
+        problems.append(Problem(None, rel, f"document {row} is {ids[row] if row < len(ids) else None!r}, the shards "
+                                           f"hold {expected[row] if row < len(expected) else None!r} there "
+                                           f"({len(ids)} documents, the shards {len(expected)})"))
+    return problems

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, TypeVar
 from selectsearch.errors import ManifestVersionError, NotAnIndexError
 from selectsearch.lucene.params import DEFAULT_ANALYZER, DEFAULT_ANALYZER_CLASS, DEFAULT_BM25, Bm25, analyzer_class
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "CorpusSection", "DenseSection", "LuceneSection", "Manifest",
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "CorpusSection", "DenseSection", "LuceneRangesSection", "LuceneSection", "Manifest",
            "PartitionSection", "ShardEntry", "command_line", "library_versions", "read_manifest", "write_manifest"]
 
 FORMAT = "selectsearch-sharded-index"
@@ -205,6 +205,18 @@ class ShardEntry(_Section):
 
 
 @dataclass(frozen=True)
+class LuceneRangesSection(_Section):
+    """``lucene_ranges``: ONE Lucene index holding the Lucene shards' documents, shard after shard
+    (:mod:`selectsearch.index.ranges`): shard ``shards[i]`` is its doc ids from the sum of
+    ``sizes[:i]`` on, ``sizes[i]`` of them."""
+
+    path: str = "lucene"
+    shards: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class Manifest(_Section):
     """The typed manifest of an index (see the module docs)."""
 
@@ -223,10 +235,11 @@ class Manifest(_Section):
     checksums: dict[str, dict[str, Any]] = field(default_factory=dict)
     build_seconds: float | None = None
     backends_added: list[dict[str, Any]] | None = None
+    lucene_ranges: LuceneRangesSection | None = None
 
     _NESTED: ClassVar[Mapping[str, type[_Section]]] = {
         "corpus": CorpusSection, "partition": PartitionSection, "lucene": LuceneSection, "dense": DenseSection,
-        "shards": ShardEntry}
+        "shards": ShardEntry, "lucene_ranges": LuceneRangesSection}
 
     @classmethod
     def read(cls, folder: str | os.PathLike[str]) -> Manifest:

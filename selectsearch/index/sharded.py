@@ -140,12 +140,20 @@ class ShardedIndex:
                 out.update(dict.fromkeys(self.shard_doc_ids(s), s))
         return out
 
-    def lucene(self, *, k1: float | None = None, b: float | None = None, threads: int = 1) -> ShardedLuceneSearcher:
+    def lucene(self, *, k1: float | None = None, b: float | None = None, threads: int = 1,
+               one_index: bool = True) -> ShardedLuceneSearcher:
         """A :class:`ShardedLuceneSearcher` over all shards (starts the JVM), cutting and ordering
         tied hits by doc id (:attr:`doc_id_ranks`).
 
+        With ``one_index`` (the default) and an index that has its shards merged into one Lucene
+        index (``selectsearch index --lucene-ranges``; :mod:`selectsearch.index.ranges`), that one
+        is searched: same hits and scores, less work per query. It is checked first: its recorded
+        shards and sizes are the manifest's, its document count theirs, and the first and last
+        document of every shard are where they should be.
+
         Raises:
             ShardedIndexError: the index has no Lucene backend (built with ``--backend faiss``).
+            CorruptIndexError: a Lucene index does not hold the documents the manifest says.
         """
         from selectsearch.lucene.searcher import ShardedLuceneSearcher
 
@@ -156,26 +164,47 @@ class ShardedIndex:
                                     "--retriever dense, or rebuild with --backend lucene,faiss")
 
         bm25 = self.manifest.bm25  # what the build recorded (the defaults for older manifests)
+        ranges = self.manifest.lucene_ranges if one_index else None
+        expected = self.shard_sizes[self.lucene_shards]
+        if ranges is not None and (list(ranges.shards) != self.lucene_shards or list(ranges.sizes) != expected.tolist()):
+            self._damaged(f"{ranges.path}/ was merged from shards {ranges.shards} of sizes {ranges.sizes}, the "
+                          f"manifest has shards {self.lucene_shards} of sizes {expected.tolist()}")
         searcher = ShardedLuceneSearcher(  # Lucene's own errors become CorruptIndexError (open_directory_reader)
             [self.shard_path(s) / "lucene" for s in self.lucene_shards],
             k1=bm25.k1 if k1 is None else k1,
             b=bm25.b if b is None else b,
             analyzer=self.manifest.analyzer_class,
             threads=threads,
+            one_index=None if ranges is None else self.path / ranges.path,
+            shard_sizes=None if ranges is None else expected.tolist(),
         )
-        expected = self.shard_sizes[self.lucene_shards]
+        if ranges is not None:
+            self._check_ranges(searcher)
         for shard, want, got in zip(self.lucene_shards, expected.tolist(), searcher.shard_sizes.tolist(),
                                     strict=True):
             if want != got:
                 searcher.close()
-                from selectsearch.errors import CorruptIndexError
-
-                raise CorruptIndexError(
-                    f"{self.path} is damaged: shard {shard:03d} {self.shards[shard].path}/lucene has {got} "
-                    f"documents, but its doc_ids.txt and the manifest have {want}; rebuild it with `selectsearch "
-                    f"index ... --out {self.path} --overwrite` (`selectsearch verify {self.path}` lists every problem)")
+                self._damaged(f"shard {shard:03d} {self.shards[shard].path}/lucene has {got} documents, but its "
+                              f"doc_ids.txt and the manifest have {want}")
         searcher.set_tie_ranks(self.doc_id_ranks)  # ties cut by doc id: the same top k for any sharding
         return searcher
+
+    def _check_ranges(self, searcher: ShardedLuceneSearcher) -> None:
+        """Refuse a one index whose shard boundaries hold other documents than the shards'."""
+        ends = np.concatenate([searcher.doc_bases, searcher.doc_bases + searcher.shard_sizes - 1])
+        ends = np.unique(ends[ends >= 0])
+        found = searcher.stored_ids(ends.tolist())
+        want = self.global_doc_ids[ends].tolist()
+        for docid, got, expect in zip(ends.tolist(), found, want, strict=True):
+            if got != expect:
+                searcher.close()
+                self._damaged(f"{searcher.one_index} holds {got!r} at doc {docid}, where its shards hold {expect!r}")
+
+    def _damaged(self, problem: str) -> None:
+        from selectsearch.errors import CorruptIndexError
+
+        raise CorruptIndexError(f"{self.path} is damaged: {problem}; rebuild it with `selectsearch index ... --out "
+                                f"{self.path} --overwrite` (`selectsearch verify {self.path}` lists every problem)")
 
     @cached_property
     def partition(self) -> FittedPartition:

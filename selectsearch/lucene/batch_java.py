@@ -103,7 +103,11 @@ public final class BatchSearch {
 
   private final IndexReader reader;
   private final StatsSearcher searcher;
+  // shard i is the doc ranges [shardMin[i][j], shardMax[i][j]) of leaves shardLeaves[i][j]: whole
+  // leaves when each shard is an index of its own, ranges of one leaf when one index holds them all
   private final LeafReaderContext[][] shardLeaves;
+  private final int[][] shardMin;
+  private final int[][] shardMax;
   private final int[] shardDocs;
   private final String field;
   private final Analyzer analyzer;
@@ -125,26 +129,64 @@ public final class BatchSearch {
    */
   public BatchSearch(IndexReader reader, Similarity similarity, Analyzer analyzer, String field, int threads,
                      int dfCacheSize) throws ReflectiveOperationException {
+    this(reader, null, similarity, analyzer, field, threads, dfCacheSize);
+  }
+
+  /**
+   * @param reader all shards' documents, in shard order
+   * @param shardSizes documents of each shard: shard i is the reader's doc ids [base_i, base_i +
+   *     shardSizes[i]), base_i the sizes before it (null: shard i is the reader's i-th sub-reader).
+   *     One index holding every shard as a doc id range is looked up once per term per query
+   *     whatever the shards searched; separate shard indexes once per term per shard searched.
+   */
+  public BatchSearch(IndexReader reader, int[] shardSizes, Similarity similarity, Analyzer analyzer, String field,
+                     int threads, int dfCacheSize) throws ReflectiveOperationException {
     this.reader = reader;
     this.searcher = new StatsSearcher(reader);
     this.searcher.setSimilarity(similarity);
     this.searcher.setQueryCache(null);
     IndexReaderContext top = reader.getContext();
     List<IndexReaderContext> children = top.children();
-    int n = children == null ? 1 : children.size();  // a leaf reader is one shard
-    this.shardLeaves = new LeafReaderContext[n][];
+    int n = shardSizes != null ? shardSizes.length : children == null ? 1 : children.size();  // a leaf: one shard
     this.shardDocs = new int[n];
-    List<LeafReaderContext> all = top.leaves();
-    int leaf = 0;
-    int base = 0;
+    long total = 0;
     for (int i = 0; i < n; i++) {
-      shardDocs[i] = children == null ? reader.maxDoc() : children.get(i).reader().maxDoc();
+      shardDocs[i] = shardSizes != null ? shardSizes[i]
+                     : children == null ? reader.maxDoc() : children.get(i).reader().maxDoc();
+      if (shardDocs[i] < 0) {
+        throw new IllegalArgumentException("shard " + i + " has " + shardDocs[i] + " documents");
+      }
+      total += shardDocs[i];
+    }
+    if (total != reader.maxDoc()) {
+      throw new IllegalArgumentException("the shards hold " + total + " documents, the reader " + reader.maxDoc());
+    }
+    this.shardLeaves = new LeafReaderContext[n][];
+    this.shardMin = new int[n][];
+    this.shardMax = new int[n][];
+    List<LeafReaderContext> all = top.leaves();
+    int base = 0;
+    for (int i = 0; i < n; i++) {  // shard i's range cut by the leaves it overlaps
+      int lo = base;
+      int hi = base + shardDocs[i];
       List<LeafReaderContext> mine = new ArrayList<>();
-      while (leaf < all.size() && all.get(leaf).docBase < base + shardDocs[i]) {
-        mine.add(all.get(leaf++));
+      List<int[]> range = new ArrayList<>();
+      for (LeafReaderContext leaf : all) {
+        int from = Math.max(lo, leaf.docBase);
+        int to = Math.min(hi, leaf.docBase + leaf.reader().maxDoc());
+        if (from < to) {
+          mine.add(leaf);
+          range.add(new int[] {from - leaf.docBase, to - leaf.docBase});
+        }
       }
       shardLeaves[i] = mine.toArray(new LeafReaderContext[0]);
-      base += shardDocs[i];
+      shardMin[i] = new int[range.size()];
+      shardMax[i] = new int[range.size()];
+      for (int j = 0; j < range.size(); j++) {
+        shardMin[i][j] = range.get(j)[0];
+        shardMax[i][j] = range.get(j)[1];
+      }
+      base = hi;
     }
     this.field = field;
     this.analyzer = analyzer;
@@ -332,21 +374,48 @@ public final class BatchSearch {
 
   private static final Hits EMPTY = new Hits(new int[0], new float[0]);
 
-  Hits searchOne(String text, int[] selected, int k) throws Exception {
-    boolean all = selected == null || selected.length == shardLeaves.length;
-    List<LeafReaderContext> leaves = new ArrayList<>();
-    int maxDoc = 0;
-    if (all) {
-      for (int s = 0; s < shardLeaves.length; s++) {
-        leaves.addAll(Arrays.asList(shardLeaves[s]));
-        maxDoc += shardDocs[s];
-      }
-    } else {
-      for (int s : selected) {
-        leaves.addAll(Arrays.asList(shardLeaves[s]));
-        maxDoc += shardDocs[s];
-      }
+  /** A doc id range [min, max) of leaves.get(leaf), the unit the engine scores. */
+  static final class Slice {
+    final int leaf;
+    final int min;
+    int max;
+
+    Slice(int leaf, int min, int max) {
+      this.leaf = leaf;
+      this.min = min;
+      this.max = max;
     }
+  }
+
+  Hits searchOne(String text, int[] selected, int k) throws Exception {
+    IndexReaderContext top = searcher.getTopReaderContext();
+    // the selected shards' slices, adjacent ranges of a leaf joined (every shard of one index
+    // holding them all: one slice, the whole leaf), and the distinct leaves they lie in
+    List<LeafReaderContext> leaves = new ArrayList<>();
+    List<Slice> slices = new ArrayList<>();
+    int[] leafIndex = new int[top.leaves().size()];
+    Arrays.fill(leafIndex, -1);
+    int maxDoc = 0;
+    int nShards = selected == null ? shardLeaves.length : selected.length;
+    for (int i = 0; i < nShards; i++) {
+      int s = selected == null ? i : selected[i];
+      for (int j = 0; j < shardLeaves[s].length; j++) {
+        LeafReaderContext leaf = shardLeaves[s][j];
+        if (leafIndex[leaf.ord] < 0) {
+          leafIndex[leaf.ord] = leaves.size();
+          leaves.add(leaf);
+        }
+        int l = leafIndex[leaf.ord];
+        Slice last = slices.isEmpty() ? null : slices.get(slices.size() - 1);
+        if (last != null && last.leaf == l && last.max == shardMin[s][j]) {
+          last.max = shardMax[s][j];
+        } else {
+          slices.add(new Slice(l, shardMin[s][j], shardMax[s][j]));
+        }
+      }
+      maxDoc += shardDocs[s];
+    }
+    boolean allLeaves = leaves.size() == top.leaves().size();
     if (leaves.isEmpty() || maxDoc == 0 || k <= 0) {
       return EMPTY;
     }
@@ -382,7 +451,6 @@ public final class BatchSearch {
     Arrays.sort(sorted, (a, b) -> terms[a].bytes().compareTo(terms[b].bytes()));
     // each term's state in every selected leaf and its collection-wide statistics: from the
     // term cache, else looked up (terms in sorted order, one TermsEnum per leaf)
-    IndexReaderContext top = searcher.getTopReaderContext();
     int nl = leaves.size();
     TermState[][] states = new TermState[nt][nl];
     int[][] leafDf = new int[nt][nl];
@@ -403,7 +471,7 @@ public final class BatchSearch {
       df[t] = e.df;
       ttf[t] = e.ttf;
     }
-    if (!missing.isEmpty() && (all || termCache.enabled())) {
+    if (!missing.isEmpty() && (allLeaves || termCache.enabled())) {
       // every leaf: complete entries, whose sums are the collection's statistics
       List<LeafReaderContext> every = top.leaves();
       TermState[][] allStates = new TermState[nt][];
@@ -424,7 +492,7 @@ public final class BatchSearch {
       }
     } else if (!missing.isEmpty()) {
       lookup(leaves, terms, missing, states, leafDf, df, ttf);  // the selected leaves only
-      globalStats(terms, missing, df, ttf, selected);
+      globalStats(terms, missing, df, ttf, leafIndex);
     }
     BooleanQuery.Builder builder = new BooleanQuery.Builder();
     builder.setMinimumNumberShouldMatch(((BooleanQuery) built).getMinimumNumberShouldMatch());
@@ -445,25 +513,22 @@ public final class BatchSearch {
                   : new BoostQuery(tq, boosts[t]), BooleanClause.Occur.SHOULD);
     }
     Weight weight = searcher.createWeight(searcher.rewrite(builder.build()), ScoreMode.TOP_SCORES, 1f);
-    int[] visit = visitingOrder(leaves, leafDf, df, boosts, present);
+    int[] visit = visitingOrder(leaves, slices, leafDf, df, boosts, present);
     int capacity = Math.min(k, maxDoc);
-    if (pool == null || nl < 2) {
+    int ns = slices.size();
+    if (pool == null || ns < 2) {
       TopK topk = new TopK(capacity, null, tieRanks, docOfRank);
-      for (int l : visit) {
-        scoreLeaf(weight, leaves.get(l), topk);
-      }
+      scoreSlices(weight, leaves, slices, visit, 0, 1, topk);
       return topk.hits();
     }
     AtomicLong bound = new AtomicLong(Long.MIN_VALUE);
-    int parts = Math.min(threads, nl);
+    int parts = Math.min(threads, ns);
     List<Future<TopK>> futures = new ArrayList<>();
     for (int p = 0; p < parts; p++) {
       final int part = p;
       futures.add(pool.submit(() -> {
         TopK topk = new TopK(capacity, bound, tieRanks, docOfRank);
-        for (int j = part; j < visit.length; j += parts) {
-          scoreLeaf(weight, leaves.get(visit[j]), topk);
-        }
+        scoreSlices(weight, leaves, slices, visit, part, parts, topk);
         return topk;
       }));
     }
@@ -474,43 +539,63 @@ public final class BatchSearch {
     return merged.hits();
   }
 
-  private static void scoreLeaf(Weight weight, LeafReaderContext leaf, TopK topk) throws IOException {
-    BulkScorer scorer = weight.bulkScorer(leaf);
-    if (scorer == null) {
-      return;
+  /**
+   * Scores slices visit[from], visit[from + step], ... into topk. A leaf's bulk scorer only moves
+   * forward, so it serves the next slice of the same leaf that starts at or after where it stopped
+   * (Lucene scores a leaf window by window the same way); any other slice gets a new one, built
+   * from the term states already looked up (no term dictionary is read again).
+   */
+  private static void scoreSlices(Weight weight, List<LeafReaderContext> leaves, List<Slice> slices, int[] visit,
+                                  int from, int step, TopK topk) throws IOException {
+    BulkScorer scorer = null;
+    int scorerLeaf = -1;
+    int scorerEnd = Integer.MAX_VALUE;
+    for (int j = from; j < visit.length; j += step) {
+      Slice s = slices.get(visit[j]);
+      LeafReaderContext leaf = leaves.get(s.leaf);
+      if (s.leaf != scorerLeaf || s.min < scorerEnd) {
+        scorer = weight.bulkScorer(leaf);
+        scorerLeaf = s.leaf;
+      }
+      if (scorer == null) {  // no query term in this leaf
+        scorerEnd = -1;
+        continue;
+      }
+      scorer.score(topk.leaf(leaf.docBase, s.min), leaf.reader().getLiveDocs(), s.min, s.max);
+      scorerEnd = s.max;
     }
-    scorer.score(topk.leaf(leaf.docBase), leaf.reader().getLiveDocs());
   }
 
   /**
-   * Leaves most promising first: by the summed weight (boost x idf) of the query terms times
-   * their density in the leaf (document frequency / leaf size), an estimate of how many good
-   * matches a leaf holds that costs nothing beyond the lookups already made. Ties keep doc id order.
+   * Slices most promising first: by the summed weight (boost x idf) of the query terms times
+   * their density in the slice's leaf (document frequency / leaf size), an estimate of how many good
+   * matches a slice holds that costs nothing beyond the lookups already made (the slices of one
+   * leaf share its estimate). Ties keep doc id order.
    */
-  private int[] visitingOrder(List<LeafReaderContext> leaves, int[][] leafDf, long[] df, float[] boosts,
-                              boolean[] present) {
-    int nl = leaves.size();
-    Integer[] idx = new Integer[nl];
-    for (int l = 0; l < nl; l++) {
-      idx[l] = l;
+  private int[] visitingOrder(List<LeafReaderContext> leaves, List<Slice> slices, int[][] leafDf, long[] df,
+                              float[] boosts, boolean[] present) {
+    int ns = slices.size();
+    Integer[] idx = new Integer[ns];
+    for (int j = 0; j < ns; j++) {
+      idx[j] = j;
     }
-    if (order == ORDER_PROMISE && nl > 1) {
-      double[] promise = new double[nl];
+    if (order == ORDER_PROMISE && leaves.size() > 1) {
+      double[] promise = new double[leaves.size()];
       double docs = searcher.docCount(field);
       for (int t = 0; t < df.length; t++) {
         if (!present[t]) {
           continue;
         }
         double idf = Math.log(1 + (docs - df[t] + 0.5) / (df[t] + 0.5));
-        for (int l = 0; l < nl; l++) {
+        for (int l = 0; l < leaves.size(); l++) {
           promise[l] += boosts[t] * idf * leafDf[t][l] / Math.max(1, leaves.get(l).reader().maxDoc());
         }
       }
-      Arrays.sort(idx, (a, b) -> Double.compare(promise[b], promise[a]));
+      Arrays.sort(idx, (a, b) -> Double.compare(promise[slices.get(b).leaf], promise[slices.get(a).leaf]));
     }
-    int[] out = new int[nl];
-    for (int l = 0; l < nl; l++) {
-      out[l] = idx[l];
+    int[] out = new int[ns];
+    for (int j = 0; j < ns; j++) {
+      out[j] = idx[j];
     }
     return out;
   }
@@ -538,8 +623,11 @@ public final class BatchSearch {
     }
   }
 
-  /** Completes df/ttf of terms (so far summed over the selected shards) to the whole collection's. */
-  private void globalStats(Term[] terms, List<Integer> which, long[] df, long[] ttf, int[] selected)
+  /**
+   * Completes df/ttf of terms (so far summed over the selected leaves: leafIndex[ord] >= 0) to
+   * the whole collection's.
+   */
+  private void globalStats(Term[] terms, List<Integer> which, long[] df, long[] ttf, int[] leafIndex)
       throws IOException {
     List<Integer> missing = new ArrayList<>();
     for (int t : which) {
@@ -554,25 +642,19 @@ public final class BatchSearch {
     if (missing.isEmpty()) {
       return;
     }
-    boolean[] isSelected = new boolean[shardLeaves.length];
-    for (int s : selected) {
-      isSelected[s] = true;
-    }
-    for (int s = 0; s < shardLeaves.length; s++) {
-      if (isSelected[s]) {
+    for (LeafReaderContext leaf : searcher.getTopReaderContext().leaves()) {
+      if (leafIndex[leaf.ord] >= 0) {
         continue;
       }
-      for (LeafReaderContext leaf : shardLeaves[s]) {
-        Terms ts = leaf.reader().terms(field);
-        if (ts == null) {
-          continue;
-        }
-        TermsEnum te = ts.iterator();
-        for (int t : missing) {
-          if (te.seekExact(terms[t].bytes())) {
-            df[t] += te.docFreq();
-            ttf[t] += te.totalTermFreq();
-          }
+      Terms ts = leaf.reader().terms(field);
+      if (ts == null) {
+        continue;
+      }
+      TermsEnum te = ts.iterator();
+      for (int t : missing) {
+        if (te.seekExact(terms[t].bytes())) {
+          df[t] += te.docFreq();
+          ttf[t] += te.totalTermFreq();
         }
       }
     }
@@ -820,7 +902,8 @@ public final class BatchSearch {
       return ranks == null && unpackKey(worst) < next ? Math.nextUp(s) : s;
     }
 
-    LeafCollector leaf(int docBase) {
+    /** A collector of a leaf's docs from its doc id first on (docBase + first: the global id). */
+    LeafCollector leaf(int docBase, int first) {
       return new LeafCollector() {
         private Scorable scorer;
         private float min;
@@ -829,7 +912,7 @@ public final class BatchSearch {
         public void setScorer(Scorable scorer) throws IOException {
           this.scorer = scorer;
           this.min = 0f;
-          raise(docBase);
+          raise(docBase + first);
         }
 
         private void raise(int next) throws IOException {

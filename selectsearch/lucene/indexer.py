@@ -250,3 +250,59 @@ def check_lucene_index(index_dir: Path) -> tuple[list[str], list[str] | None]:
         return problems, read_lucene_ids(index_dir)
     except CorruptIndexError as exc:
         return [str(exc)], None
+
+
+def merge_shard_indexes(shard_dirs: Sequence[Path], out_dir: Path) -> int:
+    """Copy the shard indexes, in order, into ONE new Lucene index at ``out_dir`` (one segment).
+
+    Documents keep their order: shard ``i``'s documents are the doc ids ``[base_i, base_i +
+    size_i)`` of the new index, ``base_i`` the sizes of the shards before it — the global doc ids
+    of the shards opened together (:class:`~selectsearch.lucene.searcher.ShardedLuceneSearcher`).
+    Postings, norms, stored fields and document vectors are copied as they are (a merge: nothing is
+    analysed again). Returns the number of documents.
+
+    Raises:
+        SelectSearchError: a shard has deleted documents (doc ids would shift), or the merged index
+            does not hold the shards' documents in order.
+    """
+    quiet_logging()
+    readers = [open_directory_reader(Path(d)) for d in shard_dirs]
+    try:
+        for d, reader in zip(shard_dirs, readers, strict=True):
+            if int(reader.numDeletedDocs()):
+                raise SelectSearchError(f"{d}: {int(reader.numDeletedDocs())} deleted documents; a shard index "
+                                        "with deletions cannot be merged without shifting doc ids")
+        total = sum(int(r.maxDoc()) for r in readers)
+    finally:
+        for r in readers:
+            r.close()
+    fs = jclass("org.apache.lucene.store.FSDirectory")
+    paths = jclass("java.nio.file.Paths")
+    sources = [fs.open(paths.get(str(d))) for d in shard_dirs]
+    directory = fs.open(paths.get(str(out_dir)))
+    config = jclass("org.apache.lucene.index.IndexWriterConfig")()
+    config.setOpenMode(jclass("org.apache.lucene.index.IndexWriterConfig$OpenMode").CREATE)
+    # a log merge policy merges adjacent segments only, so the one segment keeps the order in
+    # which the shards' segments were added; one merge of all of them (merge factor = their number)
+    policy = jclass("org.apache.lucene.index.LogByteSizeMergePolicy")()
+    policy.setMergeFactor(max(2, len(sources) * 4))
+    policy.setMaxMergeMBForForcedMerge(float(1 << 40))
+    config.setMergePolicy(policy)
+    writer = jclass("org.apache.lucene.index.IndexWriter")(directory, config)
+    try:
+        writer.addIndexes(*sources)  # the shards' segment files, appended in shard order
+        writer.forceMerge(1)
+        writer.commit()
+    finally:
+        writer.close()
+        directory.close()
+        for d in sources:
+            d.close()
+    merged = open_directory_reader(out_dir)
+    try:
+        if int(merged.maxDoc()) != total:
+            raise SelectSearchError(f"{out_dir}: the merged index holds {int(merged.maxDoc())} documents, the shards "
+                                    f"{total}")
+    finally:
+        merged.close()
+    return total

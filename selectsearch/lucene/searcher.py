@@ -24,6 +24,14 @@ what :meth:`~selectsearch.index.sharded.ShardedIndex.lucene` passes) the batch e
 orders by (score descending, doc id ascending) instead — the project's one order
 (:mod:`selectsearch.ranking`), the same for any sharding of the same documents and for any k.
 
+**One index.** Separate shard indexes cost one term-dictionary lookup per query term in every
+shard searched, and a scorer per term per shard: over 32 shards, half of a k=10 query that
+searches them all. ``one_index`` searches a copy of the shards merged into ONE Lucene index in
+shard order (``selectsearch index --lucene-ranges``), where a shard is a range of doc ids: a
+query term is looked up once, the selected ranges are scored by the same scorer where they follow
+each other, and searching every shard is searching one index. Scores and hits are the same
+(the statistics are the collection's either way); the shard indexes stay, for distributing.
+
 **Without the helper** (no ``javac``: :mod:`selectsearch.lucene.java_helpers` says where it is
 looked for, and a warning says so once) each query is one Lucene search built through pyjnius:
 the all-shards ``IndexSearcher`` with a non-scoring ``FILTER`` clause on the ``shard`` field (a
@@ -43,7 +51,8 @@ from typing import Any
 
 import numpy as np
 
-from selectsearch.lucene.indexer import CONTENTS_FIELD, SHARD_FIELD, open_directory_reader
+from selectsearch.errors import CorruptIndexError
+from selectsearch.lucene.indexer import CONTENTS_FIELD, ID_FIELD, SHARD_FIELD, open_directory_reader
 from selectsearch.lucene.java_helpers import BATCH_CLASS, warn_slow_path
 from selectsearch.lucene.jvm import JNI_LOCK, jclass, optional_jclass
 from selectsearch.lucene.params import DEFAULT_ANALYZER_CLASS, DEFAULT_BM25
@@ -97,6 +106,11 @@ class ShardedLuceneSearcher:
         term_cache: per-shard term states of recent query terms to keep (see :data:`TERM_CACHE_STATES`).
         tie_ranks: rank of each global docid among the doc id strings (``None``: ties by docid,
             Lucene's order); see "Ties" in the module docs.
+        one_index: search this ONE Lucene index instead, which holds the shards' documents in shard
+            order (:func:`~selectsearch.lucene.indexer.merge_shard_indexes`): shard ``i`` is its doc
+            ids ``[doc_bases[i], doc_bases[i] + shard_sizes[i])``. Same hits and scores; each query
+            term is looked up once whatever the shards searched (see "One index" in the module docs).
+        shard_sizes: documents per shard (with ``one_index``, where ``shard_dirs`` are not opened).
 
     Example:
         >>> s = ShardedLuceneSearcher([Path("idx/shard-000/lucene"), Path("idx/shard-001/lucene")])  # doctest: +SKIP
@@ -105,21 +119,36 @@ class ShardedLuceneSearcher:
 
     def __init__(self, shard_dirs: Sequence[Path], *, k1: float = DEFAULT_BM25.k1, b: float = DEFAULT_BM25.b,
                  analyzer: str = DEFAULT_ANALYZER_CLASS, threads: int = 1,
-                 term_cache: int | None = None, tie_ranks: np.ndarray | None = None) -> None:
+                 term_cache: int | None = None, tie_ranks: np.ndarray | None = None,
+                 one_index: Path | None = None, shard_sizes: Sequence[int] | None = None) -> None:
         self.shard_dirs = [Path(d) for d in shard_dirs]
-        self._readers = [open_directory_reader(d) for d in self.shard_dirs]
-        sizes = [int(r.maxDoc()) for r in self._readers]
+        #: the one index searched (``None``: the shard indexes, opened together)
+        self.one_index = None if one_index is None else Path(one_index)
+        if self.one_index is None:
+            readers = [open_directory_reader(d) for d in self.shard_dirs]
+            sizes = [int(r.maxDoc()) for r in readers]
+            opened = jclass("org.apache.lucene.index.MultiReader")(*readers)
+        else:
+            if shard_sizes is None or len(shard_sizes) != len(self.shard_dirs):
+                raise ValueError("one_index needs shard_sizes, one per shard")
+            sizes = [int(x) for x in shard_sizes]
+            opened = open_directory_reader(self.one_index)
+            if int(opened.maxDoc()) != sum(sizes):
+                held = int(opened.maxDoc())
+                opened.close()
+                raise CorruptIndexError(f"{self.one_index} holds {held} documents, its shards {sum(sizes)}; the "
+                                        "index is damaged — rebuild it with `selectsearch index ... --overwrite`")
         self.shard_sizes = np.asarray(sizes, dtype=np.int64)
         #: global docid of the first document of each shard
         self.doc_bases = np.concatenate([[0], np.cumsum(self.shard_sizes)[:-1]]).astype(np.int64)
-        multi_reader = jclass("org.apache.lucene.index.MultiReader")(*self._readers)
         from jnius import cast
 
-        self._reader = multi_reader
-        reader = cast("org.apache.lucene.index.IndexReader", multi_reader)
+        self._reader = opened
+        reader = cast("org.apache.lucene.index.IndexReader", opened)
         similarity = jclass("org.apache.lucene.search.similarities.BM25Similarity")(k1, b)
         self._analyzer = jclass(analyzer).newDefaultInstance()
-        self._batch: Any = _open_batch(reader, similarity, self._analyzer, threads)  # None: per-query path
+        self._batch: Any = _open_batch(reader, None if self.one_index is None else sizes, similarity,
+                                       self._analyzer, threads)  # None: the per-query path
         if self._batch is not None:
             self._batch.setTermCache(int(TERM_CACHE_STATES if term_cache is None else term_cache))
         self._tie_ranks: np.ndarray | None = None
@@ -143,7 +172,7 @@ class ShardedLuceneSearcher:
     @property
     def n_shards(self) -> int:
         """Number of shards."""
-        return len(self._readers)
+        return len(self.shard_sizes)
 
     def set_tie_ranks(self, tie_ranks: np.ndarray | None) -> None:
         """Cut and order tied hits by ``tie_ranks`` (one per global docid; ``None``: by docid).
@@ -310,6 +339,12 @@ class ShardedLuceneSearcher:
         scores = np.fromiter((sd.score for sd in score_docs), dtype=np.float32, count=len(score_docs))
         return docids, scores
 
+    def stored_ids(self, docids: Sequence[int]) -> list[str]:
+        """The ``id`` field stored with each global docid (one Lucene stored-fields read each)."""
+        with JNI_LOCK:
+            fields = self._reader.storedFields()
+            return [str(fields.document(int(d)).get(ID_FIELD)) for d in docids]
+
     def close(self) -> None:
         """Release the Lucene readers (and the search threads)."""
         if self._batch is not None:
@@ -330,8 +365,9 @@ def _decode_hits(raw: bytes, n: int) -> tuple[BatchHits, int]:
     return BatchHits(ends.astype(np.int64), docids, scores), start + 8 * total
 
 
-def _open_batch(reader: Any, similarity: Any, analyzer: Any, threads: int) -> Any:
-    """The Java batch engine over ``reader``, or ``None`` when the helper is not compiled here."""
+def _open_batch(reader: Any, shard_sizes: list[int] | None, similarity: Any, analyzer: Any, threads: int) -> Any:
+    """The Java batch engine over ``reader`` (shard ``i`` of ``shard_sizes`` documents, in order;
+    ``None``: the reader's sub-readers), or ``None`` when the helper is not compiled here."""
     batch_cls = optional_jclass(BATCH_CLASS)
     if batch_cls is None:
         # helper_classpath has warned when it could not compile; this covers a JVM started by
@@ -339,7 +375,8 @@ def _open_batch(reader: Any, similarity: Any, analyzer: Any, threads: int) -> An
         warn_slow_path(f"the Java helper {BATCH_CLASS} is not on the JVM's classpath")
         return None
     try:
-        return batch_cls(reader, similarity, analyzer, CONTENTS_FIELD, max(1, int(threads)), DF_CACHE_TERMS)
+        return batch_cls(reader, shard_sizes, similarity, analyzer, CONTENTS_FIELD, max(1, int(threads)),
+                         DF_CACHE_TERMS)
     except Exception as exc:  # jnius raises a JavaException subclass of Exception
         warn_slow_path(f"the Java batch engine could not start ({exc})")
         return None
