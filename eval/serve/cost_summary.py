@@ -34,6 +34,11 @@ TARGETS_205K: dict[tuple[int, str], tuple[float, float | None]] = {
     (1000, "sfwiki-kmeans32:all"): (1.15, None),
     (10, "sfwiki-kmeans32:cori@2"): (0.60, None),
     (10, "sfwiki-kmeans32:all"): (1.30, None),
+    # the same shards as doc id ranges of one Lucene index (selectsearch index --lucene-ranges)
+    (1000, "sfwiki-kmeans32-ranges:cori@2"): (0.40, 0.40),
+    (1000, "sfwiki-kmeans32-ranges:all"): (1.15, None),
+    (10, "sfwiki-kmeans32-ranges:cori@2"): (0.60, None),
+    (10, "sfwiki-kmeans32-ranges:all"): (1.30, None),
 }
 
 

@@ -153,7 +153,10 @@ def run_cost_benchmark(spec: Mapping[str, Any], *, definition: str, indexes: Map
     mark_targets(results, target)
     add_postings(results, indexes, items)
     sharded = [r for r in results if r["kind"] == "sharded" and not r["rerank"]]
-    model = fit_cost_model(results, sharded[0]["n_docs"]) if sharded else {}
+    # the model is fitted on the first sharded index (another one, e.g. the same shards as one
+    # Lucene index, is measured beside it, not mixed into the fit)
+    primary = [r for r in results if r["kind"] == "unsharded" or (sharded and r["index"] == sharded[0]["index"])]
+    model = fit_cost_model(primary, sharded[0]["n_docs"]) if sharded else {}
     result = {"benchmark": spec["name"], "command": command, "definition": definition,
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": time.time() - t_start, "k": k,
               "warmup": warmup, "passes": passes, "queries": len(items), "target": target,

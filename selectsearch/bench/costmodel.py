@@ -135,34 +135,38 @@ def fit_cost_model(results: Sequence[Mapping[str, Any]], n_docs: int, sizes: Seq
 
 def add_postings(results: list[dict[str, Any]], indexes: Mapping[str, Path], items: Sequence[tuple[str, str]]
                  ) -> None:
-    """Per query postings touched (``r["postings"]``) from the first sharded index's term statistics;
-    the unsharded index holds the same documents, so its queries touch exhaustive search's postings."""
+    """Per query postings touched (``r["postings"]``) from each sharded index's term statistics;
+    the unsharded index holds the same documents as the first sharded one, so its queries touch
+    that one's exhaustive search's postings."""
     from selectsearch.index.sharded import ShardedIndex
 
     sharded = next((r for r in results if r["kind"] == "sharded"), None)
     if sharded is None:
         return
-    index = ShardedIndex.open(indexes[sharded["index"]])
-    everything = query_postings(index, items, [list(range(index.n_shards))] * len(items))
+    names = {r["index"] for r in results if r["kind"] == "sharded"}
+    opened = {name: ShardedIndex.open(indexes[name]) for name in names}
+    first = opened[sharded["index"]]
+    everything = query_postings(first, items, [list(range(first.n_shards))] * len(items))
     for r in results:
         if r["kind"] == "unsharded":
             r["postings"] = everything.tolist()
-        elif r["index"] == sharded["index"]:
-            r["postings"] = query_postings(index, items, r["shards"]).tolist()
+        elif r["index"] in opened:
+            r["postings"] = query_postings(opened[r["index"]], items, r["shards"]).tolist()
         r["summary"]["postings"] = float(np.mean(r["postings"])) if r.get("postings") else 0.0
 
 
 def mark_targets(results: list[dict[str, Any]], target: float) -> None:
-    """Flag, per router on the sharded index, the smallest budget reaching ``target`` x exhaustive nDCG@10."""
+    """Flag, per router on each sharded index, the smallest budget reaching ``target`` x exhaustive
+    nDCG@10 (the first sharded index's)."""
     exhaustive = next((r for r in results if r["kind"] == "sharded" and r["router"] == "all" and not r["rerank"]),
                       None)
     if exhaustive is None:
         return
     goal = target * exhaustive["metrics"]["nDCG@10"]
-    by_router: dict[str, list[dict[str, Any]]] = {}
+    by_router: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         if r["kind"] == "sharded" and r["router"] not in ("all",) and not r["rerank"]:
-            by_router.setdefault(r["router"], []).append(r)
+            by_router.setdefault((r["index"], r["router"]), []).append(r)
     for family in by_router.values():
         family.sort(key=lambda r: r["summary"]["fraction_scored"])
         for r in family:

@@ -51,7 +51,8 @@ TOP_KEYS = ("name", "kind", "corpus", "queries", "split", "measures", "k", "inde
 #: keys of a query cost benchmark (``kind = "cost"``) besides :data:`TOP_KEYS`
 COST_KEYS = ("warmup", "passes", "target", "concurrency", "latency_routes", "notes", "rerank", "max_queries")
 #: keys of an ``[[index]]`` table (``role`` only in a cost benchmark)
-INDEX_KEYS = ("name", "shards", "routes", "partitioner", "space", "seed", "options", "router_options")
+INDEX_KEYS = ("name", "shards", "routes", "partitioner", "space", "seed", "options", "router_options",
+              "lucene_ranges")
 #: keys of a few-shot classification benchmark (``eval/dynamar/*.toml``)
 FEWSHOT_KEYS = ("kind", "encoder", "tasks", "seeds", "methods", "pool_size", "pool_sizes", "k", "k_regression",
                 "steps", "batch_size", "learning_rate", "head_learning_rate", "pooling", "max_length",

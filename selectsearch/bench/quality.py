@@ -24,18 +24,28 @@ __all__ = ["ensure_index", "run_quality_benchmark"]
 
 def ensure_index(idx: Mapping[str, Any], path: Path, sources: list[str], *, threads: int, progress: bool
                  ) -> float | None:
-    """Build the ``[[index]]`` table ``idx`` at ``path`` unless it exists; the build seconds or ``None``."""
+    """Build the ``[[index]]`` table ``idx`` at ``path`` unless it exists; the build seconds or ``None``.
+
+    ``lucene_ranges = true`` in the table: the shards also merged into one Lucene index
+    (:mod:`selectsearch.index.ranges`), added to an existing index that lacks it.
+    """
     from selectsearch.data import open_corpus
     from selectsearch.index.build import BuildConfig, build_index
+    from selectsearch.index.manifest import Manifest
+    from selectsearch.index.ranges import add_lucene_ranges
 
-    if (path / "manifest.json").exists():
-        return None
     t = time.time()
-    options = dict(idx.get("options", {}))
-    build_index(open_corpus(sources), path,
-                BuildConfig(n_shards=int(idx["shards"]), partitioner=idx.get("partitioner", "kmeans"),
-                            space=idx.get("space", "lexical"), seed=int(idx.get("seed", 0)),
-                            threads=threads, partitioner_options=options), progress=progress)
+    built = (path / "manifest.json").exists()
+    if not built:
+        options = dict(idx.get("options", {}))
+        build_index(open_corpus(sources), path,
+                    BuildConfig(n_shards=int(idx["shards"]), partitioner=idx.get("partitioner", "kmeans"),
+                                space=idx.get("space", "lexical"), seed=int(idx.get("seed", 0)),
+                                threads=threads, partitioner_options=options), progress=progress)
+    if idx.get("lucene_ranges") and Manifest.read(path).lucene_ranges is None:
+        add_lucene_ranges(path)
+    elif built:
+        return None
     return time.time() - t
 
 

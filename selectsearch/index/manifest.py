@@ -36,8 +36,9 @@ from typing import Any, ClassVar, TypeVar
 from selectsearch.errors import ManifestVersionError, NotAnIndexError
 from selectsearch.lucene.params import DEFAULT_ANALYZER, DEFAULT_ANALYZER_CLASS, DEFAULT_BM25, Bm25, analyzer_class
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "CorpusSection", "DenseSection", "LuceneRangesSection", "LuceneSection", "Manifest",
-           "PartitionSection", "ShardEntry", "command_line", "library_versions", "read_manifest", "write_manifest"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "CorpusSection", "DenseSection", "LuceneRangesSection",
+           "LuceneSection", "Manifest", "PartitionSection", "ShardEntry", "command_line", "library_versions",
+           "read_manifest", "write_manifest"]
 
 FORMAT = "selectsearch-sharded-index"
 FORMAT_VERSION = 1

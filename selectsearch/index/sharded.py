@@ -166,7 +166,7 @@ class ShardedIndex:
         bm25 = self.manifest.bm25  # what the build recorded (the defaults for older manifests)
         ranges = self.manifest.lucene_ranges if one_index else None
         expected = self.shard_sizes[self.lucene_shards]
-        if ranges is not None and (list(ranges.shards) != self.lucene_shards or list(ranges.sizes) != expected.tolist()):
+        if ranges is not None and (list(ranges.shards), list(ranges.sizes)) != (self.lucene_shards, expected.tolist()):
             self._damaged(f"{ranges.path}/ was merged from shards {ranges.shards} of sizes {ranges.sizes}, the "
                           f"manifest has shards {self.lucene_shards} of sizes {expected.tolist()}")
         searcher = ShardedLuceneSearcher(  # Lucene's own errors become CorruptIndexError (open_directory_reader)

@@ -116,7 +116,7 @@ def test_a_one_index_holding_other_documents_is_refused(ranged: dict[str, Path],
     merge_shard_indexes([index.shard_path(s) / "lucene" for s in reversed(index.lucene_shards)], swapped)
     shutil.rmtree(copy / RANGES_DIR)
     shutil.copytree(swapped, copy / RANGES_DIR)
-    with pytest.raises(CorruptIndexError, match="holds .* at doc"):
+    with pytest.raises(CorruptIndexError, match=r"holds .* at doc"):
         ShardedIndex.open(copy).lucene()
     assert ShardedIndex.open(copy).lucene(one_index=False).one_index is None  # the shards still search
     problems, _ = verify_index(copy)
