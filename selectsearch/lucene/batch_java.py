@@ -277,8 +277,13 @@ public final class BatchSearch {
     float[][] scores = new float[n][];
     int total = 0;
     for (int i = 0; i < n; i++) {
-      int[] selected = shardOffsets == null ? null : select(shards, shardOffsets[i], shardOffsets[i + 1]);
-      Hits h = searchOne(texts[i], selected, k);
+      int[] selected = null;
+      int[] rank = null;  // rank[s]: where shard s first comes in the query's list
+      if (shardOffsets != null) {
+        selected = select(shards, shardOffsets[i], shardOffsets[i + 1]);
+        rank = listRank(shards, shardOffsets[i], shardOffsets[i + 1]);
+      }
+      Hits h = searchOne(texts[i], selected, rank, k);
       docs[i] = h.docs;
       scores[i] = h.scores;
       total += h.docs.length;
@@ -346,6 +351,16 @@ public final class BatchSearch {
     return out.array();
   }
 
+  /** Each shard's first position in shards[from..to) (others: the list's length). */
+  private int[] listRank(int[] shards, int from, int to) {
+    int[] rank = new int[shardLeaves.length];
+    Arrays.fill(rank, to - from);
+    for (int i = to - 1; i >= from; i--) {
+      rank[shards[i]] = i - from;
+    }
+    return rank;
+  }
+
   private int[] select(int[] shards, int from, int to) {
     int[] s = Arrays.copyOfRange(shards, from, to);
     Arrays.sort(s);
@@ -374,20 +389,29 @@ public final class BatchSearch {
 
   private static final Hits EMPTY = new Hits(new int[0], new float[0]);
 
-  /** A doc id range [min, max) of leaves.get(leaf), the unit the engine scores. */
+  /**
+   * A doc id range [min, max) of leaves.get(leaf), the unit the engine scores; rank: the best
+   * position of its shards in the caller's list (a router's lists come best first).
+   */
   static final class Slice {
     final int leaf;
     final int min;
     int max;
+    int rank;
 
-    Slice(int leaf, int min, int max) {
+    Slice(int leaf, int min, int max, int rank) {
       this.leaf = leaf;
       this.min = min;
       this.max = max;
+      this.rank = rank;
     }
   }
 
-  Hits searchOne(String text, int[] selected, int k) throws Exception {
+  /**
+   * One query's top k over the selected shards (sorted, distinct; null: all), listRank giving
+   * each shard's position in the caller's list (null: doc id order).
+   */
+  Hits searchOne(String text, int[] selected, int[] listRank, int k) throws Exception {
     IndexReaderContext top = searcher.getTopReaderContext();
     // the selected shards' slices, adjacent ranges of a leaf joined (every shard of one index
     // holding them all: one slice, the whole leaf), and the distinct leaves they lie in
@@ -406,11 +430,13 @@ public final class BatchSearch {
           leaves.add(leaf);
         }
         int l = leafIndex[leaf.ord];
+        int rank = listRank == null ? 0 : listRank[s];
         Slice last = slices.isEmpty() ? null : slices.get(slices.size() - 1);
         if (last != null && last.leaf == l && last.max == shardMin[s][j]) {
           last.max = shardMax[s][j];
+          last.rank = Math.min(last.rank, rank);
         } else {
-          slices.add(new Slice(l, shardMin[s][j], shardMax[s][j]));
+          slices.add(new Slice(l, shardMin[s][j], shardMax[s][j], rank));
         }
       }
       maxDoc += shardDocs[s];
@@ -569,8 +595,9 @@ public final class BatchSearch {
   /**
    * Slices most promising first: by the summed weight (boost x idf) of the query terms times
    * their density in the slice's leaf (document frequency / leaf size), an estimate of how many good
-   * matches a slice holds that costs nothing beyond the lookups already made (the slices of one
-   * leaf share its estimate). Ties keep doc id order.
+   * matches a slice holds that costs nothing beyond the lookups already made. The slices of one
+   * leaf share its estimate (the shards of one index: no per-shard frequencies there), so they go
+   * in the caller's order, a router's best shard first; then doc id order.
    */
   private int[] visitingOrder(List<LeafReaderContext> leaves, List<Slice> slices, int[][] leafDf, long[] df,
                               float[] boosts, boolean[] present) {
@@ -579,10 +606,10 @@ public final class BatchSearch {
     for (int j = 0; j < ns; j++) {
       idx[j] = j;
     }
-    if (order == ORDER_PROMISE && leaves.size() > 1) {
+    if (order == ORDER_PROMISE) {
       double[] promise = new double[leaves.size()];
       double docs = searcher.docCount(field);
-      for (int t = 0; t < df.length; t++) {
+      for (int t = 0; t < df.length && leaves.size() > 1; t++) {
         if (!present[t]) {
           continue;
         }
@@ -591,7 +618,16 @@ public final class BatchSearch {
           promise[l] += boosts[t] * idf * leafDf[t][l] / Math.max(1, leaves.get(l).reader().maxDoc());
         }
       }
-      Arrays.sort(idx, (a, b) -> Double.compare(promise[slices.get(b).leaf], promise[slices.get(a).leaf]));
+      // estimate descending, then the caller's rank, then doc id order (idx: a total order)
+      Arrays.sort(idx, (a, b) -> {
+        Slice x = slices.get(a);
+        Slice y = slices.get(b);
+        int c = Double.compare(promise[y.leaf], promise[x.leaf]);
+        if (c == 0) {
+          c = Integer.compare(x.rank, y.rank);
+        }
+        return c != 0 ? c : Integer.compare(a, b);
+      });
     }
     int[] out = new int[ns];
     for (int j = 0; j < ns; j++) {
