@@ -30,7 +30,9 @@ searches them all. ``one_index`` searches a copy of the shards merged into ONE L
 shard order (``selectsearch index --lucene-ranges``), where a shard is a range of doc ids: a
 query term is looked up once, the selected ranges are scored by the same scorer where they follow
 each other, and searching every shard is searching one index. Scores and hits are the same
-(the statistics are the collection's either way); the shard indexes stay, for distributing.
+(the statistics are the collection's either way); the shard indexes stay, for distributing, and
+for queries that search only a few shards (:data:`SHARD_INDEXES_UP_TO`), which their own indexes
+serve a little cheaper.
 
 **Without the helper** (no ``javac``: :mod:`selectsearch.lucene.java_helpers` says where it is
 looked for, and a warning says so once) each query is one Lucene search built through pyjnius:
@@ -57,7 +59,7 @@ from selectsearch.lucene.java_helpers import BATCH_CLASS, warn_slow_path
 from selectsearch.lucene.jvm import JNI_LOCK, jclass, optional_jclass
 from selectsearch.lucene.params import DEFAULT_ANALYZER_CLASS, DEFAULT_BM25
 
-__all__ = ["DF_CACHE_TERMS", "TERM_CACHE_STATES", "BatchHits", "ShardedLuceneSearcher"]
+__all__ = ["DF_CACHE_TERMS", "SHARD_INDEXES_UP_TO", "TERM_CACHE_STATES", "BatchHits", "ShardedLuceneSearcher"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,20 @@ class BatchHits:
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
         return self.docids[a:b], self.scores[a:b]
 
+    def split(self) -> list[BatchHits]:
+        """One :class:`BatchHits` per query."""
+        return [BatchHits(np.asarray([0, len(d)], np.int64), d, sc) for d, sc in map(self.query, range(len(self)))]
+
+    @staticmethod
+    def join(parts: Sequence[BatchHits]) -> BatchHits:
+        """The queries of ``parts``, in order, as one :class:`BatchHits`."""
+        sizes = [int(p.offsets[-1]) for p in parts]
+        offsets = [np.asarray([0], np.int64)] + [p.offsets[1:] + base for p, base in
+                                                 zip(parts, np.cumsum([0, *sizes[:-1]]), strict=True)]
+        return BatchHits(np.concatenate(offsets).astype(np.int64),
+                         np.concatenate([p.docids for p in parts]).astype(np.int64, copy=False),
+                         np.concatenate([p.scores for p in parts]).astype(np.float32, copy=False))
+
 
 #: Collection-wide document frequencies kept in Java for subset searches, in terms. A miss costs
 #: one term lookup in every shard not searched; the bound keeps memory at a few tens of MB while
@@ -93,6 +109,14 @@ DF_CACHE_TERMS = 1 << 18
 #: benefit depends on how often a query stream repeats terms, which a benchmark replaying the same
 #: queries overstates; pass ``term_cache`` to turn it on.
 TERM_CACHE_STATES = 0
+
+#: With the shards merged into one index (``one_index``), a query searching at most this share of
+#: the shards is searched in the shard indexes instead (same hits and scores): a few ranges of the
+#: merged index cost 5-15% more than the same shards' own indexes at 5M documents (a larger term
+#: dictionary, postings entered far from their start), while from about a tenth of the shards on the
+#: merged index is cheaper (one term lookup instead of one per shard) — 21% at 16 of 128 shards, 40%
+#: at all of them (``eval/results/cost/engine-profile.md``, section 7). 0: always the merged index.
+SHARD_INDEXES_UP_TO = 1 / 16
 
 
 class ShardedLuceneSearcher:
@@ -149,8 +173,13 @@ class ShardedLuceneSearcher:
         self._analyzer = jclass(analyzer).newDefaultInstance()
         self._batch: Any = _open_batch(reader, None if self.one_index is None else sizes, similarity,
                                        self._analyzer, threads)  # None: the per-query path
-        if self._batch is not None:
-            self._batch.setTermCache(int(TERM_CACHE_STATES if term_cache is None else term_cache))
+        #: with one_index: the shard indexes' engine, for queries searching a few shards (see
+        #: :data:`SHARD_INDEXES_UP_TO`)
+        self._batch_shards: Any = None
+        if self._batch is not None and self.one_index is not None and SHARD_INDEXES_UP_TO > 0:
+            self._batch_shards = self._open_shard_engine(similarity, threads)
+        for engine in self._engines():
+            engine.setTermCache(int(TERM_CACHE_STATES if term_cache is None else term_cache))
         self._tie_ranks: np.ndarray | None = None
         self.set_tie_ranks(tie_ranks)
         searcher_cls = jclass("org.apache.lucene.search.IndexSearcher")
@@ -168,6 +197,30 @@ class ShardedLuceneSearcher:
         self._term_query = jclass("org.apache.lucene.search.TermQuery")
         self._term = jclass("org.apache.lucene.index.Term")
         self._shard_filters: dict[int, Any] = {}
+
+    def _open_shard_engine(self, similarity: Any, threads: int) -> Any:
+        readers = [open_directory_reader(d) for d in self.shard_dirs]
+        for d, r, want in zip(self.shard_dirs, readers, self.shard_sizes.tolist(), strict=True):
+            if int(r.maxDoc()) != want:
+                got = int(r.maxDoc())
+                for x in readers:
+                    x.close()
+                raise CorruptIndexError(f"{d} holds {got} documents, the shard {want}; the index is damaged — "
+                                        "rebuild it with `selectsearch index ... --overwrite`")
+        from jnius import cast
+
+        self._shard_reader = jclass("org.apache.lucene.index.MultiReader")(*readers)
+        return _open_batch(cast("org.apache.lucene.index.IndexReader", self._shard_reader), None, similarity,
+                           self._analyzer, threads)
+
+    def _engines(self) -> list[Any]:
+        return [e for e in (self._batch, self._batch_shards) if e is not None]
+
+    def _engine(self, shards: int | None) -> Any:
+        """The engine for a query searching ``shards`` shards (``None``: all): see :data:`SHARD_INDEXES_UP_TO`."""
+        if self._batch_shards is not None and shards is not None and shards <= SHARD_INDEXES_UP_TO * self.n_shards:
+            return self._batch_shards
+        return self._batch
 
     @property
     def n_shards(self) -> int:
@@ -190,8 +243,9 @@ class ShardedLuceneSearcher:
             self._tie_ranks = ranks
         if self._batch is not None:
             with JNI_LOCK:
-                self._batch.setTieRanks(None if self._tie_ranks is None
-                                        else self._tie_ranks.astype("<i4", copy=False).tobytes())
+                raw = None if self._tie_ranks is None else self._tie_ranks.astype("<i4", copy=False).tobytes()
+                for engine in self._engines():
+                    engine.setTieRanks(raw)
 
     @property
     def ties_by_rank(self) -> bool:
@@ -287,7 +341,8 @@ class ShardedLuceneSearcher:
         if self._batch is None:
             return None
         with JNI_LOCK:
-            raw = self._batch.searchRouted(text, scorer, int(budget), list(engine_shard), int(k)).tostring()
+            engine = self._engine(int(budget))
+            raw = engine.searchRouted(text, scorer, int(budget), list(engine_shard), int(k)).tostring()
         hits, end = _decode_hits(raw, 1)
         chosen = min(int(budget), len(engine_shard))
         shards = np.frombuffer(raw, dtype="<i4", count=chosen, offset=end).tolist()
@@ -301,17 +356,28 @@ class ShardedLuceneSearcher:
         return out
 
     def _search_batched(self, texts: list[str], k: int, selected: list[list[int] | None]) -> BatchHits:
+        engines = [self._engine(None if s is None else len(set(s))) for s in selected]
+        if any(e is not engines[0] for e in engines):  # some queries on each engine: one call each
+            parts: dict[int, BatchHits] = {}
+            for engine in self._engines():
+                mine = [i for i, e in enumerate(engines) if e is engine]
+                parts.update(zip(mine, self._search_on(engine, [texts[i] for i in mine], k,
+                                                       [selected[i] for i in mine]).split(), strict=True))
+            return BatchHits.join([parts[i] for i in range(len(texts))])
+        return self._search_on(engines[0], texts, k, selected)
+
+    def _search_on(self, engine: Any, texts: list[str], k: int, selected: list[list[int] | None]) -> BatchHits:
         n = len(texts)
         if n == 1:  # one query: no String[] and offsets to build across JNI
-            raw = self._batch.searchQuery(texts[0], selected[0], k).tostring()
+            raw = engine.searchQuery(texts[0], selected[0], k).tostring()
         elif all(s is None for s in selected):
-            raw = self._batch.search(texts, None, None, k).tostring()
+            raw = engine.search(texts, None, None, k).tostring()
         else:
             every = list(range(self.n_shards))
             lists = [every if s is None else s for s in selected]
             offsets = np.concatenate([[0], np.cumsum([len(s) for s in lists])]).tolist()
             flat = [x for s in lists for x in s]
-            raw = self._batch.search(texts, offsets, flat, k).tostring()
+            raw = engine.search(texts, offsets, flat, k).tostring()
         return _decode_hits(raw, n)[0]
 
     def _search_ranked(self, text: str, k: int, shards: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -347,8 +413,10 @@ class ShardedLuceneSearcher:
 
     def close(self) -> None:
         """Release the Lucene readers (and the search threads)."""
-        if self._batch is not None:
-            self._batch.close()
+        for engine in self._engines():
+            engine.close()
+        if self._batch_shards is not None:
+            self._shard_reader.close()
         if self._executor is not None:
             self._executor.shutdown()
         self._reader.close()

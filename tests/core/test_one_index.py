@@ -23,6 +23,7 @@ from selectsearch.errors import CorruptIndexError, IndexExistsError
 from selectsearch.index.integrity import quick_check, verify_index
 from selectsearch.index.ranges import RANGES_DIR, add_lucene_ranges
 from selectsearch.index.sharded import ShardedIndex
+from selectsearch.lucene import searcher as searcher_module
 from selectsearch.lucene.searcher import ShardedLuceneSearcher
 from selectsearch.search import SelectiveSearcher
 from selectsearch.types import Query
@@ -77,18 +78,27 @@ def test_one_index_returns_what_the_shard_indexes_return(ranged: dict[str, Path]
                 assert all(_same(one.search(t, k, s), shards.search(t, k, s)) for t in texts), (k, s)
 
 
-def test_threads_and_mixed_batches_on_the_one_index(ranged: dict[str, Path]) -> None:
+@pytest.mark.parametrize("few", [0.0, 0.5])
+def test_threads_and_mixed_batches_on_the_one_index(ranged: dict[str, Path], few: float,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """few: the share of shards up to which a query goes to the shard indexes (0.5: a batch whose
+    queries go to both engines, joined back in order)."""
+    monkeypatch.setattr(searcher_module, "SHARD_INDEXES_UP_TO", few)
     shards, _ = _both(ranged["tiny"])
     _, one = _both(ranged["tiny"], threads=2)
+    assert (one._batch_shards is not None) is (few > 0)
     texts = [t for t in TEXTS for _ in SHARD_LISTS]
     lists = [s for _ in TEXTS for s in SHARD_LISTS]
     for k in (3, 10, 1000):
         want = shards.batch_search(texts, k, lists)
         assert all(_same(a, b) for a, b in zip(one.batch_search(texts, k, lists), want, strict=True)), k
+        assert all(_same(one.search(t, k, s), w) for t, s, w in zip(texts, lists, want, strict=True)), k
 
 
 @pytest.mark.parametrize("route", ["all", "cori@2", "cori@1", "taily@2", "redde@2", "ranks", "random@3"])
-def test_every_router_gets_the_same_hits_from_the_one_index(route: str, ranged: dict[str, Path]) -> None:
+def test_every_router_gets_the_same_hits_from_the_one_index(route: str, ranged: dict[str, Path],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(searcher_module, "SHARD_INDEXES_UP_TO", 0.25)  # one shard of 4: the shard indexes
     queries = [Query(f"q{i}", t) for i, t in enumerate(TEXTS + [" ".join(w[:3]) for w in TOPICS.values()])]
     with_one = SelectiveSearcher.open(ranged["tiny"], route)
     _batched(with_one.lucene)
