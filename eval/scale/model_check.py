@@ -18,6 +18,10 @@ Then the model refitted on ALL reports extrapolates the ``--check`` configuratio
 ``--extrapolate`` documents (postings growing with the collection, same fraction scored), against
 exhaustive search on one unsharded index.
 
+Configurations on an index whose shards are also merged into one Lucene index (``one_index`` in
+the report: ``selectsearch index --lucene-ranges``) are left out of the fit and the predictions:
+the model is that of shard indexes (and of the unsharded index).
+
 Usage:
   PYTHONPATH=. .venv/bin/python eval/scale/model_check.py --fit eval/results/cost/cost-sfwiki32.json \\
       eval/results/scale-5m/cost-syn1m.json --check eval/results/scale-5m/cost-syn5m.json \\
@@ -45,7 +49,7 @@ def fit(reports: list[dict[str, Any]], kind: str) -> tuple[float, float, int]:
     x, y = [], []
     for report in reports:
         for r in report["results"]:
-            if r["kind"] == kind and not r.get("rerank") and r.get("postings"):
+            if r["kind"] == kind and not r.get("rerank") and r.get("postings") and not r.get("one_index"):
                 x += r["postings"]
                 y += r["search_merge_cpu"]
     if not x:
@@ -76,8 +80,8 @@ def predict(report: dict[str, Any], models: dict[str, tuple[float, float, int]],
     scaled from the report's size; default the report's own size)."""
     rows = []
     for r in report["results"]:
-        if r.get("rerank") or not r.get("postings"):
-            continue
+        if r.get("rerank") or not r.get("postings") or r.get("one_index"):
+            continue  # the model is of shard indexes (and the unsharded index), not of a merged one
         a, c, _ = models[r["kind"]]
         scale = (docs or r["n_docs"]) / r["n_docs"]
         route = routes.get(r["router"], r["summary"]["cpu_ms"]["route"] if docs else 0.0)

@@ -138,6 +138,7 @@ def run_cost_benchmark(spec: Mapping[str, Any], *, definition: str, indexes: Map
         metrics = {str(m): float(aggregate.get(m, 0.0)) for m in measures}
         results.append({"index": name, "kind": kind, "route": route, "router": parse_route(route).name,
                         "budget": parse_route(route).budget, "rerank": rr, "n_docs": index.n_docs,
+                        "one_index": index.manifest.lucene_ranges is not None,
                         "n_shards": index.n_shards, "metrics": metrics,
                         "summary": summarise(one, measured["jvm_share"], index.n_docs), "shards": one["shards"],
                         "search_merge_cpu": [round(q.get("search_cpu_ms", 0.0) + q.get("merge_cpu_ms", 0.0), 4)
