@@ -46,6 +46,10 @@ def execute(args: argparse.Namespace) -> int:
     print(f"backends    {', '.join(info.get('backends', []))}" + (
         f"  (faiss: {dense['model']}, {dense['dim']}-d {dense['metric']}, {dense['config']['factory']})"
         if dense else ""))
+    ranges = info.get("lucene_ranges")
+    if ranges:
+        print(f"one index   {ranges['path']}/: the {ranges['shards']} Lucene shards merged, a shard per doc id range "
+              f"(searched for queries over more than a few shards; merged in {ranges['seconds']} s)")
     print(f"built by    {info['command']}  in {info['build_seconds']} s")
     print("checks      open checks passed (`selectsearch verify` also checks checksums and Lucene's files)")
     if tuned is not None:

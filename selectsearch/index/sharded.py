@@ -246,6 +246,8 @@ class ShardedIndex:
             "shard_sizes": part.get("sizes"),
             "backends": list(self.backends),
             **({"dense": {k: dense.get(k) for k in ("model", "dim", "metric", "config")}} if dense is not None else {}),
+            **({"lucene_ranges": {"path": m.lucene_ranges.path, "shards": len(m.lucene_ranges.shards),
+                                  "seconds": m.lucene_ranges.seconds}} if m.lucene_ranges is not None else {}),
             "versions": m.versions,
             "build_seconds": m.build_seconds,
         }

@@ -111,11 +111,12 @@ DF_CACHE_TERMS = 1 << 18
 TERM_CACHE_STATES = 0
 
 #: With the shards merged into one index (``one_index``), a query searching at most this share of
-#: the shards is searched in the shard indexes instead (same hits and scores): a few ranges of the
-#: merged index cost 5-15% more than the same shards' own indexes at 5M documents (a larger term
-#: dictionary, postings entered far from their start), while from about a tenth of the shards on the
-#: merged index is cheaper (one term lookup instead of one per shard) — 21% at 16 of 128 shards, 40%
-#: at all of them (``eval/results/cost/engine-profile.md``, section 7). 0: always the merged index.
+#: the shards is searched in the shard indexes instead (same hits and scores): at 5M documents a
+#: few ranges of the merged index cost 5-15% more than the same shards' own indexes (a larger term
+#: dictionary, postings entered far from their start), while from about a tenth of the shards on,
+#: the merged index is cheaper (one term lookup instead of one per shard): 21% at 16 of 128 shards,
+#: 24-37% at all of them (``eval/serve/one_index_ab.py``; ``eval/results/cost/engine-profile.md``,
+#: section 7). 0: always the merged index.
 SHARD_INDEXES_UP_TO = 1 / 16
 
 
@@ -134,7 +135,8 @@ class ShardedLuceneSearcher:
             order (:func:`~selectsearch.lucene.indexer.merge_shard_indexes`): shard ``i`` is its doc
             ids ``[doc_bases[i], doc_bases[i] + shard_sizes[i])``. Same hits and scores; each query
             term is looked up once whatever the shards searched (see "One index" in the module docs).
-        shard_sizes: documents per shard (with ``one_index``, where ``shard_dirs`` are not opened).
+        shard_sizes: documents per shard (needed with ``one_index``; ``shard_dirs`` are then opened
+            only for the queries of :data:`SHARD_INDEXES_UP_TO`).
 
     Example:
         >>> s = ShardedLuceneSearcher([Path("idx/shard-000/lucene"), Path("idx/shard-001/lucene")])  # doctest: +SKIP

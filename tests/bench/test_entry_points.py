@@ -32,6 +32,7 @@ SMOKE = {
     "serve/bench_build.py": "test_bench_build",  # test_ray_entry_points.py
     "serve/engine_stages.py": "test_engine_stages",
     "serve/tie_cost.py": "test_tie_cost",
+    "serve/one_index_ab.py": "test_one_index_ab",
     "serve/cost_summary.py": "test_cost_summary",
     "mico/coverage.py": "test_mico_coverage_and_table",
     "mico/table.py": "test_mico_coverage_and_table",
@@ -152,6 +153,23 @@ def test_tie_cost(tmp_path: Path, bench_index: Path, data_root: Path, script_env
     assert [(r["config"], r["k"]) for r in rows] == [("unsharded all", 5), ("sharded all", 5), ("sharded random@1", 5)]
     assert all(r["docid_ms"] > 0 and r["doc_id_ms"] > 0 for r in rows)
     assert "| sharded random@1 | 5 |" in (out / "tie-cost.md").read_text()
+
+
+def test_one_index_ab(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    from selectsearch.index.ranges import add_lucene_ranges
+
+    index = tmp_path / "idx"
+    shutil.copytree(bench_index, index)
+    args = [index, "--data", data_root / "beir", "--routes", "random@1", "all", "--k", "5", "--passes", "1",
+            "--warmup", "0", "--out", tmp_path / "ab"]
+    refused = subprocess.run([sys.executable, str(REPO / "eval" / "serve" / "one_index_ab.py"), *map(str, args)],
+                             env=script_env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "--add-backend lucene-ranges" in refused.stderr  # no merged index yet
+    add_lucene_ranges(index)
+    run_script("serve/one_index_ab.py", args, env=script_env, cwd=tmp_path)
+    rows = json.loads((tmp_path / "ab" / "one-index-ab.json").read_text())["rows"]
+    assert [(r["route"], r["k"], r["shards"]) for r in rows] == [("random@1", 5, 1.0), ("all", 5, 4.0)]
+    assert all(r["shard indexes x"] == 1.0 and r["merged index ms"] > 0 for r in rows)
 
 
 def test_mico_coverage_and_table(tmp_path: Path, bench_index: Path, data_root: Path,
