@@ -12,14 +12,17 @@ Inside, per query:
 * the query is Anserini's own ``BagOfWordsQueryGenerator`` output (called reflectively: the
   machine's ``javac`` may be older than the Java 21 Anserini jar, so we cannot compile against
   it), so terms, boosts and clause order are exactly those of the Python-built query;
-* each term is looked up once per selected shard, terms in sorted order through one
-  ``TermsEnum`` per shard, and the per-shard term states are handed to Lucene
+* a shard is a doc id range of a leaf (a *slice*): a whole leaf when each shard is an index of its
+  own, a range of the one leaf when the shards are merged into one index (``--lucene-ranges``);
+* each term is looked up once per leaf of the selected shards, terms in sorted order through one
+  ``TermsEnum`` per leaf, and the per-leaf term states are handed to Lucene
   (``TermQuery(term, TermStates)``), so building the weight reads no term dictionary again;
   the statistics are the whole collection's: summed over all shards when all are searched,
   else from a bounded cache of collection-wide document frequencies, filled on a miss by looking
   the term up in the other shards (the cost a central statistics table would save);
-* the selected shards are scored into one top-k heap, most promising shard first (query-term
-  weight times density, from the lookups just made), so the competitive threshold rises early and
+* the selected slices are scored into one top-k heap, most promising first (query-term weight
+  times density, from the lookups just made; the slices of one leaf in the caller's order, a
+  router's best shard first), so the competitive threshold rises early and
   Lucene's block-max MaxScore skips more of the later shards; pruning starts as soon as the
   heap holds k hits (we never report total hit counts). The heap breaks ties by global doc id
   whatever the visiting order, and hands the scorer the right bound for that (the worst kept
@@ -27,8 +30,9 @@ Inside, per query:
   up otherwise), so the top k is exactly Lucene's (score descending, doc id ascending); or, given
   tie ranks (``setTieRanks``: each document's rank among the doc id strings), by rank, so the
   top k is the project's (score descending, doc id string ascending) whatever the sharding;
-* with ``threads`` > 1 the shards of a query are scored by a Java thread pool, each thread with
-  its own heap, sharing the best full heap's bound; the heaps are merged at the end.
+* with ``threads`` > 1 the slices of a query are scored by a Java thread pool (a large slice cut
+  in two until every thread has one), each thread with its own heap, sharing the best full heap's
+  bound; the heaps are merged at the end.
 
 One query can also be routed here (``searchRouted``): a ``selectsearch.CoriScorer``
 (:mod:`selectsearch.lucene.cori_java`) scores every shard, the best ``budget`` are searched, and
@@ -444,6 +448,18 @@ public final class BatchSearch {
     boolean allLeaves = leaves.size() == top.leaves().size();
     if (leaves.isEmpty() || maxDoc == 0 || k <= 0) {
       return EMPTY;
+    }
+    while (pool != null && slices.size() < threads) {  // one index: cut its ranges so every thread has one
+      Slice widest = slices.get(0);
+      for (Slice x : slices) {
+        widest = x.max - x.min > widest.max - widest.min ? x : widest;
+      }
+      if (widest.max - widest.min < 2 * 128) {
+        break;  // halves under a postings block (128 documents) are not worth a scorer of their own
+      }
+      int mid = widest.min + (widest.max - widest.min) / 2;
+      slices.add(slices.indexOf(widest) + 1, new Slice(widest.leaf, mid, widest.max, widest.rank));
+      widest.max = mid;
     }
     Query built = build(text);
     // the clauses Anserini built: one SHOULD clause per distinct term, boosted by its count

@@ -69,6 +69,13 @@ def test_one_index_returns_what_the_shard_indexes_return(ranged: dict[str, Path]
                 assert all(_same(a, b) for a, b in zip(got, want, strict=True)), (k, s, order)
     for engine in (shards, one):
         engine._batch.setOrder(1)
+    # Java threads: the one slice of an all-shards query is cut so that each thread scores a part
+    _, threaded = _both(ranged["ties"], threads=2)
+    for s in lists:
+        for k in (1, 10, 1000):
+            want = shards.batch_search(texts, k, [s] * len(texts))
+            got = threaded.batch_search(texts, k, [s] * len(texts))
+            assert all(_same(a, b) for a, b in zip(got, want, strict=True)), (k, s, "threads")
     deep = one.search("alpha bravo", 1000)
     assert len(np.unique(deep[1])) * 3 <= len(deep[1])  # the fixture is all ties: the cut decides
     # the per-query path (no javac) on the one index: a filter on the shard field, same answers
