@@ -147,9 +147,10 @@ class ShardedIndex:
 
         With ``one_index`` (the default) and an index that has its shards merged into one Lucene
         index (``selectsearch index --lucene-ranges``; :mod:`selectsearch.index.ranges`), that one
-        is searched: same hits and scores, less work per query. It is checked first: its recorded
-        shards and sizes are the manifest's, its document count theirs, and the first and last
-        document of every shard are where they should be.
+        is searched, and the shard indexes only for queries over a few shards
+        (:data:`~selectsearch.lucene.searcher.SHARD_INDEXES_UP_TO`): same hits and scores, less
+        work. It is checked first: its recorded shards and sizes are the manifest's, its document
+        count theirs, and the first and last document of every shard are where they should be.
 
         Raises:
             ShardedIndexError: the index has no Lucene backend (built with ``--backend faiss``).

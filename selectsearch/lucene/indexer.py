@@ -1,4 +1,4 @@
-"""Build one Lucene shard index with Anserini's ``IndexCollection``.
+"""Build one Lucene shard index with Anserini's ``IndexCollection`` (and merge shard indexes into one).
 
 The shard's documents are first written as Anserini JSON lines ``{"id", "contents", "shard"}``
 (the same file is kept as the shard's document store). ``IndexCollection`` then indexes that
@@ -21,7 +21,8 @@ from selectsearch.errors import CorruptIndexError, SelectSearchError
 from selectsearch.lucene.jvm import jclass, quiet_logging
 
 __all__ = ["CONTENTS_FIELD", "ID_FIELD", "SHARD_FIELD", "check_lucene_index", "index_collection_argv", "index_shard",
-           "index_shards_in_jvm", "is_java_exception", "java_problem", "open_directory_reader", "read_lucene_ids"]
+           "index_shards_in_jvm", "is_java_exception", "java_problem", "merge_shard_indexes", "open_directory_reader",
+           "read_lucene_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +264,8 @@ def merge_shard_indexes(shard_dirs: Sequence[Path], out_dir: Path) -> int:
 
     Raises:
         SelectSearchError: a shard has deleted documents (doc ids would shift), or the merged index
-            does not hold the shards' documents in order.
+            holds another number of documents (:func:`selectsearch.index.ranges.add_lucene_ranges`
+            then checks every doc id's place).
     """
     quiet_logging()
     readers = [open_directory_reader(Path(d)) for d in shard_dirs]
@@ -283,7 +285,7 @@ def merge_shard_indexes(shard_dirs: Sequence[Path], out_dir: Path) -> int:
     config = jclass("org.apache.lucene.index.IndexWriterConfig")()
     config.setOpenMode(jclass("org.apache.lucene.index.IndexWriterConfig$OpenMode").CREATE)
     # a log merge policy merges adjacent segments only, so the one segment keeps the order in
-    # which the shards' segments were added; one merge of all of them (merge factor = their number)
+    # which the shards' segments were added; one merge of all of them (a merge factor above their number)
     policy = jclass("org.apache.lucene.index.LogByteSizeMergePolicy")()
     policy.setMergeFactor(max(2, len(sources) * 4))
     policy.setMaxMergeMBForForcedMerge(float(1 << 40))
