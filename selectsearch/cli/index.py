@@ -21,12 +21,12 @@ embedding cache, so a corpus is encoded once for dense partitioning, MICO and FA
 is rewritten last; --overwrite replaces an existing FAISS backend).
 
 --lucene-ranges also merges the shards' Lucene indexes into ONE Lucene index (<out>/lucene), each
-shard a range of its doc ids: searching on this machine then looks each query term up once
-whatever the shards searched, so searching every shard costs what one unsharded index costs and
-a few shards less than separate indexes (same hits and scores). It takes a second copy of the
-postings on disk and a merge after the build (about 2 s at 200k documents); the shard indexes stay
-(Ray distributes them). --add-backend lucene-ranges adds it to an existing index at --out (the
-SOURCEs are not read).
+shard a range of its doc ids: a query over many shards then looks each term up once instead of
+once per shard, so searching every shard costs what one unsharded index costs (same hits and
+scores); queries over a few shards keep using the shard indexes, which serve them as cheaply. It
+takes a second copy of the postings on disk and a merge after the build (about 5 s at 200k
+documents, 95 s at 5M); the shard indexes stay (Ray distributes them). --add-backend lucene-ranges
+adds it to an existing index at --out (the SOURCEs are not read).
 
 --ray local|auto|ADDRESS builds on Ray: the partitioner is fitted here, documents are assigned and every
 shard is indexed by Ray tasks (the same per-shard code as a local build, hence the same index).
@@ -158,10 +158,16 @@ def _execute(args: argparse.Namespace) -> int:
         raise SelectSearchError(f"--ray-retries must be 0 or more, got {args.ray_retries}")
     if args.ray is not None and args.add_backend:
         raise SelectSearchError("--add-backend runs on this machine; drop --ray")
+    if args.lucene_ranges and args.add_backend:
+        raise SelectSearchError("--lucene-ranges applies to a new build; to add the merged index to an existing one, "
+                                "use --add-backend lucene-ranges")
     if args.backend is not None and len(args.backend) > 1:
         raise SelectSearchError(f"--backend given {len(args.backend)} times ({' '.join(args.backend)}); give it "
                                 f"once with a comma-separated list: --backend {','.join(args.backend)}")
     backends = args.backend[0] if args.backend else "lucene"
+    if args.lucene_ranges and "lucene" not in parse_backends(backends):
+        raise SelectSearchError(f"--lucene-ranges merges Lucene shards, and --backend {backends} builds none: add "
+                                "lucene to --backend, or drop --lucene-ranges")
     dense = DenseConfig(model=args.encoder, max_length=args.max_length, factory=args.faiss_index,
                         large_factory=args.faiss_large_index, large_threshold=args.faiss_large_threshold,
                         nprobe=args.nprobe, efsearch=args.efsearch, seed=args.seed)

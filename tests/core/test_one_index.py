@@ -177,3 +177,7 @@ def test_the_cli_builds_and_adds_it(tiny_beir: Path, tmp_path: Path) -> None:
     again = subprocess.run([sys.executable, "-m", "selectsearch", "-q", "index", str(tiny_beir), "--out", str(out),
                             "--add-backend", "lucene-ranges"], capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "--overwrite" in again.stderr
+    for extra, says in ((["--backend", "faiss"], "builds none"), (["--add-backend", "faiss"], "new build")):
+        refused = subprocess.run([*cmd[:7], str(tmp_path / "other"), *cmd[8:], *extra], capture_output=True,
+                                 text=True, timeout=600)
+        assert refused.returncode == 2 and says in refused.stderr and not (tmp_path / "other").exists(), extra
