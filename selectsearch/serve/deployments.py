@@ -131,9 +131,14 @@ class ShardGroupServer:
         """:meth:`ShardGroup.ping` (pid, shards, calls)."""
         return self.group.ping()
 
-    async def inject_fault(self, *, delay_s: float = 0.0, crash: bool = False, fail_text: str | None = None) -> None:
-        """Fault drills (:meth:`ShardGroup.inject_fault`); ``crash`` exits this replica's process."""
+    async def inject_fault(self, *, delay_s: float = 0.0, crash: bool = False,
+                           fail_text: str | None = None) -> dict[str, Any]:
+        """Fault drills (:meth:`ShardGroup.inject_fault`); ``crash`` exits this replica's process.
+
+        Returns :meth:`ping` of the replica that took the fault: Serve picks the replica of each
+        call, so a drill that must reach every replica counts the pids it has set."""
         self.group.inject_fault(delay_s=delay_s, crash=crash, fail_text=fail_text)
+        return self.group.ping()
 
     def check_health(self) -> None:
         """Serve's periodic health check: fail (Serve then replaces the replica) when the JVM

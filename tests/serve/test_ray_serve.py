@@ -276,11 +276,12 @@ def small(serve_port: int, serve_index: Path) -> Iterator[Served]:
 
 
 def _fault_every_replica(app: Served, g: int, replicas: int, delay_s: float) -> None:
-    """Set the delay of every replica of group ``g`` (Serve picks the replica of each call)."""
+    """Set the delay of every replica of group ``g``: Serve picks the replica of each call, so
+    call until every replica has answered (a fault then a ping could alternate between two
+    replicas forever; the fault call itself says which replica took it)."""
     state: dict[int, float] = {}
     for _ in range(200):
-        app.group(g).inject_fault.remote(delay_s=delay_s).result(timeout_s=30)
-        ping = app.group(g).ping.remote().result(timeout_s=30)
+        ping = app.group(g).inject_fault.remote(delay_s=delay_s).result(timeout_s=30)
         state[int(ping["pid"])] = float(ping["delay_s"])
         if len(state) == replicas and set(state.values()) == {delay_s}:
             return
