@@ -98,6 +98,18 @@ class Gating:
         out: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, without overflow
         return out
 
+    def constant(self) -> float | None:
+        """The gate's value when it is the same for every possible query (1.0: always the
+        familiar weights, 0.0: always the unfamiliar ones), else ``None``.
+
+        Familiarity is a mean cosine similarity, in [-1, 1]; the gate is monotone in it, so it is
+        constant when it takes one value at both ends (with a margin for rounding). The fitted
+        constant gates (:func:`gate_candidates`' first two) are: then the other weight vector
+        multiplies every score by exactly 0, and its routers need not run (:meth:`HybridRouter.needed`).
+        """
+        low, high = self.gate(np.array([-2.0, 2.0])).tolist()
+        return low if low == high and low in (0.0, 1.0) else None
+
     def weights(self, familiarity: np.ndarray) -> np.ndarray:
         """``(n, len(routers))`` fusion weights per query."""
         g = self.gate(familiarity)[:, None]

@@ -122,6 +122,39 @@ def test_hybrid_router_gates_per_query_and_reports_the_weights() -> None:
     assert fixed.route_details()[0] == {"weights": {"cori": 0.5, "knn": 0.5}}  # type: ignore[index]
 
 
+class CountingRouter(TableRouter):
+    """A :class:`TableRouter` that counts its ``scores`` calls."""
+
+    calls = 0
+
+    def scores(self, queries: Sequence[Query]) -> np.ndarray:
+        type(self).calls += 1
+        return super().scores(queries)
+
+
+@pytest.mark.parametrize("centre", [-1e9, 1e9])
+def test_a_constant_gate_does_not_run_the_routers_it_weighs_zero(centre: float) -> None:
+    """The fitted constant gates use one weight vector for every query: the routers weighted only
+    in the other are not run (routing cost), and the fused scores are the same to the last bit."""
+    cori, knn, fam, _ = _two_regimes()
+    queries = [Query(str(i), "q") for i in range(len(fam))]
+    familiar, unfamiliar = [0.0, 0.3, 0.7], [0.6, 0.0, 0.4]
+    gate = Gating(["cori", "centroid", "knn"], familiar, unfamiliar, centre, 1.0)
+    assert gate.constant() == (1.0 if centre < 0 else 0.0)
+    assert Gating(["cori", "knn"], [0.0, 1.0], [1.0, 0.0], 0.6, 0.02).constant() is None
+    unused = "cori" if centre < 0 else "centroid"
+    CountingRouter.calls = 0
+    routers = [CountingRouter("cori", cori) if unused == "cori" else TableRouter("cori", cori),
+               CountingRouter("centroid", -cori) if unused == "centroid" else TableRouter("centroid", -cori),
+               TableRouter("knn", knn, fam)]
+    router = HybridRouter(routers, [0.3, 0.3, 0.4], gating=gate)
+    assert router.needed() == [unused != "cori", unused != "centroid", True]
+    scores = router.scores(queries)
+    assert CountingRouter.calls == 0
+    parts = [standardise(cori), standardise(-cori), standardise(knn)]
+    assert np.array_equal(scores, gate.fuse(parts, fam))
+
+
 def test_hybrid_router_refuses_a_gate_it_cannot_apply() -> None:
     cori, knn, fam, _ = _two_regimes()
     gate = Gating(["cori", "knn"], [0.0, 1.0], [1.0, 0.0], 0.6, 0.02)
