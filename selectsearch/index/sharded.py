@@ -178,6 +178,7 @@ class ShardedIndex:
             threads=threads,
             one_index=None if ranges is None else self.path / ranges.path,
             shard_sizes=None if ranges is None else expected.tolist(),
+            shard_labels=self.lucene_shards,
         )
         if ranges is not None:
             self._check_ranges(searcher)

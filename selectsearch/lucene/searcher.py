@@ -137,6 +137,10 @@ class ShardedLuceneSearcher:
             term is looked up once whatever the shards searched (see "One index" in the module docs).
         shard_sizes: documents per shard (needed with ``one_index``; ``shard_dirs`` are then opened
             only for the queries of :data:`SHARD_INDEXES_UP_TO`).
+        shard_labels: the value of each shard's documents' ``shard`` field, which the per-query
+            path filters on (default ``0 .. n-1``). :meth:`ShardedIndex.lucene` passes the
+            manifest's shard numbers: after an empty shard (no Lucene index) they are not the
+            searcher's.
 
     Example:
         >>> s = ShardedLuceneSearcher([Path("idx/shard-000/lucene"), Path("idx/shard-001/lucene")])  # doctest: +SKIP
@@ -146,8 +150,14 @@ class ShardedLuceneSearcher:
     def __init__(self, shard_dirs: Sequence[Path], *, k1: float = DEFAULT_BM25.k1, b: float = DEFAULT_BM25.b,
                  analyzer: str = DEFAULT_ANALYZER_CLASS, threads: int = 1,
                  term_cache: int | None = None, tie_ranks: np.ndarray | None = None,
-                 one_index: Path | None = None, shard_sizes: Sequence[int] | None = None) -> None:
+                 one_index: Path | None = None, shard_sizes: Sequence[int] | None = None,
+                 shard_labels: Sequence[int] | None = None) -> None:
         self.shard_dirs = [Path(d) for d in shard_dirs]
+        labels = range(len(self.shard_dirs)) if shard_labels is None else shard_labels
+        if len(labels) != len(self.shard_dirs):
+            raise ValueError(f"{len(labels)} shard labels for {len(self.shard_dirs)} shards")
+        #: the ``shard`` field value of each shard's documents (see ``shard_labels``)
+        self.shard_labels = [str(int(x)) for x in labels]
         #: the one index searched (``None``: the shard indexes, opened together)
         self.one_index = None if one_index is None else Path(one_index)
         if self.one_index is None:
@@ -269,7 +279,7 @@ class ShardedLuceneSearcher:
     def _shard_filter(self, shard: int) -> Any:
         q = self._shard_filters.get(shard)
         if q is None:
-            q = self._shard_filters[shard] = self._term_query(self._term(SHARD_FIELD, str(shard)))
+            q = self._shard_filters[shard] = self._term_query(self._term(SHARD_FIELD, self.shard_labels[shard]))
         return q
 
     def build_query(self, text: str, shards: Sequence[int] | None) -> Any:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -22,6 +23,8 @@ from selectsearch.index.build import BuildConfig, build_index
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.lucene import searcher as searcher_module
 from selectsearch.lucene.searcher import ShardedLuceneSearcher
+from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner, register_partition
+from selectsearch.partition.registry import register_partitioner
 from selectsearch.search import SelectiveSearcher
 from selectsearch.types import Query
 
@@ -212,3 +215,55 @@ def test_bad_shard_lists_are_refused(tiny_index: Path) -> None:
     assert lucene.batch_search([], 10) == []
     empty = lucene.search_batch(["rocket", "orbit"], 10, [[], []])
     assert len(empty) == 2 and empty.offsets.tolist() == [0, 0, 0]
+
+
+@register_partition
+class _OddShardsEmpty(FittedPartition):
+    """Documents dealt over the even shards only: the odd ones stay empty."""
+
+    kind: ClassVar[str] = "test-odd-shards-empty"
+
+    def __init__(self, n_shards: int) -> None:
+        self.n_shards = n_shards
+
+    def assign(self, docs: Any, positions: np.ndarray) -> np.ndarray:
+        return (2 * (np.asarray(positions) % (self.n_shards // 2))).astype(np.int32)
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        return {"kind": self.kind, "n_shards": self.n_shards}
+
+    @classmethod
+    def load(cls, folder: Path, config: dict[str, Any]) -> _OddShardsEmpty:
+        return cls(int(config["n_shards"]))
+
+
+@dataclass(frozen=True)
+class _OddShardsEmptyPartitioner(Partitioner):
+    name: ClassVar[str] = "test-odd-shards-empty"
+    needs_scan: ClassVar[bool] = False
+
+    def fit(self, scan: CorpusScan, *, n_shards: int, progress: bool = False) -> _OddShardsEmpty:
+        return _OddShardsEmpty(n_shards)
+
+
+def test_per_query_path_filters_the_right_shard_when_a_shard_is_empty(tmp_path: Path) -> None:
+    """An empty shard has no Lucene index, so the searcher's shard numbers (positions among the
+    shards that have one) differ from the manifest's after it; the per-query path's filter on
+    the ``shard`` field (which holds the manifest's number) must use the manifest's number, or
+    it searches the wrong shard without a word."""
+    register_partitioner(_OddShardsEmptyPartitioner.name, _OddShardsEmptyPartitioner, replace=True)
+    docs = [{"_id": f"d{i:02d}", "title": "", "text": f"rocket orbit {WORDS[i % 10]}"} for i in range(16)]
+    beir = write_beir(tmp_path / "beir", docs, queries={"q": "rocket"}, qrels={"q": {}})
+    index = ShardedIndex.open(build_index(open_corpus(beir), tmp_path / "idx",
+                                          BuildConfig(n_shards=8, partitioner=_OddShardsEmptyPartitioner.name,
+                                                      threads=1)))
+    assert index.lucene_shards == [0, 2, 4, 6]
+    lucene = index.lucene()
+    try:
+        for position, shard in enumerate(index.lucene_shards):
+            with _per_query(lucene) as per_query:
+                docids, _ = per_query.search("rocket orbit", k=10, shards=[position])
+            assert len(docids) == index.shard_sizes[shard] == 4
+            assert set(index.global_shard_ids[docids].tolist()) == {shard}
+    finally:
+        lucene.close()
