@@ -265,5 +265,11 @@ def test_per_query_path_filters_the_right_shard_when_a_shard_is_empty(tmp_path: 
                 docids, _ = per_query.search("rocket orbit", k=10, shards=[position])
             assert len(docids) == index.shard_sizes[shard] == 4
             assert set(index.global_shard_ids[docids].tolist()) == {shard}
+        if lucene.batched:  # the batch engine: the same answers
+            texts = ["rocket orbit alpha"] * 6
+            lists = [[0], [1], [2], [3], [1, 3], None]
+            batch = lucene.batch_search(texts, 10, lists)
+            with _per_query(lucene):
+                assert all(_same(a, lucene.search(t, 10, s)) for a, t, s in zip(batch, texts, lists, strict=True))
     finally:
         lucene.close()
