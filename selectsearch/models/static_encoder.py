@@ -58,6 +58,7 @@ from selectsearch import settings
 from selectsearch.errors import DependencyError, ModelError
 from selectsearch.models.encoder import DEFAULT_ENCODER, encoder_layout, load_encoder
 from selectsearch.models.folder import model_folder, read_model_manifest, write_model_manifest
+from selectsearch.models.wordpieces import AsciiWordPieces
 
 __all__ = ["DEFAULT_RECIPE", "MANIFEST", "STATIC_ENCODERS", "StaticEncoder", "StaticRecipe",
            "distill_static_encoder", "is_static_encoder", "is_static_folder", "static_encoder_folder"]
@@ -378,6 +379,8 @@ class StaticEncoder:
         self.dim = int(self.table.dim)
         self.model = self.tokenizer = _FolderCopy(folder)
         self._query_tokenizer = self._truncating_tokenizer()
+        self._word_pieces = None if self._query_tokenizer is None else AsciiWordPieces.for_tokenizer(
+            self._query_tokenizer)
 
     def _truncating_tokenizer(self) -> Any:
         """A copy of the table's tokenizer that truncates at ``max_length`` tokens, for
@@ -413,11 +416,20 @@ class StaticEncoder:
         """
         table = self.table
         cut = self.max_length * int(table.median_token_length)
-        encodings = self._query_tokenizer.encode_batch_fast([t[:cut] for t in texts], add_special_tokens=False)
+        cut_texts = [t[:cut] for t in texts]
+        # ASCII text: each word's pieces looked up once (the tokenizer's ids, 5x faster per query)
+        pieces = [self._word_pieces.ids(t) if self._word_pieces is not None else None for t in cut_texts]
+        others = [i for i, p in enumerate(pieces) if p is None]
+        if others:
+            encodings = self._query_tokenizer.encode_batch_fast([cut_texts[i] for i in others],
+                                                                add_special_tokens=False)
+            for i, encoding in zip(others, encodings, strict=True):
+                pieces[i] = encoding.ids
         unk = table.unk_token_id
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, encoding in enumerate(encodings):
-            ids = encoding.ids if unk is None else [t for t in encoding.ids if t != unk]
+        for i, text_pieces in enumerate(pieces):
+            first = (text_pieces or [])[: self.max_length]
+            ids = first if unk is None else [t for t in first if t != unk]
             if ids:
                 out[i] = table.embedding[np.asarray(ids, dtype=np.int64)].mean(axis=0)
         norm = np.linalg.norm(out, axis=1, keepdims=True) + 1e-32

@@ -44,13 +44,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from selectsearch.errors import RouteSpecError
 
-__all__ = ["FEATURE", "Gating", "fit_gating", "gate_candidates"]
+__all__ = ["FEATURE", "Gating", "fit_gating", "gate_candidates", "weighted_sum"]
 
 #: the familiarity feature the gate reads (the only one so far; stored for the future)
 FEATURE = "knn_familiarity"
@@ -98,6 +99,7 @@ class Gating:
         out: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, without overflow
         return out
 
+    @cached_property
     def constant(self) -> float | None:
         """The gate's value when it is the same for every possible query (1.0: always the
         familiar weights, 0.0: always the unfamiliar ones), else ``None``.
@@ -117,8 +119,7 @@ class Gating:
 
     def fuse(self, parts: Sequence[np.ndarray], familiarity: np.ndarray) -> np.ndarray:
         """``(n, K)`` fused scores of standardised per-router scores ``parts`` (router order)."""
-        w = self.weights(familiarity)
-        return np.asarray(sum(w[:, r : r + 1] * p for r, p in enumerate(parts)))
+        return weighted_sum(parts, self.weights(familiarity))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able parameters (what ``routing.json`` stores)."""
@@ -137,6 +138,11 @@ class Gating:
                        width=float(data["width"]), feature=str(data.get("feature", FEATURE)))
         except (KeyError, TypeError, ValueError) as exc:
             raise RouteSpecError(f"malformed gating in routing.json: {exc!r}") from exc
+
+
+def weighted_sum(parts: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """``(n, K)``: the sum of ``parts`` (each ``(n, K)``) weighted per query by ``weights`` (``(n, len(parts))``)."""
+    return np.asarray(sum(weights[:, r : r + 1] * p for r, p in enumerate(parts)))
 
 
 def gate_candidates(familiarity: np.ndarray) -> list[tuple[float, float]]:

@@ -40,7 +40,7 @@ import numpy as np
 
 from selectsearch.errors import RouteSpecError
 from selectsearch.route.base import Router, RouteSpec, parse_route, rank_by_scores
-from selectsearch.route.gating import Gating
+from selectsearch.route.gating import Gating, weighted_sum
 from selectsearch.route.registry import ROUTERS, fusable
 from selectsearch.types import EncodedQueries, Qrels, Query
 
@@ -99,7 +99,7 @@ class HybridRouter(Router):
         """Which sub-routers a query can need: a weight above 0 in some weight vector the fusion
         uses (the fixed weights, or the gating's two; only one of them when the gate is constant,
         the other then multiplying every score by exactly 0), or the familiarity the gating reads."""
-        constant = None if self.gating is None else self.gating.constant()
+        constant = None if self.gating is None else self.gating.constant
         if self.gating is None:
             vectors = [self.weights]
         elif constant is None:
@@ -139,7 +139,7 @@ class HybridRouter(Router):
         familiarity = self.familiarity()
         assert familiarity is not None and len(familiarity) == len(queries)
         self._last_weights = self.gating.weights(familiarity)
-        return self.gating.fuse(parts, familiarity)
+        return weighted_sum(parts, self._last_weights)  # Gating.fuse, without weighing twice
 
     def familiarity(self) -> np.ndarray | None:
         """The last batch's query familiarity from the fused ``knn`` router (``None`` without one)."""

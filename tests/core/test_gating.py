@@ -140,8 +140,8 @@ def test_a_constant_gate_does_not_run_the_routers_it_weighs_zero(centre: float) 
     queries = [Query(str(i), "q") for i in range(len(fam))]
     familiar, unfamiliar = [0.0, 0.3, 0.7], [0.6, 0.0, 0.4]
     gate = Gating(["cori", "centroid", "knn"], familiar, unfamiliar, centre, 1.0)
-    assert gate.constant() == (1.0 if centre < 0 else 0.0)
-    assert Gating(["cori", "knn"], [0.0, 1.0], [1.0, 0.0], 0.6, 0.02).constant() is None
+    assert gate.constant == (1.0 if centre < 0 else 0.0)
+    assert Gating(["cori", "knn"], [0.0, 1.0], [1.0, 0.0], 0.6, 0.02).constant is None
     unused = "cori" if centre < 0 else "centroid"
     CountingRouter.calls = 0
     routers = [CountingRouter("cori", cori) if unused == "cori" else TableRouter("cori", cori),
