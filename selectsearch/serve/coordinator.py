@@ -6,7 +6,8 @@ Data flow of one request (a batch of queries):
    or unusable route, oversized batch -> :class:`~selectsearch.serve.config.RequestError` (4xx).
 2. **Route** on the coordinator's single routing thread (routers may use the JVM — ReDDE and
    Rank-S search the central sample index — and pyjnius is not thread-safe). The same
-   :func:`~selectsearch.route.make_router` routers as in-process search.
+   :func:`~selectsearch.route.make_router` routers as in-process search. Requests that wait for
+   the thread are routed together, in one router call (:mod:`selectsearch.serve.coalesce`).
 3. **Search** the selected shards on the shard groups (:class:`~selectsearch.serve.remote.RemoteShards`,
    the Ray implementation of the pipeline's shard searcher: fan out only to the groups holding
    selected shards, retry on replicas while the deadline allows, merge exactly; shards whose
@@ -41,6 +42,7 @@ from selectsearch import settings
 from selectsearch.errors import SelectSearchError
 from selectsearch.pipeline.stages import assemble
 from selectsearch.route import RouteSpec, parse_route
+from selectsearch.serve.coalesce import RouteCoalescer
 from selectsearch.serve.config import RequestError, ServeConfig, ServeError
 from selectsearch.serve.remote import RemoteShards, merge_hits
 from selectsearch.types import Hit, Qrels, Query, SearchResult
@@ -148,7 +150,8 @@ class Coordinator:
         self.qrels = qrels
         self.seed = seed
         self.remote = (remote or RemoteShards)(self.index, self.config)
-        self._route_pool = ThreadPoolExecutor(1, thread_name_prefix="selectsearch-route")
+        # routing on one thread; requests waiting for it are routed together (serve/coalesce.py)
+        self._routing = RouteCoalescer(self._route)
         self._rerank_pool = ThreadPoolExecutor(1, thread_name_prefix="selectsearch-rerank")
         self._routers: dict[str, Router] = {}
         self.default_route = self.resolve_route(self.config.route)
@@ -191,7 +194,7 @@ class Coordinator:
     def close(self) -> None:
         """Stop the actors and the coordinator's threads."""
         self.remote.close()
-        self._route_pool.shutdown(wait=False)
+        self._routing.close()
         self._rerank_pool.shutdown(wait=False)
 
     # ------------------------------------------------------------------ validation
@@ -279,7 +282,7 @@ class Coordinator:
         self.check_request(qs, k, deadline_ms)
         deadline = t0 + float(deadline_ms or self.config.deadline_ms) / 1000.0
         loop = asyncio.get_running_loop()
-        selected, route_ms, scores = await loop.run_in_executor(self._route_pool, self._route, qs, spec)
+        selected, route_ms, scores = await self._routing.route(qs, spec)
         searched = [sorted(int(s) for s in sel) for sel in selected]
         depth = max(k, self.config.rerank_depth) if self.reranker is not None else k
         retrieved = await self.remote.asearch(qs, searched, depth, deadline)
@@ -312,8 +315,9 @@ class Coordinator:
         return router
 
     def _route(self, qs: Sequence[Query], spec: RouteSpec) -> tuple[list[list[int]], float, np.ndarray | None]:
-        # runs on the single routing thread (routers may call into the JVM); the scores are read
-        # here too, before another batch's routing replaces the router's last ones
+        # runs on the single routing thread (routers may call into the JVM), for the queries of
+        # every request waiting for it (RouteCoalescer); the scores are read here too, before
+        # another batch's routing replaces the router's last ones
         router = self._router(spec)
         t = time.perf_counter()
         selected = router.select(qs, spec.budget)

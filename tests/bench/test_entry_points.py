@@ -56,6 +56,7 @@ SMOKE = {
     "routing/shift.py": "test_routing_shift",
     "routing/static_encoder.py": "test_routing_static_encoder",  # test_routing_entry_points.py
     "routing/cost.py": "test_routing_cost",  # test_routing_entry_points.py
+    "routing/coalesce.py": "test_routing_coalesce",  # test_routing_entry_points.py
     "routing/budget.py": "test_routing_budget",
     "routing/summary.py": "test_routing_shift",
     "scale/generate.py": "test_scale_generate",  # test_synth.py

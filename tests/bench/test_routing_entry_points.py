@@ -57,5 +57,19 @@ def test_routing_cost(tmp_path: Path, bench_index: Path, data_root: Path, tiny_e
         ("cost", mode, str(encoder)) for mode in ("per-query", "batch") for encoder in (tiny_encoder_dir, static)]
     assert not any(r["default"] for r in rows)  # neither is the default encoder, minilm-static
     assert rows[0]["reference_auc"] == rows[0]["coverage_auc"] == result["rows"][0]["coverage_auc"]
+    assert result["measured_alone"] == ["transformer"]
     assert (bench_index / "routing.json").exists() == tuned_before  # the index is not tuned in place
     assert not (tmp_path / "work").exists()  # the copies are gone
+
+
+def test_routing_coalesce(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    out = tmp_path / "coalesce"
+    run_script("routing/coalesce.py", [bench_index, "--data", data_root / "beir", "--route", "centroid@2",
+                                       "--concurrency", "1", "4", "--k", "10", "--passes", "1", "--out", out],
+               env=script_env, cwd=tmp_path)
+    result = json.loads(out.with_suffix(".json").read_text())
+    runs = {(r["concurrency"], r["mode"]): r for r in result["runs"]}
+    assert set(runs) == {(c, m) for c in (1, 4) for m in ("coalesced", "one by one")}
+    assert runs[(4, "one by one")]["requests_per_call"] == 1.0 and runs[(4, "coalesced")]["calls"] >= 1
+    assert all(r["route_cpu_ms"] > 0 and r["queries"] == c * result["queries"] for (c, _), r in runs.items())
+    assert result["search_cpu_ms"] > 0 and "| 4 | coalesced |" in out.with_suffix(".md").read_text()
