@@ -12,7 +12,7 @@ import pytest
 
 from selectsearch.route import parse_route
 from selectsearch.route.base import RouteSpec
-from selectsearch.serve.coalesce import Routed, RouteCoalescer
+from selectsearch.serve.coalesce import RouteCoalescer, Routed
 from selectsearch.types import Query
 
 CORI = parse_route("cori@2")
@@ -107,6 +107,10 @@ def test_the_query_cap_splits_a_queue() -> None:
     assert [ids for ids, _ in recorder.calls] == [["a0"], ["b0", "b1", "d0"], ["c0", "c1"]]
 
 
+async def _all_at_once(coalescer: RouteCoalescer, requests: list[tuple[list[Query], RouteSpec]]) -> list[Routed]:
+    return list(await asyncio.gather(*(coalescer.route(q, s) for q, s in requests)))
+
+
 @pytest.mark.integration
 def test_real_routers_route_a_request_as_alone(serve_index: Path, serve_beir: Path) -> None:
     """Centroid, CORI and knn routing of requests coalesced under load: the shards each query gets
@@ -129,11 +133,8 @@ def test_real_routers_route_a_request_as_alone(serve_index: Path, serve_beir: Pa
         alone = [route(q, s)[0] for q, s in requests]
         coalescer = RouteCoalescer(route)
 
-        async def all_at_once() -> list[Routed]:
-            return list(await asyncio.gather(*(coalescer.route(q, s) for q, s in requests)))
-
         try:
-            together = asyncio.run(all_at_once())
+            together = asyncio.run(_all_at_once(coalescer, requests))
         finally:
             coalescer.close()
         assert [r[0] for r in together] == alone, name
