@@ -11,7 +11,10 @@ Reads what the routing benchmarks wrote and recomputes nothing:
   ``budget`` = ``"auto:T"``, setting ``in-distribution``);
 - ``cost.json`` when present (``eval/routing/cost.py --summary``): routing CPU against BM25
   search CPU per query, one query at a time and as one batch (``mode``), and coverage AUC
-  against the transformer encoder's (rows with ``setting`` = ``"cost"``).
+  against the transformer encoder's (rows with ``setting`` = ``"cost"``);
+- ``coalesce-<collection>.json`` when present (``eval/routing/coalesce.py``): the same with C
+  requests in flight routed together by the serving coordinator (``mode`` = ``"served, C in
+  flight"``).
 
 Each acceptance line is then a filter over the rows, printed with its verdict in summary.md.
 
@@ -100,6 +103,16 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def coalesce_rows(collection: str, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cost rows of ``eval/routing/coalesce.py``: routing CPU per query when C requests in flight
+    are routed together by the serving coordinator (``mode`` = ``"served, C in flight"``)."""
+    return [{"setting": "cost", "mode": f"served, {r['concurrency']} in flight", "collection": collection,
+             "route": result["route"], "route_ms": r["route_cpu_ms"], "search_ms": result["search_cpu_ms"],
+             "route_cpu_ms": r["route_cpu_ms"], "search_cpu_ms": result["search_cpu_ms"],
+             "requests_per_call": r["requests_per_call"]}
+            for r in result["runs"] if r.get("mode", "coalesced") == "coalesced"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = script_parser(__doc__)
     parser.add_argument("--results", type=Path, default=REPO / "eval" / "results" / "routing",
@@ -125,10 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         rows += json.loads(cost.read_text())["rows"]
     else:
         missing.append(cost.name)
+    for coalesced in sorted(args.results.glob("coalesce-*.json")):
+        rows += coalesce_rows(coalesced.stem.removeprefix("coalesce-"), json.loads(coalesced.read_text()))
     write_json(args.results / "summary.json", rows, indent=1, end="\n")
     lines = ["# Routing acceptance (issue 19): summary", "", "```sh",
              command_line(__file__, argv, prefix="PYTHONPATH=. " + sys.executable + " "), "```", "",
-             "Rows in `summary.json`; sources: `shift-*.json`, `budget-*.json`, `cost.json` (their commands are in "
+             "Rows in `summary.json`; sources: `shift-*.json`, `budget-*.json`, `cost.json`, `coalesce-*.json` (their "
+             "commands are in "
              "their .md files). The default learned route is `hybrid[gated]`: what `tune-route` stores, with "
              "`knn`'s default query encoder (`knn.encoder=adapted`).", "",
              "| collection | setting | budget | default vs best classic | target | verdict |",
