@@ -76,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-k", type=int, default=1000, help="largest k a request may ask for (default 1000)")
     parser.add_argument("--max-inflight", type=int, default=8, help="requests processed at once (default 8)")
     parser.add_argument("--max-queue", type=int, default=64, help="requests waiting before 503 (default 64)")
+    parser.add_argument("--route-batch", type=int, default=None, metavar="N",
+                        help="requests waiting for the routing thread are routed together, up to N queries per "
+                             "router call (default 1024; 1: one request per call)")
     parser.add_argument("--actor-cpus", type=float, default=0.5,
                         help="CPUs reserved per shard-group replica (default 0.5)")
     parser.add_argument("--java-heap", default="1g", help="-Xmx of each shard-group replica's JVM (default 1g)")
@@ -101,7 +104,9 @@ def execute(args: argparse.Namespace) -> int:
                                     "e.g. '[[0,1],[2,3]]'") from exc
     config = ServeConfig(route=args.route, shards_per_group=args.shards_per_group, placement=placement,
                          replicas=args.replicas, deadline_ms=args.deadline_ms, max_k=args.max_k,
-                         max_inflight=args.max_inflight, max_queue=args.max_queue, actor_num_cpus=args.actor_cpus,
+                         max_inflight=args.max_inflight, max_queue=args.max_queue,
+                         **({} if args.route_batch is None else {"route_batch": args.route_batch}),
+                         actor_num_cpus=args.actor_cpus,
                          actor_java_heap=args.java_heap, rerank_depth=args.rerank_depth,
                          router_options=parse_router_options(args.router_options),
                          header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout)

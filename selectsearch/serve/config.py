@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from selectsearch.errors import SelectSearchError
+from selectsearch.serve.coalesce import MAX_COALESCED_QUERIES
 
 __all__ = ["RequestError", "ServeConfig", "ServeError"]
 
@@ -59,6 +60,9 @@ class ServeConfig:
             (Ray Serve: a shard-group replica's ``max_ongoing_requests``).
         actor_num_cpus: CPUs reserved per actor in the Ray scheduler.
         actor_java_heap: ``-Xmx`` of each actor's JVM (postings are memory-mapped, off-heap).
+        route_batch: most queries routed in one router call: requests waiting for the routing
+            thread are routed together up to this many queries (requests are taken whole;
+            1: one request per call). See :mod:`selectsearch.serve.coalesce`.
         max_restarts: times Ray restarts a dead actor (-1: forever).
         spread: place actors with Ray's ``SPREAD`` strategy (over nodes) instead of packing.
         rerank_depth: hits handed to the reranker, when one is configured.
@@ -90,6 +94,7 @@ class ServeConfig:
     actor_num_cpus: float = 0.5
     actor_java_heap: str = "1g"
     max_restarts: int = -1
+    route_batch: int = MAX_COALESCED_QUERIES
     spread: bool = True
     rerank_depth: int = 100
     retry_cooldown_s: float = 1.0
@@ -111,6 +116,7 @@ class ServeConfig:
             (self.actor_max_pending >= 1, "actor_max_pending must be at least 1"),
             (self.actor_num_cpus >= 0, "actor_num_cpus must be 0 or more"),
             (self.rerank_depth >= 1, "rerank_depth must be at least 1"),
+            (self.route_batch >= 1, "route_batch must be at least 1"),
             (self.header_timeout_s > 0, "header_timeout_s must be positive"),
             (self.body_timeout_s > 0, "body_timeout_s must be positive"),
             (self.max_header_bytes >= 1024, "max_header_bytes must be at least 1024"),

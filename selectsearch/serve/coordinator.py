@@ -151,7 +151,7 @@ class Coordinator:
         self.seed = seed
         self.remote = (remote or RemoteShards)(self.index, self.config)
         # routing on one thread; requests waiting for it are routed together (serve/coalesce.py)
-        self._routing = RouteCoalescer(self._route)
+        self._routing = RouteCoalescer(self._route, max_queries=self.config.route_batch)
         self._rerank_pool = ThreadPoolExecutor(1, thread_name_prefix="selectsearch-rerank")
         self._routers: dict[str, Router] = {}
         self.default_route = self.resolve_route(self.config.route)

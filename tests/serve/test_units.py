@@ -52,6 +52,8 @@ def test_config_rejects_nonsense() -> None:
         ServeConfig(replicas=0)
     with pytest.raises(ServeError, match="deadline"):
         ServeConfig(deadline_ms=0)
+    with pytest.raises(ServeError, match="route_batch"):
+        ServeConfig(route_batch=0)
     assert ServeConfig(placement=((0, 1),)).to_json()["placement"] == [[0, 1]]
 
 
