@@ -24,7 +24,7 @@ from selectsearch.index.sharded import ShardedIndex
 from selectsearch.lucene import searcher as searcher_module
 from selectsearch.lucene.searcher import ShardedLuceneSearcher
 from selectsearch.partition.base import CorpusScan, FittedPartition, Partitioner, register_partition
-from selectsearch.partition.registry import register_partitioner
+from selectsearch.partition.registry import PARTITIONERS, register_partitioner
 from selectsearch.search import SelectiveSearcher
 from selectsearch.types import Query
 
@@ -251,12 +251,15 @@ def test_per_query_path_filters_the_right_shard_when_a_shard_is_empty(tmp_path: 
     shards that have one) differ from the manifest's after it; the per-query path's filter on
     the ``shard`` field (which holds the manifest's number) must use the manifest's number, or
     it searches the wrong shard without a word."""
-    register_partitioner(_OddShardsEmptyPartitioner.name, _OddShardsEmptyPartitioner, replace=True)
     docs = [{"_id": f"d{i:02d}", "title": "", "text": f"rocket orbit {WORDS[i % 10]}"} for i in range(16)]
     beir = write_beir(tmp_path / "beir", docs, queries={"q": "rocket"}, qrels={"q": {}})
-    index = ShardedIndex.open(build_index(open_corpus(beir), tmp_path / "idx",
-                                          BuildConfig(n_shards=8, partitioner=_OddShardsEmptyPartitioner.name,
-                                                      threads=1)))
+    register_partitioner(_OddShardsEmptyPartitioner.name, _OddShardsEmptyPartitioner, replace=True)
+    try:  # registered for this build only: other tests list the registered partitioners
+        index = ShardedIndex.open(build_index(open_corpus(beir), tmp_path / "idx",
+                                              BuildConfig(n_shards=8, partitioner=_OddShardsEmptyPartitioner.name,
+                                                          threads=1)))
+    finally:
+        PARTITIONERS.unregister(_OddShardsEmptyPartitioner.name)
     assert index.lucene_shards == [0, 2, 4, 6]
     lucene = index.lucene()
     try:
