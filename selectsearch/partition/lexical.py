@@ -111,7 +111,7 @@ class LexicalSpace(QuerySpace):
         The rows of each text's terms are gathered from the transposed centroids, weighted and
         summed in term-id order (the products and sums of scipy's sparse-times-dense product),
         for the whole batch at once: one router call costs a handful of numpy calls whatever
-        the number of texts (a batch of 300 SciFact queries: 24 -> 6 us per query). Every step
+        the number of texts (a batch of 300 SciFact queries: 24 -> 8 us per query). Every step
         is either elementwise or a reduction over one text's own entries (``np.add.reduceat``),
         and the sublinear tf comes from a fixed table, so a text scores the same alone or in
         any batch (``tests/core/test_partition.py``).
