@@ -20,6 +20,7 @@ that an error is given to the request that caused it, not to its neighbours.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,12 @@ def _settle(future: asyncio.Future[Routed], result: Routed | None, error: BaseEx
         future.set_exception(error)
     else:
         future.set_result(result)  # type: ignore[arg-type]
+
+
+def _deliver(waiting: _Waiting, result: Routed | None, error: BaseException | None) -> None:
+    """Hand a request its routing (or error) on its own event loop, from the routing thread."""
+    with contextlib.suppress(RuntimeError):  # its event loop is closed: nobody waits for it any more
+        waiting.loop.call_soon_threadsafe(_settle, waiting.future, result, error)
 
 
 class RouteCoalescer:
@@ -106,9 +113,9 @@ class RouteCoalescer:
                 batch = self._take()
             try:
                 self._route_together(batch)
-            except BaseException as exc:  # never leave a request waiting forever
+            except BaseException as exc:  # never leave a request waiting, nor the routing thread stopped
                 for w in batch:
-                    w.loop.call_soon_threadsafe(_settle, w.future, None, exc)
+                    _deliver(w, None, exc)
 
     def _take(self) -> list[_Waiting]:
         """The first waiting request and every later one of the same route, up to
@@ -133,7 +140,7 @@ class RouteCoalescer:
                 for w in batch:
                     self._route_together([w])
                 return
-            batch[0].loop.call_soon_threadsafe(_settle, batch[0].future, None, exc)
+            _deliver(batch[0], None, exc)
             return
         self.calls += 1
         self.requests += len(batch)
@@ -141,5 +148,5 @@ class RouteCoalescer:
         for w in batch:
             end = start + len(w.queries)
             part: Any = (selected[start:end], route_ms, None if scores is None else scores[start:end])
-            w.loop.call_soon_threadsafe(_settle, w.future, part, None)
+            _deliver(w, part, None)
             start = end

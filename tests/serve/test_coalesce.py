@@ -111,6 +111,25 @@ async def _all_at_once(coalescer: RouteCoalescer, requests: list[tuple[list[Quer
     return list(await asyncio.gather(*(coalescer.route(q, s) for q, s in requests)))
 
 
+def test_a_request_whose_event_loop_closed_does_not_stop_the_routing_thread() -> None:
+    """A client that gave up (its event loop closed while it was being routed) must not leave the
+    routing thread stopped: the next request is routed."""
+    recorder = Recorder()
+    coalescer = RouteCoalescer(recorder)
+
+    async def give_up() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(coalescer.route(_queries("a", 1), CORI), 0.05)
+
+    try:
+        asyncio.run(give_up())  # its loop is closed when the first routing call returns
+        recorder.release.set()
+        out = asyncio.run(asyncio.wait_for(coalescer.route(_queries("b", 2), CORI), 10))
+    finally:
+        coalescer.close()
+    assert len(out[0]) == 2 and [ids for ids, _ in recorder.calls] == [["a0"], ["b0", "b1"]]
+
+
 @pytest.mark.integration
 def test_real_routers_route_a_request_as_alone(serve_index: Path, serve_beir: Path) -> None:
     """Centroid, CORI and knn routing of requests coalesced under load: the shards each query gets
