@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -107,10 +107,6 @@ def test_the_query_cap_splits_a_queue() -> None:
     assert [ids for ids, _ in recorder.calls] == [["a0"], ["b0", "b1", "d0"], ["c0", "c1"]]
 
 
-async def _all_at_once(coalescer: RouteCoalescer, requests: list[tuple[list[Query], RouteSpec]]) -> list[Routed]:
-    return list(await asyncio.gather(*(coalescer.route(q, s) for q, s in requests)))
-
-
 def test_a_request_whose_event_loop_closed_does_not_stop_the_routing_thread() -> None:
     """A client that gave up (its event loop closed while it was being routed) must not leave the
     routing thread stopped: the next request is routed."""
@@ -150,11 +146,17 @@ def test_real_routers_route_a_request_as_alone(serve_index: Path, serve_beir: Pa
 
         requests = [([Query(f"{i}", t)], spec) for i, t in enumerate(texts)]
         alone = [route(q, s)[0] for q, s in requests]
-        coalescer = RouteCoalescer(route)
+        recorder = Recorder()
 
+        def held(queries: Sequence[Query], spec: RouteSpec, hold: Recorder = recorder,
+                 route: Callable[[Sequence[Query], RouteSpec], Routed] = route) -> Routed:
+            hold(queries, spec)  # the first call waits until every request is queued
+            return route(queries, spec)
+
+        coalescer = RouteCoalescer(held)
         try:
-            together = asyncio.run(_all_at_once(coalescer, requests))
+            together = asyncio.run(_concurrent(coalescer, recorder, requests))
         finally:
             coalescer.close()
-        assert [r[0] for r in together] == alone, name
-        assert coalescer.calls < len(requests), "requests that waited should have been routed together"
+        assert [r[0] for r in together if not isinstance(r, BaseException)] == alone, name
+        assert coalescer.calls == 2, "the first request alone, then the five that waited together"
