@@ -14,7 +14,9 @@ Answers are those of routing each request alone: routers score every query on it
 one difference is float rounding in a batched product (``knn``'s similarities to the logged
 queries, about 1e-7), which can only swap two shards whose scores tie to that precision. A
 router call that fails with several requests in it is made again for each request alone, so
-that an error is given to the request that caused it, not to its neighbours.
+that an error is given to the request that caused it, not to its neighbours. A request's trace
+gives the routing time per query of the call it was routed in; its wait for the thread is not
+routing, and shows in the request's total time only.
 """
 
 from __future__ import annotations
