@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     from selectsearch.search import SelectiveSearcher
 
     encoders = dict(e.split("=", 1) for e in (args.encoder or DEFAULT_ENCODERS))
+    unknown = sorted(set(args.alone or []) - set(encoders))
+    if unknown:
+        parser.error(f"--alone {', '.join(unknown)}: not an --encoder label ({', '.join(encoders)})")
     queries = load_queries(args.data, split=args.split)
     qrels = load_qrels(args.data, split=args.split)
     names = [n for n in args.routers.split(",") if n]
@@ -131,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         configs.append((str(args.index), f"cori@{args.budget}", None))
         labels = [*encoders, "cori"]
         # the --alone configurations are measured in runs of their own (module docs)
+        # the default (transformer) only when there is such a label; named ones were checked above
         alone = [labels.index(label) for label in dict.fromkeys(args.alone or ["transformer"]) if label in encoders]
         groups = [[i for i in range(len(configs)) if i not in alone], *[[i] for i in alone]]
         load_before = load_average()

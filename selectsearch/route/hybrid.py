@@ -99,13 +99,12 @@ class HybridRouter(Router):
         """Which sub-routers a query can need: a weight above 0 in some weight vector the fusion
         uses (the fixed weights, or the gating's two; only one of them when the gate is constant,
         the other then multiplying every score by exactly 0), or the familiarity the gating reads."""
-        constant = None if self.gating is None else self.gating.constant
         if self.gating is None:
             vectors = [self.weights]
-        elif constant is None:
+        elif self.gating.constant is None:
             vectors = [self.gating.familiar, self.gating.unfamiliar]
         else:
-            vectors = [self.gating.familiar if constant == 1.0 else self.gating.unfamiliar]
+            vectors = [self.gating.familiar if self.gating.constant == 1.0 else self.gating.unfamiliar]
         gated = self.gating is not None
         return [any(v[i] > 0 for v in vectors) or (gated and callable(getattr(r, "familiarity", None)))
                 for i, r in enumerate(self.routers)]

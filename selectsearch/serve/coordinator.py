@@ -36,13 +36,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from selectsearch import settings
 from selectsearch.errors import SelectSearchError
 from selectsearch.pipeline.stages import assemble
 from selectsearch.route import RouteSpec, parse_route
-from selectsearch.serve.coalesce import RouteCoalescer
+from selectsearch.serve.coalesce import RouteCoalescer, Routed
 from selectsearch.serve.config import RequestError, ServeConfig, ServeError
 from selectsearch.serve.remote import RemoteShards, merge_hits
 from selectsearch.types import Hit, Qrels, Query, SearchResult
@@ -314,7 +312,7 @@ class Coordinator:
             self._routers[spec.router_key] = router
         return router
 
-    def _route(self, qs: Sequence[Query], spec: RouteSpec) -> tuple[list[list[int]], float, np.ndarray | None]:
+    def _route(self, qs: Sequence[Query], spec: RouteSpec) -> Routed:
         # runs on the single routing thread (routers may call into the JVM), for the queries of
         # every request waiting for it (RouteCoalescer); the scores are read here too, before
         # another batch's routing replaces the router's last ones

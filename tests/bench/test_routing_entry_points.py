@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from .conftest import run_script
+from .conftest import REPO, run_script
 
 
 def _static_folder(folder: Path) -> Path:
@@ -60,6 +62,11 @@ def test_routing_cost(tmp_path: Path, bench_index: Path, data_root: Path, tiny_e
     assert result["measured_alone"] == ["transformer"]
     assert (bench_index / "routing.json").exists() == tuned_before  # the index is not tuned in place
     assert not (tmp_path / "work").exists()  # the copies are gone
+    refused = subprocess.run([sys.executable, str(REPO / "eval" / "routing" / "cost.py"), str(bench_index), "--data",
+                              str(data_root / "beir"), "--alone", "nosuch", "--work", str(tmp_path / "w2"), "--out",
+                              str(tmp_path / "o2")], cwd=tmp_path, env=script_env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "--alone nosuch: not an --encoder label" in refused.stderr
+    assert not (tmp_path / "w2").exists()  # refused before any work
 
 
 def test_routing_coalesce(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
