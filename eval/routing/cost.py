@@ -15,7 +15,7 @@ The ``--alone`` encoders' configurations (default: ``transformer``) are measured
 runs of their own: a transformer's forward pass between two queries streams its 90 MB of
 weights through the caches, and the static routers interleaved with it then read their tables
 and knowledge base from memory on every query (the default router's per-query routing cost
-was 0.465 ms interleaved with it, against 0.2-0.3 ms without; a server runs one router, with
+was 0.465 ms interleaved with it, against 0.32-0.36 ms without; a server runs one router, with
 its search between two queries).
 
 Two modes, side by side:

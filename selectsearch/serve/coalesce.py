@@ -6,7 +6,7 @@ thread is free it takes *every* waiting request of the same route and routes the
 one call, then hands each request its own rows. Nothing is held back to wait for company: at
 low load a request is routed alone and at once, as before; under load the per-call costs of
 routing (numpy calls, the crossing into Java, the encoder's set-up: most of a routed query's
-0.2-0.3 ms with ``hybrid@2``, against 0.08 ms per query in a batch;
+0.3-0.4 ms with ``hybrid@2``, against 0.08 ms per query in a batch;
 ``eval/results/routing/cost-sfwiki32.md``) are shared by the requests that queued behind each
 other (``eval/routing/coalesce.py`` measures it).
 
