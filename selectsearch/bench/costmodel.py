@@ -2,9 +2,9 @@
 
 Measurements come from :mod:`selectsearch.bench.harness`; this module turns them into the mean
 cost of each configuration (:func:`summarise`), counts the postings each query touches
-(:func:`query_postings`), fits search CPU to them and extrapolates to larger collections
-(:func:`fit_cost_model`), and reads off where selective search becomes cheaper than exhaustive
-search (:func:`crossover`).
+(:func:`query_postings`), fits search CPU to them (:class:`SearchCpuModel`, :func:`fit_search_cpu`)
+and extrapolates to larger collections (:func:`fit_cost_model`), and reads off where selective
+search becomes cheaper than exhaustive search (:func:`crossover`).
 
 Example:
     >>> from selectsearch.bench.costmodel import crossover
@@ -17,7 +17,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,107 @@ import numpy as np
 from selectsearch.bench.measure import percentiles
 from selectsearch.errors import SelectSearchError
 
-__all__ = ["add_postings", "crossover", "describe_size", "fit_cost_model", "mark_targets", "query_postings",
-           "summarise"]
+__all__ = ["SEARCH_TERMS", "SearchCpuModel", "add_postings", "crossover", "describe_size", "fit_cost_model",
+           "fit_search_cpu", "mark_targets", "query_postings", "searched_shards", "summarise"]
+
+#: the terms of :class:`SearchCpuModel`, in the order of its coefficients
+SEARCH_TERMS = ("fixed", "per_posting", "per_shard", "per_log_docs")
+
+
+@dataclass(frozen=True)
+class SearchCpuModel:
+    """Search + merge CPU of one query, in ms::
+
+        fixed + per_posting * P + per_shard * S + per_log_docs * ln(N)
+
+    ``P``: postings of the query's terms in the searched shards (:func:`query_postings`); ``S``:
+    shards searched; ``N``: documents in the collection. Why these terms: scoring costs per
+    posting; every searched shard costs its term-dictionary lookups and scorer set-up whatever it
+    holds (random shards, each holding few of a query's postings, cost more per posting than topical
+    ones); and the fixed part of a query (dictionary and collection-statistics lookups, mapping
+    ``k`` hits to doc ids) grows with the collection like a lookup in a sorted structure, ``ln N``.
+    A plain ``fixed + per_posting * P`` fitted on 205k and 1M documents under-predicted the 5M
+    measurement of random shards by 26% (``eval/scale/model_check.py``).
+
+    A term whose column is constant over the fitted queries cannot be told from ``fixed`` and is
+    left out (coefficient 0): ``per_log_docs`` when one collection size was measured,
+    ``per_shard`` on an unsharded index (and in measurements without shard lists).
+
+    Attributes:
+        coef: coefficient of each of :data:`SEARCH_TERMS` (ms; per posting, per shard, per unit
+            of ``ln N``).
+        fitted: the terms fitted (the others are 0).
+        points: (query, configuration) measurements fitted.
+        sizes: the collection sizes they came from.
+    """
+
+    coef: dict[str, float]
+    fitted: tuple[str, ...]
+    points: int
+    sizes: tuple[int, ...]
+
+    def fixed_ms(self, shards: float, n_docs: float) -> float:
+        """The CPU of a query that touches no posting: everything but ``per_posting * P``."""
+        c = self.coef
+        return c["fixed"] + c["per_shard"] * shards + c["per_log_docs"] * float(np.log(n_docs))
+
+    def predict(self, postings: float, shards: float, n_docs: float) -> float:
+        """Search + merge CPU (ms) of a query touching ``postings`` in ``shards`` shards of ``n_docs``."""
+        return self.fixed_ms(shards, n_docs) + self.coef["per_posting"] * postings
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: coefficients (per posting in ns), fitted terms, points, sizes."""
+        return {"fixed_ms": self.coef["fixed"], "per_posting_ns": self.coef["per_posting"] * 1e6,
+                "per_shard_ms": self.coef["per_shard"], "per_log_docs_ms": self.coef["per_log_docs"],
+                "fitted": list(self.fitted), "points": self.points, "sizes": list(self.sizes)}
+
+
+def fit_search_cpu(measurements: Iterable[tuple[np.ndarray, np.ndarray, int, np.ndarray]]) -> SearchCpuModel:
+    """Least-squares :class:`SearchCpuModel` over per-query measurements.
+
+    Args:
+        measurements: ``(postings, shards, n_docs, cpu_ms)`` per configuration: per-query postings,
+            shards searched and search + merge CPU (aligned arrays), and the collection size.
+
+    Raises:
+        SelectSearchError: no measurement.
+
+    Example:
+        >>> p = np.array([100.0, 200.0, 400.0])
+        >>> m = fit_search_cpu([(p, np.array([1.0, 2.0, 2.0]), 1000, 0.5 + 0.01 * p + np.array([0.1, 0.2, 0.2]))])
+        >>> {k: round(v, 6) for k, v in m.coef.items()}
+        {'fixed': 0.5, 'per_posting': 0.01, 'per_shard': 0.1, 'per_log_docs': 0.0}
+    """
+    cols: dict[str, list[np.ndarray]] = {t: [] for t in SEARCH_TERMS}
+    ys: list[np.ndarray] = []
+    sizes: set[int] = set()
+    for postings, shards, n_docs, cpu in measurements:
+        p = np.asarray(postings, dtype=np.float64)
+        cols["fixed"].append(np.ones_like(p))
+        cols["per_posting"].append(p)
+        cols["per_shard"].append(np.broadcast_to(np.asarray(shards, dtype=np.float64), p.shape))
+        cols["per_log_docs"].append(np.full_like(p, np.log(n_docs)))
+        ys.append(np.asarray(cpu, dtype=np.float64))
+        sizes.add(int(n_docs))
+    if not ys:
+        raise SelectSearchError("the cost model needs per-query measurements")
+    full = {t: np.concatenate(v) for t, v in cols.items()}
+    fitted = tuple(t for t in SEARCH_TERMS if t in ("fixed", "per_posting") or np.ptp(full[t]) > 0)
+    solution, *_ = np.linalg.lstsq(np.stack([full[t] for t in fitted], axis=1), np.concatenate(ys), rcond=None)
+    coef = dict.fromkeys(SEARCH_TERMS, 0.0)
+    coef.update({t: float(v) for t, v in zip(fitted, solution, strict=True)})
+    return SearchCpuModel(coef, fitted, len(full["fixed"]), tuple(sorted(sizes)))
+
+
+def searched_shards(result: Mapping[str, Any]) -> np.ndarray:
+    """Shards searched by each query of a cost-report configuration (1 per query on an unsharded
+    index; the configuration's mean when the report has no per-query shard lists)."""
+    n = len(result["postings"])
+    if result.get("kind") == "unsharded":
+        return np.ones(n)
+    if result.get("shards"):
+        return np.asarray([len(s) for s in result["shards"]], dtype=np.float64)
+    return np.full(n, float(result.get("summary", {}).get("shards", 1.0)))
 
 
 def summarise(measured: Mapping[str, Any], jvm_share: float, n_docs: int) -> dict[str, Any]:
@@ -73,20 +173,25 @@ def fit_cost_model(results: Sequence[Mapping[str, Any]], n_docs: int, sizes: Seq
     """Fit per-query search CPU to the postings it touches and extrapolate to larger collections.
 
     Model (CPU ms per query; ``P`` = postings of the query's terms in the searched shards, see
-    :func:`query_postings`; ``N`` = documents in the collection):
+    :func:`query_postings`; ``S`` = shards searched; ``N`` = documents in the collection):
 
-    * search + merge thread CPU of one query = ``a + c_p * P``, least squares over every
-      (query, configuration) pair on the sharded index. ``a`` is the fixed cost of a query at
-      the measured shard count (parsing, term-statistics lookups in every shard, collecting and
-      mapping ``k`` hits across JNI, Python); ``c_p`` the cost per posting.
+    * search + merge thread CPU of one query = ``a + c_p * P + c_s * S``
+      (:class:`SearchCpuModel` fitted by :func:`fit_search_cpu` over every (query, configuration)
+      pair on the sharded index; one size is measured here, so its ``ln N`` term is not fitted).
+      ``a + c_s * S`` is the fixed cost of a query (parsing, term-statistics lookups in every
+      searched shard, collecting and mapping ``k`` hits across JNI, Python); ``c_p`` the cost per
+      posting.
     * at size ``N`` every configuration's ``P`` grows like ``N`` (same fraction of the collection
       scored, same term distribution), so its CPU is
-      ``(route(N) + a + c_p * P * N / N0) * (1 + jvm)``, ``jvm`` being that configuration's
-      measured share of CPU in the JVM's own threads (garbage collection, JIT).
+      ``(route(N) + a + c_s * S + c_p * P * N / N0) * (1 + jvm)``, ``jvm`` being that
+      configuration's measured share of CPU in the JVM's own threads (garbage collection, JIT).
     * ``route(N)`` stays constant for routers whose cost depends on the number of shards and the
       vocabulary (centroid, CORI, Taily; the shard count is kept) and grows like ``N`` for those
       that search a sample of the collection (ReDDE, Rank-S: the sample is a fixed share).
     * the unsharded index gets its own fixed cost ``a1`` (measured CPU minus ``c_p * P``).
+
+    ``eval/scale/model_check.py`` fits the same model on several sizes (with its ``ln N`` term)
+    and checks it against a larger one.
 
     Assumptions: same document and query distributions at every size; Lucene's dynamic pruning
     no better at scale (conservative for both sides); shard count as measured; the fraction
@@ -96,12 +201,13 @@ def fit_cost_model(results: Sequence[Mapping[str, Any]], n_docs: int, sizes: Seq
     sharded = [r for r in results if r.get("kind") == "sharded" and not r.get("rerank") and r.get("postings")]
     if not sharded:
         raise SelectSearchError("the cost model needs measured configurations on a sharded index")
+    model = fit_search_cpu((np.asarray(r["postings"]), searched_shards(r), n_docs, np.asarray(r["search_merge_cpu"]))
+                           for r in sharded)
+    a, c_p, c_s = model.coef["fixed"], model.coef["per_posting"], model.coef["per_shard"]
     x = np.concatenate([np.asarray(r["postings"], dtype=np.float64) for r in sharded])
     y = np.concatenate([np.asarray(r["search_merge_cpu"], dtype=np.float64) for r in sharded])
-    design = np.stack([np.ones_like(x), x], axis=1)
-    (a, c_p), *_ = np.linalg.lstsq(design, y, rcond=None)
-    a, c_p = float(a), max(float(c_p), 0.0)
-    r2 = 1.0 - float(((y - (a + c_p * x)) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12))
+    s = np.concatenate([searched_shards(r) for r in sharded])
+    r2 = 1.0 - float(((y - (a + c_p * x + c_s * s)) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12))
 
     def row(r: Mapping[str, Any], label: str, fixed: float) -> dict[str, Any]:
         s = r["summary"]
@@ -117,6 +223,9 @@ def fit_cost_model(results: Sequence[Mapping[str, Any]], n_docs: int, sizes: Seq
             out[f"cpu_ms_{n}"] = (route + fixed + c_p * p * scale) * (1.0 + jvm)
         return out
 
+    def fixed_of(r: Mapping[str, Any]) -> float:
+        return model.fixed_ms(float(np.mean(searched_shards(r))), n_docs)
+
     rows = []
     for r in results:
         if r.get("rerank") or not r.get("postings"):
@@ -126,11 +235,11 @@ def fit_cost_model(results: Sequence[Mapping[str, Any]], n_docs: int, sizes: Seq
             fixed = s["cpu_ms"]["search"] + s["cpu_ms"].get("merge", 0.0) - c_p * float(np.mean(r["postings"]))
             rows.append(row(r, "exhaustive, unsharded index", fixed))
         elif r["router"] == "all":
-            rows.insert(0, row(r, f"exhaustive, {r['n_shards']} shards", a))
+            rows.insert(0, row(r, f"exhaustive, {r['n_shards']} shards", fixed_of(r)))
         elif r.get("target_budget"):
-            rows.append(row(r, r["route"], a))
-    return {"a_ms": a, "c_p_ns_per_posting": c_p * 1e6, "r2": r2, "points": len(x), "n_docs_measured": n_docs,
-            "sizes": list(sizes), "rows": rows}
+            rows.append(row(r, r["route"], fixed_of(r)))
+    return {"a_ms": a, "c_p_ns_per_posting": c_p * 1e6, "c_s_ms_per_shard": c_s, "r2": r2, "points": len(x),
+            "n_docs_measured": n_docs, "sizes": list(sizes), "rows": rows}
 
 
 def add_postings(results: list[dict[str, Any]], indexes: Mapping[str, Path], items: Sequence[tuple[str, str]]

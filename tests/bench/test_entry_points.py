@@ -483,23 +483,30 @@ def test_bench_build_keeps_a_non_empty_work_folder(tmp_path: Path, script_env: d
 
 
 def test_scale_model_check(tmp_path: Path, script_env: dict[str, str]) -> None:
-    """Reports made from a known model (search + merge = 0.5 ms + 100 ns/posting, routing 0.2 ms):
-    the model fitted on two sizes predicts the third exactly."""
+    """Reports made from a known model (sharded search + merge = 0.5 ms + 100 ns/posting + 0.05 ms
+    per shard searched + 0.1 ms x ln N; CORI's routing 0.2 ms, ReDDE's growing with N): the model
+    fitted on two sizes predicts the third exactly. (A fit without the shard or ln N term misses.)"""
     rng = np.random.default_rng(0)
 
     def report(n_docs: int, name: str) -> Path:
         results = []
-        for index, kind, route, router, frac in (("k", "sharded", "all", "all", 1.0),
-                                                 ("k", "sharded", "cori@2", "cori", 0.06),
-                                                 ("one", "unsharded", "all", "all", 1.0)):
+        for index, kind, route, router, frac, budget in (("k", "sharded", "all", "all", 1.0, 8),
+                                                         ("k", "sharded", "cori@2", "cori", 0.06, 2),
+                                                         ("k", "sharded", "random@4", "random", 0.5, 4),
+                                                         ("k", "sharded", "redde@3", "redde", 0.1, 3),
+                                                         ("one", "unsharded", "all", "all", 1.0, 1)):
             postings = (rng.uniform(0.5, 1.5, 20) * n_docs * frac / 10).tolist()
-            route_ms = 0.2 if router == "cori" else 0.0
-            fixed = 0.5 if kind == "sharded" else 0.3
-            cpu = [fixed + 1e-4 * p for p in postings]
+            shards = [list(range(int(budget) - (i % 2 if budget > 1 else 0))) for i in range(20)]
+            route_ms = {"cori": 0.2, "redde": 0.1 + 0.2 * n_docs / 1e6}.get(router, 0.0)
+            if kind == "sharded":
+                cpu = [0.5 + 1e-4 * p + 0.05 * len(s) + 0.1 * np.log(n_docs)
+                       for p, s in zip(postings, shards, strict=True)]
+            else:
+                cpu = [0.3 + 1e-4 * p + 0.2 * np.log(n_docs) for p in postings]
             total = route_ms + float(np.mean(cpu))
             results.append({"index": index, "kind": kind, "route": route, "router": router, "rerank": None,
                             "n_docs": n_docs, "metrics": {"nDCG@10": 0.6}, "postings": postings,
-                            "search_merge_cpu": cpu,
+                            "search_merge_cpu": cpu, "shards": shards,
                             "summary": {"fraction_scored": frac, "total_cpu_ms": total, "thread_cpu_ms": total,
                                         "jvm_other_cpu_ms": 0.0, "cpu_ms": {"route": route_ms}}})
         path = tmp_path / f"{name}.json"
@@ -511,8 +518,12 @@ def test_scale_model_check(tmp_path: Path, script_env: dict[str, str]) -> None:
     run_script("scale/model_check.py", ["--fit", small, medium, "--check", large, "--out", out],
                env=script_env, cwd=tmp_path)
     result = json.loads(out.with_suffix(".json").read_text())
-    assert len(result["rows"]) == 3 and all(abs(r["error"]) < 1e-6 for r in result["rows"])
-    assert result["models"]["sharded"]["a_ms"] == pytest.approx(0.5)
+    assert len(result["rows"]) == 5 and all(abs(r["error"]) < 1e-6 for r in result["rows"])
+    sharded = result["models"]["sharded"]
+    assert sharded["fixed_ms"] == pytest.approx(0.5) and sharded["per_shard_ms"] == pytest.approx(0.05)
+    assert sharded["per_log_docs_ms"] == pytest.approx(0.1) and sharded["per_posting_ns"] == pytest.approx(100.0)
+    assert result["models"]["unsharded"]["fitted"] == ["fixed", "per_posting", "per_log_docs"]
     far = {r["config"]: r for r in result["extrapolation"]}
     assert far["one:all"]["ratio_to_unsharded"] == 1.0 and far["k:cori@2"]["ratio_to_unsharded"] < 0.1
-    assert "3 of 3 configurations within 20%" in out.with_suffix(".md").read_text()
+    assert far["k:redde@3"]["route_cpu_ms"] == pytest.approx(0.1 + 0.2 * 100)
+    assert "5 of 5 configurations within 20%" in out.with_suffix(".md").read_text()

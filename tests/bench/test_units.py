@@ -201,6 +201,24 @@ def test_fit_cost_model_recovers_a_linear_cost() -> None:
     assert model["rows"][0]["config"] == "exhaustive, 2 shards"
 
 
+def test_search_cpu_model_fits_shards_and_collection_size_and_drops_constant_terms() -> None:
+    from selectsearch.bench.costmodel import fit_search_cpu
+
+    rng = np.random.default_rng(1)
+
+    def measured(n_docs: int, n: int = 30) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+        p, s = rng.uniform(1e3, 1e5, n), rng.integers(1, 9, n).astype(float)
+        return p, s, n_docs, 0.2 + 2e-5 * p + 0.04 * s + 0.15 * np.log(n_docs)
+
+    model = fit_search_cpu([measured(10_000), measured(100_000)])
+    assert model.fitted == ("fixed", "per_posting", "per_shard", "per_log_docs") and model.points == 60
+    assert [model.coef[t] for t in model.fitted] == pytest.approx([0.2, 2e-5, 0.04, 0.15])
+    assert model.predict(1e4, 3, 1e6) == pytest.approx(0.2 + 0.2 + 0.12 + 0.15 * np.log(1e6))
+    one_size = fit_search_cpu([measured(10_000)])  # ln N is constant: folded into the fixed cost
+    assert one_size.fitted == ("fixed", "per_posting", "per_shard") and one_size.coef["per_log_docs"] == 0.0
+    assert one_size.coef["fixed"] == pytest.approx(0.2 + 0.15 * np.log(10_000))
+
+
 def test_report_writer_round_trips(tmp_path: Path) -> None:
     from selectsearch.bench.report import format_table, pyplot, save_figure, write_json, write_markdown
 

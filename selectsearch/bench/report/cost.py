@@ -135,11 +135,13 @@ def write_cost_report(result: Mapping[str, Any], out: Path) -> list[Path]:
         sizes = model["sizes"]
         lines += ["", "## Cost model and extrapolation", "", f"![model]({name}-model.png)", "",
                   f"Fitted on the sharded index ({model['n_docs_measured']:,} documents) over {model['points']:,} "
-                  "(query, configuration) pairs: search + merge CPU of a query = a + c_p·P, P = postings of the "
-                  "query's terms in the searched shards (from the index's per-shard term statistics). "
-                  f"a = {model['a_ms']:.2f} ms (fixed per query), c_p = {model['c_p_ns_per_posting']:.2f} ns per "
+                  "(query, configuration) pairs: search + merge CPU of a query = a + c_s·S + c_p·P, S = shards "
+                  "searched, P = postings of the query's terms in them (from the index's per-shard term statistics). "
+                  f"a = {model['a_ms']:.2f} ms (fixed per query), c_s = {model.get('c_s_ms_per_shard', 0.0):.3f} ms "
+                  f"per shard, c_p = {model['c_p_ns_per_posting']:.2f} ns per "
                   f"posting, R² = {model['r2']:.3f} (per-query timings on a shared machine are noisy; the means "
-                  "below are what matters). At N documents: (route(N) + a + c_p·P·N/N0)·(1 + JVM-thread share); "
+                  "below are what matters). At N documents: (route(N) + a + c_s·S + c_p·P·N/N0)·(1 + JVM-thread "
+                  "share), fixed ms = a + c_s·S; "
                   "route(N) constant for centroid/CORI/Taily, linear in N for ReDDE/Rank-S (central sample = "
                   "fixed share of the collection).", "",
                   "| configuration | frac scored | postings P | route CPU ms | fixed ms | JVM share | measured CPU ms "
