@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from selectsearch.errors import RouteSpecError
-from selectsearch.route.budget import calibrate_routers, store_calibration
+from selectsearch.route.budget import store_calibration
 
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
@@ -30,9 +30,11 @@ __all__ = ["calibrate_index", "store_calibration"]
 def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = None, logs: str | None = None,
                     *, routers: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """Fit calibrations for the fusion tuned on ``index`` (``routing.json``; with its per-query
-    gating when it has one) and each of its routers, on the same held-out logged queries
-    ``tune-route`` chose the weights on (the knn knowledge base is the training
-    part of the logs, as in tuning).
+    gating when it has one) and each of its routers, on the held-out logged queries ``tune-route``
+    used (:func:`selectsearch.route.tuning.calibrate_fusion`: a gated fusion on both validation
+    splits, the routers on the split the weights were chosen on; the knn knowledge base is the
+    training part of each split, and the topic split is drawn again with the stored parameters and
+    the knn router's encoder, as in tuning).
 
     Args:
         index: a tuned index.
@@ -40,12 +42,13 @@ def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = N
         routers: routers to calibrate besides ``hybrid`` (default: the fused ones).
 
     Raises:
-        RouteSpecError: the index has no ``routing.json``.
+        RouteSpecError: the index has no ``routing.json``, or a split it needs cannot be drawn.
     """
+    from selectsearch.route import options_for
     from selectsearch.route.gating import Gating
-    from selectsearch.route.hybrid import standardise
+    from selectsearch.route.knn import knn_encoder
     from selectsearch.route.routing_file import read_routing
-    from selectsearch.route.tuning import held_out_logs, scoring_routers
+    from selectsearch.route.tuning import VALIDATIONS, calibrate_fusion, held_out_splits, scoring_routers
 
     tuned = read_routing(index.path)
     if tuned is None or "routers" not in tuned:
@@ -55,20 +58,27 @@ def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = N
     data = data if data is not None else tuned["data"]
     logs = logs if logs is not None else tuned["logs"]
     extra = [n for n in (routers or ()) if n not in names]
-    # the split tune-route chose the weights on, drawn again with its parameters
     validation = str(tuned.get("validation", "random"))
-    split = tuned.get("splits", {}).get(validation, {}) if validation == "topics" else {}
-    held = held_out_logs(index, str(data), str(logs), validation,
-                         **{k: split[k] for k in ("fraction", "seed", "n_topics", "by") if k in split})
+    gating = Gating.from_dict(tuned["gating"]) if tuned.get("gating") else None
     options = {k: v for k, v in tuned.get("options", {}).items() if k.partition(".")[0] in names + extra
                and k.partition(".")[2] not in ("logs", "data")}
-    built = scoring_routers(index, names + extra, held.train_records, options)
-    raw = {n: np.asarray(built[n].scores(held.queries), dtype=np.float64) for n in names + extra}
-    gating = Gating.from_dict(tuned["gating"]) if tuned.get("gating") else None
-    if gating is not None:  # the stored fusion is gated per query: calibrate what hybrid@auto will score
-        fused = gating.fuse([standardise(raw[n]) for n in names], np.asarray(built["knn"].familiarity()))
-    else:
-        fused = np.asarray(sum(w * standardise(raw[n]) for n, w in zip(names, weights, strict=True)))
-    return calibrate_routers({**raw, "hybrid": np.asarray(fused)}, held.pair_query, held.pair_shard,
-                             index.shard_sizes, fusion=(names, weights),
-                             gating=gating.to_dict() if gating is not None else None)
+    # the splits tune-route drew, drawn again: the topic split with its stored parameters, its queries
+    # clustered by the knn router's encoder
+    encoder = knn_encoder(options_for("knn", options).get("encoder"), index)
+    topics = tuned.get("splits", {}).get("topics", {})
+    splits = held_out_splits(index, str(data), str(logs), encoder=encoder,
+                             **{k: topics[k] for k in ("fraction", "seed", "n_topics", "by") if k in topics})
+    raw: dict[str, dict[str, np.ndarray]] = {}
+    familiarity: dict[str, np.ndarray] = {}
+    shared: dict[str, Any] = {}
+    for kind in (VALIDATIONS if gating is not None else (validation,)):
+        held = splits[kind]
+        if isinstance(held, str):
+            raise RouteSpecError(f"the {kind} validation split of the logs cannot be drawn again: {held}")
+        wanted = names + extra if kind == validation else names
+        built = scoring_routers(index, wanted, held.train_records, options, encoder=encoder, built=shared)
+        shared.update({n: r for n, r in built.items() if n != "knn"})
+        raw[kind] = {n: np.asarray(built[n].scores(held.queries), dtype=np.float64) for n in wanted}
+        if "knn" in built:
+            familiarity[kind] = np.asarray(built["knn"].familiarity())
+    return calibrate_fusion(index, names, weights, gating, splits, raw, familiarity, validation)

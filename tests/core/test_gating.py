@@ -210,6 +210,11 @@ def test_tune_route_stores_a_gating_that_search_applies_and_traces(own_index: Pa
     assert gate.routers == ["centroid", "cori", "knn"]
     assert gate.familiar == tuned["fits"]["random"]["weights"] and gate.unfamiliar == tuned["fits"]["topics"]["weights"]
     assert tuned["calibration"]["hybrid"]["gating"] == gate.to_dict()
+    # the gated fusion meets familiar and unfamiliar queries: calibrated on both splits stacked; the
+    # routers on the split the weights were chosen on
+    n_val = {kind: tuned["splits"][kind]["n_val_queries"] for kind in ("random", "topics")}
+    assert tuned["calibration"]["hybrid"]["n_queries"] == n_val["random"] + n_val["topics"]
+    assert tuned["calibration"]["cori"]["n_queries"] == n_val[tuned["validation"]]
     assert {"hybrid_gated"} <= set(tuned["auc"]["random"]) and {"hybrid_gated"} <= set(tuned["auc"]["topics"])
     write_routing(own_index, tuned)
     assert read_routing(own_index)["gating"]["centre"] == gate.centre  # type: ignore[index]
