@@ -206,8 +206,8 @@ def fit_cost_model(results: Sequence[Mapping[str, Any]], n_docs: int, sizes: Seq
     a, c_p, c_s = model.coef["fixed"], model.coef["per_posting"], model.coef["per_shard"]
     x = np.concatenate([np.asarray(r["postings"], dtype=np.float64) for r in sharded])
     y = np.concatenate([np.asarray(r["search_merge_cpu"], dtype=np.float64) for r in sharded])
-    s = np.concatenate([searched_shards(r) for r in sharded])
-    r2 = 1.0 - float(((y - (a + c_p * x + c_s * s)) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12))
+    shards = np.concatenate([searched_shards(r) for r in sharded])
+    r2 = 1.0 - float(((y - (a + c_p * x + c_s * shards)) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12))
 
     def row(r: Mapping[str, Any], label: str, fixed: float) -> dict[str, Any]:
         s = r["summary"]
