@@ -54,14 +54,13 @@ DEFAULT_ROUTERS = ("mico", "cori")
 
 
 def standardise(scores: np.ndarray) -> np.ndarray:
-    """Per-row z-scores of ``(n, K)`` shard scores; a row with one value throughout becomes zeros."""
-    s = np.asarray(scores, dtype=np.float64)
-    n = s.shape[1]
-    # numpy's own mean and std, written out so the mean is taken once (``s.std`` takes it again
-    # and both pay numpy's argument handling: this runs three times per fused query)
-    centred = s - np.add.reduce(s, axis=1, keepdims=True) / n
-    std = np.sqrt(np.add.reduce(centred * centred, axis=1, keepdims=True) / n)
-    return np.divide(centred, std, out=np.zeros_like(centred), where=std > 1e-12)
+    """Per-row z-scores of ``(n, K)`` shard scores (population standard deviation); a row with one
+    value throughout becomes zeros. One compiled loop per row
+    (:func:`selectsearch.route.kernels.standardise_rows`): this runs for every fused router on
+    every routed query, and in tuning on the same scores."""
+    from selectsearch.route.kernels import standardise_rows
+
+    return np.asarray(standardise_rows(np.ascontiguousarray(scores, dtype=np.float64)))
 
 
 class HybridRouter(Router):
