@@ -13,7 +13,7 @@ logs). The gate mixes the two per query::
     w(q) = g(q) * w_familiar + (1 - g(q)) * w_unfamiliar
 
 where ``f(q)`` is the query's *familiarity*: the mean cosine similarity of its embedding to its
-5 nearest logged queries (:func:`selectsearch.route.knn.knn_neighbours`, computed by the ``knn``
+5 nearest logged queries (:func:`selectsearch.route.knn.familiarity`, computed by the ``knn``
 router as a by-product of its scores, so the gate costs nothing extra).
 
 Why this evidence and this model. Of the reliability signals one could use (neighbour

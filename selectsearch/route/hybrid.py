@@ -54,13 +54,18 @@ DEFAULT_ROUTERS = ("mico", "cori")
 
 
 def standardise(scores: np.ndarray) -> np.ndarray:
-    """Per-row z-scores of ``(n, K)`` shard scores (population standard deviation); a row with one
-    value throughout becomes zeros. One compiled loop per row
-    (:func:`selectsearch.route.kernels.standardise_rows`): this runs for every fused router on
-    every routed query, and in tuning on the same scores."""
-    from selectsearch.route.kernels import standardise_rows
-
-    return np.asarray(standardise_rows(np.ascontiguousarray(scores, dtype=np.float64)))
+    """Per-row z-scores of ``(n, K)`` shard scores; a row with one value throughout becomes zeros
+    whatever the value (its computed mean can miss the value by a rounding, which would make
+    ``+-1`` z-scores of nothing: checked exactly)."""
+    s = np.asarray(scores, dtype=np.float64)
+    n = s.shape[1]
+    # numpy's own mean and std, written out so the mean is taken once (``s.std`` takes it again
+    # and both pay numpy's argument handling: this runs three times per fused query)
+    centred = s - np.add.reduce(s, axis=1, keepdims=True) / n
+    std = np.sqrt(np.add.reduce(centred * centred, axis=1, keepdims=True) / n)
+    informative = (std > 1e-12) & (np.maximum.reduce(s, axis=1, keepdims=True) > np.minimum.reduce(s, axis=1,
+                                                                                                   keepdims=True))
+    return np.divide(centred, std, out=np.zeros_like(centred), where=informative)
 
 
 class HybridRouter(Router):

@@ -19,7 +19,7 @@ from selectsearch.route.budget import _same_fusion
 from selectsearch.route.calibrate import calibrate_index
 from selectsearch.route.gating import Gating, fit_gating
 from selectsearch.route.hybrid import HybridRouter, standardise
-from selectsearch.route.knn import knn_neighbours
+from selectsearch.route.knn import familiarity, nearest_logged
 from selectsearch.route.tuning import read_routing, tune_hybrid, write_routing
 from selectsearch.search import SelectiveSearcher
 from selectsearch.selective_metrics import coverage_curve
@@ -178,11 +178,10 @@ def test_familiarity_is_high_for_a_logged_paraphrase_and_low_for_a_stranger() ->
     kb = np.eye(8, dtype=np.float32)[:6] + 0.05
     kb /= np.linalg.norm(kb, axis=1, keepdims=True)
     queries = np.stack([kb[0], np.eye(8)[7]])  # a logged query, and one orthogonal to every logged one
-    dist = np.full((6, 3), 1 / 3)
-    _, f = knn_neighbours(queries, kb, dist, k=6, temperature=0.1, n_familiar=1)
+    _, sims = nearest_logged(queries, kb, 6)
+    f = familiarity(sims, n=1)
     assert f[0] == pytest.approx(1.0, abs=1e-5) and f[1] < 0.2
-    _, f5 = knn_neighbours(queries, kb, dist, k=6, temperature=0.1, n_familiar=5)
-    assert f5[0] < f[0]  # the mean over more neighbours is lower
+    assert familiarity(sims, n=5)[0] < f[0]  # the mean over more neighbours is lower
 
 
 @pytest.fixture()
