@@ -63,9 +63,8 @@ def standardise(scores: np.ndarray) -> np.ndarray:
     # and both pay numpy's argument handling: this runs three times per fused query)
     centred = s - np.add.reduce(s, axis=1, keepdims=True) / n
     std = np.sqrt(np.add.reduce(centred * centred, axis=1, keepdims=True) / n)
-    informative = (std > 1e-12) & (np.maximum.reduce(s, axis=1, keepdims=True) > np.minimum.reduce(s, axis=1,
-                                                                                                   keepdims=True))
-    return np.divide(centred, std, out=np.zeros_like(centred), where=informative)
+    constant = np.maximum.reduce(s, axis=1, keepdims=True) == np.minimum.reduce(s, axis=1, keepdims=True)
+    return np.divide(centred, std, out=np.zeros_like(centred), where=(std > 1e-12) & ~constant)
 
 
 class HybridRouter(Router):
