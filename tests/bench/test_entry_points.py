@@ -58,6 +58,7 @@ SMOKE = {
     "routing/cost.py": "test_routing_cost",  # test_routing_entry_points.py
     "routing/coalesce.py": "test_routing_coalesce",  # test_routing_entry_points.py
     "routing/budget.py": "test_routing_budget",
+    "routing/knn_dims.py": "test_routing_knn_dims",  # test_routing_entry_points.py
     "routing/summary.py": "test_routing_shift",
     "scale/generate.py": "test_scale_generate",  # test_synth.py
     "scale/model_check.py": "test_scale_model_check",

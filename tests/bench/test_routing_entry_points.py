@@ -80,3 +80,32 @@ def test_routing_coalesce(tmp_path: Path, bench_index: Path, data_root: Path, sc
     assert runs[(4, "one by one")]["requests_per_call"] == 1.0 and runs[(4, "coalesced")]["calls"] >= 1
     assert all(r["route_cpu_ms"] > 0 and r["queries"] == c * result["queries"] for (c, _), r in runs.items())
     assert result["search_cpu_ms"] > 0 and "| 4 | coalesced |" in out.with_suffix(".md").read_text()
+
+
+def test_routing_knn_dims(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
+    import shutil
+
+    from selectsearch.index.sharded import ShardedIndex
+    from selectsearch.route.tuning import tune_hybrid, write_routing
+
+    static = _static_folder(tmp_path / "static")
+    index = Path(shutil.copytree(bench_index, tmp_path / "index"))
+    (index / "routing.json").unlink(missing_ok=True)
+    tuned = tune_hybrid(ShardedIndex.open(index), str(data_root / "beir"), "train", ["centroid", "cori", "knn"],
+                        options={"knn.encoder": str(static)})
+    write_routing(index, tuned)
+    out = tmp_path / "dims"
+    run_script("routing/knn_dims.py", [index, "--data", data_root / "beir", "--dims", "16", "4", "--k", "10",
+                                       "--passes", "1", "--sample-docs", "40", "--out", out], env=script_env,
+               cwd=tmp_path)
+    result = json.loads(out.with_suffix(".json").read_text())
+    rows = result["rows"]
+    assert [r["dims"] for r in rows] == [16, 4] and result["encoder_dims"] == 16
+    assert rows[0]["energy"] == 1.0 or abs(rows[0]["energy"] - 1.0) < 1e-9
+    assert 0 < rows[1]["energy"] < 1.0
+    assert all(r["route_cpu_ms"] > 0 and r["search_cpu_ms"] > 0 and 0 <= r["coverage_auc"] <= 100 for r in rows)
+    assert "| 4 |" in out.with_suffix(".md").read_text()
+    refused = subprocess.run([sys.executable, str(REPO / "eval" / "routing" / "knn_dims.py"), str(index), "--data",
+                              str(data_root / "beir"), "--dims", "32", "--out", str(tmp_path / "o2")], cwd=tmp_path,
+                             env=script_env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "above the encoder's 16 dimensions" in refused.stderr
