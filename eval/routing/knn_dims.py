@@ -26,6 +26,7 @@ Example (from the repository root; the index tuned with ``selectsearch tune-rout
 
 from __future__ import annotations
 
+import copy
 import sys
 import tempfile
 import time
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--dims must be >= 1")
 
     from selectsearch.data import load_qrels, load_queries
+    from selectsearch.errors import SelectSearchError
     from selectsearch.mico.logs import read_log_records
     from selectsearch.ranking import rank_by_scores
     from selectsearch.route.hybrid import HybridRouter
@@ -77,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     from selectsearch.selective_metrics import coverage_curve
     from selectsearch.types import Query
 
-    searcher = SelectiveSearcher.open(args.index, f"hybrid@{args.budget}")
+    try:
+        searcher = SelectiveSearcher.open(args.index, f"hybrid@{args.budget}")
+    except SelectSearchError as exc:
+        parser.error(str(exc))
     fused = searcher.router
     knn = next((r for r in getattr(fused, "routers", []) if r.name == "knn"), None)
     table = getattr(getattr(knn, "encoder", None), "table", None)
@@ -112,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             encoder = TextEncoder(str(projected_table(table, directions[:d].T.astype(np.float32), Path(tmp) / f"d{d}")))
             projected = LoggedQueryRouter(encoder, encoder.encode(texts), dist, k=knn.k, temperature=knn.temperature)
-            variants[d] = HybridRouter([projected if r is knn else r for r in fused.routers], fused.weights,
-                                       gating=fused.gating)
+            # the other routers copied: a router that remembers its last query (CORI) must score
+            # each variant's query itself, not hand the previous variant its scores
+            variants[d] = HybridRouter([projected if r is knn else copy.copy(r) for r in fused.routers],
+                                       fused.weights, gating=fused.gating)
         auc = {d: coverage_curve(rank_by_scores(r.scores(queries)), np.array(pair_query), np.array(pair_shard),
                                  index.shard_sizes).auc for d, r in variants.items()}
         names = list(variants)
