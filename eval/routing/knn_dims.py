@@ -17,6 +17,10 @@ shards at ``--k`` between two queries, the routing CPU per query (thread time of
 ``router.select``; variants interleaved round-robin per query, least CPU of ``--passes`` kept per
 query after a warm-up pass) and the search CPU.
 
+The fusion's gate (if it is not constant) keeps the centre it was fitted with on the encoder's own
+familiarity, which a projection shifts (cosines of fewer dimensions are larger): the report says
+whether the gate is constant, i.e. whether the variants differ in knn's scores only.
+
 A timing benchmark: run it alone on an idle machine (the report prints the load average).
 
 Example (from the repository root; the index tuned with ``selectsearch tune-route``):
@@ -70,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--dims must be >= 1")
 
     from selectsearch.data import load_qrels, load_queries
+    from selectsearch.encode import TextEncoder
     from selectsearch.errors import SelectSearchError
     from selectsearch.mico.logs import read_log_records
     from selectsearch.ranking import rank_by_scores
@@ -107,8 +112,6 @@ def main(argv: list[str] | None = None) -> int:
                 pair_query.append(i)
                 pair_shard.append(index.shard_of_doc[doc])
 
-    from selectsearch.encode import TextEncoder
-
     variants: dict[int, HybridRouter] = {}
     with tempfile.TemporaryDirectory(prefix="knn-dims-") as tmp:
         for d in dict.fromkeys(args.dims):
@@ -139,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                         route_cpu[d][j] = min(route_cpu[d][j], (routed - c) * 1000.0)
                         search_cpu[d][j] = min(search_cpu[d][j], (searched - routed) * 1000.0)
         load_after = load_average()
+    gate_constant = fused.gating is None or fused.gating.constant is not None
     rows = [{"dims": d, "energy": float(energy[d - 1]), "coverage_auc": float(auc[d]),
              "route_cpu_ms": float(route_cpu[d].mean()), "search_cpu_ms": float(search_cpu[d].mean())}
             for d in names]
@@ -146,15 +150,17 @@ def main(argv: list[str] | None = None) -> int:
               "machine": machine(), "load_average": {"before": load_before, "after": load_after},
               "index": str(args.index), "queries": len(queries), "pairs": len(pair_query), "k": args.k,
               "budget": args.budget, "passes": args.passes, "encoder": knn.encoder.name, "encoder_dims": dim,
-              "sample_docs": args.sample_docs, "rows": rows}
+              "sample_docs": args.sample_docs, "gate_constant": gate_constant, "rows": rows}
     write_json(args.out.with_suffix(".json"), result, indent=1, end="\n")
+    gate_text = ("constant (or absent): the variants differ in knn only" if gate_constant
+                 else "per query, fitted on the unprojected familiarity")
     lines = [f"# The knn space in fewer dimensions: {args.index.name}", "", "```sh", result["command"], "```", "",
              f"{len(queries)} `{args.split}` queries ({len(pair_query)} judged pairs), `hybrid@{args.budget}` "
              f"(the index's tuned fusion; only knn's table and knowledge base projected), k={args.k}; one query at a "
              f"time, the search of its shards between two queries, variants interleaved round-robin, least CPU of "
              f"{args.passes} passes per query. Directions: the encoder's embeddings of {args.sample_docs} sampled "
-             f"documents' texts. Machine: {result['machine']}; load average before {load_before}, after "
-             f"{load_after}.", "",
+             f"documents' texts. The fusion's gate is {gate_text}. "
+             f"Machine: {result['machine']}; load average before {load_before}, after {load_after}.", "",
              "| dims | energy kept | coverage AUC | routing CPU ms/query | search CPU ms/query | routing / search |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {r['dims']} | {r['energy']:.3f} | {r['coverage_auc']:.2f} | {r['route_cpu_ms']:.3f} | "
