@@ -59,12 +59,14 @@ class SearchCpuModel:
         fitted: the terms fitted (the others are 0).
         points: (query, configuration) measurements fitted.
         sizes: the collection sizes they came from.
+        r2: share of the measurements' variance the fit explains.
     """
 
     coef: dict[str, float]
     fitted: tuple[str, ...]
     points: int
     sizes: tuple[int, ...]
+    r2: float = float("nan")
 
     def fixed_ms(self, shards: float, n_docs: float) -> float:
         """The CPU of a query that touches no posting: everything but ``per_posting * P``."""
@@ -113,10 +115,12 @@ def fit_search_cpu(measurements: Iterable[tuple[np.ndarray, np.ndarray, int, np.
         raise SelectSearchError("the cost model needs per-query measurements")
     full = {t: np.concatenate(v) for t, v in cols.items()}
     fitted = tuple(t for t in SEARCH_TERMS if t in ("fixed", "per_posting") or np.ptp(full[t]) > 0)
-    solution, *_ = np.linalg.lstsq(np.stack([full[t] for t in fitted], axis=1), np.concatenate(ys), rcond=None)
+    design, y = np.stack([full[t] for t in fitted], axis=1), np.concatenate(ys)
+    solution, *_ = np.linalg.lstsq(design, y, rcond=None)
     coef = dict.fromkeys(SEARCH_TERMS, 0.0)
     coef.update({t: float(v) for t, v in zip(fitted, solution, strict=True)})
-    return SearchCpuModel(coef, fitted, len(full["fixed"]), tuple(sorted(sizes)))
+    r2 = 1.0 - float(((y - design @ solution) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12))
+    return SearchCpuModel(coef, fitted, len(y), tuple(sorted(sizes)), r2)
 
 
 def searched_shards(result: Mapping[str, Any]) -> np.ndarray:
@@ -204,10 +208,6 @@ def fit_cost_model(results: Sequence[Mapping[str, Any]], n_docs: int, sizes: Seq
     model = fit_search_cpu((np.asarray(r["postings"]), searched_shards(r), n_docs, np.asarray(r["search_merge_cpu"]))
                            for r in sharded)
     a, c_p, c_s = model.coef["fixed"], model.coef["per_posting"], model.coef["per_shard"]
-    x = np.concatenate([np.asarray(r["postings"], dtype=np.float64) for r in sharded])
-    y = np.concatenate([np.asarray(r["search_merge_cpu"], dtype=np.float64) for r in sharded])
-    shards = np.concatenate([searched_shards(r) for r in sharded])
-    r2 = 1.0 - float(((y - (a + c_p * x + c_s * shards)) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12))
 
     def row(r: Mapping[str, Any], label: str, fixed: float) -> dict[str, Any]:
         s = r["summary"]
@@ -238,7 +238,7 @@ def fit_cost_model(results: Sequence[Mapping[str, Any]], n_docs: int, sizes: Seq
             rows.insert(0, row(r, f"exhaustive, {r['n_shards']} shards", fixed_of(r)))
         elif r.get("target_budget"):
             rows.append(row(r, r["route"], fixed_of(r)))
-    return {"a_ms": a, "c_p_ns_per_posting": c_p * 1e6, "c_s_ms_per_shard": c_s, "r2": r2, "points": len(x),
+    return {"a_ms": a, "c_p_ns_per_posting": c_p * 1e6, "c_s_ms_per_shard": c_s, "r2": model.r2, "points": model.points,
             "n_docs_measured": n_docs, "sizes": list(sizes), "rows": rows}
 
 
