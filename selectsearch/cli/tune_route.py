@@ -12,11 +12,7 @@ by side; --validation says which one chooses the weights:
                     MICO's own topic split is used.
   random            the seeded split by query MICO training held out (for an index that is not
                     MICO-partitioned, 10% of the logged queries, seed 0): routers are scored on
-                    queries that have near paraphrases in the logs, which cannot show a new kind
-                    of query.
-On both splits the knowledge base also loses every logged pair whose document a validation query
-clicked: a validation query must not find its answer through a sibling query that clicked the
-same document, since the documents a new query needs are often ones no logged query reached.
+                    queries that have near paraphrases in the logs, which cannot show a shift.
 
 The table (and --json, and INDEX/routing.json) gives every router's AUC and the chosen fusion's on
 both splits; a fusion that is much better on random than on topics relies on the logs' topics.

@@ -16,16 +16,7 @@ out in one of two ways (``validation``):
 - ``random``: the validation split by query that MICO training held out (its ``val_fraction`` and
   ``seed``, read from the model's config; for an index that is not MICO-partitioned the same
   default split of the logs: 10% of the queries, seed 0). It measures how well routers
-  interpolate between logged queries, and cannot see a new kind of query. Here too every training
-  pair whose document a validation query clicked is dropped from the knowledge base: otherwise a
-  validation query finds its own answer through a sibling query that clicked the same document
-  (SciFact's claims come several to a cited abstract), which rewards remembering documents, and a
-  familiar query whose answer no logged query reached (a new product, a new paper) then gets a
-  router that trusts ``knn`` too much. On SciFact (``eval/results/routing/shift-scifact.md``), with
-  the sibling pairs kept the familiar weights scored test coverage AUC 90.24 on unlogged documents
-  against CORI's 90.59; without them 90.69, and as much in distribution (93.20 against 93.18). The
-  price: on new topics the gate, fitted on the two splits, now keeps the familiar weights for
-  every query, and the default route's test AUC there fell from 91.64 to 91.04.
+  interpolate between logged queries, and cannot see a shift.
 
 Both are always scored: :func:`tune_hybrid` reports every router's coverage AUC and the fused
 weights' AUC on both splits side by side (``auc``), with the weights each split would choose
@@ -94,12 +85,10 @@ class HeldOutLogs:
             the index.
         pair_shard: ``(n_pairs,)`` the shard holding that pair's document.
         train_records: the training part of the logs, ``(query text, doc id, clicks)`` records
-            (the ``knn`` knowledge base; documents outside the index included), without the pairs
-            whose document a validation query clicked.
+            (the ``knn`` knowledge base; documents outside the index included).
         validation: ``random`` or ``topics``.
-        split: the split's parameters and sizes, JSON-able (``kind``, ``fraction``, ``seed``,
-            ``n_train_pairs``, ``n_train_pairs_dropped_val_docs``; for ``topics`` also ``by``,
-            ``n_topics``, ``held_topics``, ``held_fraction``).
+        split: the split's parameters and sizes, JSON-able (``kind``, ``fraction``, ``seed``; for
+            ``topics`` also ``by``, ``n_topics``, ``held_topics``, ``held_fraction``).
         pair_doc: doc id of each validation pair (aligned with ``pair_query``).
         pair_clicks: ``(n_pairs,)`` clicks of each validation pair (coverage weights).
         query_topic: ``(len(queries),)`` topic cluster of each validation query (``topics``), else None.
@@ -169,11 +158,9 @@ def held_out_logs(index: ShardedIndex, data: str | os.PathLike[str], logs: str, 
     if validation == "random":
         config = dict(DEFAULT_SPLIT)
         config.update({k: v for k, v in training.items() if k in config})
-        kept, val = split_by_query(pair_query, len(rows), float(config["val_fraction"]), int(config["seed"]))
-        train = _without_validation_documents(recs, kept, val)
+        train, val = split_by_query(pair_query, len(rows), float(config["val_fraction"]), int(config["seed"]))
         split: dict[str, Any] = {"kind": "random", "fraction": float(config["val_fraction"]),
-                                 "seed": int(config["seed"]), "from_mico_model": bool(training),
-                                 "n_train_pairs": len(train), "n_train_pairs_dropped_val_docs": len(kept) - len(train)}
+                                 "seed": int(config["seed"]), "from_mico_model": bool(training)}
     else:
         from selectsearch.route.shift import topic_split
 
@@ -190,8 +177,10 @@ def held_out_logs(index: ShardedIndex, data: str | os.PathLike[str], logs: str, 
                          n_topics=chosen["n_topics"], by=by, pair_shard=pair_shard_all, n_shards=index.n_shards,
                          encoder=encoder)
         # ... and no training pair names a document a validation query clicked: a new kind of query
-        # also finds documents no logged query led to (both shifts of selectsearch.route.shift at once)
-        train = _without_validation_documents(recs, ts.train, ts.val)
+        # also finds documents no logged query led to (both shifts of selectsearch.route.shift at
+        # once). Only the knowledge base is cut so; a MICO head trained on the logs saw those pairs.
+        val_docs = {recs[i][1] for i in ts.val.tolist()}
+        train = np.asarray([i for i in ts.train.tolist() if recs[i][1] not in val_docs], dtype=np.int64)
         val = ts.val
         labels = ts.query_topic
         split = {**ts.summary(), "from_mico_model": mico_topics and chosen == defaults and by == "embedding",
@@ -230,15 +219,6 @@ def held_out_logs(index: ShardedIndex, data: str | os.PathLike[str], logs: str, 
                        query_topic=None if labels is None else np.asarray([labels[q] for q, _ in order]),
                        topic_of_query=None if labels is None else dict(zip(texts, labels.tolist(), strict=True)),
                        records=recs, train_index=train, val_index=val)
-
-
-def _without_validation_documents(records: Sequence[tuple[str, str, float]], train: np.ndarray,
-                                  val: np.ndarray) -> np.ndarray:
-    """The ``train`` record indices whose document no ``val`` record names (module docs: a
-    validation query must not find its answer through a sibling query). Only the knowledge base
-    is cut so; a MICO head trained on the logs saw those pairs."""
-    val_docs = {records[i][1] for i in val.tolist()}
-    return np.asarray([i for i in train.tolist() if records[i][1] not in val_docs], dtype=np.int64)
 
 
 def held_out_splits(index: ShardedIndex, data: str | os.PathLike[str], logs: str, *,

@@ -50,21 +50,6 @@ def test_held_out_split_is_by_query_and_disjoint_from_the_kb(own_index: Path, cl
     assert len(held.pair_query) == 12 and set(held.pair_query.tolist()) == {0, 1, 2, 3}
 
 
-def test_random_held_out_logs_keep_the_validation_documents_out_of_the_kb(own_index: Path,
-                                                                         click_log: Path) -> None:
-    """A validation query must not find its answer through a sibling query that clicked the same
-    document: the random split drops those training pairs too (the fixture's queries of one topic
-    share documents), and only those."""
-    held = held_out_logs(ShardedIndex.open(own_index), ".", str(click_log))
-    val_docs = set(held.pair_doc)
-    assert val_docs and not val_docs & {doc for _, doc, _ in held.train_records}
-    before = [r for i, r in enumerate(held.records) if i not in set(held.val_index.tolist())]
-    dropped = [r for r in before if r[1] in val_docs]
-    assert dropped and held.split["n_train_pairs_dropped_val_docs"] == len(dropped)
-    assert held.split["n_train_pairs"] == len(held.train_records) == len(before) - len(dropped)
-    assert held.train_records == [r for r in before if r[1] not in val_docs]  # order kept, nothing else dropped
-
-
 def test_tune_store_and_route(own_index: Path, click_log: Path) -> None:
     index = ShardedIndex.open(own_index)
     tuned = tune_hybrid(index, ".", str(click_log), ["centroid", "cori", "knn"], step=0.25)
