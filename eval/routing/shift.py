@@ -37,6 +37,9 @@ the same fraction of documents scored (each classic router's nDCG@10 interpolate
 between its budgets). Quality only: no timing is reported (ms measured here are not results).
 `eval/routing/summary.py` gathers the summary rows of both collections into summary.json.
 
+``--tune-seed S`` draws tune-route's two validation splits with seed S instead of tune-route's own:
+``eval/routing/seed_spread.py`` sets several seeds' cells side by side.
+
 Example:
   PYTHONPATH=. .venv/bin/python eval/routing/shift.py ../shared/data/scifact
   PYTHONPATH=. .venv/bin/python eval/routing/shift.py ../shared/data/homedepot --work /tmp/shift
@@ -134,8 +137,10 @@ def margin_ci(default: dict[str, float], mix: dict[str, dict[str, float]], weigh
     return [100 * low, 100 * high]
 
 
-def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int) -> dict[str, Any]:
-    """Tune under both validations, then evaluate every route on the setting's test queries."""
+def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int,
+                tune_seed: int | None = None) -> dict[str, Any]:
+    """Tune under both validations (their splits drawn with ``tune_seed``; ``None``: tune-route's), then
+    evaluate every route on the setting's test queries."""
     from selectsearch.data import load_qrels, load_queries
     from selectsearch.evaluation import evaluate
     from selectsearch.index.sharded import ShardedIndex
@@ -152,7 +157,8 @@ def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int) 
     tuned = {}
     for validation in ("random", "topics"):
         started = time.time()
-        tuned[validation] = tune_hybrid(index, folder, "train", list(FUSED), step=step, validation=validation)
+        tuned[validation] = tune_hybrid(index, folder, "train", list(FUSED), step=step, validation=validation,
+                                        topic_seed=tune_seed, random_seed=tune_seed)
         print(f"[{name}] tuned on {validation}: weights {tuned[validation]['weights']} "
               f"({time.time() - started:.0f} s)", file=sys.stderr)
     queries = load_queries(folder, split="test")
@@ -211,9 +217,11 @@ def val(tuned: dict[str, Any], kind: str, router: str) -> float:
 
 def markdown(report: dict[str, Any]) -> list[str]:
     """The report's tables."""
+    seed = report.get("tune_seed")
     lines = [f"# Routers under shift: {report['collection']}", "", "```sh", report["command"], "```", "",
              f"Index: {report['index']} ({report['n_shards']} k-means shards, {report['n_docs']} documents). "
-             "Fused router: centroid + cori + knn, weights tuned on the setting's logs (`tune-route`).", ""]
+             "Fused router: centroid + cori + knn, weights tuned on the setting's logs (`tune-route`"
+             + (f"; validation splits drawn with seed {seed}" if seed is not None else "") + ").", ""]
     for s in report["settings"]:
         info = s["info"]
         lines += [f"## {s['setting']}", ""]
@@ -304,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--settings", default="in-distribution,new-topics,unlogged-docs")
     parser.add_argument("--step", type=float, default=0.1, help="weight grid of tune-route (default 0.1)")
+    parser.add_argument("--tune-seed", type=int, default=None,
+                        help="seed of tune-route's random and topic validation splits (default: tune-route's own); "
+                             "other seeds show how much the tuned route depends on which logged queries were held out")
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--out", type=Path, help="OUT.json and OUT.md (default eval/results/routing/shift-<name>)")
     args = parser.parse_args(argv)
@@ -338,10 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         folder = write_setting(derived, data, work / setting)
         print(f"[{setting}] {folder}: {derived.info['n_log_pairs']} logged pairs, {derived.info['n_test_queries']} "
               "test queries", file=sys.stderr)
-        results.append(run_setting(setting, folder, Path(index_path), args.step, args.k))
+        results.append(run_setting(setting, folder, Path(index_path), args.step, args.k, args.tune_seed))
     index = ShardedIndex.open(index_path)
     report = {"command": command_line(__file__, argv, prefix="PYTHONPATH=. " + shlex.quote(sys.executable) + " "),
               "collection": name, "data": str(data), "index": str(index_path), "n_shards": index.n_shards,
+              "tune_seed": args.tune_seed,
               "n_docs": index.n_docs, "settings": results,
               "summary": [{"collection": name, **row} for s in results for row in s["summary"]]}
     out = args.out or REPO / "eval" / "results" / "routing" / f"shift-{name}"

@@ -128,7 +128,8 @@ def _mico_training(index: ShardedIndex) -> dict[str, Any]:
 def held_out_logs(index: ShardedIndex, data: str | os.PathLike[str], logs: str, validation: str = "random", *,
                   fraction: float | None = None, seed: int | None = None, n_topics: int | None = None,
                   by: str = "embedding", encoder: TextEncoder | None = None,
-                  records: Sequence[tuple[str, str, float]] | None = None) -> HeldOutLogs:
+                  records: Sequence[tuple[str, str, float]] | None = None,
+                  random_seed: int | None = None) -> HeldOutLogs:
     """The logs' validation split (see the module docs).
 
     Args:
@@ -139,6 +140,10 @@ def held_out_logs(index: ShardedIndex, data: str | os.PathLike[str], logs: str, 
             :data:`~selectsearch.mico.logs.TOPIC_FRACTION`, seed 0, automatic count, ``embedding``).
         encoder: the query encoder for clustering by embedding (default: packaged all-MiniLM-L6-v2).
         records: the log records when already read (else read from ``data``/``logs``).
+        random_seed: the random split's seed (``random`` only; default: the MICO model's, else 0).
+            Another seed draws other validation queries: how much a tuning depends on which
+            queries were held out (``eval/routing/shift.py --tune-seed``). On a MICO index the
+            head was trained on some of them, and a warning says so.
 
     Raises:
         RouteSpecError: unknown ``validation``, or no validation pair lands in the index.
@@ -158,9 +163,15 @@ def held_out_logs(index: ShardedIndex, data: str | os.PathLike[str], logs: str, 
     if validation == "random":
         config = dict(DEFAULT_SPLIT)
         config.update({k: v for k, v in training.items() if k in config})
+        reseeded = random_seed is not None and int(random_seed) != int(config["seed"])
+        if random_seed is not None and reseeded:
+            if training:
+                log.warning("random split seed %d differs from the seed %d the index's MICO model held out with: "
+                            "the MICO head was trained on some of the validation queries", random_seed, config["seed"])
+            config["seed"] = int(random_seed)
         train, val = split_by_query(pair_query, len(rows), float(config["val_fraction"]), int(config["seed"]))
         split: dict[str, Any] = {"kind": "random", "fraction": float(config["val_fraction"]),
-                                 "seed": int(config["seed"]), "from_mico_model": bool(training)}
+                                 "seed": int(config["seed"]), "from_mico_model": bool(training) and not reseeded}
     else:
         from selectsearch.route.shift import topic_split
 
@@ -222,13 +233,15 @@ def held_out_logs(index: ShardedIndex, data: str | os.PathLike[str], logs: str, 
 
 
 def held_out_splits(index: ShardedIndex, data: str | os.PathLike[str], logs: str, *,
-                    encoder: TextEncoder | None = None, **topic_options: Any) -> dict[str, HeldOutLogs | str]:
+                    encoder: TextEncoder | None = None, random_seed: int | None = None,
+                    **topic_options: Any) -> dict[str, HeldOutLogs | str]:
     """Both validation splits of the logs, ``{"random": ..., "topics": ...}`` (read once).
 
     A split that cannot be drawn (e.g. too few logged queries for two topics, or no validation
     document in the index) maps to the one-line reason instead.
 
     Args:
+        random_seed: the random split's seed (:func:`held_out_logs`).
         topic_options: ``fraction``, ``seed``, ``n_topics``, ``by`` of the topic split
             (:func:`held_out_logs`).
     """
@@ -238,8 +251,8 @@ def held_out_splits(index: ShardedIndex, data: str | os.PathLike[str], logs: str
     out: dict[str, HeldOutLogs | str] = {}
     for kind in VALIDATIONS:
         try:
-            out[kind] = held_out_logs(index, data, logs, kind, encoder=encoder, records=records,
-                                      **(topic_options if kind == "topics" else {}))
+            own = topic_options if kind == "topics" else {"random_seed": random_seed}
+            out[kind] = held_out_logs(index, data, logs, kind, encoder=encoder, records=records, **own)
         except SelectSearchError as exc:
             out[kind] = str(exc)
     return out
@@ -283,10 +296,11 @@ def scoring_routers(index: ShardedIndex, names: Sequence[str], train_records: Se
 def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, routers: Sequence[str], *,
                 step: float = 0.1, options: dict[str, Any] | None = None, validation: str = "topics",
                 topic_fraction: float | None = None, topic_seed: int | None = None, n_topics: int | None = None,
-                topic_by: str = "embedding") -> dict[str, Any]:
+                topic_by: str = "embedding", random_seed: int | None = None) -> dict[str, Any]:
     """Weights of ``routers`` with the best coverage AUC on the ``validation`` split of the logs.
 
-    Both splits are scored (module docs); the weights come from ``validation``. When the topic
+    Both splits are scored (module docs); the weights come from ``validation``. ``topic_*`` and
+    ``random_seed`` draw the splits (:func:`held_out_logs`; defaults: the splits ``tune-route`` uses). When the topic
     split cannot be drawn (logs too small or too uniform for two topics), ``topics`` falls back to
     ``random`` with a warning (``validation`` then says ``random``, ``validation_fallback`` why).
 
@@ -317,8 +331,8 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
     # the knn router's own encoder also clusters the logs into topics: cheap with the default static
     # table, and "unlike the knowledge base" is judged in the space the router sees
     encoder = knn_encoder(own.get("encoder"), index)
-    splits = held_out_splits(index, data, logs, encoder=encoder, fraction=topic_fraction, seed=topic_seed,
-                             n_topics=n_topics, by=topic_by)
+    splits = held_out_splits(index, data, logs, encoder=encoder, random_seed=random_seed, fraction=topic_fraction,
+                             seed=topic_seed, n_topics=n_topics, by=topic_by)
     fallback = None
     if validation == "topics" and isinstance(splits["topics"], str) and not isinstance(splits["random"], str):
         # too few or too uniform logs for two topics: better the random split than no tuning

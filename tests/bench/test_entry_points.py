@@ -60,6 +60,7 @@ SMOKE = {
     "routing/budget.py": "test_routing_budget",
     "routing/knn_dims.py": "test_routing_knn_dims",  # test_routing_entry_points.py
     "routing/summary.py": "test_routing_shift",
+    "routing/seed_spread.py": "test_routing_shift",
     "scale/generate.py": "test_scale_generate",  # test_synth.py
     "scale/model_check.py": "test_scale_model_check",
     "interop/pyterrier_experiment.py": "test_interop_pyterrier_experiment",
@@ -202,9 +203,12 @@ def test_mico_hybrid(tmp_path: Path, bench_index: Path, data_root: Path, script_
 def test_routing_shift(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
     out = tmp_path / "shift-tiny"
     run_script("routing/shift.py", [data_root / "beir", "--name", "tiny", "--index", bench_index, "--work",
-                                    tmp_path / "work", "--fraction", "0.4", "--out", out], env=script_env, cwd=tmp_path)
+                                    tmp_path / "work", "--fraction", "0.4", "--tune-seed", "1", "--out", out],
+               env=script_env, cwd=tmp_path)
     report = json.loads(out.with_suffix(".json").read_text())
     assert [s["setting"] for s in report["settings"]] == ["in-distribution", "new-topics", "unlogged-docs"]
+    assert report["tune_seed"] == 1 and all(s["tuning"][v]["splits"]["random"]["seed"] == 1
+                                            for s in report["settings"] for v in ("random", "topics"))
     for setting in report["settings"]:
         assert {r["route"] for r in setting["rows"]} >= {"all", "cori@4", "knn@2", "hybrid[topics]@1",
                                                           "hybrid[gated]@2", "hybrid[gated]@auto"}
@@ -222,6 +226,16 @@ def test_routing_shift(tmp_path: Path, bench_index: Path, data_root: Path, scrip
                                                            for b in ("1", "2", "4", "auto")}
     assert all(r["collection"] == "tiny" and r["route"].startswith("hybrid[gated]") for r in rows)
     assert "Not found (not measured yet): budget-scifact.json" in (results / "summary.md").read_text()
+    # the seed spread reads reports of several tuning seeds (here the same one, relabelled seed 0)
+    seed0 = tmp_path / "seed0.json"
+    seed0.write_text(json.dumps({**report, "tune_seed": None}))
+    spread = tmp_path / "spread"
+    run_script("routing/seed_spread.py", [seed0, out.with_suffix(".json"), "--out", spread], env=script_env,
+               cwd=tmp_path)
+    rows = json.loads(spread.with_suffix(".json").read_text())["rows"]
+    cells = [r for r in rows if r["budget"] != "test AUC"]
+    assert len(cells) == 12 and all(r["seeds"] == [0, 1] and r["margins"][0] == r["margins"][1] for r in cells)
+    assert "| setting | budget | seed 0 | seed 1 |" in spread.with_suffix(".md").read_text()
 def test_routing_budget(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
     from selectsearch.index.sharded import ShardedIndex
     from selectsearch.route.tuning import tune_hybrid, write_routing

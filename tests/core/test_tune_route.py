@@ -50,6 +50,16 @@ def test_held_out_split_is_by_query_and_disjoint_from_the_kb(own_index: Path, cl
     assert len(held.pair_query) == 12 and set(held.pair_query.tolist()) == {0, 1, 2, 3}
 
 
+def test_random_split_seed_draws_other_validation_queries(own_index: Path, click_log: Path) -> None:
+    index = ShardedIndex.open(own_index)
+    default = held_out_logs(index, ".", str(click_log))
+    texts = [q.text for q in default.queries]
+    assert [q.text for q in held_out_logs(index, ".", str(click_log), random_seed=0).queries] == texts
+    other = held_out_logs(index, ".", str(click_log), random_seed=1)
+    assert other.split["seed"] == 1 and {q.text for q in other.queries} != set(texts)
+    assert not {q.text for q in other.queries} & {text for text, _, _ in other.train_records}
+
+
 def test_tune_store_and_route(own_index: Path, click_log: Path) -> None:
     index = ShardedIndex.open(own_index)
     tuned = tune_hybrid(index, ".", str(click_log), ["centroid", "cori", "knn"], step=0.25)
