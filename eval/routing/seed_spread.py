@@ -58,9 +58,15 @@ def spread(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append({"setting": name, "budget": "test AUC", "seeds": [r.get("tune_seed") or 0 for r in reports],
                      "auc": [float(s["test_auc"].get(DEFAULT, float("nan"))) for s in per_seed],
                      "weights": [s["tuning"]["topics"]["weights"] for s in per_seed],
-                     "gated": [bool(s["tuning"]["topics"].get("gating")) and
-                               s["tuning"]["topics"]["gating"]["centre"] > -1e8 for s in per_seed]})
+                     "gated": [_gated(s["tuning"]["topics"].get("gating")) for s in per_seed]})
     return rows
+
+
+def _gated(gating: dict[str, Any] | None) -> bool:
+    """Whether a stored gate mixes the two weight vectors per query (not a constant one)."""
+    from selectsearch.route.gating import Gating
+
+    return gating is not None and Gating.from_dict(gating).constant is None
 
 
 def _fmt(value: float | None) -> str:

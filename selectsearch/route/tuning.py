@@ -163,12 +163,12 @@ def held_out_logs(index: ShardedIndex, data: str | os.PathLike[str], logs: str, 
     if validation == "random":
         config = dict(DEFAULT_SPLIT)
         config.update({k: v for k, v in training.items() if k in config})
-        reseeded = random_seed is not None and int(random_seed) != int(config["seed"])
-        if random_seed is not None and reseeded:
+        reseeded = False
+        if random_seed is not None and int(random_seed) != int(config["seed"]):
             if training:
                 log.warning("random split seed %d differs from the seed %d the index's MICO model held out with: "
                             "the MICO head was trained on some of the validation queries", random_seed, config["seed"])
-            config["seed"] = int(random_seed)
+            config["seed"], reseeded = int(random_seed), True
         train, val = split_by_query(pair_query, len(rows), float(config["val_fraction"]), int(config["seed"]))
         split: dict[str, Any] = {"kind": "random", "fraction": float(config["val_fraction"]),
                                  "seed": int(config["seed"]), "from_mico_model": bool(training) and not reseeded}
@@ -300,9 +300,10 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
     """Weights of ``routers`` with the best coverage AUC on the ``validation`` split of the logs.
 
     Both splits are scored (module docs); the weights come from ``validation``. ``topic_*`` and
-    ``random_seed`` draw the splits (:func:`held_out_logs`; defaults: the splits ``tune-route`` uses). When the topic
-    split cannot be drawn (logs too small or too uniform for two topics), ``topics`` falls back to
-    ``random`` with a warning (``validation`` then says ``random``, ``validation_fallback`` why).
+    ``random_seed`` draw the splits (:func:`held_out_logs`; by default, those ``tune-route`` uses).
+    When the topic split cannot be drawn (logs too small or too uniform for two topics), ``topics``
+    falls back to ``random`` with a warning (``validation`` then says ``random``,
+    ``validation_fallback`` why).
 
     Returns:
         a JSON-able dict. Keys read by ``hybrid@m``: ``routers``, ``weights``, ``options``. Also

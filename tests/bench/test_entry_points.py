@@ -237,6 +237,8 @@ def test_routing_shift(tmp_path: Path, bench_index: Path, data_root: Path, scrip
     cells = [r for r in rows if r["budget"] != "test AUC"]
     assert len(cells) == 12 and all(r["seeds"] == [0, 1] and r["margins"][0] == r["margins"][1] for r in cells)
     assert "| setting | budget | seed 0 | seed 1 |" in spread.with_suffix(".md").read_text()
+
+
 def test_routing_budget(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
     from selectsearch.index.sharded import ShardedIndex
     from selectsearch.route.tuning import tune_hybrid, write_routing
