@@ -38,7 +38,8 @@ between its budgets). Quality only: no timing is reported (ms measured here are 
 `eval/routing/summary.py` gathers the summary rows of both collections into summary.json.
 
 ``--tune-seed S`` draws tune-route's two validation splits with seed S instead of tune-route's own:
-``eval/routing/seed_spread.py`` sets several seeds' cells side by side.
+``eval/routing/seed_spread.py`` sets several seeds' cells side by side. ``--tune-folds F`` tunes on
+F draws of each split stacked (``tune_hybrid(folds=F)``).
 
 Example:
   PYTHONPATH=. .venv/bin/python eval/routing/shift.py ../shared/data/scifact
@@ -138,9 +139,9 @@ def margin_ci(default: dict[str, float], mix: dict[str, dict[str, float]], weigh
 
 
 def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int,
-                tune_seed: int | None = None) -> dict[str, Any]:
-    """Tune under both validations (their splits drawn with ``tune_seed``; ``None``: tune-route's), then
-    evaluate every route on the setting's test queries."""
+                tune_seed: int | None = None, tune_folds: int = 1) -> dict[str, Any]:
+    """Tune under both validations (their splits drawn with ``tune_seed``, ``None``: tune-route's;
+    ``tune_folds`` draws of each stacked), then evaluate every route on the setting's test queries."""
     from selectsearch.data import load_qrels, load_queries
     from selectsearch.evaluation import evaluate
     from selectsearch.index.sharded import ShardedIndex
@@ -158,7 +159,7 @@ def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int,
     for validation in ("random", "topics"):
         started = time.time()
         tuned[validation] = tune_hybrid(index, folder, "train", list(FUSED), step=step, validation=validation,
-                                        topic_seed=tune_seed, random_seed=tune_seed)
+                                        topic_seed=tune_seed, random_seed=tune_seed, folds=tune_folds)
         print(f"[{name}] tuned on {validation}: weights {tuned[validation]['weights']} "
               f"({time.time() - started:.0f} s)", file=sys.stderr)
     queries = load_queries(folder, split="test")
@@ -221,7 +222,9 @@ def markdown(report: dict[str, Any]) -> list[str]:
     lines = [f"# Routers under shift: {report['collection']}", "", "```sh", report["command"], "```", "",
              f"Index: {report['index']} ({report['n_shards']} k-means shards, {report['n_docs']} documents). "
              "Fused router: centroid + cori + knn, weights tuned on the setting's logs (`tune-route`"
-             + (f"; validation splits drawn with seed {seed}" if seed is not None else "") + ").", ""]
+             + (f"; validation splits drawn with seed {seed}" if seed is not None else "")
+             + (f"; {report['tune_folds']} draws of each stacked" if report.get("tune_folds", 1) > 1 else "")
+             + ").", ""]
     for s in report["settings"]:
         info = s["info"]
         lines += [f"## {s['setting']}", ""]
@@ -315,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-seed", type=int, default=None,
                         help="seed of tune-route's random and topic validation splits (default: tune-route's own); "
                              "other seeds show how much the tuned route depends on which logged queries were held out")
+    parser.add_argument("--tune-folds", type=int, default=1,
+                        help="validation draws of each split that tune-route stacks (default 1: one split each)")
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--out", type=Path, help="OUT.json and OUT.md (default eval/results/routing/shift-<name>)")
     args = parser.parse_args(argv)
@@ -349,11 +354,12 @@ def main(argv: list[str] | None = None) -> int:
         folder = write_setting(derived, data, work / setting)
         print(f"[{setting}] {folder}: {derived.info['n_log_pairs']} logged pairs, {derived.info['n_test_queries']} "
               "test queries", file=sys.stderr)
-        results.append(run_setting(setting, folder, Path(index_path), args.step, args.k, args.tune_seed))
+        results.append(run_setting(setting, folder, Path(index_path), args.step, args.k, args.tune_seed,
+                                   args.tune_folds))
     index = ShardedIndex.open(index_path)
     report = {"command": command_line(__file__, argv, prefix="PYTHONPATH=. " + shlex.quote(sys.executable) + " "),
               "collection": name, "data": str(data), "index": str(index_path), "n_shards": index.n_shards,
-              "tune_seed": args.tune_seed,
+              "tune_seed": args.tune_seed, "tune_folds": args.tune_folds,
               "n_docs": index.n_docs, "settings": results,
               "summary": [{"collection": name, **row} for s in results for row in s["summary"]]}
     out = args.out or REPO / "eval" / "results" / "routing" / f"shift-{name}"

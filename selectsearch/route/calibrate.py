@@ -48,7 +48,7 @@ def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = N
     from selectsearch.route.gating import Gating
     from selectsearch.route.knn import knn_encoder
     from selectsearch.route.routing_file import read_routing
-    from selectsearch.route.tuning import VALIDATIONS, calibrate_fusion, held_out_splits, scoring_routers
+    from selectsearch.route.tuning import VALIDATIONS, calibrate_fusion, held_out_splits, score_held_out
 
     tuned = read_routing(index.path)
     if tuned is None or "routers" not in tuned:
@@ -67,6 +67,8 @@ def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = N
     encoder = knn_encoder(options_for("knn", options).get("encoder"), index)
     topics = tuned.get("splits", {}).get("topics", {})
     splits = held_out_splits(index, str(data), str(logs), encoder=encoder,
+                             random_seed=tuned.get("splits", {}).get("random", {}).get("seed"),
+                             folds=int(tuned.get("folds", 1)),
                              **{k: topics[k] for k in ("fraction", "seed", "n_topics", "by") if k in topics})
     raw: dict[str, dict[str, np.ndarray]] = {}
     familiarity: dict[str, np.ndarray] = {}
@@ -76,9 +78,8 @@ def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = N
         if isinstance(held, str):
             raise RouteSpecError(f"the {kind} validation split of the logs cannot be drawn again: {held}")
         wanted = names + extra if kind == validation else names
-        built = scoring_routers(index, wanted, held.train_records, options, encoder=encoder, built=shared)
-        shared.update({n: r for n, r in built.items() if n != "knn"})
-        raw[kind] = {n: np.asarray(built[n].scores(held.queries), dtype=np.float64) for n in wanted}
-        if "knn" in built:
-            familiarity[kind] = np.asarray(built["knn"].familiarity())
+        scored, familiar = score_held_out(index, wanted, held, options, encoder=encoder, shared=shared)
+        raw[kind] = {n: a.astype(np.float64) for n, a in scored.items()}
+        if familiar is not None:
+            familiarity[kind] = familiar
     return calibrate_fusion(index, names, weights, gating, splits, raw, familiarity, validation)

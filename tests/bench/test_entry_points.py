@@ -204,12 +204,13 @@ def test_mico_hybrid(tmp_path: Path, bench_index: Path, data_root: Path, script_
 def test_routing_shift(tmp_path: Path, bench_index: Path, data_root: Path, script_env: dict[str, str]) -> None:
     out = tmp_path / "shift-tiny"
     run_script("routing/shift.py", [data_root / "beir", "--name", "tiny", "--index", bench_index, "--work",
-                                    tmp_path / "work", "--fraction", "0.4", "--tune-seed", "1", "--out", out],
-               env=script_env, cwd=tmp_path)
+                                    tmp_path / "work", "--fraction", "0.4", "--tune-seed", "1", "--tune-folds", "2",
+                                    "--out", out], env=script_env, cwd=tmp_path)
     report = json.loads(out.with_suffix(".json").read_text())
     assert [s["setting"] for s in report["settings"]] == ["in-distribution", "new-topics", "unlogged-docs"]
-    assert report["tune_seed"] == 1 and all(s["tuning"][v]["splits"]["random"]["seed"] == 1
-                                            for s in report["settings"] for v in ("random", "topics"))
+    assert report["tune_seed"] == 1 and report["tune_folds"] == 2
+    assert all(s["tuning"][v]["splits"]["random"]["seed"] == 1 and s["tuning"][v]["folds"] == 2
+               for s in report["settings"] for v in ("random", "topics"))
     for setting in report["settings"]:
         assert {r["route"] for r in setting["rows"]} >= {"all", "cori@4", "knn@2", "hybrid[topics]@1",
                                                           "hybrid[gated]@2", "hybrid[gated]@auto"}

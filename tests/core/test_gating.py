@@ -257,3 +257,24 @@ def test_route_auto_is_cori_with_a_budget_untuned_and_the_tuned_fusion_once_tune
     # the same shards as hybrid@auto:0.95/3 spelled out
     explicit = make_router("hybrid@auto:0.95/3", index)
     assert [sorted(s) for s in explicit.select(queries, None)] == [result[q.query_id].trace.shards for q in queries]
+
+
+def test_tuning_on_folds_stacks_every_draw_and_recalibrates_the_same(own_index: Path, tmp_path: Path) -> None:
+    """``folds`` > 1: each split is that many draws stacked (every logged query validated once by
+    the random folds); the gate and calibration are fitted on them, and recalibrating the tuned
+    index draws the same folds again."""
+    index = ShardedIndex.open(own_index)
+    log = _click_log(index, tmp_path)
+    tuned = tune_hybrid(index, ".", str(log), ["centroid", "cori", "knn"], step=0.25, n_topics=4, folds=3)
+    assert tuned["folds"] == 3
+    random, topics = tuned["splits"]["random"], tuned["splits"]["topics"]
+    assert random["folds"] == topics["folds"] == 3 and len(random["fold_val_queries"]) == 3
+    logged = len({line.split("\t")[0] for line in log.read_text().splitlines() if line})
+    assert random["n_val_queries"] == logged  # the random folds hold out every logged query once
+    assert topics["n_val_queries"] == sum(topics["fold_val_queries"])
+    gated = tuned["calibration"]["hybrid"]
+    assert gated["n_queries"] == random["n_val_queries"] + topics["n_val_queries"]
+    write_routing(own_index, tuned)
+    again = calibrate_index(index)["hybrid"]
+    assert again["n_queries"] == gated["n_queries"]
+    assert again["inv_temperature"] == pytest.approx(gated["inv_temperature"])

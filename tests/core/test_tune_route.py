@@ -14,7 +14,14 @@ from selectsearch.errors import RouteSpecError, SelectSearchError
 from selectsearch.index.sharded import ShardedIndex
 from selectsearch.route import make_router, parse_route
 from selectsearch.route.routing_file import stored_options
-from selectsearch.route.tuning import ROUTING_FILE, held_out_logs, read_routing, tune_hybrid, write_routing
+from selectsearch.route.tuning import (
+    ROUTING_FILE,
+    held_out_logs,
+    held_out_splits,
+    read_routing,
+    tune_hybrid,
+    write_routing,
+)
 from selectsearch.types import Query
 
 from .conftest import TOPICS
@@ -58,6 +65,20 @@ def test_random_split_seed_draws_other_validation_queries(own_index: Path, click
     other = held_out_logs(index, ".", str(click_log), random_seed=1)
     assert other.split["seed"] == 1 and {q.text for q in other.queries} != set(texts)
     assert not {q.text for q in other.queries} & {text for text, _, _ in other.train_records}
+
+
+def test_random_folds_validate_every_logged_query_once(own_index: Path, click_log: Path) -> None:
+    index = ShardedIndex.open(own_index)
+    parts = [held_out_logs(index, ".", str(click_log), fold=i, folds=4) for i in range(4)]
+    texts = [[q.text for q in p.queries] for p in parts]
+    assert sorted(t for ts in texts for t in ts) == sorted({t for t, _, _ in parts[0].records})  # each once
+    for part, ts in zip(parts, texts, strict=True):
+        assert not set(ts) & {t for t, _, _ in part.train_records} and part.split["folds"] == 4
+    stacked = held_out_splits(index, ".", str(click_log), folds=4)["random"]
+    assert not isinstance(stacked, str) and len(stacked.folds) == 4 and stacked.train_records == []
+    assert [q.text for q in stacked.queries] == [t for ts in texts for t in ts]
+    assert len({q.query_id for q in stacked.queries}) == 40 == stacked.split["n_val_queries"]
+    assert stacked.pair_query.max() == 39 and len(stacked.pair_query) == sum(len(p.pair_query) for p in parts)
 
 
 def test_tune_store_and_route(own_index: Path, click_log: Path) -> None:
@@ -172,12 +193,15 @@ def test_topics_falls_back_to_random_when_no_topic_split(own_index: Path, click_
     monkeypatch.setattr(shift, "topic_split", no_topics)
     tuned = tune_hybrid(ShardedIndex.open(own_index), ".", str(click_log), ["centroid", "cori"], step=0.5)
     assert tuned["validation"] == "random" and "two non-empty" in tuned["validation_fallback"]
+    # the same with one draw of each split (the random split then comes from split_by_query)
+    tuned = tune_hybrid(ShardedIndex.open(own_index), ".", str(click_log), ["centroid", "cori"], step=0.5, folds=1)
+    assert tuned["validation"] == "random" and "two non-empty" in tuned["validation_fallback"]
     assert "topics" not in tuned["auc"] and "error" in tuned["splits"]["topics"]
     from selectsearch.mico import logs
 
     monkeypatch.setattr(logs, "split_by_query", lambda *a, **k: (np.arange(0), np.arange(0)))  # no random split
     with pytest.raises(RouteSpecError, match="cannot be drawn"):
-        tune_hybrid(ShardedIndex.open(own_index), ".", str(click_log), ["centroid", "cori"], step=0.5)
+        tune_hybrid(ShardedIndex.open(own_index), ".", str(click_log), ["centroid", "cori"], step=0.5, folds=1)
 
 
 def test_topic_held_out_logs_keep_the_validation_documents_out_of_the_kb(own_index: Path, click_log: Path) -> None:
