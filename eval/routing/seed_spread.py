@@ -10,12 +10,13 @@ weights each seed's topic split chose. Nothing is recomputed.
 A cell whose margin changes sign between seeds is decided by the draw of validation queries, not
 by the method: read the acceptance line against the spread, not one seed.
 
-Example (from the repository root; seed 0 is tune-route's own split, the committed report):
-  for s in 1 2 3 4; do PYTHONPATH=. .venv/bin/python eval/routing/shift.py ../shared/data/scifact \\
-      --work /tmp/seed$s --index /tmp/shift/scifact/index-k16 --tune-seed $s \\
-      --out eval/results/routing/seed-spread/shift-scifact-seed$s; done
-  PYTHONPATH=. .venv/bin/python eval/routing/seed_spread.py eval/results/routing/shift-scifact.json \\
-      eval/results/routing/seed-spread/shift-scifact-seed*.json --out eval/results/routing/seed-spread/scifact
+Example (from the repository root; ``--tune-folds 1`` for one draw of each split):
+  for s in 0 1 2 3 4; do PYTHONPATH=. .venv/bin/python eval/routing/shift.py ../shared/data/scifact \\
+      --work /tmp/seed$s --index /tmp/shift/scifact/index-k16 --tune-seed $s --tune-folds 10 \\
+      --out eval/results/routing/seed-spread/shift-scifact-f10-seed$s; done
+  PYTHONPATH=. .venv/bin/python eval/routing/seed_spread.py \\
+      eval/results/routing/seed-spread/shift-scifact-f10-seed{0,1,2,3,4}.json \\
+      --out eval/results/routing/seed-spread/scifact-folds
 """
 
 from __future__ import annotations

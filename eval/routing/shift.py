@@ -139,9 +139,9 @@ def margin_ci(default: dict[str, float], mix: dict[str, dict[str, float]], weigh
 
 
 def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int,
-                tune_seed: int | None = None, tune_folds: int = 1) -> dict[str, Any]:
-    """Tune under both validations (their splits drawn with ``tune_seed``, ``None``: tune-route's;
-    ``tune_folds`` draws of each stacked), then evaluate every route on the setting's test queries."""
+                tune_seed: int | None = None, tune_folds: int | None = None) -> dict[str, Any]:
+    """Tune under both validations (their splits drawn with ``tune_seed`` and ``tune_folds`` draws of
+    each stacked; ``None``: tune-route's), then evaluate every route on the setting's test queries."""
     from selectsearch.data import load_qrels, load_queries
     from selectsearch.evaluation import evaluate
     from selectsearch.index.sharded import ShardedIndex
@@ -219,11 +219,12 @@ def val(tuned: dict[str, Any], kind: str, router: str) -> float:
 def markdown(report: dict[str, Any]) -> list[str]:
     """The report's tables."""
     seed = report.get("tune_seed")
+    folds = int(report["settings"][0]["tuning"]["topics"].get("folds", 1)) if report["settings"] else 1
     lines = [f"# Routers under shift: {report['collection']}", "", "```sh", report["command"], "```", "",
              f"Index: {report['index']} ({report['n_shards']} k-means shards, {report['n_docs']} documents). "
              "Fused router: centroid + cori + knn, weights tuned on the setting's logs (`tune-route`"
              + (f"; validation splits drawn with seed {seed}" if seed is not None else "")
-             + (f"; {report['tune_folds']} draws of each stacked" if report.get("tune_folds", 1) > 1 else "")
+             + (f"; {folds} draws of each validation split stacked" if folds > 1 else "; one draw of each split")
              + ").", ""]
     for s in report["settings"]:
         info = s["info"]
@@ -318,8 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-seed", type=int, default=None,
                         help="seed of tune-route's random and topic validation splits (default: tune-route's own); "
                              "other seeds show how much the tuned route depends on which logged queries were held out")
-    parser.add_argument("--tune-folds", type=int, default=1,
-                        help="validation draws of each split that tune-route stacks (default 1: one split each)")
+    parser.add_argument("--tune-folds", type=int, default=None,
+                        help="validation draws of each split that tune-route stacks (default: tune-route's, 10; "
+                             "1 is one draw of each)")
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--out", type=Path, help="OUT.json and OUT.md (default eval/results/routing/shift-<name>)")
     args = parser.parse_args(argv)

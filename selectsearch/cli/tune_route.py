@@ -17,7 +17,7 @@ by side; --validation says which one chooses the weights:
 Each split is drawn --folds times (default 10; 1 on a MICO index) and the draws stacked: every
 logged query is validated once by the random folds, so the weights depend little on which queries
 one draw happened to hold out (on SciFact one draw moved the shifted test cells by up to 6 nDCG@10
-points, ten by less than 1).
+points, ten draws by at most 1.3).
 
 The table (and --json, and INDEX/routing.json) gives every router's AUC and the chosen fusion's on
 both splits; a fusion that is much better on random than on topics relies on the logs' topics.

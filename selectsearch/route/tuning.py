@@ -24,7 +24,7 @@ becomes 10 folds by query, so every logged query is validated once with the othe
 base, and the topic split 10 draws of held-out topic clusters (seeds ``seed`` .. ``seed + 9``). With
 one draw, 55-119 held-out SciFact queries chose the weights, and the shifted cells of
 ``eval/routing/shift.py`` moved by up to 6 nDCG@10 points with the split's seed alone; with 10
-draws by less than 1 (``eval/results/routing/seed-spread/``).
+draws by at most 1.3 (``eval/results/routing/seed-spread/``).
 
 Both are always scored: :func:`tune_hybrid` reports every router's coverage AUC and the fused
 weights' AUC on both splits side by side (``auc``), with the weights each split would choose
