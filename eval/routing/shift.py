@@ -325,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--out", type=Path, help="OUT.json and OUT.md (default eval/results/routing/shift-<name>)")
     args = parser.parse_args(argv)
+    if args.tune_folds is not None and args.tune_folds < 1:
+        parser.error(f"--tune-folds must be at least 1, got {args.tune_folds}")
 
     import torch
 
