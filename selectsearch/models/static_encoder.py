@@ -69,9 +69,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "selectsearch.json"
 FORMAT = "static-encoder"
 VERSION = 1
-#: up to this many texts per call (a routed query, a small batch), :meth:`StaticEncoder.encode`
-#: skips model2vec's batch machinery; above it (a corpus) model2vec's length buckets are faster
-FEW_TEXTS = 64
+#: texts per step of :meth:`StaticEncoder.encode` (its progress bar moves once per step)
+ENCODE_STEP = 4096
 
 
 @dataclass(frozen=True)
@@ -384,7 +383,7 @@ class StaticEncoder:
 
     def _truncating_tokenizer(self) -> Any:
         """A copy of the table's tokenizer that truncates at ``max_length`` tokens, for
-        :meth:`_encode_few`; ``None`` when the table maps or weights its tokens (then model2vec
+        :meth:`_encode_here`; ``None`` when the table maps or weights its tokens (then model2vec
         encodes every text)."""
         if getattr(self.table, "token_mapping", None) is not None or getattr(self.table, "weights", None) is not None:
             return None
@@ -398,37 +397,46 @@ class StaticEncoder:
         """``(len(texts), dim)`` float32 rows, L2-normalised (zero for a text without known tokens)."""
         if not len(texts):
             return np.zeros((0, self.dim), np.float32)
-        if len(texts) <= FEW_TEXTS and self._query_tokenizer is not None:
-            return self._encode_few(texts)
-        out = self.table.encode(list(texts), max_length=self.max_length, batch_size=self.batch_size,
-                                show_progress_bar=progress, use_multiprocessing=False, normalize=True)
-        return np.ascontiguousarray(out, dtype=np.float32)
+        if self._query_tokenizer is None:  # a table that maps or weights its tokens: model2vec's own path
+            out = self.table.encode(list(texts), max_length=self.max_length, batch_size=self.batch_size,
+                                    show_progress_bar=progress, use_multiprocessing=False, normalize=True)
+            return np.ascontiguousarray(out, dtype=np.float32)
+        if len(texts) <= ENCODE_STEP:
+            return self._encode_here(texts)
+        from selectsearch.index.scan import progress_bar
 
-    def _encode_few(self, texts: Sequence[str]) -> np.ndarray:
-        """:meth:`encode` of a few texts (a routed query) without model2vec's batch machinery.
+        out = np.empty((len(texts), self.dim), np.float32)
+        with progress_bar(len(texts), "encode", "text", progress) as bar:
+            for start in range(0, len(texts), ENCODE_STEP):
+                out[start:start + ENCODE_STEP] = self._encode_here(texts[start:start + ENCODE_STEP])
+                bar.update(min(ENCODE_STEP, len(texts) - start))
+        return out
+
+    def _encode_here(self, texts: Sequence[str]) -> np.ndarray:
+        """:meth:`encode` without model2vec's batch machinery, on the calling thread.
 
         model2vec's ``encode`` sets and resets the tokenizer's truncation, sets up a progress
-        bar and buckets texts by length on every call: about 0.1 ms, more than the lookup
-        itself for one query. This makes the same steps with the same arithmetic (texts cut at
-        ``max_length`` x the median token length in characters, at most ``max_length`` tokens,
-        unknown tokens dropped, mean of the token vectors, L2-normalised as model2vec does), so
-        the vectors are equal to ``encode``'s for many texts (``tests/models/test_static_encoder.py``).
+        bar and buckets texts by length on every call (about 0.1 ms, more than the lookup itself
+        for one query), and ``tokenizers`` cuts a batch on its own thread pool: CPU that a router
+        timed by its thread's clock does not see (it was 2/3 of the encoder's CPU on a batch of
+        SciFact queries, eval/results/routing/cost-sfwiki32.md). This makes the same steps with
+        the same arithmetic (texts cut at ``max_length`` x the median token length in
+        characters, at most ``max_length`` tokens, unknown tokens dropped, mean of the token
+        vectors, L2-normalised as model2vec does), so the vectors are equal to model2vec's
+        (``tests/models/test_static_encoder.py``); measured 3x less CPU than model2vec's on
+        SciFact's documents too, so corpora take this path as well.
         """
-        table = self.table
+        table, tokenizer = self.table, self._query_tokenizer
         cut = self.max_length * int(table.median_token_length)
-        cut_texts = [t[:cut] for t in texts]
-        # ASCII text: each word's pieces looked up once (the tokenizer's ids, 5x faster per query)
-        pieces = [self._word_pieces.ids(t) if self._word_pieces is not None else None for t in cut_texts]
-        others = [i for i, p in enumerate(pieces) if p is None]
-        if others:
-            encodings = self._query_tokenizer.encode_batch_fast([cut_texts[i] for i in others],
-                                                                add_special_tokens=False)
-            for i, encoding in zip(others, encodings, strict=True):
-                pieces[i] = encoding.ids
         unk = table.unk_token_id
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text_pieces in enumerate(pieces):
-            first = (text_pieces or [])[: self.max_length]
+        for i, text in enumerate(texts):
+            text = text[:cut]
+            # ASCII text: each word's pieces looked up once (the tokenizer's ids, 5x faster per query)
+            pieces = self._word_pieces.ids(text) if self._word_pieces is not None else None
+            if pieces is None:  # one text at a time: a batch would go to the tokenizer's threads
+                pieces = tokenizer.encode(text, add_special_tokens=False).ids
+            first = pieces[: self.max_length]
             ids = first if unk is None else [t for t in first if t != unk]
             if ids:
                 out[i] = table.embedding[np.asarray(ids, dtype=np.int64)].mean(axis=0)

@@ -85,20 +85,46 @@ def test_round_trip_through_the_model_folder(static_dir: Path, tmp_path: Path) -
     np.testing.assert_allclose(plain, vectors[:4], rtol=1e-5, atol=1e-6)
 
 
-def test_a_few_texts_encode_as_model2vec_encodes_them(static_dir: Path) -> None:
-    """Up to FEW_TEXTS texts skip model2vec's batch machinery (a routed query): the vectors must be
-    model2vec's own, bit for bit, including truncation, unknown tokens and empty texts."""
+class _OneAtATime:
+    """Stands in for the encoder's tokenizer: encodes one text at a time and refuses batches
+    (``tokenizers`` encodes a batch on its own thread pool, CPU the caller's clock misses)."""
+
+    def __init__(self, tokenizer: object) -> None:
+        self.tokenizer = tokenizer
+        self.calls = 0
+
+    def encode(self, text: str, **kwargs: object) -> object:
+        self.calls += 1
+        return self.tokenizer.encode(text, **kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the static encoder called the tokenizer's {name}")
+
+
+def test_texts_encode_as_model2vec_encodes_them_on_the_calling_thread(static_dir: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any number of texts skips model2vec's batch machinery: the vectors must be model2vec's own,
+    bit for bit, including truncation, unknown tokens and empty texts, one text or many; and the
+    work stays on the calling thread (model2vec and ``encode_batch_fast`` tokenise on Rust
+    threads: a router measured by its thread's CPU would look cheaper than it is)."""
     enc = StaticEncoder(static_dir, max_length=12)
     texts = [*TEXTS, "", "   ", "zzzqqqxxj", "rocket " * 40, "Ünïcödé café, naïve résumé!", "a b c " * 30]
-    assert len(texts) <= se.FEW_TEXTS
     reference = enc.table.encode(texts, max_length=12, show_progress_bar=False, use_multiprocessing=False,
                                  normalize=True)
+    one_at_a_time = _OneAtATime(enc._query_tokenizer)
+    monkeypatch.setattr(enc, "_query_tokenizer", one_at_a_time)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("model2vec's batch encode was called")
+
+    monkeypatch.setattr(enc.table, "encode", refuse)
     few = enc.encode(texts)
     assert few.dtype == np.float32
     assert np.array_equal(few, reference)
     assert np.array_equal(np.concatenate([enc.encode([t]) for t in texts]), reference)
-    many = enc.encode(texts * (se.FEW_TEXTS // len(texts) + 1))  # model2vec's path
-    assert np.array_equal(many[: len(texts)], reference)
+    many = enc.encode(texts * 20)  # a corpus-sized batch takes the same path
+    assert np.array_equal(many, np.tile(reference, (20, 1)))
+    assert one_at_a_time.calls > 0  # the non-ASCII texts were tokenised, one at a time
 
 
 def test_distillation_is_deterministic_and_follows_the_source(static_dir: Path, transformer_dir: Path,
