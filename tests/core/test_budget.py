@@ -296,3 +296,47 @@ def test_sweeps_and_report_families() -> None:
     reached = budget_to_reach(rows, "nDCG@10", 0.95)
     assert reached["cori"] == {"budget": 2, "fraction_scored": 0.2, "value": 0.49}
     assert reached["cori@auto"] == {"budget": "auto:0.8", "fraction_scored": 0.15, "value": 0.49}
+
+
+def _full_grid_log_likelihood(z: np.ndarray, pq: np.ndarray, ps: np.ndarray, prior_of_pair: np.ndarray,
+                              a_grid: np.ndarray, eps_grid: np.ndarray) -> np.ndarray:
+    """Every grid point's mean log-likelihood, as the fit computed them before it bisected."""
+    out = np.empty((len(a_grid), len(eps_grid)))
+    rows = np.unique(pq)
+    where = np.searchsorted(rows, pq)
+    for i, a in enumerate(a_grid):
+        logits = a * z[rows]
+        top = logits.max(axis=1)
+        lse = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+        sm = np.exp(a * z[pq, ps] - lse[where])
+        probs = (1.0 - eps_grid)[:, None] * sm[None, :] + eps_grid[:, None] * prior_of_pair[None, :]
+        out[i] = np.log(np.maximum(probs, 1e-300)).mean(axis=1)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 12), st.integers(1, 40), st.sampled_from([0.0, 0.5, 3.0]),
+       st.booleans())
+def test_the_bisected_fit_finds_the_full_grids_maximum(seed: int, n_shards: int, n_queries: int, signal: float,
+                                                       sized: bool) -> None:
+    """The calibration fit bisects each row of its grid (the likelihood is concave in the prior's
+    weight): it must find the maximum that evaluating every grid point finds, up to rounding
+    (where a row is flat, e.g. no signal and a uniform prior, rounding alone orders its points),
+    and report the value the full grid has at the point it chose."""
+    from selectsearch.route.budget import _PairLikelihood
+
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n_queries, n_shards))
+    pq = rng.integers(0, n_queries, size=3 * n_queries)
+    # pairs lean to each query's top shards by ``signal``, the rest anywhere
+    ps = np.where(rng.random(len(pq)) < signal / (1 + signal), scores[pq].argmax(axis=1),
+                  rng.integers(0, n_shards, size=len(pq)))
+    sizes = rng.integers(1, 100, size=n_shards).astype(float) if sized else np.ones(n_shards)
+    prior_of_pair = (sizes / sizes.sum())[ps]
+    z = scores - scores.mean(axis=1, keepdims=True)
+    a_grid = np.concatenate([[0.0], np.geomspace(1e-2, 1e2, 31)])
+    eps_grid = np.concatenate([[0.0], np.geomspace(1e-4, 0.9, 40)])
+    full = _full_grid_log_likelihood(z, pq, ps, prior_of_pair, a_grid, eps_grid)
+    i, j, value = _PairLikelihood(z, pq, ps, prior_of_pair).argmax(a_grid, eps_grid)
+    assert value == full[i, j]
+    assert value >= full.max() - 1e-12 * max(1.0, abs(full.max()))
