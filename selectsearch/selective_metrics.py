@@ -102,9 +102,14 @@ def coverage_curve(rankings: np.ndarray, pair_query: np.ndarray, pair_shard: np.
     found_at = np.bincount(pair_rank, weights=w, minlength=k)
     coverage = np.cumsum(found_at)
     total = sizes.sum()
-    ranked_sizes = sizes[rankings[pair_query]]  # (n_pairs, K)
-    cost = (np.cumsum(ranked_sizes, axis=1) * w[:, None]).sum(0) / total
-    latency = (np.maximum.accumulate(ranked_sizes, axis=1) * w[:, None]).sum(0) / total
+    # cost and latency depend on the query alone: weigh each query's curve by its pairs' weight
+    # (one row per query with pairs, not per pair: tune-route scores hundreds of rankings of
+    # ~130k stacked pairs on Home Depot)
+    query_weight = np.bincount(pair_query, weights=w, minlength=n_queries)
+    rows = np.flatnonzero(query_weight)
+    ranked_sizes = sizes[rankings[rows]]  # (queries with pairs, K)
+    cost = (np.cumsum(ranked_sizes, axis=1) * query_weight[rows, None]).sum(0) / total
+    latency = (np.maximum.accumulate(ranked_sizes, axis=1) * query_weight[rows, None]).sum(0) / total
     xs = np.concatenate([[0.0], cost])
     ys = np.concatenate([[0.0], coverage])
     auc = float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2.0) * 100.0)

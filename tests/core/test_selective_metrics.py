@@ -70,3 +70,24 @@ def test_partition_balance() -> None:
     assert even["max_over_mean"] == 1.0 and even["entropy_normalised"] == pytest.approx(1.0)
     skewed = partition_balance(np.array([17, 1, 1, 1]))
     assert skewed["max_over_mean"] == pytest.approx(3.4) and skewed["entropy_normalised"] < 0.6
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 30), st.integers(1, 80), st.integers(0, 2**31 - 1), st.booleans())
+def test_cost_weighs_each_pair_as_its_query(k: int, n_queries: int, n_pairs: int, seed: int, clicks: bool) -> None:
+    """Cost and latency are computed per query weighted by its pairs: they must equal the
+    per-pair definition (every pair pays its query's searched shards), with repeated queries,
+    queries without pairs and click weights."""
+    rng = np.random.default_rng(seed)
+    rankings = _random_rankings(n_queries, k, seed)
+    pq, ps = rng.integers(0, n_queries, n_pairs), rng.integers(0, k, n_pairs)
+    sizes = rng.integers(0, 50, k).astype(float) + (np.arange(k) == 0)
+    w = rng.integers(1, 5, n_pairs).astype(float) if clicks else np.ones(n_pairs)
+    curve = coverage_curve(rankings, pq, ps, sizes, weights=w if clicks else None)
+    per_pair = sizes[rankings[pq]]
+    share = (w / w.sum())[:, None]
+    np.testing.assert_allclose(curve.cost_fraction, (np.cumsum(per_pair, axis=1) * share).sum(0) / sizes.sum(),
+                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(curve.latency_fraction,
+                               (np.maximum.accumulate(per_pair, axis=1) * share).sum(0) / sizes.sum(),
+                               rtol=1e-12, atol=1e-15)
