@@ -403,10 +403,10 @@ class StaticEncoder:
             return np.ascontiguousarray(out, dtype=np.float32)
         if len(texts) <= ENCODE_STEP:
             return self._encode_here(texts)
-        from selectsearch.index.scan import progress_bar
+        from tqdm import tqdm
 
         out = np.empty((len(texts), self.dim), np.float32)
-        with progress_bar(len(texts), "encode", "text", progress) as bar:
+        with tqdm(total=len(texts), desc="encode", unit="text", disable=not progress, dynamic_ncols=True) as bar:
             for start in range(0, len(texts), ENCODE_STEP):
                 out[start:start + ENCODE_STEP] = self._encode_here(texts[start:start + ENCODE_STEP])
                 bar.update(min(ENCODE_STEP, len(texts) - start))

@@ -124,6 +124,8 @@ def test_texts_encode_as_model2vec_encodes_them_on_the_calling_thread(static_dir
     assert np.array_equal(np.concatenate([enc.encode([t]) for t in texts]), reference)
     many = enc.encode(texts * 20)  # a corpus-sized batch takes the same path
     assert np.array_equal(many, np.tile(reference, (20, 1)))
+    monkeypatch.setattr(se, "ENCODE_STEP", 7)  # in steps, with a progress bar: the same rows in order
+    assert np.array_equal(enc.encode(texts * 20, progress=True), many)
     assert one_at_a_time.calls > 0  # the non-ASCII texts were tokenised, one at a time
 
 
