@@ -172,6 +172,24 @@ def _mean_left_to_right(columns: np.ndarray) -> np.ndarray:
     return np.asarray(np.cumsum(columns, axis=1)[:, -1] / columns.shape[1])
 
 
+def gamma_isf(q: float, shape: float, scale: float) -> float:
+    """``scipy.stats.gamma.isf(q, a=shape, scale=scale)`` for ``0 < q < 1`` and a positive shape
+    and scale, by the special function it calls: the same bits without its argument handling,
+    which cost more than the rest of a Taily query (``tests/core/test_classic_routers.py`` compares them)."""
+    from scipy import special
+
+    return float(special.gammainccinv(shape, q) * scale)
+
+
+def gamma_sf(x: float, shape: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``scipy.stats.gamma.sf(x, a=shape, scale=scale)`` for ``x >= 0`` and positive shapes and
+    scales, by the special function it calls (see :func:`gamma_isf`)."""
+    from scipy import special
+
+    z = np.float64(x) / scale  # in float64 as scipy.stats divides, whatever the scale's dtype
+    return np.where(z <= 0, 1.0, special.gammaincc(shape, z))
+
+
 class TailyRouter(_StatsRouter):
     """Taily shard ranking and cut-off (see module docs)."""
 
@@ -190,8 +208,6 @@ class TailyRouter(_StatsRouter):
         return mean.sum(axis=-1), var.sum(axis=-1)
 
     def query_scores(self, term_ids: np.ndarray) -> np.ndarray:
-        from scipy import stats as st
-
         term_ids = np.unique(term_ids)
         df, s, s2 = self.stats.columns(term_ids)  # (K, T)
         sizes = np.maximum(self.stats.shard_docs.astype(np.float64), 1.0)
@@ -207,10 +223,10 @@ class TailyRouter(_StatsRouter):
         if n_coll <= self.v or mean_c_f <= 0 or var_c_f <= 0:
             cutoff = 0.0  # fewer candidates than wanted: every candidate counts
         else:
-            cutoff = float(st.gamma.isf(self.v / n_coll, a=mean_c_f**2 / var_c_f, scale=var_c_f / mean_c_f))
+            cutoff = gamma_isf(self.v / n_coll, mean_c_f**2 / var_c_f, var_c_f / mean_c_f)
         est = np.zeros(len(sizes))
         ok = (mean_i > 0) & (var_i > 0) & (n_shard > 0)
-        est[ok] = n_shard[ok] * st.gamma.sf(cutoff, a=mean_i[ok] ** 2 / var_i[ok], scale=var_i[ok] / mean_i[ok])
+        est[ok] = n_shard[ok] * gamma_sf(cutoff, mean_i[ok] ** 2 / var_i[ok], var_i[ok] / mean_i[ok])
         # shards where every matching document has the same score: all above or all below
         flat = (mean_i > 0) & (var_i == 0) & (n_shard > 0)
         est[flat] = np.where(mean_i[flat] >= cutoff, n_shard[flat], 0.0)

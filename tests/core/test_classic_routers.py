@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from selectsearch.data import load_qrels, load_queries
 from selectsearch.evaluation import evaluate
@@ -212,3 +214,20 @@ def test_a_shard_chosen_without_a_lucene_index_is_skipped_by_the_engine(searcher
     assert again == chosen
     alone = lucene.search_batch([text], 50, [[chosen[1]]])
     assert docids.tolist() == alone.docids.tolist() and scores.tolist() == alone.scores.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1e-3, 1e4), st.floats(1e-3, 1e3), st.floats(0.0, 1e4), st.floats(1e-9, 1 - 1e-9))
+def test_taily_gamma_tails_are_scipy_stats_bit_for_bit(shape: float, scale: float, x: float, q: float) -> None:
+    """Taily calls the Gamma tail functions by their special functions (scipy.stats' argument
+    handling cost more than the rest of a query): the same bits as scipy.stats, x = 0 included."""
+    from scipy import stats as scipy_stats
+
+    from selectsearch.route.stats import gamma_isf, gamma_sf
+
+    assert gamma_isf(q, shape, scale) == float(scipy_stats.gamma.isf(q, a=shape, scale=scale))
+    for dtype in (np.float64, np.float32):  # Taily's moments are float32 term statistics
+        shapes, scales = np.array([shape, shape * 2], dtype=dtype), np.array([scale, scale / 3], dtype=dtype)
+        for point in (x, 0.0):
+            assert np.array_equal(gamma_sf(point, shapes, scales),
+                                  scipy_stats.gamma.sf(point, a=shapes, scale=scales))
