@@ -41,7 +41,7 @@ from selectsearch.types import Query
 if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.index.sharded import ShardedIndex
 
-__all__ = ["CoriRouter", "TailyRouter", "make_stats_router"]
+__all__ = ["CoriRouter", "TailyRouter", "gamma_isf", "gamma_sf", "make_stats_router"]
 
 
 class _StatsRouter(Router):
