@@ -175,7 +175,8 @@ def _mean_left_to_right(columns: np.ndarray) -> np.ndarray:
 def gamma_isf(q: float, shape: float, scale: float) -> float:
     """``scipy.stats.gamma.isf(q, a=shape, scale=scale)`` for ``0 < q < 1`` and a positive shape
     and scale, by the special function it calls: the same bits without its argument handling,
-    which cost more than the rest of a Taily query (``tests/core/test_classic_routers.py`` compares them)."""
+    which cost about as much as the rest of a Taily query (``tests/core/test_classic_routers.py``
+    compares them)."""
     from scipy import special
 
     return float(special.gammainccinv(shape, q) * scale)

@@ -220,7 +220,7 @@ def test_a_shard_chosen_without_a_lucene_index_is_skipped_by_the_engine(searcher
 @given(st.floats(1e-3, 1e4), st.floats(1e-3, 1e3), st.floats(0.0, 1e4), st.floats(1e-9, 1 - 1e-9))
 def test_taily_gamma_tails_are_scipy_stats_bit_for_bit(shape: float, scale: float, x: float, q: float) -> None:
     """Taily calls the Gamma tail functions by their special functions (scipy.stats' argument
-    handling cost more than the rest of a query): the same bits as scipy.stats, x = 0 included."""
+    handling cost about as much as the rest of a query): the same bits as scipy.stats, x = 0 included."""
     from scipy import stats as scipy_stats
 
     from selectsearch.route.stats import gamma_isf, gamma_sf
