@@ -54,6 +54,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -420,6 +421,9 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
     folds = default_folds(index) if folds is None else int(folds)
     if folds < 1:
         raise RouteSpecError(f"folds must be at least 1, got {folds}")
+    # tuning a large log takes minutes: each stage is a log line (stderr, with or without a terminal)
+    started = time.perf_counter()
+    log.info("tune-route: drawing %d validation fold%s of each split", folds, "s" if folds > 1 else "")
     splits = held_out_splits(index, data, logs, encoder=encoder, random_seed=random_seed, folds=folds,
                              fraction=topic_fraction, seed=topic_seed, n_topics=n_topics, by=topic_by)
     fallback = None
@@ -439,6 +443,8 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
     for kind, held in splits.items():
         if isinstance(held, str):
             continue
+        log.info("tune-route: %s split: scoring %s on %d validation queries (%d pairs) [%.0f s]", kind,
+                 ", ".join(names), len(held.queries), len(held.pair_query), time.perf_counter() - started)
         raw[kind], familiar = score_held_out(index, names, held, options, encoder=encoder, shared=shared)
         scores[kind] = [standardise(raw[kind][n]) for n in names]
         if familiar is not None:  # how close each validation query is to its split's training logs
@@ -472,9 +478,13 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
         if not Path(logs).is_file():
             stored.setdefault("knn.data", data_path)
     single = {n: auc_table[validation][n] for n in names}
+    log.info("tune-route: fitting the per-query gate [%.0f s]", time.perf_counter() - started)
     gating, gating_report = _fit_gating(index, names, splits, scores, familiarity, fits, auc_table)
     # per-query budgets (NAME@auto:T) read shard probabilities calibrated on held-out logged queries
+    log.info("tune-route: calibrating shard probabilities for per-query budgets [%.0f s]",
+             time.perf_counter() - started)
     calibration = calibrate_fusion(index, names, weights, gating, splits, raw, familiarity, validation)
+    log.info("tune-route: done [%.0f s]", time.perf_counter() - started)
     return {"router": "hybrid", "routers": names, "weights": weights, "val_auc": auc_table[validation]["hybrid"],
             "single_auc": single, "options": stored, "logs": logs_value, "data": data_path,
             "data_root_relative": _under_data_root(stored.get("knn.data", data_path)), "step": step,

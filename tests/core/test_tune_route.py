@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -120,6 +121,17 @@ def test_cli_tune_route(own_index: Path, click_log: Path, capsys: pytest.Capture
     assert "routing     hybrid@M" in capsys.readouterr().out
     assert main(["-q", "tune-route", str(own_index), "--data", ".", "--logs", str(click_log), "--routers", "all",
                  "--overwrite"]) == 2
+
+
+def test_tune_route_says_what_it_is_doing(own_index: Path, click_log: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """tune-route runs for minutes on a large log (ten draws of each split, calibrations, the gate):
+    each stage is a log line on stderr, also when stderr is not a terminal (no bar to show)."""
+    with caplog.at_level(logging.INFO, logger="selectsearch.route.tuning"):
+        tune_hybrid(ShardedIndex.open(own_index), ".", str(click_log), ["centroid", "cori", "knn"], step=0.5)
+    lines = [r.getMessage() for r in caplog.records if r.name == "selectsearch.route.tuning"]
+    for stage in ("random split", "topics split", "gate", "calibrat"):
+        assert any(stage in line for line in lines), f"no line about the {stage}: {lines}"
+    assert all(line.startswith("tune-route: ") for line in lines if "split" in line or "gate" in line)
 
 
 def test_a_routing_file_without_an_encoder_keeps_the_transformer_it_was_tuned_with(own_index: Path,
