@@ -414,13 +414,13 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
     if validation not in VALIDATIONS:
         raise RouteSpecError(f"validation must be one of {', '.join(VALIDATIONS)}, got {validation!r}")
     check_tuning_options(names, options or {})
+    folds = default_folds(index) if folds is None else int(folds)
+    if folds < 1:  # before the encoder, whose first use on an index builds it
+        raise RouteSpecError(f"folds must be at least 1, got {folds}")
     own = options_for("knn", options or {}) if "knn" in names else {}
     # the knn router's own encoder also clusters the logs into topics: cheap with the default static
     # table, and "unlike the knowledge base" is judged in the space the router sees
     encoder = knn_encoder(own.get("encoder"), index)
-    folds = default_folds(index) if folds is None else int(folds)
-    if folds < 1:
-        raise RouteSpecError(f"folds must be at least 1, got {folds}")
     # tuning a large log takes minutes: each stage is a log line (stderr, with or without a terminal)
     started = time.perf_counter()
     log.info("tune-route: drawing %d validation fold%s of each split", folds, "s" if folds > 1 else "")
