@@ -29,7 +29,7 @@ from typing import Any
 from selectsearch.bench.report import write_json, write_markdown
 from selectsearch.bench.script import command_line, script_parser
 
-#: the default learned route's label in shift.py's reports
+#: the default learned route's label in shift.py's reports that do not name it (before the shard ranker)
 DEFAULT = "hybrid[gated]"
 
 
@@ -57,7 +57,8 @@ def spread(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
                          "mean": sum(known) / len(known) if known else None,
                          "min": min(known) if known else None, "max": max(known) if known else None})
         rows.append({"setting": name, "budget": "test AUC", "seeds": [r.get("tune_seed") or 0 for r in reports],
-                     "auc": [float(s["test_auc"].get(DEFAULT, float("nan"))) for s in per_seed],
+                     "auc": [float(s["test_auc"].get(r.get("default_route", DEFAULT), float("nan")))
+                             for s, r in zip(per_seed, reports, strict=True)],
                      "weights": [s["tuning"]["topics"]["weights"] for s in per_seed],
                      "gated": [_gated(s["tuning"]["topics"].get("gating")) for s in per_seed]})
     return rows
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                indent=1, end="\n")
     head = " | ".join(f"seed {s}" for s in seeds)
     lines = [f"# Shifted routing cells against the tuning seed: {reports[0]['collection']}", "", "```sh", command,
-             "```", "", "Per cell: the default learned route (`hybrid[gated]`) minus the best classic router at no "
+             "```", "", f"Per cell: the default learned route (`{reports[0].get('default_route', DEFAULT)}`) minus "
+             "the best classic router at no "
              "more documents scored, in nDCG@10 points (acceptance under shift: >= -0.5), for each seed of "
              "tune-route's validation splits (seed 0: tune-route's own); docs = its mean fraction of documents "
              "scored per seed. Last row per setting: the default route's test coverage AUC, and the weights "

@@ -24,10 +24,11 @@ selectsearch.evaluation.evaluate (k=1000, BM25 with collection-wide statistics):
 
   all; cori, taily, redde, ranks, centroid at 1,2,3,4,6,8 shards; knn@1,2,4 (knowledge base = the
   setting's logs); hybrid[random]@1,2,4 and hybrid[topics]@1,2,4 (the single weight vector each
-  validation chose); hybrid[gated]@1,2,4 and hybrid[gated]@auto: the DEFAULT learned route, what
-  `tune-route` stores by default (topic-chosen weights with the per-query familiarity gating of
-  selectsearch.route.gating, and the per-query budget at the default target 0.9 calibrated on the
-  gated scores of the topic split).
+  validation chose); hybrid[gated]@1,2,4 (the topic-chosen weights with the per-query familiarity
+  gating of selectsearch.route.gating); hybrid[tuned]@1,2,4 and hybrid[tuned]@auto: the DEFAULT
+  learned route, what `tune-route` stores by default: the shard ranker of selectsearch.route.ranker
+  when tune-route kept it (it beat the gated fusion out of sample on the setting's logs), else the
+  gated weights; and the per-query budget at the default target 0.9 calibrated on its scores.
 
 Writes OUT.json and OUT.md (default eval/results/routing/shift-<name>): nDCG@10 (and its share of
 exhaustive), fraction of documents scored, coverage, coverage AUC on the test queries, and the
@@ -68,8 +69,11 @@ CLASSIC_BUDGETS = (1, 2, 3, 4, 6, 8)
 CLASSIC = ("cori", "taily", "redde", "ranks", "centroid")
 #: the fused routers
 FUSED = ("centroid", "cori", "knn")
-#: label of the default learned route: the topic-chosen weights with the per-query gating
-DEFAULT = "hybrid[gated]"
+#: label of the default learned route: what tune-route stores (the shard ranker when kept, else the
+#: topic-chosen weights with the per-query gating)
+DEFAULT = "hybrid[tuned]"
+#: label of the gated linear fusion (the default before the shard ranker; shown beside it)
+GATED = "hybrid[gated]"
 
 
 def build_or_reuse_index(data: Path, out: Path, shards: int, threads: int) -> Path:
@@ -150,6 +154,7 @@ def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int,
     from selectsearch.route.budget import AutoBudgetRouter, Calibration
     from selectsearch.route.gating import Gating
     from selectsearch.route.hybrid import HybridRouter
+    from selectsearch.route.ranker import ShardRanker
     from selectsearch.route.tuning import tune_hybrid
     from selectsearch.search import SelectiveSearcher
 
@@ -158,8 +163,10 @@ def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int,
     tuned = {}
     for validation in ("random", "topics"):
         started = time.time()
+        # the shard ranker belongs to the default (topics) tuning; the random one only gives its weights
         tuned[validation] = tune_hybrid(index, folder, "train", list(FUSED), step=step, validation=validation,
-                                        topic_seed=tune_seed, random_seed=tune_seed, folds=tune_folds)
+                                        topic_seed=tune_seed, random_seed=tune_seed, folds=tune_folds,
+                                        ranker=validation == "topics")
         print(f"[{name}] tuned on {validation}: weights {tuned[validation]['weights']} "
               f"({time.time() - started:.0f} s)", file=sys.stderr)
     queries = load_queries(folder, split="test")
@@ -172,13 +179,16 @@ def run_setting(name: str, folder: Path, index_path: Path, step: float, k: int,
         fused = make_router(parse_route("hybrid@1"), index, routers=",".join(FUSED),
                             weights=",".join(str(w) for w in t["weights"]), **knn_options)
         routes += [RouteSpec(f"hybrid[{validation}]", m, router=fused) for m in BUDGETS]
-    # the default learned route: what `tune-route` stores (topic weights + per-query gating), at fixed budgets
-    # and with the per-query budget calibrated on the gated scores (default target)
+    # the default learned route: what `tune-route` stores (the shard ranker when kept, else topic weights +
+    # per-query gating), at fixed budgets and with the per-query budget calibrated on its scores (default target)
     default = tuned["topics"]
-    gated = HybridRouter(fused.routers, default["weights"],
-                         gating=Gating.from_dict(default["gating"]) if default.get("gating") else None)
-    routes += [RouteSpec(DEFAULT, m, router=gated) for m in BUDGETS]
-    auto = AutoBudgetRouter(gated, Calibration.from_json(default["calibration"]["hybrid"]), index.shard_sizes)
+    gate = Gating.from_dict(default["gating"]) if default.get("gating") else None
+    gated = HybridRouter(fused.routers, default["weights"], gating=gate)
+    routes += [RouteSpec(GATED, m, router=gated) for m in BUDGETS]
+    chosen = HybridRouter(fused.routers, default["weights"], gating=gate,
+                          ranker=ShardRanker.from_dict(default["ranker"]) if default.get("ranker") else None)
+    routes += [RouteSpec(DEFAULT, m, router=chosen) for m in BUDGETS]
+    auto = AutoBudgetRouter(chosen, Calibration.from_json(default["calibration"]["hybrid"]), index.shard_sizes)
     # named apart (budget None: the router's own cut-off): evaluate would otherwise re-wrap it with the shared
     # index's stored calibration, not this setting's
     routes.append(RouteSpec(f"{DEFAULT}@auto", None, router=auto))
@@ -257,8 +267,12 @@ def markdown(report: dict[str, Any]) -> list[str]:
         gate = tt.get("gating") or {}
         gate_text = (f"familiarity gate centre {gate['centre']:.3f}, width {gate['width']:.3f}"
                      if gate and abs(gate["centre"]) < 1e8 else "constant gate" if gate else "no gate")
-        lines.append(f"| {DEFAULT} ({gate_text}) | {val(tt, 'random', 'hybrid_gated'):.2f} | "
-                     f"{val(tt, 'topics', 'hybrid_gated'):.2f} | {s['test_auc'].get(DEFAULT, nan):.2f} |")
+        lines.append(f"| {GATED} ({gate_text}) | {val(tt, 'random', 'hybrid_gated'):.2f} | "
+                     f"{val(tt, 'topics', 'hybrid_gated'):.2f} | {s['test_auc'].get(GATED, nan):.2f} |")
+        fit = tt.get("ranker_fit") or {}
+        what = (f"shard ranker, out-of-sample AUC {fit['cv_auc']:.2f} on both splits stacked vs gated "
+                f"{fit['baseline_auc']:.2f}" if fit.get("kept") else f"= {GATED}: {fit.get('why', 'no ranker fitted')}")
+        lines.append(f"| {DEFAULT} ({what}) | - | - | {s['test_auc'].get(DEFAULT, nan):.2f} |")
         for n in CLASSIC:
             if n not in FUSED:
                 lines.append(f"| {n} | - | - | {s['test_auc'].get(n, float('nan')):.2f} |")
@@ -276,7 +290,7 @@ def markdown(report: dict[str, Any]) -> list[str]:
                   ">= -0.5 under shift), with its 95% paired bootstrap interval over the test queries in brackets "
                   "(each query's classic value interpolated like the mean).", "",
                   f"| budget | best classic, equal docs | best classic, same shards | knn | hybrid[random] | "
-                  f"hybrid[topics] | {DEFAULT} | margin |", "|---|---|---|---|---|---|---|---|"]
+                  f"hybrid[topics] | {GATED} | {DEFAULT} | margin |", "|---|---|---|---|---|---|---|---|---|"]
         by_route = {r["route"]: r for r in s["rows"]}
         ci_of = {row["budget"]: row.get("margin_ci95") for row in s["summary"]}
         for m in (*BUDGETS, "auto"):
@@ -287,7 +301,7 @@ def markdown(report: dict[str, Any]) -> list[str]:
             margin = (f"{100 * (h['ndcg10'] - best['ndcg10']):+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
                       if best else "-")
             if m == "auto":
-                lines.append(f"| auto ({h['docs_frac']:.3f} docs) | {best_text} | - | - | - | - | "
+                lines.append(f"| auto ({h['docs_frac']:.3f} docs) | {best_text} | - | - | - | - | - | "
                              f"{h['pct_exhaustive']:.1f} | {margin} |")
                 continue
             same = max((r for r in s["rows"] if r["router"] in CLASSIC and r["budget"] == m),
@@ -295,7 +309,8 @@ def markdown(report: dict[str, Any]) -> list[str]:
             lines.append(f"| {m} | {best_text} | {same['pct_exhaustive']:.1f} ({same['route']}) | "
                          f"{by_route[f'knn@{m}']['pct_exhaustive']:.1f} | "
                          f"{by_route[f'hybrid[random]@{m}']['pct_exhaustive']:.1f} | "
-                         f"{by_route[f'hybrid[topics]@{m}']['pct_exhaustive']:.1f} | {h['pct_exhaustive']:.1f} | "
+                         f"{by_route[f'hybrid[topics]@{m}']['pct_exhaustive']:.1f} | "
+                         f"{by_route[f'{GATED}@{m}']['pct_exhaustive']:.1f} | {h['pct_exhaustive']:.1f} | "
                          f"{margin} |")
         lines.append("")
     return lines
@@ -363,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     index = ShardedIndex.open(index_path)
     report = {"command": command_line(__file__, argv, prefix="PYTHONPATH=. " + shlex.quote(sys.executable) + " "),
               "collection": name, "data": str(data), "index": str(index_path), "n_shards": index.n_shards,
-              "tune_seed": args.tune_seed, "tune_folds": args.tune_folds,
+              "tune_seed": args.tune_seed, "tune_folds": args.tune_folds, "default_route": DEFAULT,
               "n_docs": index.n_docs, "settings": results,
               "summary": [{"collection": name, **row} for s in results for row in s["summary"]]}
     out = args.out or REPO / "eval" / "results" / "routing" / f"shift-{name}"

@@ -4,7 +4,7 @@ Reads what the routing benchmarks wrote and recomputes nothing:
 
 - ``shift-<collection>.json`` (``eval/routing/shift.py``): per setting (``in-distribution``,
   ``new-topics``, ``unlogged-docs``) and budget (``1``, ``2``, ``4``, ``auto``), the default
-  learned route (``hybrid[gated]``: what ``tune-route`` stores) against the best classic router
+  learned route (``hybrid[tuned]``: what ``tune-route`` stores) against the best classic router
   at the same fraction of documents scored;
 - ``budget-<collection>.json`` (``eval/routing/budget.py``): the smallest coverage target whose
   per-query budget reaches 97% of exhaustive nDCG@10, with its documents scored (rows with
@@ -145,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
              command_line(__file__, argv, prefix="PYTHONPATH=. " + sys.executable + " "), "```", "",
              "Rows in `summary.json`; sources: `shift-*.json`, `budget-*.json`, `cost.json`, `coalesce-*.json` (their "
              "commands are in "
-             "their .md files). The default learned route is `hybrid[gated]`: what `tune-route` stores, with "
-             "`knn`'s default query encoder (`knn.encoder=adapted`).", "",
+             "their .md files). The default learned route is `hybrid[tuned]`: what `tune-route` stores (its shard "
+             "ranker where it kept one, else the gated weights), with `knn`'s default query encoder "
+             "(`knn.encoder=adapted`).", "",
              "| collection | setting | budget | default vs best classic | target | verdict |",
              "|---|---|---|---|---|---|", *verdicts(rows), ""]
     if missing:

@@ -19,6 +19,11 @@ logged query is validated once by the random folds, so the weights depend little
 one draw happened to hold out (on SciFact one draw moved the shifted test cells by up to 6 nDCG@10
 points, ten draws by at most 1.3).
 
+Then a shard ranker is fitted on both splits stacked: a small network that reads every router's
+standardised score and rank position, the shard's size and the query's familiarity. It is kept
+(and hybrid@M ranks with it) only when its coverage AUC out of sample (5 folds by query) beats
+that of the weights and gate above, refitted on the same folds; --no-ranker skips it.
+
 The table (and --json, and INDEX/routing.json) gives every router's AUC and the chosen fusion's on
 both splits; a fusion that is much better on random than on topics relies on the logs' topics.
 The best weights are written to INDEX/routing.json; from then on `--route hybrid@M` without
@@ -76,6 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, default=None, metavar="F",
                         help="draws of each validation split, stacked (default 10: ten random folds by query and "
                              "ten topic draws; 1 on a MICO index); 1 is one split each, as before")
+    parser.add_argument("--no-ranker", dest="ranker", action="store_false",
+                        help="do not fit the shard ranker (a small network over the routers' scores and ranks, "
+                             "kept only when it beats the gated fusion out of sample); rank with the weights")
     parser.add_argument("--router-option", action="append", default=[], metavar="ROUTER.KEY=VALUE",
                         help="option of one fused router, e.g. mico.mico_model=DIR or knn.k=50 (stored)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing routing.json")
@@ -114,7 +122,8 @@ def execute(args: argparse.Namespace) -> int:
         raise RouteSpecError(f"--folds must be at least 1, got {args.folds}")
     tuned = tune_hybrid(index, args.data, args.logs, names, step=args.step, options=options,
                         validation=args.validation, topic_fraction=args.topic_fraction, topic_seed=args.topic_seed,
-                        n_topics=args.topics or None, topic_by=args.topic_by, folds=args.folds)
+                        n_topics=args.topics or None, topic_by=args.topic_by, folds=args.folds,
+                        ranker=args.ranker)
     path = write_routing(index.path, tuned, overwrite=args.overwrite)
     if args.json:
         print(json.dumps(tuned, indent=1))
@@ -173,4 +182,11 @@ def format_tuning(tuned: dict[str, Any]) -> list[str]:
                          f"vector; per split: {aucs}")
     elif tuned.get("gating_skipped"):
         lines.append(f"  per-query gating not fitted: {tuned['gating_skipped']}")
+    ranker = tuned.get("ranker_fit") or {}
+    if ranker.get("kept"):
+        lines.append(f"  shard ranker: coverage AUC {ranker['cv_auc']:.2f} out of sample (5 folds by query) vs "
+                     f"{ranker['baseline_auc']:.2f} for the fusion above, cross-validated on the same folds; "
+                     "hybrid@M ranks with it (hybrid.ranker=off: with the weights)")
+    elif ranker:
+        lines.append(f"  shard ranker not kept: {ranker.get('why')}")
     return lines

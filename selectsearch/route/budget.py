@@ -556,6 +556,9 @@ def _same_fusion(router: Router, stored: Mapping[str, Any]) -> bool:
     names = [r.name for r in subs]
     gating = getattr(router, "gating", None)
     same_gate = (gating.to_dict() if gating is not None else None) == stored.get("gating")
+    ranker = getattr(router, "ranker", None)
+    if (ranker.digest if ranker is not None else None) != stored.get("ranker"):
+        return False
     return same_gate and names == list(stored["routers"]) and len(weights) == len(stored.get("weights", ())) and bool(
         np.allclose(weights, stored["weights"], atol=1e-9))
 
@@ -563,12 +566,14 @@ def _same_fusion(router: Router, stored: Mapping[str, Any]) -> bool:
 # ---------------------------------------------------------------------------------------------- fitting on an index
 def calibrate_routers(scores: Mapping[str, np.ndarray], pair_query: np.ndarray, pair_shard: np.ndarray,
                       shard_sizes: np.ndarray, *, fusion: tuple[Sequence[str], Sequence[float]] | None = None,
-                      gating: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+                      gating: Mapping[str, Any] | None = None, ranker: str | None = None
+                      ) -> dict[str, dict[str, Any]]:
     """Calibrations of several routers on the same held-out pairs, as ``routing.json`` stores them.
 
     ``tune-route`` calls it with each tuned router's raw scores and the fused score (under
     ``"hybrid"``, with ``fusion=(routers, weights)`` so that a different fusion is not given
-    this calibration; with ``gating=`` the gate's parameters when the fused scores were gated)::
+    this calibration; with ``gating=`` the gate's parameters when the fused scores were gated, with
+    ``ranker=`` the digest of the shard ranker that scored them)::
 
         raw = {n: built[n].scores(held.queries) for n in names}
         fused = sum(w * standardise(raw[n]) for n, w in zip(names, weights))
@@ -584,6 +589,8 @@ def calibrate_routers(scores: Mapping[str, np.ndarray], pair_query: np.ndarray, 
             entry["weights"] = [float(w) for w in fusion[1]]
             if gating is not None:  # the fused scores were gated: only a router with this gate shares them
                 entry["gating"] = dict(gating)
+            if ranker is not None:  # scored by a shard ranker: only a router with this ranker shares them
+                entry["ranker"] = ranker
         out[name] = entry
     return out
 

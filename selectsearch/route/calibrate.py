@@ -30,7 +30,7 @@ __all__ = ["calibrate_index", "store_calibration"]
 def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = None, logs: str | None = None,
                     *, routers: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """Fit calibrations for the fusion tuned on ``index`` (``routing.json``; with its per-query
-    gating when it has one) and each of its routers, on the held-out logged queries ``tune-route``
+    gating or shard ranker when it has one) and each of its routers, on the held-out logged queries ``tune-route``
     used (:func:`selectsearch.route.tuning.calibrate_fusion`: a gated fusion on both validation
     splits, the routers on the split the weights were chosen on; the knn knowledge base is the
     training part of each split, and the topic split is drawn again with the stored parameters and
@@ -47,6 +47,7 @@ def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = N
     from selectsearch.route import options_for
     from selectsearch.route.gating import Gating
     from selectsearch.route.knn import knn_encoder
+    from selectsearch.route.ranker import ShardRanker
     from selectsearch.route.routing_file import read_routing
     from selectsearch.route.tuning import VALIDATIONS, calibrate_fusion, held_out_splits, score_held_out
 
@@ -60,6 +61,7 @@ def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = N
     extra = [n for n in (routers or ()) if n not in names]
     validation = str(tuned.get("validation", "random"))
     gating = Gating.from_dict(tuned["gating"]) if tuned.get("gating") else None
+    ranker = ShardRanker.from_dict(tuned["ranker"]) if tuned.get("ranker") else None
     options = {k: v for k, v in tuned.get("options", {}).items() if k.partition(".")[0] in names + extra
                and k.partition(".")[2] not in ("logs", "data")}
     # the splits tune-route drew, drawn again: the topic split with its stored parameters, its queries
@@ -73,7 +75,10 @@ def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = N
     raw: dict[str, dict[str, np.ndarray]] = {}
     familiarity: dict[str, np.ndarray] = {}
     shared: dict[str, Any] = {}
-    for kind in (VALIDATIONS if gating is not None else (validation,)):
+    kinds: tuple[str, ...] = VALIDATIONS if gating is not None else (validation,)
+    if ranker is not None:  # the splits the ranker was fitted on
+        kinds = tuple(k for k in VALIDATIONS if k in ranker.fit.get("splits", kinds))
+    for kind in kinds:
         held = splits[kind]
         if isinstance(held, str):
             raise RouteSpecError(f"the {kind} validation split of the logs cannot be drawn again: {held}")
@@ -82,4 +87,4 @@ def calibrate_index(index: ShardedIndex, data: str | os.PathLike[str] | None = N
         raw[kind] = {n: a.astype(np.float64) for n, a in scored.items()}
         if familiar is not None:
             familiarity[kind] = familiar
-    return calibrate_fusion(index, names, weights, gating, splits, raw, familiarity, validation)
+    return calibrate_fusion(index, names, weights, gating, splits, raw, familiarity, validation, ranker=ranker)

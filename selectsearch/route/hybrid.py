@@ -21,6 +21,11 @@ Options (``--router-option hybrid.KEY=VALUE``):
   (:mod:`selectsearch.route.gating`: familiar queries get the weights chosen on a random split of
   the logs, unfamiliar ones those chosen on held-out topics), the stored fusion applies it;
   ``off`` keeps the single tuned weight vector;
+- ``ranker``: ``on`` (default) or ``off``. When ``tune-route`` stored a learned shard ranker
+  (:mod:`selectsearch.route.ranker`: a small network over every router's standardised score and
+  rank position, the shard's size and the query's familiarity, kept only when it beat the gated
+  fusion out of sample), the stored fusion ranks shards with it instead of the weighted sum;
+  ``off`` falls back to the weights (and their gating);
 - ``ROUTER.KEY=VALUE``: an option for one sub-router, e.g. ``hybrid.mico.mico_model=DIR``.
 
 Query vectors of a sub-router that embeds queries (``mico``) are handed on to a dense retriever.
@@ -41,6 +46,7 @@ import numpy as np
 from selectsearch.errors import RouteSpecError
 from selectsearch.route.base import Router, RouteSpec, parse_route, rank_by_scores
 from selectsearch.route.gating import Gating, weighted_sum
+from selectsearch.route.ranker import ShardRanker
 from selectsearch.route.registry import ROUTERS, fusable
 from selectsearch.types import EncodedQueries, Qrels, Query
 
@@ -77,7 +83,8 @@ class HybridRouter(Router):
 
     name = "hybrid"
 
-    def __init__(self, routers: Sequence[Router], weights: Sequence[float], *, gating: Gating | None = None) -> None:
+    def __init__(self, routers: Sequence[Router], weights: Sequence[float], *, gating: Gating | None = None,
+                 ranker: ShardRanker | None = None) -> None:
         if not routers:
             raise RouteSpecError("'hybrid' needs at least one router")
         if len(weights) != len(routers):
@@ -95,13 +102,25 @@ class HybridRouter(Router):
                 raise RouteSpecError(f"the gating was fitted for routers {gating.routers}, not {names}")
             if not any(callable(getattr(r, "familiarity", None)) for r in self.routers):
                 raise RouteSpecError("gating reads the familiarity of the 'knn' router, which this fusion lacks")
+        if ranker is not None:
+            names = [r.name for r in self.routers]
+            if ranker.routers != names:
+                raise RouteSpecError(f"the shard ranker was fitted for routers {ranker.routers}, not {names}")
+            if ranker.uses_familiarity and not any(callable(getattr(r, "familiarity", None)) for r in self.routers):
+                raise RouteSpecError("the shard ranker reads the familiarity of the 'knn' router, which this "
+                                     "fusion lacks")
         self.gating = gating
+        self.ranker = ranker
         self._last_weights: np.ndarray | None = None
+        self._last_ranked = 0
 
     def needed(self) -> list[bool]:
         """Which sub-routers a query can need: a weight above 0 in some weight vector the fusion
         uses (the fixed weights, or the gating's two; only one of them when the gate is constant,
-        the other then multiplying every score by exactly 0), or the familiarity the gating reads."""
+        the other then multiplying every score by exactly 0), or the familiarity the gating reads;
+        with a shard ranker, every one (it reads them all)."""
+        if self.ranker is not None:
+            return [True] * len(self.routers)
         if self.gating is None:
             vectors = [self.weights]
         elif self.gating.constant is None:
@@ -133,8 +152,12 @@ class HybridRouter(Router):
         return [np.zeros(shape) if p is None else p for p in parts]
 
     def scores(self, queries: Sequence[Query]) -> np.ndarray:
-        """``(n, K)`` fused scores: with the fixed weights, or per query through the gating."""
+        """``(n, K)`` fused scores: from the shard ranker, else with the fixed weights, or per query
+        through the gating."""
         parts = self.component_scores(queries)
+        if self.ranker is not None:
+            self._last_weights, self._last_ranked = None, len(queries)
+            return self.ranker.scores(parts, self.familiarity() if self.ranker.uses_familiarity else None)
         if self.gating is None:
             self._last_weights = np.tile(np.asarray(self.weights), (len(queries), 1))
             return np.asarray(sum(w * p for w, p in zip(self.weights, parts, strict=True)))
@@ -154,7 +177,12 @@ class HybridRouter(Router):
 
     def route_details(self) -> list[dict[str, Any]] | None:
         """Per query of the last batch: the weights used (``{router: weight}``) and, with a
-        ``knn`` router, the familiarity they were gated on; recorded in the query's trace."""
+        ``knn`` router, the familiarity they were gated on; recorded in the query's trace. With a
+        shard ranker: ``{"ranker": True}`` and the familiarity it read."""
+        if self.ranker is not None and self._last_ranked:
+            fam = self.familiarity() if self.ranker.uses_familiarity else None
+            return [{"ranker": True, **({"familiarity": round(float(fam[i]), 4)} if fam is not None else {})}
+                    for i in range(self._last_ranked)]
         if self._last_weights is None:
             return None
         names = [r.name for r in self.routers]
@@ -234,7 +262,7 @@ def _floats(text: str, what: str) -> list[float]:
 
 def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | None = None, seed: int = 0,
                        routers: str | Sequence[str] | None = None, weights: str | Sequence[float] | None = None,
-                       fused_defaults: Mapping[str, Any] | None = None, gating: str = "on",
+                       fused_defaults: Mapping[str, Any] | None = None, gating: str = "on", ranker: str = "on",
                        **options: Any) -> HybridRouter:
     """The ``hybrid`` router for ``index`` (factory called by :func:`selectsearch.route.make_router`).
 
@@ -255,9 +283,11 @@ def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | N
 
     defaults = dict(fused_defaults or {})
     stored: dict[str, Any] = {}
-    if str(gating).lower() not in ("on", "off", "1", "0", "true", "false"):
-        raise RouteSpecError(f"'hybrid' option gating must be on or off, got {gating!r}")
+    for key, value in (("gating", gating), ("ranker", ranker)):
+        if str(value).lower() not in ("on", "off", "1", "0", "true", "false"):
+            raise RouteSpecError(f"'hybrid' option {key} must be on or off, got {value!r}")
     gate: Gating | None = None
+    learned: ShardRanker | None = None
     if routers is None and weights is None:
         tuned = read_routing(index.path)
         if tuned is not None:
@@ -265,6 +295,8 @@ def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | N
             stored = stored_options(tuned, index.path, given={**defaults, **options})
             if tuned.get("gating") and str(gating).lower() in ("on", "1", "true"):
                 gate = Gating.from_dict(tuned["gating"])
+            if tuned.get("ranker") and str(ranker).lower() in ("on", "1", "true"):
+                learned = ShardRanker.from_dict(tuned["ranker"])
     untuned = routers is None
     if routers is None:
         routers = DEFAULT_ROUTERS
@@ -294,4 +326,4 @@ def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | N
             f"'hybrid' on {index.path}: no routing is tuned ({ROUTING_FILE} is missing) and {why}; run "
             f"`selectsearch tune-route {index.path} --data DATA --routers centroid,cori,knn` first, or choose the "
             "fused routers with --router-option hybrid.routers=centroid,cori") from exc
-    return HybridRouter(subs, w, gating=gate)
+    return HybridRouter(subs, w, gating=gate, ranker=learned)

@@ -116,7 +116,8 @@ register_router("hybrid", "selectsearch.route.hybrid:make_hybrid_router",
                 scores=False,
                 params=[Param("routers", str, None, "comma-separated routers to fuse (default: tuned, or mico,cori)"),
                         Param("weights", str, None, "comma-separated weights, one per router (default: equal)"),
-                        Param("gating", str, "on", "off: ignore the tuned per-query gating (fixed tuned weights)")])
+                        Param("gating", str, "on", "off: ignore the tuned per-query gating (fixed tuned weights)"),
+                        Param("ranker", str, "on", "off: ignore the tuned shard ranker (the weights and gating rank)")])
 register_router("auto", "selectsearch.route.auto:make_auto_route", budget="none", scores=False,
                 description="the index's tuned fused router with a per-query budget (hybrid@auto); cori@auto untuned",
                 params=[Param("target", float, None, "coverage target of the per-query budget (default 0.9)"),

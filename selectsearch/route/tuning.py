@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from selectsearch.encode import TextEncoder
     from selectsearch.index.sharded import ShardedIndex
     from selectsearch.route.gating import Gating
+    from selectsearch.route.ranker import ShardRanker
 
 __all__ = ["DEFAULT_FOLDS", "ROUTING_FILE", "VALIDATIONS", "HeldOutLogs", "calibrate_fusion", "check_tuning_options",
            "default_folds", "held_out_logs", "held_out_splits", "read_routing", "score_held_out", "scoring_routers",
@@ -380,13 +381,15 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
                 step: float = 0.1, options: dict[str, Any] | None = None, validation: str = "topics",
                 topic_fraction: float | None = None, topic_seed: int | None = None, n_topics: int | None = None,
                 topic_by: str = "embedding", random_seed: int | None = None,
-                folds: int | None = None) -> dict[str, Any]:
+                folds: int | None = None, ranker: bool = True) -> dict[str, Any]:
     """Weights of ``routers`` with the best coverage AUC on the ``validation`` split of the logs.
 
     Both splits are scored (module docs); the weights come from ``validation``. ``topic_*`` and
     ``random_seed`` draw the splits (:func:`held_out_logs`; by default, those ``tune-route`` uses);
     ``folds`` > 1 stacks that many draws of each (:func:`held_out_splits`; default
-    :func:`default_folds`).
+    :func:`default_folds`). With ``ranker`` (the default) a shard ranker
+    (:mod:`selectsearch.route.ranker`) is fitted on both splits stacked and stored when it beats the
+    gated fusion out of sample (``ranker_fit`` says how it did either way).
     When the topic split cannot be drawn (logs too small or too uniform for two topics), ``topics``
     falls back to ``random`` with a warning (``validation`` then says ``random``,
     ``validation_fallback`` why).
@@ -480,10 +483,16 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
     single = {n: auc_table[validation][n] for n in names}
     log.info("tune-route: fitting the per-query gate [%.0f s]", time.perf_counter() - started)
     gating, gating_report = _fit_gating(index, names, splits, scores, familiarity, fits, auc_table)
+    learned: ShardRanker | None = None
+    ranker_report: dict[str, Any] = {"kept": False, "why": "not asked for (--no-ranker)"}
+    if ranker:
+        log.info("tune-route: fitting the shard ranker [%.0f s]", time.perf_counter() - started)
+        learned, ranker_report = _fit_ranker(index, names, gating, splits, scores, familiarity, validation, step)
     # per-query budgets (NAME@auto:T) read shard probabilities calibrated on held-out logged queries
     log.info("tune-route: calibrating shard probabilities for per-query budgets [%.0f s]",
              time.perf_counter() - started)
-    calibration = calibrate_fusion(index, names, weights, gating, splits, raw, familiarity, validation)
+    calibration = calibrate_fusion(index, names, weights, gating, splits, raw, familiarity, validation,
+                                   ranker=learned)
     log.info("tune-route: done [%.0f s]", time.perf_counter() - started)
     return {"router": "hybrid", "routers": names, "weights": weights, "val_auc": auc_table[validation]["hybrid"],
             "single_auc": single, "options": stored, "logs": logs_value, "data": data_path,
@@ -494,6 +503,7 @@ def tune_hybrid(index: ShardedIndex, data: str | os.PathLike[str], logs: str, ro
             "auc": auc_table, "fits": fits, "calibration": calibration,
             **({"gating": {**gating.to_dict(), "fit": gating_report}} if gating is not None else {}),
             **({"gating_skipped": gating_report["skipped"]} if gating is None and gating_report else {}),
+            **({"ranker": learned.to_dict()} if learned is not None else {}), "ranker_fit": ranker_report,
             "splits": {k: (v.split if not isinstance(v, str) else {"error": v}) for k, v in splits.items()}}
 
 
@@ -505,7 +515,8 @@ def default_folds(index: ShardedIndex) -> int:
 
 def calibrate_fusion(index: ShardedIndex, names: Sequence[str], weights: Sequence[float], gating: Gating | None,
                      splits: Mapping[str, HeldOutLogs | str], raw: Mapping[str, Mapping[str, np.ndarray]],
-                     familiarity: Mapping[str, np.ndarray], validation: str) -> dict[str, dict[str, Any]]:
+                     familiarity: Mapping[str, np.ndarray], validation: str, *,
+                     ranker: ShardRanker | None = None) -> dict[str, dict[str, Any]]:
     """The calibrations ``routing.json`` stores for per-query budgets (``NAME@auto``,
     :mod:`selectsearch.route.budget`): every router of ``raw[validation]`` on the ``validation``
     split, and the fusion (``"hybrid"``).
@@ -517,7 +528,8 @@ def calibrate_fusion(index: ShardedIndex, names: Sequence[str], weights: Sequenc
     per-query budget searched more shards than they needed (SciFact, ``eval/routing/shift.py``:
     ``hybrid@auto`` scored 0.286 of the documents for nDCG@10 0.6811 in distribution; calibrated
     on both splits, 0.247 for 0.6816). A fusion with one weight vector is calibrated on the
-    ``validation`` split, where its weights were chosen.
+    ``validation`` split, where its weights were chosen. A shard ranker's scores are calibrated on
+    the splits it was fitted on (both, or the one there is).
 
     Args:
         names, weights: the fused routers and the weights chosen.
@@ -533,21 +545,125 @@ def calibrate_fusion(index: ShardedIndex, names: Sequence[str], weights: Sequenc
     chosen = splits[validation]
     assert not isinstance(chosen, str)
     calibration = calibrate_routers(raw[validation], chosen.pair_query, chosen.pair_shard, index.shard_sizes)
-    kinds = VALIDATIONS if gating is not None else (validation,)
+    kinds: tuple[str, ...] = VALIDATIONS if gating is not None else (validation,)
+    if ranker is not None:
+        kinds = _ranker_kinds(splits, familiarity, ranker.uses_familiarity, validation)
     fused, pair_query, pair_shard, offset = [], [], [], 0
     for kind in kinds:
         held = splits[kind]
         assert not isinstance(held, str)
         parts = [standardise(raw[kind][n]) for n in names]
-        fused.append(gating.fuse(parts, familiarity[kind]) if gating is not None
-                     else np.asarray(sum(w * s for w, s in zip(weights, parts, strict=True))))
+        if ranker is not None:
+            fused.append(ranker.scores(parts, familiarity[kind] if ranker.uses_familiarity else None))
+        elif gating is not None:
+            fused.append(gating.fuse(parts, familiarity[kind]))
+        else:
+            fused.append(np.asarray(sum(w * s for w, s in zip(weights, parts, strict=True))))
         pair_query.append(held.pair_query + offset)
         pair_shard.append(held.pair_shard)
         offset += len(held.queries)
     calibration.update(calibrate_routers({"hybrid": np.vstack(fused)}, np.concatenate(pair_query),
                                          np.concatenate(pair_shard), index.shard_sizes, fusion=(names, weights),
-                                         gating=gating.to_dict() if gating is not None else None))
+                                         gating=gating.to_dict() if gating is not None else None,
+                                         ranker=ranker.digest if ranker is not None else None))
     return calibration
+
+
+def _ranker_kinds(splits: Mapping[str, HeldOutLogs | str], familiarity: Mapping[str, np.ndarray],
+                  uses_familiarity: bool, validation: str) -> tuple[str, ...]:
+    """The validation splits a shard ranker is fitted and calibrated on: both when both were
+    drawn (and scored with familiarity when it reads it), else the chosen one."""
+    both = all(not isinstance(splits.get(k), str) and k in splits for k in VALIDATIONS)
+    if both and (not uses_familiarity or set(familiarity) >= set(VALIDATIONS)):
+        return VALIDATIONS
+    return (validation,)
+
+
+def _fit_ranker(index: ShardedIndex, names: Sequence[str], gating: Gating | None,
+                splits: Mapping[str, HeldOutLogs | str], scores: Mapping[str, list[np.ndarray]],
+                familiarity: Mapping[str, np.ndarray], validation: str, step: float
+                ) -> tuple[ShardRanker | None, dict[str, Any]]:
+    """The shard ranker fitted on the stacked validation splits (:func:`_ranker_kinds`) against
+    the bar of the fusion it would replace (the gated weights, else the tuned weights), both
+    cross-validated on the same folds of the same queries; ``(None, report)`` when it does not
+    beat it."""
+    from selectsearch.ranking import rank_by_scores
+    from selectsearch.route.ranker import cv_folds, fit_ranker
+    from selectsearch.selective_metrics import coverage_curve
+
+    uses_familiarity = "knn" in names
+    kinds = _ranker_kinds(splits, familiarity, uses_familiarity, validation)
+    if uses_familiarity and not set(kinds) <= set(familiarity):
+        return None, {"kept": False, "why": "no familiarity for the validation queries"}
+    parts: list[list[np.ndarray]] = []
+    fam: list[np.ndarray] = []
+    pq: list[np.ndarray] = []
+    ps: list[np.ndarray] = []
+    texts: list[str] = []
+    kind_of_row: list[np.ndarray] = []
+    offset = 0
+    for i, kind in enumerate(kinds):
+        held = splits[kind]
+        assert not isinstance(held, str)
+        parts.append(scores[kind])
+        kind_of_row.append(np.full(len(held.queries), i))
+        if uses_familiarity:
+            fam.append(familiarity[kind])
+        pq.append(held.pair_query + offset)
+        ps.append(held.pair_shard)
+        texts += [q.text for q in held.queries]
+        offset += len(held.queries)
+    stacked = [np.vstack([p[r] for p in parts]) for r in range(len(names))]
+    familiar = np.concatenate(fam) if uses_familiarity else None
+    pair_query, pair_shard = np.concatenate(pq), np.concatenate(ps)
+    baseline = _cross_validated_fusion(index, names, kinds, validation, gating is not None, stacked, familiar,
+                                       pair_query, pair_shard, np.concatenate(kind_of_row), cv_folds(texts), step)
+    baseline_auc = coverage_curve(rank_by_scores(baseline), pair_query, pair_shard, index.shard_sizes).auc
+    ranker, report = fit_ranker(names, stacked, familiar, pair_query, pair_shard, index.shard_sizes, texts,
+                                baseline_auc=float(baseline_auc))
+    report["splits"] = list(kinds)
+    report["baseline"] = "gated weights" if gating is not None else "weights"
+
+    if ranker is None:
+        log.info("tune-route: no shard ranker: %s", report.get("why"))
+    return ranker, report
+
+
+def _cross_validated_fusion(index: ShardedIndex, names: Sequence[str], kinds: Sequence[str], validation: str,
+                            gated: bool, parts: Sequence[np.ndarray], familiarity: np.ndarray | None,
+                            pair_query: np.ndarray, pair_shard: np.ndarray, row_kind: np.ndarray, fold: np.ndarray,
+                            step: float) -> np.ndarray:
+    """``(n, K)`` out-of-fold scores of the weighted fusion on stacked validation rows: for each
+    fold, the weights are chosen again on the other folds' rows of each split (as
+    :func:`tune_hybrid` chooses them on the whole split) and, for a gated fusion, the gate is fitted
+    again on those rows of both splits stacked; the fold's rows are then fused with them."""
+    from selectsearch.route.gating import fit_gating
+
+    out = np.zeros(parts[0].shape)
+
+    def rows_pairs(rows: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """The parts of ``rows`` (a boolean mask) and their pairs, renumbered."""
+        new = np.cumsum(rows) - 1
+        keep = rows[pair_query]
+        return [p[rows] for p in parts], new[pair_query[keep]], pair_shard[keep]
+
+    for h in range(int(fold.max()) + 1 if len(fold) else 0):
+        train = fold != h
+        fitted: dict[str, list[float]] = {}
+        for i, kind in enumerate(kinds):
+            sub, pq, ps = rows_pairs(train & (row_kind == i))
+            if len(pq):
+                fitted[kind] = [float(x) for x in fit_weights(sub, pq, ps, index.shard_sizes, step=step)[0]]
+        held = fold == h
+        chosen = fitted.get(validation) or next(iter(fitted.values()), [1.0 / len(names)] * len(names))
+        if gated and familiarity is not None and set(fitted) >= set(VALIDATIONS):
+            sub, pq, ps = rows_pairs(train)
+            gate, _ = fit_gating(names, fitted["random"], fitted["topics"], sub, familiarity[train], pq, ps,
+                                 index.shard_sizes)
+            out[held] = gate.fuse([p[held] for p in parts], familiarity[held])
+        else:
+            out[held] = np.asarray(sum(w * p[held] for w, p in zip(chosen, parts, strict=True)))
+    return out
 
 
 def _fit_gating(index: ShardedIndex, names: Sequence[str], splits: dict[str, HeldOutLogs | str],

@@ -213,7 +213,8 @@ def test_routing_shift(tmp_path: Path, bench_index: Path, data_root: Path, scrip
                for s in report["settings"] for v in ("random", "topics"))
     for setting in report["settings"]:
         assert {r["route"] for r in setting["rows"]} >= {"all", "cori@4", "knn@2", "hybrid[topics]@1",
-                                                          "hybrid[gated]@2", "hybrid[gated]@auto"}
+                                                          "hybrid[gated]@2", "hybrid[tuned]@2",
+                                                          "hybrid[tuned]@auto"}
         assert set(setting["tuning"]["topics"]["auc"]) <= {"random", "topics"}
         assert (tmp_path / "work" / "tiny" / setting["setting"] / "qrels" / "train.tsv").is_file()
     assert "| budget | best classic" in out.with_suffix(".md").read_text()
@@ -226,7 +227,7 @@ def test_routing_shift(tmp_path: Path, bench_index: Path, data_root: Path, scrip
     assert {(r["setting"], r["budget"]) for r in rows} == {(s, b) for s in ("in-distribution", "new-topics",
                                                                             "unlogged-docs")
                                                            for b in ("1", "2", "4", "auto")}
-    assert all(r["collection"] == "tiny" and r["route"].startswith("hybrid[gated]") for r in rows)
+    assert all(r["collection"] == "tiny" and r["route"].startswith("hybrid[tuned]") for r in rows)
     assert "Not found (not measured yet): budget-scifact.json" in (results / "summary.md").read_text()
     # the seed spread reads reports of several tuning seeds (here the same one, relabelled seed 0)
     seed0 = tmp_path / "seed0.json"
