@@ -22,7 +22,8 @@ points, ten draws by at most 1.3).
 Then a shard ranker is fitted on both splits stacked: a small network that reads every router's
 standardised score and rank position, the shard's size and the query's familiarity. It is kept
 (and hybrid@M ranks with it) only when its coverage AUC out of sample (5 folds by query) beats
-that of the weights and gate above, refitted on the same folds; --no-ranker skips it.
+that of the weights and gate above, refitted on the same folds, by more than the standard error of
+the gain (bootstrap over the logged queries); --no-ranker skips it.
 
 The table (and --json, and INDEX/routing.json) gives every router's AUC and the chosen fusion's on
 both splits; a fusion that is much better on random than on topics relies on the logs' topics.
@@ -185,8 +186,9 @@ def format_tuning(tuned: dict[str, Any]) -> list[str]:
     ranker = tuned.get("ranker_fit") or {}
     if ranker.get("kept"):
         lines.append(f"  shard ranker: coverage AUC {ranker['cv_auc']:.2f} out of sample (5 folds by query) vs "
-                     f"{ranker['baseline_auc']:.2f} for the fusion above, cross-validated on the same folds; "
-                     "hybrid@M ranks with it (hybrid.ranker=off: with the weights)")
+                     f"{ranker['baseline_auc']:.2f} for the fusion above, cross-validated on the same folds "
+                     f"(standard error of the gain {ranker['se']:.2f}); hybrid@M ranks with it "
+                     "(hybrid.ranker=off: with the weights)")
     elif ranker:
         lines.append(f"  shard ranker not kept: {ranker.get('why')}")
     return lines

@@ -22,7 +22,9 @@ training kernel (:class:`~selectsearch.train.loop.Trainer`); inference is numpy.
 Kept only when it earns its place: ``tune-route`` cross-validates it (5 folds by query text: fit
 on four, score the fifth) and does the same for the fusion it would replace (the weights chosen on
 each split and the gate refitted on the four folds, the fifth fused with them), and stores the
-ranker only if its out-of-sample coverage AUC is the higher. Otherwise ``routing.json`` says why
+ranker only if its out-of-sample coverage AUC is higher by more than the standard error of the
+difference (bootstrap over the validation queries): the one-standard-error rule, which keeps the
+simpler model when the two are indistinguishable on the logs. Otherwise ``routing.json`` says why
 and the weighted fusion stays. ``hybrid.ranker=off`` ignores a stored ranker.
 
 Measured (``eval/results/routing/``): on Home Depot's in-distribution test queries coverage AUC
@@ -54,9 +56,11 @@ from selectsearch.train.schedule import lr_scheduler
 
 #: cross-validation folds (by query text) that decide whether a ranker is kept
 CV_FOLDS = 5
+#: bootstrap resamples of the validation queries for the standard error of the AUC gain
+BOOTSTRAP_RESAMPLES = 200
 
-__all__ = ["CV_FOLDS", "RankerConfig", "RankerTraining", "ShardRanker", "cv_folds", "fit_ranker", "shard_features",
-           "train_ranker"]
+__all__ = ["BOOTSTRAP_RESAMPLES", "CV_FOLDS", "RankerConfig", "RankerTraining", "ShardRanker", "auc_difference_se",
+           "cv_folds", "fit_ranker", "shard_features", "train_ranker"]
 
 log = logging.getLogger(__name__)
 
@@ -278,10 +282,43 @@ class RankerTraining(TrainingMethod):
         return record
 
 
+def auc_difference_se(better: np.ndarray, worse: np.ndarray, pair_query: np.ndarray, pair_shard: np.ndarray,
+                      shard_sizes: np.ndarray, groups: np.ndarray, *, resamples: int = BOOTSTRAP_RESAMPLES,
+                      seed: int = 0) -> float:
+    """Bootstrap standard error of ``AUC(better) - AUC(worse)`` (coverage AUC, two ``(n, K)`` score
+    tables of the same rows), resampling whole groups of rows (``groups``: a label per row; rows of
+    one query text move together) with replacement."""
+    from selectsearch.ranking import rank_by_scores
+    from selectsearch.selective_metrics import coverage_curve
+
+    rank_a, rank_b = rank_by_scores(better), rank_by_scores(worse)
+    order = np.argsort(pair_query, kind="stable")
+    pair_shard_sorted = np.asarray(pair_shard)[order]
+    counts = np.bincount(pair_query, minlength=len(better))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    labels, group_of_row = np.unique(groups, return_inverse=True)
+    rows_of_group = [np.flatnonzero(group_of_row == g) for g in range(len(labels))]
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(resamples):
+        rows = np.concatenate([rows_of_group[g] for g in rng.integers(0, len(labels), len(labels))])
+        rows = rows[counts[rows] > 0]
+        if not len(rows):
+            continue
+        n_pairs = counts[rows]
+        pq = np.repeat(np.arange(len(rows)), n_pairs)
+        first = np.repeat(starts[rows] - np.cumsum(n_pairs) + n_pairs, n_pairs)
+        ps = pair_shard_sorted[first + np.arange(len(pq))]
+        diffs.append(coverage_curve(rank_a[rows], pq, ps, shard_sizes).auc
+                     - coverage_curve(rank_b[rows], pq, ps, shard_sizes).auc)
+    return float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("inf")
+
+
 def fit_ranker(routers: Sequence[str], parts: Sequence[np.ndarray], familiarity: np.ndarray | None,
                pair_query: np.ndarray, pair_shard: np.ndarray, shard_sizes: np.ndarray, texts: Sequence[str], *,
-               baseline_auc: float, config: RankerConfig = RankerConfig()) -> tuple[ShardRanker | None, dict[str, Any]]:
-    """The shard ranker for stacked validation queries, if it beats the linear fusion (module docs).
+               baseline: np.ndarray, config: RankerConfig = RankerConfig()
+               ) -> tuple[ShardRanker | None, dict[str, Any]]:
+    """The shard ranker for stacked validation queries, if it beats the weighted fusion (module docs).
 
     Args:
         routers: the fused routers.
@@ -291,12 +328,13 @@ def fit_ranker(routers: Sequence[str], parts: Sequence[np.ndarray], familiarity:
         shard_sizes: ``(K,)`` documents per shard.
         texts: each row's query text (the cross-validation folds split by text, so a query drawn
             in several validation draws stays in one fold).
-        baseline_auc: the coverage AUC of the fusion the ranker must beat, on the same rows and
-            cross-validated on the same folds (:func:`cv_folds`).
+        baseline: ``(n, K)`` scores of the fusion the ranker must beat, cross-validated on the same
+            folds (:func:`cv_folds`).
 
     Returns:
-        ``(ranker or None, report)``: ``cv_auc`` (out of sample, :data:`CV_FOLDS` folds), ``fit_auc`` (the final
-        ranker on all rows), ``baseline_auc``, ``kept`` and, when not kept, ``why``.
+        ``(ranker or None, report)``: ``cv_auc`` (out of sample, :data:`CV_FOLDS` folds),
+        ``baseline_auc``, ``se`` (bootstrap standard error of their difference), ``kept`` and, when
+        kept, ``fit_auc`` (the final ranker on all rows), else ``why``.
     """
     from selectsearch.ranking import rank_by_scores
     from selectsearch.selective_metrics import coverage_curve
@@ -319,13 +357,18 @@ def fit_ranker(routers: Sequence[str], parts: Sequence[np.ndarray], familiarity:
     def auc(scores: np.ndarray) -> float:
         return float(coverage_curve(rank_by_scores(scores), pair_query, pair_shard, sizes).auc)
 
-    cv_auc = auc(out_of_fold) if cv_done else float("nan")
-    report: dict[str, Any] = {"cv_auc": cv_auc, "baseline_auc": float(baseline_auc), "n_queries": n,
-                              "n_pairs": len(pair_query), "config": {**config.__dict__}}
-    if not cv_done or not cv_auc > baseline_auc:
-        report.update(kept=False, why=(f"too few distinct validation queries for {CV_FOLDS} folds" if not cv_done else
-                                       f"cross-validated coverage AUC {cv_auc:.2f} does not beat the weighted "
-                                       f"fusion's {baseline_auc:.2f}"))
+    report: dict[str, Any] = {"baseline_auc": auc(baseline), "n_queries": n, "n_pairs": len(pair_query),
+                              "config": {**config.__dict__}}
+    if not cv_done:
+        report.update(kept=False, why=f"too few distinct validation queries for {CV_FOLDS} folds")
+        return None, report
+    report["cv_auc"] = auc(out_of_fold)
+    gain = report["cv_auc"] - report["baseline_auc"]
+    report["se"] = auc_difference_se(out_of_fold, baseline, pair_query, pair_shard, sizes, np.asarray(texts))
+    if not gain > report["se"]:
+        report.update(kept=False, why=f"cross-validated coverage AUC {report['cv_auc']:.2f} against the weighted "
+                                      f"fusion's {report['baseline_auc']:.2f}: a gain of {gain:+.2f}, not above "
+                                      f"its standard error {report['se']:.2f}")
         return None, report
     layers, losses = train_ranker(features, targets, sizes, config)
     final = ShardRanker(list(routers), log_size, layers, familiarity is not None)

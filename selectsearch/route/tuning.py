@@ -587,9 +587,7 @@ def _fit_ranker(index: ShardedIndex, names: Sequence[str], gating: Gating | None
     the bar of the fusion it would replace (the gated weights, else the tuned weights), both
     cross-validated on the same folds of the same queries; ``(None, report)`` when it does not
     beat it."""
-    from selectsearch.ranking import rank_by_scores
     from selectsearch.route.ranker import cv_folds, fit_ranker
-    from selectsearch.selective_metrics import coverage_curve
 
     uses_familiarity = "knn" in names
     kinds = _ranker_kinds(splits, familiarity, uses_familiarity, validation)
@@ -618,9 +616,8 @@ def _fit_ranker(index: ShardedIndex, names: Sequence[str], gating: Gating | None
     pair_query, pair_shard = np.concatenate(pq), np.concatenate(ps)
     baseline = _cross_validated_fusion(index, names, kinds, validation, gating is not None, stacked, familiar,
                                        pair_query, pair_shard, np.concatenate(kind_of_row), cv_folds(texts), step)
-    baseline_auc = coverage_curve(rank_by_scores(baseline), pair_query, pair_shard, index.shard_sizes).auc
     ranker, report = fit_ranker(names, stacked, familiar, pair_query, pair_shard, index.shard_sizes, texts,
-                                baseline_auc=float(baseline_auc))
+                                baseline=baseline)
     report["splits"] = list(kinds)
     report["baseline"] = "gated weights" if gating is not None else "weights"
 

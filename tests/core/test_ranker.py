@@ -15,7 +15,7 @@ from selectsearch.route import make_router, parse_route
 from selectsearch.route.budget import _same_fusion
 from selectsearch.route.calibrate import calibrate_index
 from selectsearch.route.hybrid import HybridRouter, standardise
-from selectsearch.route.ranker import RankerConfig, ShardRanker, fit_ranker, shard_features
+from selectsearch.route.ranker import RankerConfig, ShardRanker, auc_difference_se, fit_ranker, shard_features
 from selectsearch.route.tuning import tune_hybrid, write_routing
 from selectsearch.search import SelectiveSearcher
 from selectsearch.selective_metrics import coverage_curve
@@ -36,6 +36,13 @@ def _second_best(n: int, k: int = 8, seed: int = 0) -> tuple[list[np.ndarray], n
     return [standardise(a), standardise(b)], fam, np.arange(n), target
 
 
+def _oracle(pair_query: np.ndarray, pair_shard: np.ndarray, k: int = 8) -> np.ndarray:
+    """Scores that rank each query's relevant shard first."""
+    out = np.zeros((int(pair_query.max()) + 1, k))
+    out[pair_query, pair_shard] = 1.0
+    return out
+
+
 def _auc(scores: np.ndarray, pair_query: np.ndarray, pair_shard: np.ndarray, k: int = 8) -> float:
     return float(coverage_curve(rank_by_scores(scores), pair_query, pair_shard, np.ones(k)).auc)
 
@@ -54,11 +61,14 @@ def test_shard_features_read_scores_rank_positions_size_and_familiarity() -> Non
 
 def test_the_ranker_learns_a_rank_position_rule_no_weighted_sum_can() -> None:
     parts, fam, pq, ps = _second_best(600)
-    linear = max(_auc(w * parts[0] + (1 - w) * parts[1], pq, ps) for w in np.linspace(0, 1, 11))
+    best = max(np.linspace(0, 1, 11), key=lambda w: _auc(w * parts[0] + (1 - w) * parts[1], pq, ps))
+    fused = best * parts[0] + (1 - best) * parts[1]
+    linear = _auc(fused, pq, ps)
     ranker, report = fit_ranker(["a", "b"], parts, fam, pq, ps, np.ones(8), [f"q{i}" for i in range(600)],
-                                baseline_auc=linear, config=RankerConfig(epochs=60))
+                                baseline=fused, config=RankerConfig(epochs=60))
     assert ranker is not None and report["kept"], report
-    assert report["cv_auc"] > linear + 10
+    assert report["baseline_auc"] == pytest.approx(linear) and report["cv_auc"] > linear + 10
+    assert 0 < report["se"] < 5
     # on new queries it searches router A's second shard first
     new, fam2, pq2, ps2 = _second_best(200, seed=1)
     top = rank_by_scores(ranker.scores(new, fam2))[:, 0]
@@ -68,18 +78,35 @@ def test_the_ranker_learns_a_rank_position_rule_no_weighted_sum_can() -> None:
 
 def test_a_ranker_that_does_not_beat_the_fusion_is_not_kept() -> None:
     parts, fam, pq, ps = _second_best(100)
+    oracle = np.zeros((100, 8))
+    oracle[pq, ps] = 1.0
     ranker, report = fit_ranker(["a", "b"], parts, fam, pq, ps, np.ones(8), [f"q{i}" for i in range(100)],
-                                baseline_auc=100.0, config=RankerConfig(epochs=2))
-    assert ranker is None and not report["kept"] and "does not beat" in report["why"]
-    few, _ = fit_ranker(["a", "b"], [p[:3] for p in parts], fam[:3], np.arange(3), ps[:3], np.ones(8),
-                        ["x", "x", "y"], baseline_auc=0.0, config=RankerConfig(epochs=1))
-    assert few is None
+                                baseline=oracle, config=RankerConfig(epochs=2))
+    assert ranker is None and not report["kept"] and "not above its standard error" in report["why"]
+    few, report = fit_ranker(["a", "b"], [p[:3] for p in parts], fam[:3], np.arange(3), ps[:3], np.ones(8),
+                             ["x", "x", "y"], baseline=oracle[:3], config=RankerConfig(epochs=1))
+    assert few is None and "too few" in report["why"]
+
+
+def test_the_auc_gain_has_a_bootstrap_standard_error() -> None:
+    parts, _, pq, ps = _second_best(300)
+    same = auc_difference_se(parts[0], parts[0], pq, ps, np.ones(8), np.arange(300))
+    assert same == 0.0  # no gain can be told from no gain
+    oracle = _oracle(pq, ps)
+    se = auc_difference_se(oracle, parts[1], pq, ps, np.ones(8), np.arange(300))
+    gain = _auc(oracle, pq, ps) - _auc(parts[1], pq, ps)
+    assert 0 < se < gain / 10
+    # rows of one group move together: duplicated rows in one group give the same spread as one row each
+    doubled = auc_difference_se(np.vstack([oracle, oracle]), np.vstack([parts[1], parts[1]]),
+                                np.concatenate([pq, pq + 300]), np.concatenate([ps, ps]), np.ones(8),
+                                np.concatenate([np.arange(300), np.arange(300)]))
+    assert doubled == pytest.approx(se, rel=0.2)
 
 
 def test_the_ranker_round_trips_and_refuses_what_does_not_fit() -> None:
     parts, fam, pq, ps = _second_best(200)
     ranker, _ = fit_ranker(["a", "b"], parts, fam, pq, ps, np.ones(8), [f"q{i}" for i in range(200)],
-                           baseline_auc=0.0, config=RankerConfig(epochs=3))
+                           baseline=-_oracle(pq, ps), config=RankerConfig(epochs=3))
     assert ranker is not None
     again = ShardRanker.from_dict(ranker.to_dict())
     assert np.array_equal(again.scores(parts, fam), ranker.scores(parts, fam)) and again.digest == ranker.digest
@@ -104,7 +131,7 @@ def test_the_ranker_round_trips_and_refuses_what_does_not_fit() -> None:
 def test_hybrid_ranks_with_its_ranker_and_says_so_in_the_route_details() -> None:
     parts, fam, pq, ps = _second_best(200)
     ranker, _ = fit_ranker(["a", "b"], parts, fam, pq, ps, np.ones(8), [f"q{i}" for i in range(200)],
-                           baseline_auc=0.0, config=RankerConfig(epochs=3))
+                           baseline=-_oracle(pq, ps), config=RankerConfig(epochs=3))
     assert ranker is not None
     router = HybridRouter([TableRouter("a", parts[0][:5]), TableRouter("b", parts[1][:5], fam[:5])], [1.0, 0.0],
                           ranker=ranker)
