@@ -123,8 +123,13 @@ def main(argv: list[str] | None = None) -> int:
                                 options={"knn.encoder": spec})
             write_routing(copy, tuned)
             copies[label] = copy
-            tuning[label] = {"weights": tuned["weights"], "gating": tuned.get("gating")}
-            print(f"{label}: tuned weights {tuned['weights']}", file=sys.stderr, flush=True)
+            fit = tuned.get("ranker_fit") or {}
+            tuning[label] = {"weights": tuned["weights"], "gating": tuned.get("gating"),
+                             "ranker": bool(tuned.get("ranker")), "ranker_fit": fit}
+            print(f"{label}: tuned weights {tuned['weights']}; shard ranker "
+                  f"{'kept' if tuned.get('ranker') else 'not kept'} ({fit.get('why', 'out-of-sample AUC')} "
+                  f"{fit.get('cv_auc', float('nan')):.2f} vs {fit.get('baseline_auc', float('nan')):.2f})",
+                  file=sys.stderr, flush=True)
             (row,) = evaluate(SelectiveSearcher.open(copy, "all"), queries, qrels, [route], ["nDCG@10"], k=args.k)
             quality[label] = {"ndcg10": row["metrics"]["nDCG@10"], "coverage_auc": row["metrics"]["coverage_auc"]}
         (cori,) = evaluate(SelectiveSearcher.open(args.index, "all"), queries, qrels, [f"cori@{args.budget}"],
@@ -199,7 +204,12 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {r['route']} | {r['encoder'] or '-'} | {mode} | {routing:.3f} | "
                          f"{'-' if every is None else f'{every:.3f}'} | {search:.3f} | "
                          f"{routing / search:.0%} | {r['ndcg10']:.4f} | {r['coverage_auc']:.2f} |")
-    lines += ["", "Routing CPU is the calling thread's (`time.thread_time`); in batch mode the routing's CPU on "
+    ranked = [label for label, t in tuning.items() if t.get("ranker")]
+    lines += ["", "Fusion as `tune-route` stores it: "
+              + (f"ranked by its shard ranker for {', '.join(f'`{x}`' for x in ranked)} (kept: its cross-validated "
+                 "coverage AUC beat the gated weights' by more than the standard error), by the gated weights "
+                 "otherwise." if ranked else "the gated weights for every encoder (no shard ranker kept)."),
+              "", "Routing CPU is the calling thread's (`time.thread_time`); in batch mode the routing's CPU on "
               "every thread of the process is shown beside it (`time.process_time`, an upper bound: it also counts "
               "the JVM's compiler and collector threads), the check that no router works on threads of its own.", "",
               "Target (issue 19): the default learned router's routing CPU <= 25% of the search CPU of the same "

@@ -55,6 +55,10 @@ def execute(args: argparse.Namespace) -> int:
     if tuned is not None:
         fused = " + ".join(f"{w:g} {n}" for w, n in zip(tuned["weights"], tuned["routers"], strict=True))
         print(f"routing     hybrid@M = {fused}  (validation AUC {tuned['val_auc']:.2f}, logs {tuned['logs']})")
+        fit = tuned.get("ranker_fit") or {}
+        if tuned.get("ranker"):
+            print(f"            ranked by the shard ranker over these routers (coverage AUC {fit.get('cv_auc', 0):.2f} "
+                  f"out of sample vs {fit.get('baseline_auc', 0):.2f}; hybrid.ranker=off: the weights)")
     versions = info.get("versions") or {}
     print("versions    " + "  ".join(f"{k} {v}" for k, v in versions.items()))
     return 0
