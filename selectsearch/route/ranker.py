@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -351,7 +352,10 @@ def fit_ranker(routers: Sequence[str], parts: Sequence[np.ndarray], familiarity:
     fold = cv_folds(texts)
     out_of_fold = np.zeros((n, k))
     cv_done = len(set(fold.tolist())) == CV_FOLDS
+    started = time.perf_counter()
     for h in range(CV_FOLDS) if cv_done else ():
+        log.info("shard ranker: training on cross-validation fold %d of %d (%d validation rows) [%.0f s]",
+                 h + 1, CV_FOLDS, int((fold != h).sum()), time.perf_counter() - started)
         train, test = fold != h, fold == h
         layers, _ = train_ranker(features[train], targets[train], sizes, config)
         ranker = ShardRanker(list(routers), log_size, layers, familiarity is not None)
@@ -374,6 +378,8 @@ def fit_ranker(routers: Sequence[str], parts: Sequence[np.ndarray], familiarity:
                                       f"fusion's {report['baseline_auc']:.2f}: a gain of {gain:+.2f}, not above "
                                       f"its standard error {report['se']:.2f}")
         return None, report
+    log.info("shard ranker: kept (a gain of %+.2f AUC, standard error %.2f); training it on all %d queries [%.0f s]",
+             gain, report["se"], n, time.perf_counter() - started)
     layers, losses = train_ranker(features, targets, sizes, config)
     final = ShardRanker(list(routers), log_size, layers, familiarity is not None)
     report.update(kept=True, fit_auc=auc(final.scores(parts, familiarity)), final_loss=losses[-1] if losses else None)

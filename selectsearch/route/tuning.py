@@ -587,7 +587,7 @@ def _fit_ranker(index: ShardedIndex, names: Sequence[str], gating: Gating | None
     the bar of the fusion it would replace (the gated weights, else the tuned weights), both
     cross-validated on the same folds of the same queries; ``(None, report)`` when it does not
     beat it."""
-    from selectsearch.route.ranker import cv_folds, fit_ranker
+    from selectsearch.route.ranker import CV_FOLDS, cv_folds, fit_ranker
 
     uses_familiarity = "knn" in names
     kinds = _ranker_kinds(splits, familiarity, uses_familiarity, validation)
@@ -614,6 +614,8 @@ def _fit_ranker(index: ShardedIndex, names: Sequence[str], gating: Gating | None
     stacked = [np.vstack([p[r] for p in parts]) for r in range(len(names))]
     familiar = np.concatenate(fam) if uses_familiarity else None
     pair_query, pair_shard = np.concatenate(pq), np.concatenate(ps)
+    log.info("tune-route: cross-validating the weighted fusion on %d folds of %d validation queries, to compare "
+             "the shard ranker with", CV_FOLDS, len(texts))
     baseline = _cross_validated_fusion(index, names, kinds, validation, gating is not None, stacked, familiar,
                                        pair_query, pair_shard, np.concatenate(kind_of_row), cv_folds(texts), step)
     ranker, report = fit_ranker(names, stacked, familiar, pair_query, pair_shard, index.shard_sizes, texts,
