@@ -33,6 +33,7 @@ from selectsearch.distill.teacher import RowLike, Teacher, as_rows
 from selectsearch.errors import ModelError
 from selectsearch.train.arguments import TrainingArguments
 from selectsearch.train.callbacks import TrainerCallback, TrainState
+from selectsearch.train.epochs import PermutationEpochs
 from selectsearch.train.loop import Trainer, TrainingMethod
 from selectsearch.train.optim import encoder_head_adamw
 from selectsearch.train.schedule import lr_scheduler, seed_everything
@@ -85,7 +86,7 @@ def contrastive_groups(task: str, labels: np.ndarray | None, teacher_pred: np.nd
     return np.searchsorted(edges, values, side="right").astype(np.int64)
 
 
-class ProjectionTraining(TrainingMethod):
+class ProjectionTraining(PermutationEpochs):
     """Step 1 of ReAugKD for the training kernel: ``W`` alone, supervised contrastive loss.
 
     Each epoch is a seeded permutation cut into batches (a last batch of one row is left out:
@@ -101,34 +102,12 @@ class ProjectionTraining(TrainingMethod):
         self.proj = nn.Linear(self.h.shape[1], dim, bias=False)
         self.optimizer = torch.optim.Adam(self.proj.parameters(), lr=config.projection_learning_rate)
         self.scheduler = lr_scheduler(self.optimizer, 0, 1, decay="constant")
-        self.gen = torch.Generator().manual_seed(config.seed)
-        self.batch_size = max(2, min(config.projection_batch_size, len(self.h)))
-        self.starts = [s for s in range(0, len(self.h), self.batch_size) if len(self.h) - s >= 2]
-        self.queue: list[torch.Tensor] = []
-        self.total, self.count = 0.0, 0
-
-    def next_batch(self) -> torch.Tensor:
-        if not self.queue:
-            perm = torch.randperm(len(self.h), generator=self.gen)
-            self.queue = [perm[s : s + self.batch_size] for s in self.starts]
-        return self.queue.pop(0)
+        self.init_epochs(len(self.h), max(2, min(config.projection_batch_size, len(self.h))), config.seed,
+                         min_batch=2)
 
     def compute_loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
         loss = supcon_loss(nnf.normalize(self.proj(self.h[batch]), dim=1), self.y[batch], tau=self.tau)
-        value = float(loss.detach())
-        self.total, self.count = self.total + value, self.count + 1
-        return loss, {"loss": value}
-
-    def clip_groups(self) -> list[list[Any]]:
-        return []
-
-    def epoch_ended(self) -> bool:
-        return not self.queue
-
-    def evaluate(self, state: TrainState) -> dict[str, Any]:
-        record = {"step": state.step, "loss": self.total / max(self.count, 1)}
-        self.total, self.count = 0.0, 0
-        return record
+        return loss, self.track(loss)
 
 
 def train_projection(

@@ -55,8 +55,8 @@ import numpy as np
 
 from selectsearch.errors import RouteSpecError
 from selectsearch.train.arguments import TrainingArguments
-from selectsearch.train.callbacks import TrainState
-from selectsearch.train.loop import Trainer, TrainingMethod
+from selectsearch.train.epochs import PermutationEpochs
+from selectsearch.train.loop import Trainer
 from selectsearch.train.schedule import lr_scheduler
 
 #: cross-validation folds (by query text) that decide whether a ranker is kept
@@ -226,7 +226,7 @@ def train_ranker(features: np.ndarray, targets: np.ndarray, shard_sizes: np.ndar
     return layers, [float(r["loss"]) for r in state.history]
 
 
-class RankerTraining(TrainingMethod):
+class RankerTraining(PermutationEpochs):
     """The ranker's method for the training kernel: seeded batches of queries, the pairwise loss
     of the module docs, one validation record (the epoch's mean loss) per epoch."""
 
@@ -248,19 +248,7 @@ class RankerTraining(TrainingMethod):
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate,
                                           weight_decay=config.weight_decay)
         self.scheduler = lr_scheduler(self.optimizer, 0, 1, decay="constant")
-        self.gen = torch.Generator().manual_seed(config.seed)
-        self.batch_size = max(1, min(config.batch_size, len(self.x)))
-        self.starts = list(range(0, len(self.x), self.batch_size))
-        self.queue: list[Any] = []
-        self.total, self.count = 0.0, 0
-
-    def next_batch(self) -> Any:
-        import torch
-
-        if not self.queue:
-            perm = torch.randperm(len(self.x), generator=self.gen)
-            self.queue = [perm[s : s + self.batch_size] for s in self.starts]
-        return self.queue.pop(0)
+        self.init_epochs(len(self.x), max(1, min(config.batch_size, len(self.x))), config.seed)
 
     def compute_loss(self, batch: Any) -> tuple[Any, dict[str, Any]]:
         import torch
@@ -271,20 +259,7 @@ class RankerTraining(TrainingMethod):
         weight = (t[:, :, None] - t[:, None, :]).clamp(min=0) * self.size[None, None, :]
         wrong = torch.nn.functional.softplus(s[:, None, :] - s[:, :, None])
         loss = (wrong * weight).sum() / weight.sum().clamp(min=1e-12)
-        value = float(loss.detach())
-        self.total, self.count = self.total + value, self.count + 1
-        return loss, {"loss": value}
-
-    def clip_groups(self) -> list[list[Any]]:
-        return []
-
-    def epoch_ended(self) -> bool:
-        return not self.queue
-
-    def evaluate(self, state: TrainState) -> dict[str, Any]:
-        record = {"step": state.step, "loss": self.total / max(self.count, 1)}
-        self.total, self.count = 0.0, 0
-        return record
+        return loss, self.track(loss)
 
 
 def auc_difference_se(better: np.ndarray, worse: np.ndarray, pair_query: np.ndarray, pair_shard: np.ndarray,
