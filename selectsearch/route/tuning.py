@@ -56,7 +56,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -620,12 +620,12 @@ def _fit_ranker(index: ShardedIndex, names: Sequence[str], gating: Gating | None
                                        pair_query, pair_shard, np.concatenate(kind_of_row), cv_folds(texts), step)
     ranker, report = fit_ranker(names, stacked, familiar, pair_query, pair_shard, index.shard_sizes, texts,
                                 baseline=baseline)
-    report["splits"] = list(kinds)
-    report["baseline"] = "gated weights" if gating is not None else "weights"
-
+    report.update(splits=list(kinds), baseline="gated weights" if gating is not None else "weights")
     if ranker is None:
         log.info("tune-route: no shard ranker: %s", report.get("why"))
-    return ranker, report
+        return None, report
+    # the stored ranker carries its report: recalibrating the index reads the splits it was fitted on
+    return replace(ranker, fit=dict(report)), report
 
 
 def _cross_validated_fusion(index: ShardedIndex, names: Sequence[str], kinds: Sequence[str], validation: str,
