@@ -81,17 +81,17 @@ def shard_features(parts: Sequence[np.ndarray], familiarity: np.ndarray | None, 
         log_size: ``(K,)`` log relative shard sizes.
     """
     n, k = parts[0].shape
-    cols: list[np.ndarray] = []
+    # filled in place, one column at a time: this runs for every routed query (tens of µs saved)
+    out = np.empty((n, k, 2 * len(parts) + 1 + int(familiarity is not None)))
     rows = np.arange(n)[:, None]
-    for z in parts:
-        z = np.asarray(z, dtype=np.float64)
-        rank = np.empty((n, k))
-        rank[rows, np.argsort(-z, axis=1, kind="stable")] = np.arange(k, dtype=np.float64)
-        cols += [z, np.log1p(rank)]
-    cols.append(np.broadcast_to(np.asarray(log_size, dtype=np.float64), (n, k)))
+    log_positions = np.log1p(np.arange(k, dtype=np.float64))
+    for j, z in enumerate(parts):
+        out[:, :, 2 * j] = z
+        out[rows, np.argsort(-np.asarray(z), axis=1, kind="stable"), 2 * j + 1] = log_positions
+    out[:, :, 2 * len(parts)] = log_size
     if familiarity is not None:
-        cols.append(np.broadcast_to(np.asarray(familiarity, dtype=np.float64)[:, None], (n, k)))
-    return np.stack(cols, axis=2)
+        out[:, :, -1] = np.asarray(familiarity, dtype=np.float64)[:, None]
+    return out
 
 
 @dataclass(frozen=True, eq=False)
