@@ -3,9 +3,9 @@
 The linear fusion of :mod:`selectsearch.route.hybrid` weighs each router's standardised shard
 scores by one weight per router, and the gate of :mod:`selectsearch.route.gating` moves between
 two such weight vectors by the query's familiarity. Both are blind to *where* in a router's
-ranking the evidence lies: on Home Depot CORI's top shard is usually right while ``knn``'s top
-shard helps only when its neighbours are close, and on SciFact ``knn``'s first shard is worth more
-than CORI's first while their later shards are worth about the same. A small network that reads,
+ranking the evidence lies: a router whose first shard is reliable and whose later shards are noise
+gets one weight at every depth, and a score's meaning cannot depend on the shard's size. A small
+network that reads,
 for every (query, shard), each router's standardised score and the log of its rank position,
 the log of the shard's relative size and the query's familiarity (when ``knn`` is fused) can
 learn such rules; its output is the shard's score, and shards are searched best first.
