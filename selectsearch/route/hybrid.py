@@ -297,6 +297,10 @@ def make_hybrid_router(spec: RouteSpec, index: ShardedIndex, *, qrels: Qrels | N
                 gate = Gating.from_dict(tuned["gating"])
             if tuned.get("ranker") and str(ranker).lower() in ("on", "1", "true"):
                 learned = ShardRanker.from_dict(tuned["ranker"])
+                if len(learned.log_size) != index.n_shards:
+                    raise RouteSpecError(f"the shard ranker in {index.path / ROUTING_FILE} was fitted for "
+                                         f"{len(learned.log_size)} shards, not this index's {index.n_shards}; run "
+                                         "`selectsearch tune-route` again")
     untuned = routers is None
     if routers is None:
         routers = DEFAULT_ROUTERS

@@ -47,7 +47,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -64,8 +64,8 @@ CV_FOLDS = 5
 #: bootstrap resamples of the validation queries for the standard error of the AUC gain
 BOOTSTRAP_RESAMPLES = 200
 
-__all__ = ["BOOTSTRAP_RESAMPLES", "CV_FOLDS", "RankerConfig", "RankerTraining", "ShardRanker", "auc_difference_se",
-           "cv_folds", "fit_ranker", "shard_features", "train_ranker"]
+__all__ = ["BOOTSTRAP_RESAMPLES", "CV_FOLDS", "RANKER_TRAINING", "RankerConfig", "RankerTraining", "ShardRanker",
+           "auc_difference_se", "cv_folds", "fit_ranker", "shard_features", "train_ranker"]
 
 log = logging.getLogger(__name__)
 
@@ -174,24 +174,26 @@ class ShardRanker:
             raise RouteSpecError(f"malformed shard ranker in routing.json: {exc!r}") from exc
 
 
+#: the fields of :data:`RANKER_TRAINING` the ranker reads (reported with each fit)
+_TRAINING_FIELDS = ("epochs", "batch_size", "learning_rate", "weight_decay", "seed")
+#: how the ranker trains, in the project's one training vocabulary: Adam (its L2 ``weight_decay``),
+#: a constant learning rate, no gradient clipping
+RANKER_TRAINING = TrainingArguments(epochs=40, batch_size=512, learning_rate=3e-3, weight_decay=1e-4,
+                                    max_grad_norm=0.0, seed=0)
+
+
 @dataclass(frozen=True)
 class RankerConfig:
     """How :func:`train_ranker` fits a ranker.
 
     Attributes:
         hidden: units of each of the two hidden layers.
-        epochs: passes over the training queries.
-        batch_size: queries per optimiser step.
-        learning_rate, weight_decay: Adam's.
-        seed: initialisation and batch order.
+        training: epochs, batch size (queries per step), learning rate, weight decay and seed
+            (:class:`~selectsearch.train.arguments.TrainingArguments`; the rest is unused).
     """
 
     hidden: int = 32
-    epochs: int = 40
-    batch_size: int = 512
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
+    training: TrainingArguments = RANKER_TRAINING
 
 
 def cv_folds(texts: Sequence[str]) -> np.ndarray:
@@ -215,9 +217,8 @@ def train_ranker(features: np.ndarray, targets: np.ndarray, shard_sizes: np.ndar
     import torch
 
     method = RankerTraining(features, targets, shard_sizes, config)
-    total = max(1, config.epochs * len(method.starts))
-    args = TrainingArguments(max_steps=total, batch_size=config.batch_size, learning_rate=config.learning_rate,
-                             max_grad_norm=0.0, seed=config.seed)
+    total = max(1, int(config.training.epochs * len(method.starts)))
+    args = replace(config.training, max_steps=total, epochs=0.0)
     state = Trainer(method, args, total_steps=total).train()
     with torch.no_grad():
         linears = [m for m in method.net if isinstance(m, torch.nn.Linear)]
@@ -236,7 +237,8 @@ class RankerTraining(PermutationEpochs):
                  config: RankerConfig) -> None:
         import torch
 
-        torch.manual_seed(config.seed)
+        args = config.training
+        torch.manual_seed(args.seed)
         self.x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
         self.t = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
         sizes = np.asarray(shard_sizes, dtype=np.float64)
@@ -245,10 +247,10 @@ class RankerTraining(PermutationEpochs):
         self.net = torch.nn.Sequential(torch.nn.Linear(f, config.hidden), torch.nn.ReLU(),
                                        torch.nn.Linear(config.hidden, config.hidden), torch.nn.ReLU(),
                                        torch.nn.Linear(config.hidden, 1))
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate,
-                                          weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=args.learning_rate,
+                                          weight_decay=args.weight_decay)
         self.scheduler = lr_scheduler(self.optimizer, 0, 1, decay="constant")
-        self.init_epochs(len(self.x), max(1, min(config.batch_size, len(self.x))), config.seed)
+        self.init_epochs(len(self.x), max(1, min(args.batch_size, len(self.x))), args.seed)
 
     def compute_loss(self, batch: Any) -> tuple[Any, dict[str, Any]]:
         import torch
@@ -341,7 +343,8 @@ def fit_ranker(routers: Sequence[str], parts: Sequence[np.ndarray], familiarity:
         return float(coverage_curve(rank_by_scores(scores), pair_query, pair_shard, sizes).auc)
 
     report: dict[str, Any] = {"baseline_auc": auc(baseline), "n_queries": n, "n_pairs": len(pair_query),
-                              "config": {**config.__dict__}}
+                              "config": {"hidden": config.hidden, **{k: v for k, v in asdict(config.training).items()
+                                                                    if k in _TRAINING_FIELDS}}}
     if not cv_done:
         report.update(kept=False, why=f"too few distinct validation queries for {CV_FOLDS} folds")
         return None, report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +16,25 @@ from selectsearch.route import make_router, parse_route
 from selectsearch.route.budget import _same_fusion
 from selectsearch.route.calibrate import calibrate_index
 from selectsearch.route.hybrid import HybridRouter, standardise
-from selectsearch.route.ranker import RankerConfig, ShardRanker, auc_difference_se, fit_ranker, shard_features
+from selectsearch.route.ranker import (
+    RANKER_TRAINING,
+    RankerConfig,
+    ShardRanker,
+    auc_difference_se,
+    fit_ranker,
+    shard_features,
+)
 from selectsearch.route.tuning import tune_hybrid, write_routing
 from selectsearch.search import SelectiveSearcher
 from selectsearch.selective_metrics import coverage_curve
 from selectsearch.types import Query
 
 from .test_gating import TableRouter, _click_log
+
+
+def _epochs(n: int) -> RankerConfig:
+    """The default ranker training, for ``n`` epochs (tests train briefly)."""
+    return RankerConfig(training=replace(RANKER_TRAINING, epochs=n))
 
 
 def _second_best(n: int, k: int = 8, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
@@ -65,7 +78,7 @@ def test_the_ranker_learns_a_rank_position_rule_no_weighted_sum_can() -> None:
     fused = best * parts[0] + (1 - best) * parts[1]
     linear = _auc(fused, pq, ps)
     ranker, report = fit_ranker(["a", "b"], parts, fam, pq, ps, np.ones(8), [f"q{i}" for i in range(600)],
-                                baseline=fused, config=RankerConfig(epochs=60))
+                                baseline=fused, config=_epochs(60))
     assert ranker is not None and report["kept"], report
     assert report["baseline_auc"] == pytest.approx(linear) and report["cv_auc"] > linear + 10
     assert 0 < report["se"] < 5
@@ -81,10 +94,10 @@ def test_a_ranker_that_does_not_beat_the_fusion_is_not_kept() -> None:
     oracle = np.zeros((100, 8))
     oracle[pq, ps] = 1.0
     ranker, report = fit_ranker(["a", "b"], parts, fam, pq, ps, np.ones(8), [f"q{i}" for i in range(100)],
-                                baseline=oracle, config=RankerConfig(epochs=2))
+                                baseline=oracle, config=_epochs(2))
     assert ranker is None and not report["kept"] and "not above its standard error" in report["why"]
     few, report = fit_ranker(["a", "b"], [p[:3] for p in parts], fam[:3], np.arange(3), ps[:3], np.ones(8),
-                             ["x", "x", "y"], baseline=oracle[:3], config=RankerConfig(epochs=1))
+                             ["x", "x", "y"], baseline=oracle[:3], config=_epochs(1))
     assert few is None and "too few" in report["why"]
 
 
@@ -106,7 +119,7 @@ def test_the_auc_gain_has_a_bootstrap_standard_error() -> None:
 def test_the_ranker_round_trips_and_refuses_what_does_not_fit() -> None:
     parts, fam, pq, ps = _second_best(200)
     ranker, _ = fit_ranker(["a", "b"], parts, fam, pq, ps, np.ones(8), [f"q{i}" for i in range(200)],
-                           baseline=-_oracle(pq, ps), config=RankerConfig(epochs=3))
+                           baseline=-_oracle(pq, ps), config=_epochs(3))
     assert ranker is not None
     again = ShardRanker.from_dict(ranker.to_dict())
     assert np.array_equal(again.scores(parts, fam), ranker.scores(parts, fam)) and again.digest == ranker.digest
@@ -131,7 +144,7 @@ def test_the_ranker_round_trips_and_refuses_what_does_not_fit() -> None:
 def test_hybrid_ranks_with_its_ranker_and_says_so_in_the_route_details() -> None:
     parts, fam, pq, ps = _second_best(200)
     ranker, _ = fit_ranker(["a", "b"], parts, fam, pq, ps, np.ones(8), [f"q{i}" for i in range(200)],
-                           baseline=-_oracle(pq, ps), config=RankerConfig(epochs=3))
+                           baseline=-_oracle(pq, ps), config=_epochs(3))
     assert ranker is not None
     router = HybridRouter([TableRouter("a", parts[0][:5]), TableRouter("b", parts[1][:5], fam[:5])], [1.0, 0.0],
                           ranker=ranker)
@@ -175,6 +188,13 @@ def test_tune_route_reports_the_ranker_and_search_applies_a_stored_one(own_index
     assert not _same_fusion(off, tuned["calibration"]["hybrid"])
     with pytest.raises(RouteSpecError, match="ranker must be on or off"):
         make_router(parse_route("hybrid@1"), index, ranker="maybe")
+    # a ranker fitted for another number of shards is refused when the route is built, not mid-search
+    wrong = dict(tuned, ranker=ShardRanker(["centroid", "cori", "knn"], np.zeros(n_shards + 1), ranker.layers,
+                                           uses_familiarity=True).to_dict())
+    write_routing(own_index, wrong, overwrite=True)
+    with pytest.raises(RouteSpecError, match=f"fitted for {n_shards + 1} shards, not this index's {n_shards}"):
+        make_router(parse_route("hybrid@1"), index)
+    write_routing(own_index, tuned, overwrite=True)
     queries = [Query("a", "alpha beta"), Query("b", "zzz unknown words")]
     result = SelectiveSearcher(index, router, 1).batch_search(queries, k=3)
     # this ranker scores a shard minus its centroid z-score: the centroid router's last shard first
